@@ -1,0 +1,5 @@
+import sys
+
+from ich_viewer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,81 @@
+"""Command line: parses arguments and hands them to the module that does the work."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+COMMANDS = ("view", "inspect", "analyze", "phantom")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ich-viewer",
+        description="Head CT viewer with a research ICH classifier (decision support, not diagnosis).",
+    )
+    sub = parser.add_subparsers(dest="command")
+
+    view = sub.add_parser("view", help="open the viewer window (default)")
+    view.add_argument("path", nargs="?", help="study folder, DICOM file, DICOMDIR or zip")
+    view.add_argument("--demo", action="store_true", help="open a generated demo study")
+    view.add_argument("--device", help="inference device: auto, cpu, cuda, cuda:N, mps")
+    view.add_argument("--no-model", action="store_true", help="do not run the classifier")
+    view.add_argument("--smoke-test", action="store_true", help="self-check of an install; exits 0 when all works")
+
+    inspect = sub.add_parser("inspect", help="what the loader finds under PATH")
+    inspect.add_argument("path")
+    inspect.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    analyze = sub.add_parser("analyze", help="run the classifier without a window")
+    analyze.add_argument("path")
+    analyze.add_argument("--json", dest="json_out", metavar="F", help="write per-slice results as JSON")
+    analyze.add_argument("--csv", dest="csv_out", metavar="F", help="write per-slice results as CSV")
+    analyze.add_argument("--report", metavar="F.pdf", help="write a PDF report")
+    analyze.add_argument("--sr", metavar="DIR", help="write a DICOM SR and key images into DIR")
+    analyze.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N, mps")
+    analyze.add_argument("--model-dir", default=None, help="folder with weights and model card")
+    analyze.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+    phantom = sub.add_parser("phantom", help="write a synthetic head CT study")
+    phantom.add_argument("out", help="output folder (created; must be empty or new)")
+    phantom.add_argument("--seed", type=int, default=0)
+    phantom.add_argument("--subtypes", nargs="*", default=None,
+                         help="epidural intraparenchymal intraventricular subarachnoid subdural (none for a normal head)")
+    phantom.add_argument("--slices", type=int, default=None, help="number of slices")
+    phantom.add_argument("--thickness", type=float, default=None, help="slice thickness in mm")
+    phantom.add_argument("--matrix", type=int, default=512, help="rows and columns")
+    phantom.add_argument("--syntax", default="explicit",
+                         help="transfer syntax: implicit, explicit, big, deflated, rle, jpeg-lossless, jpeg-ls, jpeg2000")
+    phantom.add_argument("--tilt", type=float, default=0.0, help="gantry tilt in degrees")
+    phantom.add_argument("--messy", action="store_true",
+                         help="random file names, nested folders, a localizer, a second series and junk files")
+    phantom.add_argument("--dicomdir", action="store_true", help="also write a DICOMDIR")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        argv.insert(0, "view")
+    args = build_parser().parse_args(argv)
+
+    if args.command == "view":
+        from ich_viewer.ui.app import run_viewer
+
+        return run_viewer(args)
+    if args.command == "inspect":
+        from ich_viewer.dicom.inspect import run_inspect
+
+        return run_inspect(args)
+    if args.command == "analyze":
+        from ich_viewer.inference.analyze import run_analyze
+
+        return run_analyze(args)
+    if args.command == "phantom":
+        from ich_viewer.phantom.command import run_phantom
+
+        return run_phantom(args)
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

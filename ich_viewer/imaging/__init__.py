@@ -1,0 +1,1 @@
+"""Qt-free window presets and the DICOM VOI LINEAR mapping."""

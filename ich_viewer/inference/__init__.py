@@ -1,0 +1,1 @@
+"""Classifier: network, preprocessing, weights, device, predict(); one Qt worker."""

@@ -1,0 +1,1 @@
+"""Qt-free synthetic head CT: anatomy, hemorrhage, labels, DICOM writer."""

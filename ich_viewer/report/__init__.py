@@ -1,0 +1,1 @@
+"""Qt-free report data and writers: PDF, CSV, JSON, DICOM SR."""

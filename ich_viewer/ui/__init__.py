@@ -1,0 +1,1 @@
+"""Every widget; the only place that knows about windows and keys."""
