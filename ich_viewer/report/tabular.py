@@ -1,0 +1,101 @@
+"""Machine-readable results: JSON and CSV with one row per slice and the same content.
+
+``ich-viewer analyze --json/--csv`` and the window's export both call these. The JSON
+adds the study, series and model blocks around the rows; every CSV row carries the
+model identity so a row still says where it came from when copied elsewhere.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+from ich_viewer import LABELS, RESEARCH_NOTICE, __version__
+from ich_viewer.dicom.model import Study
+from ich_viewer.report.atomic import atomic_write_bytes
+from ich_viewer.report.decisions import StudyDecisions
+from ich_viewer.report.destination import check_outside_study
+from ich_viewer.report.rows import (
+    ROW_FIELDS, Results, build_rows, decision_counts, model_dict, study_dict, utc_now_iso,
+)
+
+FORMAT_NAME = "ich-viewer-slice-results"
+FORMAT_VERSION = 1
+CSV_MODEL_FIELDS: tuple[str, ...] = ("model_name", "model_version", "model_sha256", "device", "analyzed_at")
+CSV_FIELDS: tuple[str, ...] = (*ROW_FIELDS, *CSV_MODEL_FIELDS)
+
+
+def results_document(
+    study: Study, results: Results, decisions: StudyDecisions | None = None, *, deidentify: bool = False
+) -> dict:
+    """The JSON content as a dict (also what tests and the PDF summary read)."""
+    rows = build_rows(results, decisions, deidentify=deidentify)
+    series_blocks = []
+    for series, prediction in results:
+        series_rows = [r for r in rows if r.series_uid == series.series_uid]
+        series_blocks.append({
+            "series_uid": series.series_uid,
+            "series_number": series.series_number,
+            "description": series.description,
+            "n_slices": len(series.slices),
+            "n_predicted": len(prediction.slices),
+            "model": model_dict(prediction.model),
+            "started_at": prediction.started_at,
+            "finished_at": prediction.finished_at,
+            "suspected": prediction.suspected_labels(),
+            "review": decision_counts(series_rows),
+        })
+    first = results[0][1] if results else None
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "software": {"name": "ICH Viewer", "version": __version__},
+        "notice": RESEARCH_NOTICE,
+        "exported_at": utc_now_iso(),
+        "labels": list(LABELS),
+        "model": model_dict(first.model) if first else None,
+        "analyzed_at": first.started_at if first else "",
+        "study": study_dict(study, deidentify=deidentify),
+        "series": series_blocks,
+        "slices": [row.to_json() for row in rows],
+    }
+
+
+def write_json(
+    path: str | os.PathLike, study: Study, results: Results, decisions: StudyDecisions | None = None,
+    overwrite: bool = False, *, deidentify: bool = False,
+) -> Path:
+    check_outside_study(path, study)
+    document = results_document(study, results, decisions, deidentify=deidentify)
+    data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return atomic_write_bytes(path, data, overwrite=overwrite)
+
+
+def csv_text(study: Study, results: Results, decisions: StudyDecisions | None = None, *, deidentify: bool = False) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    models = {series.series_uid: prediction for series, prediction in results}
+    for row in build_rows(results, decisions, deidentify=deidentify):
+        prediction = models[row.series_uid]
+        writer.writerow({
+            **row.to_csv(),
+            "model_name": prediction.model.name,
+            "model_version": prediction.model.version,
+            "model_sha256": prediction.model.sha256,
+            "device": prediction.model.device,
+            "analyzed_at": prediction.started_at,
+        })
+    return buffer.getvalue()
+
+
+def write_csv(
+    path: str | os.PathLike, study: Study, results: Results, decisions: StudyDecisions | None = None,
+    overwrite: bool = False, *, deidentify: bool = False,
+) -> Path:
+    """UTF-8 with a byte-order mark so spreadsheet programs read accented names right."""
+    check_outside_study(path, study)
+    data = csv_text(study, results, decisions, deidentify=deidentify).encode("utf-8-sig")
+    return atomic_write_bytes(path, data, overwrite=overwrite)
