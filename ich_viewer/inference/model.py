@@ -1,0 +1,132 @@
+"""The classifier: a small residual CNN in plain PyTorch, shaped by an ``arch`` dict.
+
+The trainer can widen, deepen or shrink it by changing the dict (saved in the model
+card) without touching this code. Output: logits (B, 6) in ``LABELS`` order; the "any"
+logit is never below any subtype logit, so P(any) >= P(subtype) holds by construction.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ich_viewer import LABELS
+
+ARCH_NAME = "ich-resnet"
+
+DEFAULT_ARCH: dict = {
+    "name": ARCH_NAME,
+    "in_channels": 9,
+    "stem_width": 24,
+    "stem_stride": 2,
+    "widths": [32, 64, 128, 192],
+    "blocks": [1, 1, 2, 1],
+    "strides": [2, 2, 2, 2],
+    "dropout": 0.2,
+    "pool": "avgmax",
+}
+"""~1.1 M parameters; about 0.3 GFLOP per 160 x 160 input."""
+
+_ARCH_KEYS = set(DEFAULT_ARCH)
+
+
+def default_arch(in_channels: int = 9, **changes) -> dict:
+    """A complete arch dict: the defaults with ``changes`` applied."""
+    arch = {**DEFAULT_ARCH, "in_channels": in_channels, **changes}
+    return normalise_arch(arch)
+
+
+def normalise_arch(arch: dict) -> dict:
+    """Fill defaults, check types and lengths; raises ValueError with the reason."""
+    unknown = set(arch) - _ARCH_KEYS
+    if unknown:
+        raise ValueError(f"unknown architecture keys: {sorted(unknown)}")
+    full = {**DEFAULT_ARCH, **arch}
+    if full["name"] != ARCH_NAME:
+        raise ValueError(f"architecture {full['name']!r} is not {ARCH_NAME!r}")
+    widths, blocks = list(full["widths"]), list(full["blocks"])
+    strides = list(full["strides"])[: len(widths)]
+    if not widths or len(widths) != len(blocks) or len(strides) != len(widths):
+        raise ValueError("architecture needs as many widths, blocks and strides as stages")
+    if min(widths) < 1 or min(blocks) < 1 or int(full["in_channels"]) < 1:
+        raise ValueError("architecture widths, blocks and in_channels must be positive")
+    if full["pool"] not in ("avg", "avgmax"):
+        raise ValueError(f"pool must be 'avg' or 'avgmax', not {full['pool']!r}")
+    full.update(widths=[int(w) for w in widths], blocks=[int(b) for b in blocks],
+                strides=[int(s) for s in strides], in_channels=int(full["in_channels"]),
+                stem_width=int(full["stem_width"]), stem_stride=int(full["stem_stride"]),
+                dropout=float(full["dropout"]))
+    return full
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with a shortcut (1x1 projection when the shape changes)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class ICHNet(nn.Module):
+    """Stem, residual stages, global pooling, linear head with the "any" constraint."""
+
+    def __init__(self, arch: dict) -> None:
+        super().__init__()
+        self.arch = normalise_arch(arch)
+        a = self.arch
+        self.stem = nn.Sequential(
+            nn.Conv2d(a["in_channels"], a["stem_width"], 3, a["stem_stride"], 1, bias=False),
+            nn.BatchNorm2d(a["stem_width"]),
+            nn.ReLU(inplace=True),
+        )
+        stages: list[nn.Module] = []
+        c_in = a["stem_width"]
+        for width, n_blocks, stride in zip(a["widths"], a["blocks"], a["strides"]):
+            blocks = [BasicBlock(c_in, width, stride)]
+            blocks += [BasicBlock(width, width, 1) for _ in range(n_blocks - 1)]
+            stages.append(nn.Sequential(*blocks))
+            c_in = width
+        self.stages = nn.Sequential(*stages)
+        pooled = c_in * (2 if a["pool"] == "avgmax" else 1)
+        self.dropout = nn.Dropout(a["dropout"])
+        self.fc = nn.Linear(pooled, len(LABELS))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Output of the last residual block (B, C, h, w): where Grad-CAM looks."""
+        return self.stages(self.stem(x))
+
+    def classify(self, feats: torch.Tensor) -> torch.Tensor:
+        """Pool, project, and lift "any" to at least the largest subtype logit."""
+        pooled = feats.mean(dim=(2, 3))
+        if self.arch["pool"] == "avgmax":
+            pooled = torch.cat([pooled, feats.amax(dim=(2, 3))], dim=1)
+        raw = self.fc(self.dropout(pooled))
+        subtypes = raw[:, :-1]
+        any_logit = torch.maximum(raw[:, -1], subtypes.amax(dim=1))
+        return torch.cat([subtypes, any_logit[:, None]], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(x))
+
+
+def build_model(arch: dict | None = None) -> ICHNet:
+    """A freshly initialised network for ``arch`` (defaults when None)."""
+    return ICHNet(arch if arch is not None else DEFAULT_ARCH)
+
+
+def to_probabilities(logits: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Sigmoid of the logits as float64 numpy (B, 6), LABELS order."""
+    tensor = torch.as_tensor(logits).detach().float().cpu()
+    return torch.sigmoid(tensor).double().numpy()
