@@ -1,0 +1,40 @@
+"""Subtype colours shared by the slice strip, the overlays and the exported reports.
+
+Okabe-Ito colours, chosen to stay distinguishable with the common colour-vision
+deficiencies. Qt-free (plain RGB tuples and hex strings) so reports use the same values.
+"""
+from __future__ import annotations
+
+from ich_viewer import LABELS
+
+OKABE_ITO: dict[str, tuple[int, int, int]] = {
+    "orange": (230, 159, 0),
+    "sky_blue": (86, 180, 233),
+    "bluish_green": (0, 158, 115),
+    "yellow": (240, 228, 66),
+    "blue": (0, 114, 178),
+    "vermillion": (213, 94, 0),
+    "reddish_purple": (204, 121, 167),
+    "black": (0, 0, 0),
+}
+
+LABEL_COLOURS: dict[str, tuple[int, int, int]] = {
+    "epidural": OKABE_ITO["orange"],
+    "intraparenchymal": OKABE_ITO["vermillion"],
+    "intraventricular": OKABE_ITO["blue"],
+    "subarachnoid": OKABE_ITO["sky_blue"],
+    "subdural": OKABE_ITO["bluish_green"],
+    "any": OKABE_ITO["reddish_purple"],
+}
+"""RGB 0..255 per label, keys in ``LABELS`` order."""
+
+assert tuple(LABEL_COLOURS) == LABELS
+
+
+def label_colour(label: str) -> tuple[int, int, int]:
+    return LABEL_COLOURS[label]
+
+
+def label_hex(label: str) -> str:
+    r, g, b = LABEL_COLOURS[label]
+    return f"#{r:02x}{g:02x}{b:02x}"
