@@ -1,0 +1,130 @@
+"""Run the classifier over a series: batches, progress, cancel, results slice by slice.
+
+A plain function (no Qt) so the window, ``analyze`` and the tests share one code path;
+the Qt worker only wraps it.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ich_viewer import LABELS
+from ich_viewer.dicom.model import PixelDecodeError
+from ich_viewer.inference.model import to_probabilities
+from ich_viewer.inference.preprocess import series_input
+from ich_viewer.inference.results import SeriesPrediction, SlicePrediction, flagged_labels
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ich_viewer.dicom.model import Series
+    from ich_viewer.inference.weights import LoadedModel
+
+
+@dataclass
+class PredictState:
+    """Inputs and controls of one run; ``errors`` collects slices that could not be read."""
+
+    loaded: "LoadedModel"
+    batch_size: int = 8
+    first_batch: int = 2
+    """A small first batch so the first results show quickly."""
+    start_index: int | None = None
+    """Work outwards from this slice (the one on screen); None = in order from 0."""
+    progress: Callable[[int, int], None] | None = None
+    """(done, total) after every batch, skipped slices included."""
+    cancel: Callable[[], bool] | threading.Event | None = None
+    threads: int | None = None
+    """torch CPU threads for this run (process-wide setting); None leaves it alone."""
+    errors: dict[int, str] = field(default_factory=dict)
+
+    def cancelled(self) -> bool:
+        if self.cancel is None:
+            return False
+        if isinstance(self.cancel, threading.Event):
+            return self.cancel.is_set()
+        return bool(self.cancel())
+
+
+def slice_order(n: int, start_index: int | None) -> list[int]:
+    """0..n-1, or the slices nearest ``start_index`` first (start, +1, -1, +2, ...)."""
+    if start_index is None or n == 0:
+        return list(range(n))
+    start = min(max(int(start_index), 0), n - 1)
+    order = [start]
+    for step in range(1, n):
+        for j in (start + step, start - step):
+            if 0 <= j < n:
+                order.append(j)
+    return order
+
+
+def _batches(order: list[int], first: int, size: int) -> Iterator[list[int]]:
+    position = 0
+    width = max(1, min(first, size))
+    while position < len(order):
+        yield order[position:position + width]
+        position += width
+        width = max(1, size)
+
+
+def predict(series: "Series", state: PredictState) -> Iterator[SlicePrediction]:
+    """Yield one SlicePrediction per readable slice, batch by batch.
+
+    The cancel flag is checked before each batch; a slice whose pixels cannot be decoded
+    is recorded in ``state.errors`` and skipped.
+    """
+    loaded = state.loaded
+    spec, model, device = loaded.spec, loaded.model, loaded.device
+    if state.threads is not None and device.type == "cpu":
+        torch.set_num_threads(max(1, int(state.threads)))
+    total = len(series)
+    done = 0
+    order = slice_order(total, state.start_index)
+    with torch.inference_mode():
+        for batch in _batches(order, state.first_batch, state.batch_size):
+            if state.cancelled():
+                return
+            inputs, kept = [], []
+            for index in batch:
+                try:
+                    inputs.append(series_input(series, index, spec))
+                    kept.append(index)
+                except (PixelDecodeError, ValueError) as exc:
+                    state.errors[index] = str(exc)
+            if inputs:
+                tensor = torch.from_numpy(np.stack(inputs)).to(device)
+                probs = to_probabilities(model(tensor))
+            done += len(batch)
+            for row, index in enumerate(kept):
+                yield make_slice_prediction(series, index, probs[row], loaded.thresholds)
+            if state.progress is not None:
+                state.progress(done, total)
+
+
+def make_slice_prediction(series: "Series", index: int, probs: Sequence[float],
+                          thresholds: dict[str, float]) -> SlicePrediction:
+    header = series.slices[index]
+    probabilities = {label: float(p) for label, p in zip(LABELS, probs)}
+    return SlicePrediction(
+        index=index,
+        sop_instance_uid=header.sop_instance_uid,
+        file=header.path,
+        probabilities=probabilities,
+        flagged=flagged_labels(probabilities, thresholds),
+    )
+
+
+def predict_series(series: "Series", state: PredictState) -> SeriesPrediction:
+    """All predictions of a series, sorted by slice index, with start and end times."""
+    started = _now()
+    slices = sorted(predict(series, state), key=lambda s: s.index)
+    return SeriesPrediction(series_uid=series.series_uid, model=state.loaded.info, slices=slices,
+                            started_at=started, finished_at=_now())
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
