@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lint bench package clean
+.PHONY: run test install lint bench package clean package-test package-cuda
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,40 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# Packaged install (PyInstaller, one folder). The CPU flavour is built in its own venv with
+# a CPU-only torch (constraints-cpu.txt), never from .venv's CUDA torch. Rebuilds only when
+# a bundled file changed. See README "Packaging".
+PKG_VENV  ?= .venv-package
+PKG_PY    := $(PKG_VENV)/bin/python
+PKG_STAMP := $(PKG_VENV)/.installed
+PKG_APP   := dist/ich-viewer/ich-viewer
+PKG_INPUTS := ich_viewer.spec $(shell find ich_viewer packaging resources models -type f -not -path '*/__pycache__/*' 2>/dev/null)
+
+$(PKG_STAMP): pyproject.toml constraints-cpu.txt
+	test -x $(PKG_PY) || $(PYTHON) -m venv $(PKG_VENV)
+	$(PKG_VENV)/bin/pip install -q --upgrade pip setuptools wheel
+	$(PKG_VENV)/bin/pip install -c constraints-cpu.txt -e '.[package]'
+	touch $(PKG_STAMP)
+
+$(PKG_APP): $(PKG_STAMP) $(PKG_INPUTS)
+	nice -n 10 $(PKG_PY) -m PyInstaller --noconfirm --log-level WARN ich_viewer.spec
+	$(PKG_PY) packaging/check_bundle.py dist/ich-viewer --flavour cpu
+	touch $(PKG_APP)
+
+package: $(PKG_APP)
+
+package-test: $(PKG_APP)
+	@scripts/qt_system_check.sh --offscreen
+	QT_QPA_PLATFORM=offscreen $(PKG_APP) --smoke-test
+
+# CUDA flavour: same spec, a CUDA torch (several GB). Not part of CI; see README.
+package-cuda:
+	test -x .venv-cuda/bin/python || $(PYTHON) -m venv .venv-cuda
+	.venv-cuda/bin/pip install -q --upgrade pip setuptools wheel
+	.venv-cuda/bin/pip install -c constraints.txt -e '.[package]'
+	ICH_VIEWER_FLAVOUR=cuda nice -n 10 .venv-cuda/bin/python -m PyInstaller --noconfirm --log-level WARN ich_viewer.spec
+	.venv-cuda/bin/python packaging/check_bundle.py dist/ich-viewer-cuda --flavour cuda
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
