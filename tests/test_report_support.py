@@ -44,3 +44,45 @@ def make_prediction(series: Series, flagged_at: dict[int, tuple[str, ...]]) -> S
                                       probabilities=probs, flagged=flagged_labels(probs, THRESHOLDS)))
     return SeriesPrediction(series_uid=series.series_uid, model=MODEL, slices=slices,
                             started_at="2026-11-22T10:00:00+00:00", finished_at="2026-11-22T10:00:02+00:00")
+
+
+def phantom_study(folder, *, n_slices: int = 12, matrix: int = 64, subtypes=("subdural",), seed: int = 3):
+    """A phantom series written to ``folder`` and read back header by header (the loader's job,
+    done here with plain pydicom so these tests depend only on the phantom writer)."""
+    from pathlib import Path
+
+    import pydicom
+
+    from ich_viewer.dicom.model import SliceHeader
+    from ich_viewer.phantom import generate_phantom
+    from ich_viewer.phantom.writer import StudyInfo, write_series
+
+    phantom = generate_phantom(seed=seed, subtypes=list(subtypes), n_slices=n_slices, matrix=matrix)
+    info = StudyInfo(patient_name=PATIENT_NAME, patient_id=PATIENT_ID, accession_number="ACC4455",
+                     institution="Test Hospital")
+    paths = write_series(phantom.volume_hu, Path(folder), spacing_mm=phantom.spacing_mm,
+                         pixel_spacing=phantom.pixel_spacing, study=info)
+    headers, volume = [], []
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        volume.append(ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept))
+        del ds.PixelData
+        headers.append(SliceHeader(
+            path=str(path), sop_instance_uid=ds.SOPInstanceUID, instance_number=int(ds.InstanceNumber),
+            position=tuple(float(v) for v in ds.ImagePositionPatient),
+            orientation=tuple(float(v) for v in ds.ImageOrientationPatient), rows=ds.Rows, columns=ds.Columns,
+            pixel_spacing=tuple(float(v) for v in ds.PixelSpacing), dataset=ds,
+        ))
+    order = sorted(range(len(headers)), key=lambda i: headers[i].position[2])
+    headers = [headers[i] for i in order]
+    stack = np.stack([volume[i] for i in order]).astype(np.float32)
+    lookup = {h.path: i for i, h in enumerate(headers)}
+    series = Series(series_uid=headers[0].dataset.SeriesInstanceUID, slices=headers,
+                    pixel_source=lambda h: stack[lookup[h.path]], description="Head 5mm", modality="CT",
+                    study_uid=info.study_uid, series_number=1,
+                    positions_mm=[h.position[2] for h in headers], spacing_mm=phantom.spacing_mm)
+    study = Study(source=str(folder), series=[series], patient_name=PATIENT_NAME, patient_id=PATIENT_ID,
+                  patient_sex="O", patient_age="050Y", study_date=info.study_date, accession_number="ACC4455",
+                  institution="Test Hospital", study_uid=info.study_uid, study_description=info.study_description)
+    flagged = {i: tuple(LABELS[k] for k in range(5) if phantom.labels[i, k]) for i in range(n_slices)}
+    return study, series, {i: v for i, v in flagged.items() if v}

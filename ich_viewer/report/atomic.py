@@ -15,6 +15,17 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_current_umask()
+"""Read once at import (os.umask is process-wide): exports get the user's usual permissions,
+not the private 0600 of a temporary file."""
+
+
 class ExportError(Exception):
     """An export could not be written; the message says which file and why."""
 
@@ -43,6 +54,8 @@ def atomic_write(path: str | os.PathLike, write_fn: Callable[[BinaryIO], None], 
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
+            if hasattr(os, "fchmod"):
+                os.fchmod(handle.fileno(), _FILE_MODE)
             write_fn(handle)
             handle.flush()
             os.fsync(handle.fileno())
