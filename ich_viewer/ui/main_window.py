@@ -1,0 +1,576 @@
+"""The reading window: one study, one series on screen, keyboard-first.
+
+Others extend it through the signals and methods listed in notes/apis.md (side panels,
+a decoration beside the slice slider, items on the image's ViewBox, menus).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMenu, QMessageBox, QProgressBar,
+    QSlider, QWidget,
+)
+
+from ich_viewer import RESEARCH_NOTICE, __version__
+from ich_viewer.imaging.geometry import patient_position
+from ich_viewer.imaging.presets import DEFAULT, PRESETS, Preset, resolve
+from ich_viewer.imaging.windowing import adjust_window, window_bounds
+from ich_viewer.ui.actions import WindowActions
+from ich_viewer.ui.help_dialog import ControlsDialog
+from ich_viewer.ui.image_view import SliceView
+from ich_viewer.ui.load_log import LoadLogDialog, load_summary
+from ich_viewer.ui.loading import StudyLoader
+from ich_viewer.ui.overlays import overlay_texts
+from ich_viewer.ui.series_browser import SeriesBrowser
+from ich_viewer.ui.settings import add_recent_study, app_settings, clear_recent_studies, recent_studies
+from ich_viewer.ui.tag_browser import TagBrowser
+
+log = logging.getLogger(__name__)
+
+MENU_ORDER = ("File", "View", "Tools", "Help")
+DRAG_HU_PER_PIXEL = {"fine": 0.2, "normal": 1.0, "coarse": 10.0}
+CINE_FPS = 12
+SHUTDOWN_TIMEOUT_S = 5.0
+CUSTOM = "Custom"
+
+
+class MainWindow(QMainWindow):
+    study_opened = Signal(object)
+    series_shown = Signal(object)
+    slice_changed = Signal(int)
+    study_closing = Signal()
+    window_changed = Signal(float, float)
+    """(center, width) whenever the window on screen changes."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("main_window")
+        self.setWindowTitle("ICH Viewer")
+        self.setAcceptDrops(True)
+        self._study: Any = None
+        self._series: Any = None
+        self._index = 0
+        self._shown_index: int | None = None
+        self._preset: Preset | None = DEFAULT
+        self._window: tuple[float, float] = (40.0, 80.0)
+        self._menus: dict[str, QMenu] = {}
+        self._last_source: str | None = None
+        self.last_error: tuple[str, str] | None = None
+        self._load_log_study: Any = None
+        self._error_box: QMessageBox | None = None
+        self._dialogs: dict[str, QWidget] = {}
+
+        self._loader = StudyLoader(self)
+        self._loader.loaded.connect(self._on_loaded)
+        self._loader.failed.connect(self._on_load_failed)
+        self._loader.progress.connect(self._on_progress)
+        self._loader.slice_decoded.connect(self._on_slice_decoded)
+        self._loader.thumbnail_ready.connect(self._on_thumbnail)
+
+        self._build_central()
+        self._build_status_bar()
+        self.series_browser = SeriesBrowser()
+        self.series_browser.series_activated.connect(self.show_series)
+        self.series_dock = self.add_side_panel(self.series_browser, "Series", Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.series_dock.setMinimumWidth(180)
+        self.actions_ = WindowActions(self)
+        self.actions_.presets[DEFAULT.key].setChecked(True)
+        self.series_menu_action = self.series_dock.toggleViewAction()
+        self.menu("View").addAction(self.series_menu_action)
+
+        self._cine = QTimer(self)
+        self._cine.setInterval(int(1000 / CINE_FPS))
+        self._cine.timeout.connect(self._cine_step)
+        self.resize(1400, 900)
+        self._restore_geometry()
+        self._update_window_label()
+
+    # -- layout --------------------------------------------------------------------------
+    def _build_central(self) -> None:
+        self.slice_view = SliceView()
+        self.slice_view.view_box.window_dragged.connect(self._on_window_drag)
+        self.slice_view.view_box.wheel_steps.connect(self.step_slice)
+        self.slice_view.cursor_moved.connect(self._on_cursor)
+        self.slice_view.cursor_left.connect(lambda: self.cursor_label.setText(""))
+        self.slider = QSlider(Qt.Orientation.Vertical)
+        self.slider.setObjectName("slice_slider")
+        self.slider.setInvertedAppearance(True)  # slice 1 at the top, like the list it is
+        self.slider.setInvertedControls(True)
+        self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.slider.setRange(0, 0)
+        self.slider.valueChanged.connect(self.set_slice)
+        central = QWidget()
+        self._central_layout = QHBoxLayout(central)
+        self._central_layout.setContentsMargins(0, 0, 4, 0)
+        self._central_layout.setSpacing(2)
+        self._central_layout.addWidget(self.slice_view, 1)
+        self._central_layout.addWidget(self.slider)
+        self.setCentralWidget(central)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.cursor_label = QLabel()
+        self.cursor_label.setObjectName("cursor_label")
+        self.cursor_label.setMinimumWidth(380)
+        self.window_label = QLabel()
+        self.window_label.setObjectName("window_label")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setMaximumWidth(200)
+        self.progress_bar.setTextVisible(True)
+        self.progress_bar.hide()
+        bar.addPermanentWidget(self.progress_bar)
+        bar.addPermanentWidget(self.cursor_label)
+        bar.addPermanentWidget(self.window_label)
+
+    # -- extension surface (notes/apis.md) -------------------------------------------------
+    def current_study(self) -> Any:
+        return self._study
+
+    def current_series(self) -> Any:
+        return self._series
+
+    def current_index(self) -> int:
+        return self._index
+
+    def image_view(self) -> SliceView:
+        return self.slice_view
+
+    def menu(self, name: str) -> QMenu:
+        """The top-level menu called ``name`` (File, View, Tools, Help; made on demand)."""
+        if name in self._menus:
+            return self._menus[name]
+        menu = QMenu(f"&{name}", self)
+        menu.setObjectName(f"menu_{name.lower()}")
+        later = [self._menus[n] for n in MENU_ORDER[MENU_ORDER.index(name) + 1:] if n in self._menus] \
+            if name in MENU_ORDER else []
+        if later:
+            self.menuBar().insertMenu(later[0].menuAction(), menu)
+        else:
+            self.menuBar().addMenu(menu)
+        self._menus[name] = menu
+        return menu
+
+    def add_side_panel(self, widget: QWidget, title: str,
+                       area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def add_slider_decoration(self, widget: QWidget) -> None:
+        """Put ``widget`` just left of the slice slider, same height (slice 1 at the top)."""
+        self._central_layout.insertWidget(self._central_layout.indexOf(self.slider), widget)
+
+    def show_status(self, text: str, msecs: int = 0) -> None:
+        self.statusBar().showMessage(text, msecs)
+
+    def show_error(self, title: str, text: str) -> None:
+        """Tell the user, without blocking: a non-modal box that replaces the previous one."""
+        log.warning("%s: %s", title, text)
+        self.last_error = (title, text)
+        self.show_status(f"{title}: {text.splitlines()[0] if text else ''}", 10000)
+        if self._error_box is not None:
+            self._error_box.close()
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("error_box")
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.destroyed.connect(lambda *_: self._forget_error_box(box))
+        self._error_box = box
+        box.show()
+
+    def _forget_error_box(self, box: QMessageBox) -> None:
+        if self._error_box is box:
+            self._error_box = None
+
+    def error_box(self) -> QMessageBox | None:
+        return self._error_box
+
+    # -- opening -------------------------------------------------------------------------
+    def open_path(self, path: str | os.PathLike) -> None:
+        """Start reading a folder, file, DICOMDIR or zip; the window stays responsive."""
+        path = str(path)
+        if not path or not os.path.exists(path):
+            self.show_error("Cannot open", f"{path or '(empty path)'} does not exist.")
+            return
+        self.close_study()
+        self._last_source = path
+        self._loader.start(path)
+        self.progress_bar.setRange(0, 0)
+        self.progress_bar.show()
+        self.show_status(f"Reading {path} …")
+
+    def open_demo(self) -> None:
+        """The built-in synthetic study (generated on first use, in the background)."""
+        from ich_viewer.phantom.demo import demo_study_path
+
+        self.close_study()
+        self._last_source = None
+        self._loader.start(demo_study_path)
+        self.progress_bar.setRange(0, 0)
+        self.progress_bar.show()
+        self.show_status("Preparing the demo study (generated once, then re-used) …")
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open study folder", self._dialog_start())
+        if folder:
+            self.open_path(folder)
+
+    def open_file_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open DICOM file, DICOMDIR or zip", self._dialog_start(), "All files (*)")
+        if path:
+            self.open_path(path)
+
+    def _dialog_start(self) -> str:
+        recent = recent_studies()
+        return str(Path(recent[0]).parent) if recent else str(Path.home())
+
+    def rebuild_recent_menu(self) -> None:
+        menu = self.actions_.recent_menu
+        menu.clear()
+        items = recent_studies()
+        for path in items:
+            menu.addAction(path, lambda p=path: self.open_path(p))
+        if not items:
+            menu.addAction("(none)").setEnabled(False)
+        menu.addSeparator()
+        menu.addAction("Clear recent", clear_recent_studies)
+
+    def _on_progress(self, generation: int, done: int, total: int) -> None:
+        if generation != self._loader.generation:
+            return
+        self.progress_bar.setRange(0, max(total, 1))
+        self.progress_bar.setValue(done)
+        self.show_status(f"Reading headers: {done}/{total} files")
+
+    def _on_load_failed(self, generation: int, message: str) -> None:
+        if generation != self._loader.generation:
+            return
+        self.progress_bar.hide()
+        self.show_error("Could not open the study", f"{self._last_source or 'the demo study'}\n\n{message}")
+
+    def _on_loaded(self, generation: int, study: Any) -> None:
+        if generation != self._loader.generation:
+            return
+        self.progress_bar.hide()
+        self._load_log_study = study
+        if not study.series:
+            hint = f" {len(study.skipped)} files were skipped (File > Load log says why)." if study.skipped else ""
+            self.show_error("No images found", f"No DICOM images were found in\n{study.source}.{hint}")
+            return
+        add_recent_study(self._last_source or study.source)
+        self.show_study(study)
+        self.show_status(load_summary(study), 15000)
+
+    def show_study(self, study: Any) -> None:
+        """Show an already loaded Study (open_path ends here; tests and demos may call it)."""
+        if self._study is not None and self._study is not study:
+            self.close_study()
+        self._study = study
+        self._load_log_study = study
+        self.setWindowTitle(f"ICH Viewer - {Path(study.source).name or study.source}")
+        self.series_browser.set_series(study.series)
+        self._loader.request_thumbnails(study.series)
+        self.study_opened.emit(study)
+        self._refresh_dialogs()
+        image_series = study.image_series or study.series
+        first = max(image_series, key=lambda s: s.n_slices)
+        self.show_series(study.series.index(first))
+
+    def close_study(self) -> None:
+        """Stop work on the current study and clear the screen (nothing is kept running)."""
+        if self._study is not None:
+            self.study_closing.emit()
+        self._cine.stop()
+        self.actions_.by_name["cine"].setChecked(False)
+        self._loader.cancel()
+        self._study = None
+        self._series = None
+        self._index = 0
+        self._shown_index = None
+        self.slice_view.clear()
+        self.slice_view.overlays.set_texts({c: "" for c in self.slice_view.overlays.labels})
+        self.slice_view.overlays.set_notice("")
+        self.series_browser.set_series([])
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, 0)
+        self.slider.blockSignals(False)
+
+    # -- series and slices ---------------------------------------------------------------
+    def show_series(self, series_or_row: Any) -> None:
+        if self._study is None:
+            return
+        if isinstance(series_or_row, int):
+            if not 0 <= series_or_row < len(self._study.series):
+                return
+            series = self._study.series[series_or_row]
+        else:
+            series = series_or_row
+        self._series = series
+        self._shown_index = None
+        start = series.n_slices // 2
+        self.series_browser.set_current(self._study.series.index(series))
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, max(0, series.n_slices - 1))
+        self.slider.blockSignals(False)
+        self._loader.decode_series(series, start)
+        self.series_shown.emit(series)
+        self.set_slice(start, force=True)
+
+    def step_series(self, step: int) -> None:
+        if self._study is None or self._series is None:
+            return
+        row = self._study.series.index(self._series) + step
+        if 0 <= row < len(self._study.series):
+            self.show_series(row)
+
+    def set_slice(self, index: int, force: bool = False) -> None:
+        if self._series is None:
+            return
+        index = int(min(max(index, 0), self._series.n_slices - 1))
+        if index == self._index and not force:
+            return
+        self._index = index
+        self.slider.blockSignals(True)
+        self.slider.setValue(index)
+        self.slider.blockSignals(False)
+        self._render()
+        self.slice_changed.emit(index)
+        if "tags" in self._dialogs and self._dialogs["tags"].isVisible():
+            self._update_tag_browser()
+
+    def step_slice(self, step: int) -> None:
+        self.set_slice(self._index + step)
+
+    def last_slice(self) -> None:
+        if self._series is not None:
+            self.set_slice(self._series.n_slices - 1)
+
+    def toggle_cine(self) -> None:
+        if self._cine.isActive() or self._series is None:
+            self._cine.stop()
+        else:
+            self._cine.start()
+        self.actions_.by_name["cine"].setChecked(self._cine.isActive())
+
+    def cine_running(self) -> bool:
+        return self._cine.isActive()
+
+    def _cine_step(self) -> None:
+        if self._series is None:
+            self._cine.stop()
+            return
+        self.set_slice((self._index + 1) % self._series.n_slices)
+
+    def _render(self) -> None:
+        series, index = self._series, self._index
+        header = series.slices[index]
+        if self._preset is not None and self._preset.is_default:
+            self._set_window(resolve(self._preset, header), update_image=False)
+        if series.is_decoded(index):
+            self.slice_view.set_image(series.hu(index), self.current_levels(), series.pixel_spacing)
+            self._shown_index = index
+            self.slice_view.overlays.set_notice("")
+        else:
+            error = series.decode_error(index)
+            if error:
+                self.slice_view.overlays.set_notice(f"Slice {index + 1} cannot be shown:\n{error}")
+                self.slice_view.clear()
+                self._shown_index = None
+            else:
+                self.slice_view.overlays.set_notice("" if self._shown_index is not None else "Decoding…")
+                self._loader.request_slice(series, index)
+        self._update_overlays()
+
+    def _on_slice_decoded(self, generation: int, series_uid: str, index: int) -> None:
+        if generation != self._loader.generation or self._series is None:
+            return
+        if series_uid == self._series.series_uid and index == self._index and self._shown_index != index:
+            self._render()
+
+    def _on_thumbnail(self, generation: int, series_uid: str, image: Any) -> None:
+        if generation == self._loader.generation:
+            self.series_browser.set_thumbnail(series_uid, image)
+
+    # -- windowing -------------------------------------------------------------------------
+    def set_preset(self, preset: Preset | str) -> None:
+        """Select a preset (a Preset or its key "1".."9", "0")."""
+        if isinstance(preset, str):
+            preset = next(p for p in PRESETS if p.key == preset)
+        self._preset = preset
+        self.actions_.presets[preset.key].setChecked(True)
+        header = self._series.slices[self._index] if self._series is not None else None
+        self._set_window(resolve(preset, header))
+
+    def set_window(self, center: float, width: float) -> None:
+        """A window of the reader's own (leaves every preset)."""
+        self._preset = None
+        checked = self.actions_.preset_group.checkedAction()
+        if checked is not None:
+            checked.setChecked(False)
+        self._set_window((center, width))
+
+    def _set_window(self, window: tuple[float, float], update_image: bool = True) -> None:
+        self._window = (float(window[0]), float(window[1]))
+        if update_image:
+            self.slice_view.set_levels(self.current_levels())
+            self._update_overlays()
+        self._update_window_label()
+        self.window_changed.emit(*self._window)
+
+    def current_window(self) -> tuple[float, float]:
+        return self._window
+
+    def current_levels(self) -> tuple[float, float]:
+        return window_bounds(*self._window)
+
+    def preset_name(self) -> str:
+        return self._preset.name if self._preset is not None else CUSTOM
+
+    def _on_window_drag(self, dx: float, dy: float, modifiers: Any) -> None:
+        if modifiers & Qt.KeyboardModifier.ShiftModifier:
+            step = DRAG_HU_PER_PIXEL["fine"]
+        elif modifiers & Qt.KeyboardModifier.ControlModifier:
+            step = DRAG_HU_PER_PIXEL["coarse"]
+        else:
+            step = DRAG_HU_PER_PIXEL["normal"]
+        self.set_window(*adjust_window(*self._window, dx, dy, step))
+
+    def _update_window_label(self) -> None:
+        center, width = self._window
+        self.window_label.setText(f"{self.preset_name()}   W {width:g}  L {center:g}")
+
+    # -- overlays, cursor, zoom ----------------------------------------------------------------
+    def _update_overlays(self) -> None:
+        if self._series is None:
+            return
+        self.slice_view.overlays.set_texts(
+            overlay_texts(self._study, self._series, self._index, self._window, self.preset_name()))
+
+    def toggle_overlays(self) -> None:
+        overlays = self.slice_view.overlays
+        overlays.set_visible(not overlays.is_visible())
+        self.actions_.by_name["overlays"].setChecked(overlays.is_visible())
+
+    def overlays_visible(self) -> bool:
+        return self.slice_view.overlays.is_visible()
+
+    def fit(self) -> None:
+        self.slice_view.fit()
+
+    def zoom(self, factor: float) -> None:
+        self.slice_view.zoom(factor)
+
+    def zoom_one_to_one(self) -> None:
+        self.slice_view.zoom(1.0 / self.slice_view.zoom_factor())
+
+    def _on_cursor(self, row: float, col: float) -> None:
+        image = self.slice_view.image_item.image
+        if image is None or self._series is None or self._shown_index is None:
+            return
+        r, c = int(row), int(col)
+        value = float(image[r, c])
+        text = f"x {c}  y {r}   {value:.0f} HU"
+        position = patient_position(self._series.slices[self._shown_index], r, c)
+        if position is not None:
+            text += "   ({:.1f}, {:.1f}, {:.1f}) mm".format(*position)
+        self.cursor_label.setText(text)
+
+    def cursor_text(self) -> str:
+        return self.cursor_label.text()
+
+    # -- dialogs -------------------------------------------------------------------------------
+    def _dialog(self, name: str, factory: Any) -> Any:
+        if name not in self._dialogs:
+            self._dialogs[name] = factory()
+        return self._dialogs[name]
+
+    def show_tag_browser(self) -> TagBrowser:
+        browser = self._dialog("tags", lambda: TagBrowser(self))
+        self._update_tag_browser()
+        browser.show()
+        browser.raise_()
+        return browser
+
+    def _update_tag_browser(self) -> None:
+        browser = self._dialogs.get("tags")
+        if browser is None:
+            return
+        if self._series is None:
+            browser.set_dataset(None, "No study open")
+            return
+        header = self._series.slices[self._index]
+        browser.set_dataset(header.dataset, f"Slice {self._index + 1}/{self._series.n_slices}: {header.path}")
+
+    def show_load_log(self) -> LoadLogDialog:
+        dialog = self._dialog("load_log", lambda: LoadLogDialog(self))
+        study = self._load_log_study
+        if study is not None:
+            dialog.set_study(study)
+        dialog.show()
+        dialog.raise_()
+        return dialog
+
+    def _refresh_dialogs(self) -> None:
+        if "load_log" in self._dialogs and self._study is not None:
+            self._dialogs["load_log"].set_study(self._study)
+        self._update_tag_browser()
+
+    def show_controls(self) -> ControlsDialog:
+        dialog = self._dialog("controls", lambda: ControlsDialog(self.actions_.shortcut_rows(), self))
+        dialog.show()
+        dialog.raise_()
+        return dialog
+
+    def show_about(self) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, "About ICH Viewer",
+                          f"ICH Viewer {__version__}\n\n{RESEARCH_NOTICE}", QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.show()
+
+    # -- drag and drop, closing -------------------------------------------------------------
+    def dragEnterEvent(self, event: Any) -> None:  # noqa: N802
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: Any) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_path(paths[0])
+
+    def _restore_geometry(self) -> None:
+        geometry = app_settings().value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+
+    def shutdown(self) -> bool:
+        """Stop timers and background work (bounded wait); True when everything stopped."""
+        self._cine.stop()
+        if self._study is not None:
+            self.study_closing.emit()
+        stopped = self._loader.shutdown(SHUTDOWN_TIMEOUT_S)
+        for dialog in self._dialogs.values():
+            dialog.close()
+        if self._error_box is not None:
+            self._error_box.close()
+        return stopped
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        settings = app_settings()
+        settings.setValue("window/geometry", self.saveGeometry())
+        settings.sync()
+        self.shutdown()
+        super().closeEvent(event)
