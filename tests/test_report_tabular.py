@@ -15,6 +15,11 @@ from ich_viewer.report.tabular import CSV_FIELDS, write_csv, write_json
 from test_report_support import MODEL, PATIENT_ID, PATIENT_NAME, make_prediction, make_study
 
 
+@pytest.fixture(autouse=True)
+def _own_data_folder(isolated_settings):
+    """Writers read stored review decisions by default; keep them in a temporary folder."""
+
+
 def test_atomic_write_creates_file_and_leaves_no_temp(tmp_path):
     target = tmp_path / "sub" / "out.bin"
     atomic_write_bytes(target, b"hello")
@@ -154,3 +159,16 @@ def test_existing_export_is_not_overwritten_without_consent(tmp_path):
     assert target.read_text() == "keep me"
     write_json(target, study, [(series, prediction)], overwrite=True)
     assert json.loads(target.read_text())["format_version"] == 1
+
+
+def test_stored_decisions_are_used_unless_given(tmp_path):
+    from ich_viewer.report.review import ReviewStore, study_key
+
+    study, series, prediction, _ = _results()
+    uid = series.slices[3].sop_instance_uid
+    ReviewStore().set_decision(study_key(study.study_uid, study.source), series.series_uid, uid,
+                               state="accepted", note="stored")
+    stored = json.loads(write_json(tmp_path / "a.json", study, [(series, prediction)]).read_text())
+    given = json.loads(write_json(tmp_path / "b.json", study, [(series, prediction)], {}).read_text())
+    assert (stored["slices"][3]["decision"], stored["slices"][3]["note"]) == ("accepted", "stored")
+    assert (given["slices"][3]["decision"], given["slices"][3]["note"]) == ("undecided", "")

@@ -137,3 +137,9 @@ def study_key(study_uid: str, source: str) -> str:
     if study_uid:
         return study_uid
     return f"source:{Path(source).resolve()}" if source else ""
+
+
+def stored_decisions(study) -> dict[str, dict[str, Decision]]:
+    """The decisions saved for a loaded ``Study`` (what an export uses unless told otherwise)."""
+    key = study_key(study.study_uid, study.source)
+    return ReviewStore().study_decisions(key) if key else {}

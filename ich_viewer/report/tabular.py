@@ -17,6 +17,7 @@ from ich_viewer.dicom.model import Study
 from ich_viewer.report.atomic import atomic_write_bytes
 from ich_viewer.report.decisions import StudyDecisions
 from ich_viewer.report.destination import check_outside_study
+from ich_viewer.report.review import stored_decisions
 from ich_viewer.report.rows import (
     ROW_FIELDS, Results, build_rows, decision_counts, model_dict, study_dict, utc_now_iso,
 )
@@ -30,7 +31,9 @@ CSV_FIELDS: tuple[str, ...] = (*ROW_FIELDS, *CSV_MODEL_FIELDS)
 def results_document(
     study: Study, results: Results, decisions: StudyDecisions | None = None, *, deidentify: bool = False
 ) -> dict:
-    """The JSON content as a dict (also what tests and the PDF summary read)."""
+    """The JSON content as a dict. ``decisions=None`` uses the ones stored for the study
+    (pass ``{}`` for none), so every export carries the reader's review."""
+    decisions = stored_decisions(study) if decisions is None else decisions
     rows = build_rows(results, decisions, deidentify=deidentify)
     series_blocks = []
     for series, prediction in results:
@@ -74,6 +77,7 @@ def write_json(
 
 
 def csv_text(study: Study, results: Results, decisions: StudyDecisions | None = None, *, deidentify: bool = False) -> str:
+    decisions = stored_decisions(study) if decisions is None else decisions
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()

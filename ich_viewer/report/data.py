@@ -1,0 +1,147 @@
+"""What a flagged-slice report says, as plain data (no layout, no Qt).
+
+The PDF lays this out; the SR and the key-image writers read the same flagged rows, so
+every export tells the same story: the study, the model, the summary, the table of
+flagged slices with the reader's decisions, and the key images.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from ich_viewer import LABELS, RESEARCH_NOTICE, __version__
+from ich_viewer.dicom.model import Series, Study
+from ich_viewer.inference.results import ModelInfo, SeriesPrediction
+from ich_viewer.report.decisions import REJECTED, StudyDecisions
+from ich_viewer.report.rows import Results, SliceRow, build_rows, decision_counts, study_dict, utc_now_iso
+
+OverlayFn = Callable[[Series, int], Optional[np.ndarray]]
+"""Attention map of one slice (float, any size, 0..1 or unnormalised), or None when not available."""
+
+LABEL_ABBREVIATIONS: dict[str, str] = {
+    "epidural": "EDH",
+    "intraparenchymal": "IPH",
+    "intraventricular": "IVH",
+    "subarachnoid": "SAH",
+    "subdural": "SDH",
+    "any": "Any",
+}
+
+MAX_KEY_IMAGES_PER_SERIES = 40
+"""More than this is a print-out nobody reads; the table still lists every flagged slice."""
+
+
+@dataclass(frozen=True)
+class KeyImage:
+    """One flagged slice to show in the report and to export as a key image."""
+
+    series: Series
+    row: SliceRow
+
+    @property
+    def index(self) -> int:
+        return self.row.index
+
+
+@dataclass
+class SeriesSection:
+    series: Series
+    prediction: SeriesPrediction
+    rows: list[SliceRow]
+    """Every predicted slice (display order)."""
+    flagged_rows: list[SliceRow]
+    key_images: list[KeyImage]
+    key_images_left_out: int
+    counts: dict[str, int]
+    """flagged / accepted / rejected / undecided / reviewed."""
+
+    @property
+    def model(self) -> ModelInfo:
+        return self.prediction.model
+
+    @property
+    def suspected(self) -> list[str]:
+        """Subtypes flagged on a slice the reader has not rejected, in ``LABELS`` order."""
+        found = {label for row in self.flagged_rows if row.decision != REJECTED for label in row.flagged}
+        return [label for label in LABELS if label in found]
+
+    @property
+    def flagged_by_model(self) -> list[str]:
+        return self.prediction.suspected_labels()
+
+
+@dataclass
+class ReportContent:
+    study: dict
+    """``rows.study_dict`` (blanked when de-identified)."""
+    sections: list[SeriesSection]
+    generated_at: str
+    notice: str = RESEARCH_NOTICE
+    software: str = f"ICH Viewer {__version__}"
+    deidentified: bool = False
+    overlay: OverlayFn | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_flagged(self) -> int:
+        return sum(section.counts["flagged"] for section in self.sections)
+
+
+def build_report(
+    study: Study,
+    results: Results,
+    decisions: StudyDecisions | None = None,
+    *,
+    deidentify: bool = False,
+    overlay: OverlayFn | None = None,
+    max_key_images: int = MAX_KEY_IMAGES_PER_SERIES,
+) -> ReportContent:
+    """Collect the report content; key images are flagged slices the reader has not rejected."""
+    sections = []
+    for series, prediction in results:
+        rows = build_rows([(series, prediction)], decisions, deidentify=deidentify)
+        flagged = [row for row in rows if row.flagged]
+        shown = [row for row in flagged if row.decision != REJECTED]
+        sections.append(SeriesSection(
+            series=series,
+            prediction=prediction,
+            rows=rows,
+            flagged_rows=flagged,
+            key_images=[KeyImage(series, row) for row in shown[:max_key_images]],
+            key_images_left_out=max(0, len(shown) - max_key_images),
+            counts=decision_counts(rows),
+        ))
+    return ReportContent(
+        study=study_dict(study, deidentify=deidentify),
+        sections=sections,
+        generated_at=utc_now_iso(),
+        deidentified=deidentify,
+        overlay=overlay,
+    )
+
+
+def summary_lines(section: SeriesSection) -> list[str]:
+    """The few sentences a reader sees first: what was flagged and how far review got."""
+    counts = section.counts
+    n = len(section.series.slices)
+    if not counts["flagged"]:
+        return [f"No slice above any threshold ({n} slices analysed)."]
+    suspected = [label for label in section.suspected if label != "any"]
+    lines = []
+    if suspected:
+        lines.append("Suspected: " + ", ".join(suspected) + ".")
+    elif section.suspected:
+        lines.append("Suspected: hemorrhage (subtype not determined).")
+    else:
+        lines.append("All flags were rejected by the reader.")
+    lines.append(f"Flagged: {counts['flagged']} of {n} slices.")
+    lines.append(
+        f"Reviewed: {counts['reviewed']} of {counts['flagged']} "
+        f"(accepted {counts['accepted']}, rejected {counts['rejected']}, undecided {counts['undecided']})."
+    )
+    rejected_only = [label for label in section.flagged_by_model if label not in section.suspected and label != "any"]
+    if rejected_only:
+        lines.append("Flagged by the model but every such slice rejected: " + ", ".join(rejected_only) + ".")
+    return lines

@@ -1,0 +1,305 @@
+"""DICOM exports that go back to the study: a TID 1500 measurement report (Comprehensive 3D
+SR), Secondary Capture key images and a Key Object Selection document.
+
+Every object joins the analysed study (same Study Instance UID and patient) in a new
+series, references the CT instances it is about, and is written to an export folder,
+never into the study folder. Subtypes use a private coding scheme (99ICHV) because the
+five RSNA categories have no single agreed code set; the finding type itself is the
+SNOMED CT concept "Intracranial hemorrhage".
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+from pydicom.uid import CTImageStorage, generate_uid
+
+from ich_viewer import LABELS, RESEARCH_NOTICE, __version__
+from ich_viewer.dicom.model import Series, SliceHeader, Study
+from ich_viewer.report.atomic import ExportError, atomic_write
+from ich_viewer.report.data import LABEL_ABBREVIATIONS, KeyImage, ReportContent, SeriesSection
+from ich_viewer.report.key_images import KEY_WINDOWS, direction_letter, render_key_image
+from ich_viewer.report.rows import SliceRow
+
+MANUFACTURER = "ICH Viewer (research software)"
+SCHEME = "99ICHV"
+"""Private coding scheme designator for the concepts below (subtypes, probabilities, review)."""
+SR_SERIES_NUMBER = 9901
+KEY_IMAGE_SERIES_NUMBER = 9902
+KOS_SERIES_NUMBER = 9903
+
+PROCEDURE_CT_HEAD = hd.sr.CodedConcept("24725-4", "LN", "CT Head")
+FINDING_ICH = hd.sr.CodedConcept("1386000", "SCT", "Intracranial hemorrhage")
+SUBTYPE_CODES: dict[str, hd.sr.CodedConcept] = {
+    label: hd.sr.CodedConcept(f"ICH-{LABEL_ABBREVIATIONS[label].upper()}", SCHEME, f"{label.capitalize()} hemorrhage")
+    for label in LABELS[:-1]
+}
+PROBABILITY_CODES: dict[str, hd.sr.CodedConcept] = {
+    label: hd.sr.CodedConcept(f"P-{LABEL_ABBREVIATIONS[label].upper()}", SCHEME,
+                              f"Probability of {'any intracranial' if label == 'any' else label} hemorrhage")
+    for label in LABELS
+}
+SUBTYPE_CONCEPT = hd.sr.CodedConcept("SUBTYPE", SCHEME, "Hemorrhage subtype over threshold")
+REVIEW_CONCEPT = hd.sr.CodedConcept("REVIEW", SCHEME, "Reader review of flag")
+REVIEW_VALUES: dict[str, hd.sr.CodedConcept] = {
+    state: hd.sr.CodedConcept(state.upper(), SCHEME, state.capitalize()) for state in ("accepted", "rejected", "undecided")
+}
+NOTE_CONCEPT = hd.sr.CodedConcept("NOTE", SCHEME, "Reader note")
+UNITLESS = hd.sr.CodedConcept("1", "UCUM", "no units")
+CODING_SCHEME = hd.coding_schemes.CodingSchemeIdentificationItem(
+    designator=SCHEME, name="ICH Viewer local codes", responsible_organization="ICH Viewer project",
+)
+
+
+@dataclass(frozen=True)
+class DicomExport:
+    sr: Path | None
+    key_images: list[Path]
+    kos: Path | None
+
+
+def _reference_dataset(study: Study, series: Series, header: SliceHeader) -> Dataset:
+    """The header of a referenced image with the patient/study attributes highdicom copies.
+
+    Uses the loader's header when there is one; an in-memory series gets a minimal header
+    built from the study (same UIDs, so references still resolve).
+    """
+    source = header.dataset if isinstance(header.dataset, Dataset) else Dataset()
+    ds = Dataset()
+    ds.SOPClassUID = source.get("SOPClassUID", CTImageStorage)
+    ds.SOPInstanceUID = header.sop_instance_uid
+    ds.StudyInstanceUID = source.get("StudyInstanceUID", study.study_uid or series.study_uid)
+    ds.SeriesInstanceUID = source.get("SeriesInstanceUID", series.series_uid)
+    ds.Modality = source.get("Modality", series.modality or "CT")
+    ds.PatientName = source.get("PatientName", study.patient_name)
+    ds.PatientID = source.get("PatientID", study.patient_id)
+    ds.PatientBirthDate = source.get("PatientBirthDate", "")
+    ds.PatientSex = source.get("PatientSex", study.patient_sex)
+    ds.StudyDate = source.get("StudyDate", study.study_date)
+    ds.StudyTime = source.get("StudyTime", "")
+    ds.StudyID = source.get("StudyID", "")
+    ds.AccessionNumber = source.get("AccessionNumber", study.accession_number)
+    ds.ReferringPhysicianName = source.get("ReferringPhysicianName", "")
+    if not ds.StudyInstanceUID:
+        raise ExportError("the study has no Study Instance UID, so DICOM objects cannot be attached to it")
+    if header.frame is not None:
+        ds.NumberOfFrames = max(header.frame + 1, int(source.get("NumberOfFrames", 1)))
+    return ds
+
+
+def _frames(header: SliceHeader) -> list[int] | None:
+    return None if header.frame is None else [header.frame + 1]
+
+
+def _measurement_group(section: SeriesSection, row: SliceRow, reference: Dataset, study: Study) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    header = section.series.slices[row.index]
+    model = section.model
+    algorithm = hd.sr.AlgorithmIdentification(
+        name=model.name or "unnamed model", version=model.version or "unknown",
+        parameters=[f"sha256={model.sha256}", f"device={model.device}"],
+    )
+    measurements = [
+        hd.sr.Measurement(name=PROBABILITY_CODES[label], value=round(float(row.probabilities[label]), 6), unit=UNITLESS,
+                          algorithm_id=algorithm)
+        for label in LABELS
+    ]
+    evaluations = [hd.sr.QualitativeEvaluation(SUBTYPE_CONCEPT, SUBTYPE_CODES[label])
+                   for label in row.flagged if label in SUBTYPE_CODES]
+    evaluations.append(hd.sr.QualitativeEvaluation(REVIEW_CONCEPT, REVIEW_VALUES[row.decision or "undecided"]))
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=generate_uid(), identifier=f"Flagged slice Im {row.index + 1} (instance {row.instance_number})",
+        ),
+        finding_type=FINDING_ICH,
+        algorithm_id=algorithm,
+        finding_sites=[hd.sr.FindingSite(codes.SCT.Brain)],
+        measurements=measurements,
+        qualitative_evaluations=evaluations,
+        source_images=[hd.sr.SourceImageForMeasurementGroup(
+            reference.SOPClassUID, header.sop_instance_uid, referenced_frame_numbers=_frames(header),
+        )],
+    )
+    if row.note:
+        note = hd.sr.TextContentItem(name=NOTE_CONCEPT, value=row.note[:1024],
+                                     relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+        group[0].ContentSequence.append(note)
+    return group
+
+
+def build_sr(content: ReportContent, study: Study) -> hd.sr.Comprehensive3DSR | None:
+    """The measurement report over every flagged slice (None when nothing was flagged)."""
+    groups, evidence = [], []
+    for section in content.sections:
+        for row in section.flagged_rows:
+            reference = _reference_dataset(study, section.series, section.series.slices[row.index])
+            evidence.append(reference)
+            groups.append(_measurement_group(section, row, reference, study))
+    if not groups:
+        return None
+    model = content.sections[0].model
+    device = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=generate_uid(), name="ICH Viewer", manufacturer_name=MANUFACTURER,
+            model_name=f"{model.name} {model.version}".strip()[:64],
+        ),
+    )
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=device),
+        procedure_reported=PROCEDURE_CT_HEAD,
+        imaging_measurements=groups,
+    )
+    unique = {ds.SOPInstanceUID: ds for ds in evidence}
+    return hd.sr.Comprehensive3DSR(
+        evidence=list(unique.values()),
+        content=report,
+        series_instance_uid=generate_uid(),
+        series_number=SR_SERIES_NUMBER,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        is_complete=True,
+        is_final=False,
+        is_verified=False,
+        **_common_attributes("ICH flags (research, not a diagnosis)"),
+    )
+
+
+def _key_picture(section: SeriesSection, key: KeyImage, content: ReportContent) -> np.ndarray:
+    """Brain | subdural [| attention] side by side on black: one picture per key slice."""
+    row = key.row
+    panels = [render_key_image(section.series, row.index, window, row.flagged, max_side=512) for window in KEY_WINDOWS]
+    if content.overlay is not None:
+        panels.append(render_key_image(section.series, row.index, KEY_WINDOWS[0], row.flagged,
+                                       overlay=content.overlay, max_side=512))
+    height = max(panel.shape[0] for panel in panels)
+    gap = 8
+    width = sum(panel.shape[1] for panel in panels) + gap * (len(panels) - 1)
+    picture = np.zeros((height, width, 3), dtype=np.uint8)
+    x = 0
+    for panel in panels:
+        picture[: panel.shape[0], x: x + panel.shape[1]] = panel
+        x += panel.shape[1] + gap
+    return picture
+
+
+def build_key_images(content: ReportContent, study: Study) -> tuple[list[hd.sc.SCImage], hd.ko.KeyObjectSelectionDocument | None]:
+    images: list[hd.sc.SCImage] = []
+    originals: list[Dataset] = []
+    series_uid = generate_uid()
+    for section in content.sections:
+        for key in section.key_images:
+            header = section.series.slices[key.index]
+            reference = _reference_dataset(study, section.series, header)
+            originals.append(reference)
+            row = key.row
+            flagged = ", ".join(f"{LABEL_ABBREVIATIONS[label]} {row.probabilities[label]:.2f}" for label in row.flagged)
+            images.append(hd.sc.SCImage.from_ref_dataset(
+                ref_dataset=reference,
+                pixel_array=_key_picture(section, key, content),
+                photometric_interpretation="RGB",
+                bits_allocated=8,
+                coordinate_system="PATIENT",
+                series_instance_uid=series_uid,
+                sop_instance_uid=generate_uid(),
+                series_number=KEY_IMAGE_SERIES_NUMBER,
+                instance_number=len(images) + 1,
+                manufacturer=MANUFACTURER,
+                patient_orientation=_patient_orientation(header),
+                **_common_attributes("ICH key images (research, not a diagnosis)"),
+            ))
+            images[-1].ImageComments = (f"Im {row.index + 1}, instance {row.instance_number}: {flagged}; "
+                                        f"{row.decision or 'undecided'}. {RESEARCH_NOTICE}")[:10240]
+            images[-1].BurnedInAnnotation = "NO"
+    if not originals:
+        return images, None
+    # The KOS flags the original CT slices (and our pictures) "Of Interest", which PACS show as key images.
+    referenced = originals + [_sc_reference(image) for image in images]
+    kos = hd.ko.KeyObjectSelectionDocument(
+        evidence=referenced,
+        content=hd.ko.KeyObjectSelection(
+            document_title=codes.DCM.OfInterest, referenced_objects=referenced,
+            description="Slices flagged by a research ICH classifier and not rejected by the reader",
+        ),
+        series_instance_uid=generate_uid(),
+        series_number=KOS_SERIES_NUMBER,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        **_common_attributes("ICH key image selection (research)"),
+    )
+    return images, kos
+
+
+def _common_attributes(series_description: str) -> dict:
+    """Marks every object as research content made by this software (PS3.3 Content Qualification)."""
+    return {
+        "series_description": series_description,
+        "software_versions": __version__,
+        "manufacturer_model_name": "ICH Viewer",
+        "content_qualification": "RESEARCH",
+        "coding_schemes": [CODING_SCHEME],
+    }
+
+
+def _patient_orientation(header: SliceHeader) -> tuple[str, str]:
+    """Directions of the picture's rows and columns (the panels keep the slice's orientation)."""
+    if header.orientation is None or len(header.orientation) != 6:
+        return ("L", "P")
+    return direction_letter(header.orientation[:3]), direction_letter(header.orientation[3:])
+
+
+def _sc_reference(image: hd.sc.SCImage) -> Dataset:
+    ds = Dataset()
+    for keyword in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "Modality",
+                    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                    "StudyID", "AccessionNumber", "ReferringPhysicianName", "Rows", "Columns"):
+        if keyword in image:
+            setattr(ds, keyword, getattr(image, keyword))
+    return ds
+
+
+def _write_dataset(path: Path, dataset: Dataset, overwrite: bool) -> Path:
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    data = buffer.getvalue()
+    return atomic_write(path, lambda handle: handle.write(data), overwrite=overwrite)
+
+
+def write_dicom(out_dir: str | os.PathLike, content: ReportContent, study: Study, *, sr: bool = True,
+                key_images: bool = True, overwrite: bool = False) -> DicomExport:
+    """Write SR_<uid>.dcm, KO_<uid>.dcm and SC_<n>_<uid>.dcm into ``out_dir`` (created when missing)."""
+    folder = Path(out_dir)
+    written: list[Path] = []
+    sr_path = kos_path = None
+    sc_paths: list[Path] = []
+    try:
+        if sr:
+            document = build_sr(content, study)
+            if document is not None:
+                sr_path = _write_dataset(folder / f"SR_{document.SOPInstanceUID}.dcm", document, overwrite)
+                written.append(sr_path)
+        if key_images:
+            images, kos = build_key_images(content, study)
+            for number, image in enumerate(images, start=1):
+                sc_paths.append(_write_dataset(folder / f"SC_{number:03d}_{image.SOPInstanceUID}.dcm", image, overwrite))
+                written.append(sc_paths[-1])
+            if kos is not None:
+                kos_path = _write_dataset(folder / f"KO_{kos.SOPInstanceUID}.dcm", kos, overwrite)
+                written.append(kos_path)
+    except Exception as exc:
+        # The objects only make sense together: remove what this call wrote before failing.
+        for path in written:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if isinstance(exc, ExportError):
+            raise
+        raise ExportError(f"DICOM export failed: {type(exc).__name__}: {exc}") from exc
+    return DicomExport(sr=sr_path, key_images=sc_paths, kos=kos_path)
