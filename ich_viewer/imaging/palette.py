@@ -38,3 +38,15 @@ def label_colour(label: str) -> tuple[int, int, int]:
 def label_hex(label: str) -> str:
     r, g, b = LABEL_COLOURS[label]
     return f"#{r:02x}{g:02x}{b:02x}"
+
+SHORT_NAMES: dict[str, str] = {
+    "epidural": "EDH", "intraparenchymal": "IPH", "intraventricular": "IVH",
+    "subarachnoid": "SAH", "subdural": "SDH", "any": "ICH",
+}
+"""Abbreviations radiologists use; "any" is ICH (hemorrhage, subtype unclear)."""
+
+
+def band_labels(flagged) -> list[str]:
+    """The colours a flagged slice shows: its subtypes, else "any" when only that is flagged."""
+    subtypes = [label for label in LABELS[:-1] if label in flagged]
+    return subtypes or (["any"] if "any" in flagged else [])

@@ -13,6 +13,7 @@ import numpy as np
 
 from ich_viewer import LABELS, RESEARCH_NOTICE, __version__
 from ich_viewer.dicom.model import Series, Study
+from ich_viewer.imaging.palette import SHORT_NAMES
 from ich_viewer.inference.results import ModelInfo, SeriesPrediction
 from ich_viewer.report.decisions import REJECTED, StudyDecisions
 from ich_viewer.report.rows import Results, SliceRow, build_rows, decision_counts, study_dict, utc_now_iso
@@ -20,14 +21,8 @@ from ich_viewer.report.rows import Results, SliceRow, build_rows, decision_count
 OverlayFn = Callable[[Series, int], Optional[np.ndarray]]
 """Attention map of one slice (float, any size, 0..1 or unnormalised), or None when not available."""
 
-LABEL_ABBREVIATIONS: dict[str, str] = {
-    "epidural": "EDH",
-    "intraparenchymal": "IPH",
-    "intraventricular": "IVH",
-    "subarachnoid": "SAH",
-    "subdural": "SDH",
-    "any": "Any",
-}
+LABEL_ABBREVIATIONS: dict[str, str] = SHORT_NAMES
+"""The window's abbreviations (EDH ... SDH, ICH for "any"), so report and screen agree."""
 
 MAX_KEY_IMAGES_PER_SERIES = 40
 """More than this is a print-out nobody reads; the table still lists every flagged slice."""

@@ -11,9 +11,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ich_viewer import LABELS
 from ich_viewer.dicom.model import PixelDecodeError, Series
-from ich_viewer.imaging.palette import LABEL_COLOURS
+from ich_viewer.imaging.palette import LABEL_COLOURS, band_labels
 from ich_viewer.imaging.windowing import window_to_uint8
 from ich_viewer.report.data import OverlayFn
 
@@ -33,12 +32,6 @@ ATTENTION_COLOUR = np.array((255, 200, 0), dtype=np.float32)
 ATTENTION_MAX_ALPHA = 0.55
 ATTENTION_FLOOR = 0.2
 """Attention below this share of the slice's maximum is not drawn (keeps the image readable)."""
-
-
-def frame_labels(flagged: Sequence[str]) -> list[str]:
-    """Subtypes drive the frame; "any" alone (no subtype over threshold) still gets a colour."""
-    subtypes = [label for label in LABELS[:-1] if label in flagged]
-    return subtypes or (["any"] if "any" in flagged else [])
 
 
 def render_key_image(
@@ -63,7 +56,7 @@ def render_key_image(
             rgb = _blend_attention(rgb, np.asarray(heat, dtype=np.float32))
     image = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
     image = image.resize(_display_size(series, index, max_side), Image.Resampling.LANCZOS)
-    image = _add_frame(image, frame_labels(flagged))
+    image = _add_frame(image, band_labels(flagged))
     if markers:
         _draw_orientation(image, series.slices[index].orientation)
     return np.asarray(image)

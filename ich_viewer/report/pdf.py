@@ -284,7 +284,8 @@ def _flagged_table(section: SeriesSection, styles: _Styles, width: float) -> Tab
 
 def _legend(styles: _Styles) -> Paragraph:
     swatches = "  ".join(
-        f'<font color="#{r:02x}{g:02x}{b:02x}">\u25a0</font> {LABEL_ABBREVIATIONS[label]} {label}'
+        f'<font color="#{r:02x}{g:02x}{b:02x}">\u25a0</font> {LABEL_ABBREVIATIONS[label]} '
+        f'{"any hemorrhage" if label == "any" else label}'
         for label, (r, g, b) in LABEL_COLOURS.items()
     )
     return Paragraph(
