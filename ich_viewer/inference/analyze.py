@@ -1,0 +1,154 @@
+"""``ich-viewer analyze PATH``: the classifier without a window, same code path as the window.
+
+Exit codes: 0 success; 1 nothing could be analysed (no readable image series);
+2 no usable model / device, unreadable input or an output that cannot be written;
+3 results written but ``--report``/``--sr`` could not be produced.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from ich_viewer import RESEARCH_NOTICE
+from ich_viewer.inference.device import DeviceError, describe_device
+from ich_viewer.inference.predict import PredictState, predict_series
+from ich_viewer.inference.results import SeriesPrediction
+from ich_viewer.inference.weights import LoadedModel, ModelLoadError, load_model
+
+EXIT_OK, EXIT_NOTHING, EXIT_INPUT, EXIT_DOCUMENTS = 0, 1, 2, 3
+
+
+def _say(text: str, stream: TextIO | None = None) -> None:
+    print(text, file=stream or sys.stdout, flush=True)
+
+
+def _fail(text: str) -> None:
+    _say(f"ich-viewer analyze: {text}", sys.stderr)
+
+
+def analyze_study(study, loaded: LoadedModel, *, batch_size: int = 16, log: TextIO | None = None) -> list[tuple]:
+    """(Series, SeriesPrediction) for every image series with at least one readable slice."""
+    results: list[tuple] = []
+    for series in study.image_series:
+        state = PredictState(loaded, batch_size=batch_size)
+        prediction = predict_series(series, state)
+        for index, reason in sorted(state.errors.items()):
+            _say(f"  warning: series {series.series_number or ''} {series.description!r} slice {index}: {reason}",
+                 log or sys.stderr)
+        if prediction.slices:
+            results.append((series, prediction))
+    return results
+
+
+def summary_lines(results: list[tuple[object, SeriesPrediction]], device_text: str) -> list[str]:
+    """What the terminal shows: model, device and per series the suspected subtypes."""
+    lines = []
+    if results:
+        info = results[0][1].model
+        lines.append(f"Model {info.name} {info.version} (sha256 {info.sha256[:12]}) on {device_text}")
+    for series, prediction in results:
+        flagged = prediction.flagged_slices
+        suspected = [label for label in prediction.suspected_labels() if label != "any"]
+        what = ", ".join(suspected) if suspected else ("hemorrhage (no subtype)" if flagged else "none")
+        lines.append(f"Series {series.series_number if series.series_number is not None else '-'} "
+                     f"{series.description!r}: {len(prediction.slices)}/{len(series)} slices analysed, "
+                     f"{len(flagged)} flagged; suspected: {what}")
+    lines.append(RESEARCH_NOTICE)
+    return lines
+
+
+def _check_outputs(args: argparse.Namespace, study) -> str | None:
+    """Refuse early (before minutes of inference) an output that will not be writable."""
+    from ich_viewer.report.atomic import ExportError
+    from ich_viewer.report.destination import check_outside_study
+
+    for target in (args.json_out, args.csv_out):
+        if not target:
+            continue
+        path = Path(target)
+        try:
+            check_outside_study(path, study)
+        except ExportError as exc:
+            return str(exc)
+        if path.exists() and not getattr(args, "overwrite", False):
+            return f"{path} already exists; choose another name or pass --overwrite"
+        if not path.parent.exists():
+            return f"cannot write {path}: the folder {path.parent} does not exist"
+    return None
+
+
+def write_documents(args: argparse.Namespace, study, results: list[tuple]) -> int:
+    """``--report F.pdf`` / ``--sr DIR``: owned by the report module (ich_viewer.report.export).
+
+    Hook for the report helper: implement ``export_from_analyze(args, study, results)
+    -> list[Path]`` there (raise ``ExportError`` with a readable message on failure).
+    """
+    if not (getattr(args, "report", None) or getattr(args, "sr", None)):
+        return EXIT_OK
+    try:
+        from ich_viewer.report.export import export_from_analyze
+    except ImportError:
+        _fail("--report/--sr are not available in this build yet; JSON/CSV results were still written")
+        return EXIT_DOCUMENTS
+    from ich_viewer.report.atomic import ExportError
+
+    try:
+        for written in export_from_analyze(args, study, results):
+            _say(f"wrote {written}")
+    except ExportError as exc:
+        _fail(str(exc))
+        return EXIT_DOCUMENTS
+    return EXIT_OK
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    try:
+        loaded = load_model(getattr(args, "model_dir", None), device=getattr(args, "device", None))
+    except (ModelLoadError, DeviceError) as exc:
+        _fail(f"no predictions: {exc}")
+        return EXIT_INPUT
+    device_text = describe_device(loaded.device)
+
+    from ich_viewer.dicom.loader import load_study
+
+    path = Path(args.path)
+    if not path.exists():
+        _fail(f"{path} does not exist")
+        return EXIT_INPUT
+    try:
+        study = load_study(path)
+    except Exception as exc:  # the loader's message is the useful part
+        _fail(f"cannot read {path}: {exc}")
+        return EXIT_INPUT
+    problem = _check_outputs(args, study)
+    if problem:
+        _fail(problem)
+        return EXIT_INPUT
+    if not study.image_series:
+        skipped = len(study.skipped)
+        _fail(f"nothing to analyse in {path}: no image series found"
+              + (f" ({skipped} file(s) skipped; see `ich-viewer inspect`)" if skipped else ""))
+        return EXIT_NOTHING
+
+    results = analyze_study(study, loaded)
+    if not results:
+        _fail(f"nothing could be analysed in {path}: no slice of any series could be decoded")
+        return EXIT_NOTHING
+
+    from ich_viewer.report.atomic import ExportError
+    from ich_viewer.report.tabular import write_csv, write_json
+
+    overwrite = bool(getattr(args, "overwrite", False))
+    try:
+        if args.json_out:
+            _say(f"wrote {write_json(args.json_out, study, results, overwrite=overwrite)}")
+        if args.csv_out:
+            _say(f"wrote {write_csv(args.csv_out, study, results, overwrite=overwrite)}")
+    except ExportError as exc:
+        _fail(str(exc))
+        return EXIT_INPUT
+    for line in summary_lines(results, device_text):
+        _say(line)
+    return write_documents(args, study, results)
