@@ -16,6 +16,7 @@ from ich_viewer.ui.settings import APPLICATION, ORGANIZATION
 log = logging.getLogger(__name__)
 
 EXTENSIONS: list[str] = [
+    "ich_viewer.ui.inference_panel:attach_inference",
 ]
 """Dotted "module:function" names, each called as ``f(window, args)`` after the window is built."""
 
