@@ -1,0 +1,141 @@
+"""Every slice preprocessed once into a cached HU tensor file, re-used by every epoch.
+
+The app's ``stack_input`` crops the head, resizes, then windows. The cache keeps the
+cropped and resized HU of the 2k+1 slices (float16, ``(N, 2k+1, S, S)``), obtained by
+calling ``stack_input`` itself with one linear "identity" window, so the crop and resize
+are exactly the app's. Training applies HU offset, noise and window jitter in HU and only
+then the model's windows (``apply_windows``, also the app's), which is where jitter
+belongs: before the clipping of the windows, not after it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from ich_viewer.inference.preprocess import InputSpec, apply_windows, neighbour_indices, stack_input
+from trainer.data.rsna import UNLABELLED
+from trainer.data.volume import Volume
+
+IDENTITY_WINDOW = (1000.0, 4000.0)
+"""A window that maps -1000..3000 HU linearly onto [0, 1]; nothing in a head CT above
+3000 HU matters to the model's windows (the bone window ends at 2000 HU)."""
+CACHE_VERSION = 1
+
+
+def hu_spec(spec: InputSpec) -> InputSpec:
+    """The spec with its windows replaced by the identity window (one channel per slice)."""
+    return replace(spec, windows=(IDENTITY_WINDOW,), window_names=("hu",))
+
+
+def to_hu(identity_values: np.ndarray) -> np.ndarray:
+    centre, width = IDENTITY_WINDOW
+    return identity_values * width + (centre - width / 2.0)
+
+
+def slice_stack_hu(slices_hu: Sequence[np.ndarray | None], spec: InputSpec) -> np.ndarray:
+    """The cropped, resized HU of the 2k+1 slices, exactly as ``stack_input`` sees them."""
+    return to_hu(stack_input(slices_hu, hu_spec(spec))).astype(np.float32)
+
+
+def window_batch(hu: torch.Tensor, spec: InputSpec, windows=None) -> torch.Tensor:
+    """(B, 2k+1, S, S) HU -> (B, C, S, S) network input with the app's windowing."""
+    batch, n, size, _ = hu.shape
+    out = apply_windows(hu.reshape(batch * n, size, size).float(), windows or spec.windows)
+    return out.reshape(batch, -1, size, size)
+
+
+@dataclass
+class CachedSet:
+    """Preprocessed samples of one or more data sets."""
+
+    hu: np.ndarray
+    """(N, 2k+1, S, S) float16 HU (memory-mapped when loaded from disk)."""
+    labels: np.ndarray
+    """(N, 6) uint8 in LABELS order."""
+    groups: np.ndarray
+    """(N,) patient key per sample: the split unit."""
+    sources: np.ndarray
+    names: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: np.ndarray) -> "CachedSet":
+        index = np.asarray(index)
+        return CachedSet(self.hu[index] if len(index) else self.hu[:0], self.labels[index],
+                         self.groups[index], self.sources[index], self.names[index])
+
+    @staticmethod
+    def concat(parts: Sequence["CachedSet"]) -> "CachedSet":
+        return CachedSet(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                           ("hu", "labels", "groups", "sources", "names")))
+
+
+def cache_key(spec: InputSpec, identity: dict) -> str:
+    """Changes when the input spec, the cache layout or the data's identity changes."""
+    text = json.dumps({"v": CACHE_VERSION, "spec": spec.to_dict(), "data": identity}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def volumes_identity(volumes: Sequence[Volume]) -> dict:
+    """What identifies a list of already-read volumes: groups, slice names and labels."""
+    digest = hashlib.sha256()
+    for volume in volumes:
+        digest.update(volume.group.encode())
+        digest.update("|".join(volume.names).encode())
+        digest.update(volume.labels.tobytes())
+    return {"volumes": len(volumes), "digest": digest.hexdigest()}
+
+
+def build_cached_set(volumes: Iterable[Volume], spec: InputSpec,
+                     log: Callable[[str], None] = lambda _: None) -> CachedSet:
+    """Decode each volume once and preprocess every labelled slice with its neighbours."""
+    hu, labels, groups, sources, names = [], [], [], [], []
+    started = time.monotonic()
+    for v_index, volume in enumerate(volumes):
+        slices = volume.load_hu()
+        for i in range(len(volume)):
+            if volume.labels[i, 0] == UNLABELLED or slices[i] is None:
+                continue
+            around = [None if j is None else slices[j]
+                      for j in neighbour_indices(i, len(volume), spec, volume.spacing_mm)]
+            hu.append(slice_stack_hu(around, spec).astype(np.float16))
+            labels.append(volume.labels[i])
+            groups.append(volume.group)
+            sources.append(volume.source)
+            names.append(volume.names[i])
+        if (v_index + 1) % 10 == 0:
+            log(f"preprocessed {v_index + 1} volumes, {len(hu)} slices, {time.monotonic() - started:.0f} s")
+    if not hu:
+        raise ValueError("no labelled slice could be preprocessed")
+    return CachedSet(np.stack(hu), np.stack(labels).astype(np.uint8), np.array(groups),
+                     np.array(sources), np.array(names))
+
+
+def load_or_build(make_volumes: Callable[[], Iterable[Volume]], identity: dict, spec: InputSpec,
+                  cache_dir: Path, name: str, log: Callable[[str], None] = lambda _: None) -> CachedSet:
+    """The cached set for this data and spec; ``make_volumes`` is only called on a miss."""
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    stem = cache_dir / f"{name}-{cache_key(spec, identity)}"
+    hu_path, meta_path = stem.with_suffix(".hu.npy"), stem.with_suffix(".meta.npz")
+    if hu_path.is_file() and meta_path.is_file():
+        meta = np.load(meta_path, allow_pickle=False)
+        log(f"cache hit: {hu_path}")
+        return CachedSet(np.load(hu_path, mmap_mode="r"), meta["labels"], meta["groups"],
+                         meta["sources"], meta["names"])
+    data = build_cached_set(make_volumes(), spec, log)
+    tmp_hu, tmp_meta = stem.with_suffix(".hu.tmp.npy"), stem.with_suffix(".meta.tmp.npz")
+    np.save(tmp_hu, data.hu)
+    np.savez(tmp_meta, labels=data.labels, groups=data.groups, sources=data.sources, names=data.names)
+    tmp_hu.replace(hu_path)
+    tmp_meta.replace(meta_path)
+    log(f"cache written: {hu_path} ({hu_path.stat().st_size / 1e6:.0f} MB)")
+    return data

@@ -1,0 +1,160 @@
+"""``python -m trainer``: reproduce the bundled weights (CV, ablation, final fit, export)."""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from ich_viewer import LABELS, paths
+from trainer.pipeline import ARMS, Config, Logger, Workspace, cross_validate, final_fit, quick_config, save_cv
+from trainer.train import arch_for, set_threads
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m trainer",
+                                     description="Train, evaluate and export the ICH classifier.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rep = sub.add_parser("reproduce", help="CV on CT-ICH, final fit on every patient, export to --out")
+    rep.add_argument("--ct-ich", type=Path, help="CT-ICH folder (Patients_CT/ + hemorrhage_diagnosis.csv)")
+    rep.add_argument("--rsna-csv", type=Path, help="RSNA 2019 stage_2_train.csv (extra training data)")
+    rep.add_argument("--rsna-dir", type=Path, help="folder of the RSNA 2019 DICOM files")
+    rep.add_argument("--work", type=Path, default=None,
+                     help="caches, runs and logs (default: the app's cache folder /trainer)")
+    rep.add_argument("--out", type=Path, default=REPO / "models", help="where the weights and cards go")
+    rep.add_argument("--figures", type=Path, default=REPO / "docs" / "training",
+                     help="ROC curves, ablation chart, split and metrics JSON")
+    rep.add_argument("--arm", choices=ARMS, default=None, help="training data of the bundled model")
+    rep.add_argument("--ablation", action="store_true", help="also cross-validate the other arms")
+    rep.add_argument("--quick", action="store_true", help="tiny model end to end (CI smoke test)")
+    rep.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs per run")
+    rep.add_argument("--size", type=int, default=None, help="input side in pixels")
+    rep.add_argument("--resume", action="store_true",
+                     help="re-use finished runs and continue interrupted ones from their checkpoints")
+    rep.add_argument("--device", default=None, help="auto (CUDA when present), cpu, cuda, cuda:N")
+    return parser
+
+
+def _config(args) -> Config:
+    config = quick_config() if args.quick else Config()
+    if args.arm:
+        config.arm = args.arm
+    if args.epochs:
+        config.recipe = replace(config.recipe, epochs=args.epochs)
+    if args.size:
+        config.size = args.size
+    return config
+
+
+def _summary(metrics: dict) -> dict:
+    return {"auc_any": metrics["labels"]["any"]["auc"], "mean_subtype_auc": metrics["mean_subtype_auc"],
+            "weighted_log_loss": metrics["weighted_log_loss"],
+            "auc": {label: metrics["labels"][label]["auc"] for label in LABELS},
+            "auc_ci95": {label: metrics["labels"][label]["auc_ci95"] for label in LABELS}}
+
+
+def run_reproduce(args) -> int:
+    from ich_viewer.inference.device import choose_device
+    from ich_viewer.inference.weights import export_model
+    from trainer.card import DATA_SOURCES, LIMITS, git_commit, model_card_markdown, parameter_count
+    from trainer.figures import plot_ablation, plot_roc
+    from trainer.metrics import THRESHOLD_RULE
+
+    started = time.monotonic()
+    config = _config(args)
+    work = args.work or paths.cache_dir() / "trainer"
+    log = Logger(work / "logs" / f"reproduce-{time.strftime('%Y%m%d-%H%M%S')}.log")
+    device = choose_device(args.device)
+    threads = set_threads()
+    ws = Workspace(work, config, log, device, resume=args.resume)
+    log(f"config {config.run_id()}: {json.dumps(config.to_dict())}")
+    log(f"device {device}, {threads} CPU threads, work folder {work}")
+    sets = ws.real(args.ct_ich, args.rsna_csv, args.rsna_dir)
+    real, extra = sets.get("ct-ich"), sets.get("rsna")
+    if real is None and config.arm != "synthetic":
+        log("no real evaluation data (--ct-ich): training on synthetic data only, no metrics")
+        config.arm = "synthetic"
+    spec = config.spec()
+    arms = ARMS if (args.ablation and real is not None) else ((config.arm,) if real is not None else ())
+    results = {}
+    for arm in sorted(arms, key=lambda a: a != config.arm):  # the bundled arm first
+        result = cross_validate(ws, real, arm, extra if arm != "synthetic" else None)
+        save_cv(result, real, work / "results" / config.run_id() / arm)
+        results[arm] = result
+        m = result["metrics"]
+        log(f"{arm}: AUC any {m['labels']['any']['auc']:.3f}, mean subtype {m['mean_subtype_auc']:.3f}, "
+            f"log loss {m['weighted_log_loss']:.4f}")
+    model, stats = final_fit(ws, real, extra)
+    chosen = results.get(config.arm)
+    thresholds = ({label: chosen["metrics"]["labels"][label]["threshold"] for label in LABELS}
+                  if chosen else {label: 0.5 for label in LABELS})
+    figures = Path(args.figures)
+    metrics: dict = {}
+    if chosen:
+        metrics["cross_validation"] = chosen["metrics"]
+        plot_roc(real.labels, chosen["probs"], chosen["metrics"], figures / "roc_cv.png",
+                 f"CT-ICH patient-level {config.folds}-fold CV, arm '{config.arm}' (out-of-fold slices)")
+        (figures / "split.json").parent.mkdir(parents=True, exist_ok=True)
+        (figures / "split.json").write_text(json.dumps({"seed": config.split_seed, "folds": config.folds,
+                                                        "patient_fold": chosen["split"]}, indent=1))
+    if len(results) > 1:
+        metrics["ablation"] = {arm: _summary(r["metrics"]) for arm, r in results.items()}
+        plot_ablation({arm: r["metrics"] for arm, r in results.items()}, figures / "ablation.png",
+                      "Ablation on real CT-ICH slices held out by patient (synthetic arm: every real slice held out)")
+    if metrics:
+        (figures / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    used = ["ct-ich"] if real is not None else []
+    used += ["synthetic"] if config.arm in ("synthetic", "both") else []
+    used += ["rsna"] if extra is not None else []
+    command = "python -m trainer reproduce" + (" --quick" if args.quick else "") + \
+        (f" --ct-ich {shlex.quote(str(args.ct_ich))}" if args.ct_ich else "") + \
+        (f" --arm {config.arm}" if args.arm else "") + (" --ablation" if args.ablation else "")
+    wall = time.monotonic() - started
+    card_extra = {
+        "description": "Slice-level intracranial hemorrhage classifier (2.5D residual CNN) trained from scratch",
+        "intended_use": "Research and decision support only; not a diagnosis.",
+        "metrics": metrics,
+        "threshold_rule": THRESHOLD_RULE if chosen else "0.5 (no real-data evaluation)",
+        "data": {"used": used, "sources": {k: DATA_SOURCES[k] for k in used},
+                 "training_slices": {"ct-ich": int(len(real)) if real is not None else 0,
+                                     "rsna": int(len(extra)) if extra is not None else 0},
+                 "split": chosen["split"] if chosen else {}},
+        "recipe": config.to_dict(),
+        "seed": config.recipe.seed,
+        "split_seed": config.split_seed,
+        "git_commit": git_commit(REPO),
+        "training": {"parameters": parameter_count(model), "device": str(device), "threads": threads,
+                     "slices_per_second": stats.slices_per_second, "data_loading_share": stats.data_share,
+                     "final_fit_seconds": stats.seconds, "command_wall_seconds": wall,
+                     "phase_seconds": ws.timings},
+        "limits": LIMITS,
+        "reproduce_command": command,
+        "quick": bool(args.quick),
+    }
+    name = "ich-resnet-quick" if args.quick else "ich-resnet-ctich"
+    card_path = export_model(model, arch_for(config.recipe if config.arm != "synthetic" else config.pretrain, spec),
+                             spec, thresholds, card_extra, args.out, name=name, version="1.0.0")
+    card = json.loads(card_path.read_text())
+    (Path(args.out) / "MODEL_CARD.md").write_text(model_card_markdown(card), encoding="utf-8")
+    log(f"exported {card_path} (sha256 {card['sha256'][:12]}), wall {wall:.0f} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "reproduce":
+        if bool(args.rsna_csv) != bool(args.rsna_dir):
+            print("--rsna-csv and --rsna-dir go together", file=sys.stderr)
+            return 2
+        try:
+            return run_reproduce(args)
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    raise AssertionError(args.command)
+

@@ -1,0 +1,1 @@
+"""Readers that turn each data set into ordered per-patient volumes with LABELS-order labels."""

@@ -1,0 +1,218 @@
+"""One training run on cached slices: sampler, augmentation, weighted BCE, AdamW, one-cycle.
+
+A run writes ``checkpoint.pt`` into its folder after every epoch (model, optimiser,
+schedule, random states) so ``resume=True`` continues where a killed run stopped, and a
+``done.pt`` with the final weights so a finished run is never trained twice.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ich_viewer import LABELS
+from ich_viewer.inference.model import build_model, default_arch, normalise_arch, to_probabilities
+from ich_viewer.inference.preprocess import InputSpec
+from trainer.augment import AugmentConfig, HUAugment
+from trainer.cache import CachedSet, window_batch
+from trainer.sampler import epoch_indices, sample_weights
+
+LABEL_WEIGHTS = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 2.0])
+"""BCE weight per label, LABELS order: "any" counts twice, as in the RSNA 2019 metric."""
+
+
+@dataclass
+class Recipe:
+    """Everything that defines a training run (saved in the card and each run folder)."""
+
+    epochs: int = 12
+    samples_per_epoch: int | None = None
+    """Slices drawn per epoch (None: as many as the training set holds)."""
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    pct_start: float = 0.2
+    target_share: float = 0.06
+    max_factor: float = 8.0
+    any_share: float = 0.3
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    arch: dict = field(default_factory=dict)
+    """Changes to the default architecture (``in_channels`` follows the spec)."""
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["augment"] = self.augment.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Recipe":
+        values = dict(data)
+        augment = values.pop("augment", None) or {}
+        augment = {k: tuple(v) if isinstance(v, list) else v for k, v in augment.items()}
+        return cls(augment=AugmentConfig(**augment), **values)
+
+
+def arch_for(recipe: Recipe, spec: InputSpec) -> dict:
+    return normalise_arch(default_arch(spec.n_channels, **recipe.arch))
+
+
+def set_threads() -> int:
+    """CPU threads = cores available to this process (CUDA runs ignore it)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        cores = os.cpu_count() or 1
+    torch.set_num_threads(cores)
+    return cores
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def weighted_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over slices of the label-weighted BCE (the RSNA 2019 loss)."""
+    weights = LABEL_WEIGHTS.to(logits.device)
+    per_label = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    return (per_label * weights).sum(dim=1).mean() / weights.sum()
+
+
+def _format_eta(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s" if seconds >= 3600 \
+        else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+@dataclass
+class RunStats:
+    """Timing of a run: what bench and the card report."""
+
+    seconds: float = 0.0
+    slices: int = 0
+    data_seconds: float = 0.0
+    """Time spent gathering, augmenting and windowing batches."""
+    losses: list[float] = field(default_factory=list)
+
+    @property
+    def slices_per_second(self) -> float:
+        return self.slices / self.seconds if self.seconds else 0.0
+
+    @property
+    def data_share(self) -> float:
+        return self.data_seconds / self.seconds if self.seconds else 0.0
+
+
+def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
+        init_state: dict | None = None, device: torch.device | None = None, resume: bool = True,
+        log: Callable[[str], None] = print, progress_every: float = 30.0) -> tuple[torch.nn.Module, RunStats]:
+    """Train a model on ``train``; returns it (eval mode, on CPU) and its timing."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = device or torch.device("cpu")
+    arch = arch_for(recipe, spec)
+    done_path = run_dir / "done.pt"
+    model = build_model(arch)
+    if resume and done_path.is_file():
+        saved = torch.load(done_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(saved["model"])
+        log(f"{run_dir.name}: already trained, loaded {done_path}")
+        return model.eval(), RunStats(**saved.get("stats", {}))
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    model.to(device)
+    rng = seed_everything(recipe.seed)
+    labels = train.labels.astype(np.float32)
+    weights = sample_weights(train.labels, target_share=recipe.target_share,
+                             max_factor=recipe.max_factor, any_share=recipe.any_share)
+    per_epoch = recipe.samples_per_epoch or len(train)
+    steps_per_epoch = max(1, per_epoch // recipe.batch_size)
+    total_steps = steps_per_epoch * recipe.epochs
+    optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=recipe.lr, total_steps=total_steps,
+                                                   pct_start=recipe.pct_start)
+    augment = HUAugment(spec, recipe.augment)
+    start_epoch, stats = 0, RunStats()
+    checkpoint_path = run_dir / "checkpoint.pt"
+    if resume and checkpoint_path.is_file():
+        saved = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        schedule.load_state_dict(saved["schedule"])
+        start_epoch, stats = saved["epoch"], RunStats(**saved["stats"])
+        rng.bit_generator.state = saved["numpy_rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        log(f"{run_dir.name}: resumed after epoch {start_epoch}")
+    (run_dir / "recipe.json").write_text(json.dumps({"recipe": recipe.to_dict(), "arch": arch,
+                                                     "spec": spec.to_dict(), "train_slices": len(train)}, indent=1))
+    hu = np.asarray(train.hu)  # a memory-mapped cache is read into RAM once
+    last_report = time.monotonic()
+    for epoch in range(start_epoch, recipe.epochs):
+        model.train()
+        order = epoch_indices(weights, steps_per_epoch * recipe.batch_size, rng)
+        epoch_loss, started = 0.0, time.monotonic()
+        for step in range(steps_per_epoch):
+            t0 = time.monotonic()
+            index = np.sort(order[step * recipe.batch_size:(step + 1) * recipe.batch_size])
+            inputs = augment(torch.from_numpy(hu[index].astype(np.float32))).to(device)
+            targets = torch.from_numpy(labels[index]).to(device)
+            t1 = time.monotonic()
+            loss = weighted_bce(model(inputs), targets)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            t2 = time.monotonic()
+            stats.data_seconds += t1 - t0
+            stats.seconds += t2 - t0
+            stats.slices += len(index)
+            epoch_loss += loss.item()
+            done = epoch * steps_per_epoch + step + 1
+            if time.monotonic() - last_report >= progress_every or done == total_steps:
+                last_report = time.monotonic()
+                eta = (total_steps - done) * stats.seconds / max(done - start_epoch * steps_per_epoch, 1)
+                log(f"{run_dir.name}: epoch {epoch + 1}/{recipe.epochs} step {step + 1}/{steps_per_epoch} "
+                    f"loss {epoch_loss / (step + 1):.4f} lr {schedule.get_last_lr()[0]:.2e} "
+                    f"{stats.slices_per_second:.0f} slices/s ETA {_format_eta(eta)}")
+        stats.losses.append(epoch_loss / steps_per_epoch)
+        log(f"{run_dir.name}: epoch {epoch + 1} done, loss {stats.losses[-1]:.4f}, "
+            f"{time.monotonic() - started:.0f} s")
+        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                    "schedule": schedule.state_dict(), "epoch": epoch + 1, "stats": asdict(stats),
+                    "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()},
+                   checkpoint_path.with_suffix(".tmp"))
+        checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
+    model = model.cpu().eval()
+    torch.save({"model": model.state_dict(), "stats": asdict(stats)}, done_path)
+    checkpoint_path.unlink(missing_ok=True)
+    return model, stats
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, data: CachedSet, spec: InputSpec, batch_size: int = 64,
+            device: torch.device | None = None) -> np.ndarray:
+    """Probabilities (N, 6) in LABELS order, no augmentation."""
+    device = device or torch.device("cpu")
+    model = model.to(device).eval()
+    out = np.zeros((len(data), len(LABELS)), dtype=np.float64)
+    for start in range(0, len(data), batch_size):
+        hu = torch.from_numpy(np.asarray(data.hu[start:start + batch_size], dtype=np.float32))
+        logits = model(window_batch(hu, spec).to(device))
+        out[start:start + len(hu)] = to_probabilities(logits)
+    model.cpu()
+    return out
+
+
+def steps_estimate(recipe: Recipe, n_train: int) -> int:
+    return recipe.epochs * max(1, (recipe.samples_per_epoch or n_train) // recipe.batch_size)
+
