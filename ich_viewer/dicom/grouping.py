@@ -1,0 +1,161 @@
+"""Image files to series: split by SeriesInstanceUID, then orientation and matrix size.
+
+Localizers (ImageType LOCALIZER, or lone images whose orientation differs from the
+stack of their series) are kept apart so scrolling and the classifier never see them.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from ich_viewer.dicom.geometry import common_orientation, orientation_key, slice_normal, stack_geometry
+from ich_viewer.dicom.headers import ImageFile
+from ich_viewer.dicom.model import Series, SkippedFile, SliceHeader
+from ich_viewer.dicom.pixels import DecodeJob, decode_job
+
+NO_SERIES_UID = "(no SeriesInstanceUID)"
+
+
+class SeriesPixels:
+    """The pixel source of a series read from DICOM files (one decode job per slice)."""
+
+    def __init__(self, jobs: dict[tuple[str, int | None], DecodeJob]) -> None:
+        self._jobs = jobs
+
+    def job(self, header: SliceHeader) -> DecodeJob:
+        return self._jobs[(header.path, header.frame)]
+
+    def __call__(self, header: SliceHeader) -> np.ndarray:
+        return decode_job(self.job(header))
+
+    @property
+    def compressed(self) -> bool:
+        """True when decoding costs real CPU (anything but raw uncompressed frames)."""
+        return any(job.native is None for job in self._jobs.values())
+
+
+@dataclass(eq=False)
+class _Entry:
+    header: SliceHeader
+    job: DecodeJob
+    image: ImageFile
+
+
+def assemble_series(images: list[ImageFile]) -> tuple[list[Series], list[SkippedFile], list[str]]:
+    """Series in reading order (image series by SeriesNumber, localizers last)."""
+    entries, skipped = _unique_entries(images)
+    by_uid: dict[str, list[_Entry]] = defaultdict(list)
+    for entry in entries:
+        by_uid[entry.image.series_uid or NO_SERIES_UID].append(entry)
+    series: list[Series] = []
+    notes: list[str] = []
+    for uid, members in by_uid.items():
+        stacks = _split_stacks(members)
+        localizer_flags = _localizer_flags(stacks)
+        image_stacks = [s for s, loc in zip(stacks, localizer_flags) if not loc]
+        if len(image_stacks) > 1:
+            notes.append(
+                f"Series {_label(members[0].image)} holds {len(image_stacks)} stacks of different "
+                "orientation or image size; each is shown as its own series"
+            )
+        part = 0
+        for stack, localizer in zip(stacks, localizer_flags):
+            part += 0 if localizer else 1
+            numbered = part if not localizer and len(image_stacks) > 1 else None
+            series.append(_build_series(uid, stack, localizer, numbered))
+    series.sort(key=_reading_order)
+    return series, skipped, notes
+
+
+def _label(image: ImageFile) -> str:
+    number = f"{image.series_number} " if image.series_number is not None else ""
+    return f"{number}'{image.description}'" if image.description else f"{number}{image.series_uid}"
+
+
+def _unique_entries(images: list[ImageFile]) -> tuple[list[_Entry], list[SkippedFile]]:
+    """Drop copies of the same image (same SOPInstanceUID and frame) found twice."""
+    seen: dict[tuple[str, int | None], str] = {}
+    entries: list[_Entry] = []
+    skipped: list[SkippedFile] = []
+    for image in images:
+        header = image.headers[0]
+        key = (header.sop_instance_uid, header.frame)
+        if header.sop_instance_uid and key in seen:
+            skipped.append(SkippedFile(image.ref.display, f"duplicate of {seen[key]} (same SOPInstanceUID)"))
+            continue
+        seen[key] = image.ref.display
+        entries.extend(_Entry(h, j, image) for h, j in zip(image.headers, image.jobs))
+    return entries, skipped
+
+
+def _split_stacks(members: list[_Entry]) -> list[list[_Entry]]:
+    groups: dict[tuple, list[_Entry]] = defaultdict(list)
+    for entry in members:
+        h = entry.header
+        groups[(orientation_key(h.orientation), h.rows, h.columns)].append(entry)
+    return sorted(groups.values(), key=len, reverse=True)
+
+
+def _localizer_flags(stacks: list[list[_Entry]]) -> list[bool]:
+    """LOCALIZER in ImageType, or a lone image whose orientation differs from the stack.
+
+    Several lone images in different orientations and no stack (a 3-plane scout) are
+    localizers too; lone images without orientation are left alone.
+    """
+    flags = [any("LOCALIZER" in e.header.image_type for e in stack) for stack in stacks]
+    main = next((s for s, f in zip(stacks, flags) if not f and len(s) > 1), None)
+    main_key = orientation_key(main[0].header.orientation) if main else None
+    lone_keys = {orientation_key(s[0].header.orientation) for s in stacks if len(s) == 1} - {None}
+    for k, stack in enumerate(stacks):
+        key = orientation_key(stack[0].header.orientation)
+        if flags[k] or len(stack) != 1 or key is None:
+            continue
+        if (main is not None and main_key is not None and key != main_key) or (main is None and len(lone_keys) > 1):
+            flags[k] = True
+    return flags
+
+
+def _orientation_name(headers: list[SliceHeader]) -> str:
+    orientation = common_orientation(headers)
+    if orientation is None:
+        return ""
+    axis = int(np.argmax(np.abs(slice_normal(orientation))))
+    return ("sagittal", "coronal", "axial")[axis]
+
+
+def _build_series(uid: str, stack: list[_Entry], localizer: bool, part: int | None) -> Series:
+    headers = [e.header for e in stack]
+    geometry = stack_geometry(headers)
+    ordered = [stack[i] for i in geometry.order]
+    first = ordered[0].image
+    description = first.description
+    if part is not None:
+        shape = f"{headers[0].rows}x{headers[0].columns}"
+        description = f"{description} [stack {part}: {_orientation_name(headers)} {shape}]".strip()
+    warnings = list(geometry.warnings) if not localizer else []
+    for entry in ordered:
+        for note in entry.image.notes:
+            if note not in warnings:
+                warnings.append(note)
+    return Series(
+        series_uid=uid,
+        slices=[e.header for e in ordered],
+        pixel_source=SeriesPixels({(e.header.path, e.header.frame): e.job for e in ordered}),
+        description=description,
+        modality=first.modality,
+        study_uid=first.study_uid,
+        series_number=first.series_number,
+        positions_mm=geometry.positions_mm,
+        spacing_mm=geometry.spacing_mm,
+        gantry_tilt_deg=geometry.gantry_tilt_deg,
+        warnings=warnings,
+        is_localizer=localizer,
+    )
+
+
+def _reading_order(series: Series) -> tuple:
+    number = series.series_number if series.series_number is not None else math.inf
+    return (series.is_localizer, number, series.description, series.series_uid, -len(series))

@@ -1,0 +1,442 @@
+"""Read the header of one candidate file: slice headers and decode jobs, or why it is left out.
+
+Only the header is parsed (pydicom ``stop_before_pixels``); the pixel data element is
+then checked by hand without reading it: where it starts (so uncompressed frames can be
+read directly later), whether the file is long enough, and whether compressed data ends
+properly. A file that fails any of this becomes a ``NotAnImage`` with a readable reason.
+"""
+from __future__ import annotations
+
+import struct
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from ich_viewer.dicom.model import SliceHeader
+from ich_viewer.dicom.pixels import NATIVE_SYNTAXES, DecodeJob, NativeLayout, PixelSpec
+from ich_viewer.dicom.sources import FileRef
+
+MAX_MATRIX = 8192
+MAX_FRAMES = 10000
+
+IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+DEFLATED_LE = "1.2.840.10008.1.2.1.99"
+EXPLICIT_BE = "1.2.840.10008.1.2.2"
+
+_PIXEL_DATA = 0x7FE00010
+_FLOAT_PIXEL_TAGS = {0x7FE00008: "Float Pixel Data", 0x7FE00009: "Double Float Pixel Data"}
+_ITEM = 0xFFFEE000
+_SEQUENCE_END = 0xFFFEE0DD
+_LONG_VRS = {b"OB", b"OW", b"OD", b"OF", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UC", b"UR"}
+
+
+class NotAnImage(Exception):
+    """The file is left out of the study; ``str(exc)`` is the reason for the load log."""
+
+
+@dataclass
+class ImageFile:
+    """One readable image file: a slice header (and decode job) per frame."""
+
+    ref: FileRef
+    headers: list[SliceHeader]
+    jobs: list[DecodeJob]
+    series_uid: str
+    study_uid: str
+    series_number: int | None
+    description: str
+    modality: str
+    notes: list[str] = field(default_factory=list)
+    """Facts worth a series warning (e.g. corrected 12-bit wrap)."""
+
+
+def read_image_file(ref: FileRef) -> ImageFile:
+    """Parse the header of ``ref``; raises ``NotAnImage`` with the reason it cannot be used."""
+    try:
+        size = ref.size()
+    except OSError as exc:
+        raise NotAnImage(f"cannot read the file: {exc.strerror or exc}") from exc
+    if size == 0:
+        raise NotAnImage("empty file (0 bytes)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about every odd value; reasons go to the log
+        try:
+            with ref.open() as stream:
+                ds, pixel = _read_header(stream, size)
+        except NotAnImage:
+            raise
+        except OSError as exc:
+            raise NotAnImage(f"cannot read the file: {exc.strerror or exc}") from exc
+        return _image_file(ref, ds, pixel)
+
+
+@dataclass(frozen=True)
+class _PixelElement:
+    transfer_syntax: str
+    native: NativeLayout | None
+    value_length: int | None
+    fragments: int | None
+
+
+def _read_header(stream: BinaryIO, size: int) -> tuple[Any, _PixelElement]:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    stream.seek(128)
+    has_marker = stream.read(4) == b"DICM"
+    if not has_marker:
+        stream.seek(0)
+        start = stream.read(8)
+        # Old files without the 128-byte preamble start directly with group 0002 or 0008.
+        if start[:4] == b"PK\x03\x04":
+            raise NotAnImage("zip archive (open the zip file itself to read the images in it)")
+        if len(start) < 8 or start[:2] not in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08"):
+            raise NotAnImage("not a DICOM file (no DICM marker and no DICOM data set at the start)")
+    stream.seek(0)
+    try:
+        ds = pydicom.dcmread(stream, stop_before_pixels=True, force=not has_marker)
+    except InvalidDicomError as exc:
+        raise NotAnImage(f"not a DICOM file ({exc})") from exc
+    except (EOFError, struct.error) as exc:
+        raise NotAnImage(f"truncated DICOM header ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # a corrupt header never stops the other files
+        raise NotAnImage(f"unreadable DICOM header ({type(exc).__name__}: {exc})") from exc
+    syntax = _transfer_syntax(ds)
+    if syntax == DEFLATED_LE:
+        return _deflated(stream, ds, syntax)
+    return ds, _pixel_element(stream, size, ds, syntax)
+
+
+def _transfer_syntax(ds: Any) -> str:
+    meta = getattr(ds, "file_meta", None)
+    uid = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if uid in (IMPLICIT_LE, EXPLICIT_LE, EXPLICIT_BE) or not uid:
+        # trust what the reader found in the bytes over what the meta header claims
+        if implicit is True:
+            return IMPLICIT_LE
+        if little is False:
+            return EXPLICIT_BE
+        if implicit is False:
+            return EXPLICIT_LE
+    return uid or IMPLICIT_LE
+
+
+def _deflated(stream: BinaryIO, ds: Any, syntax: str) -> tuple[Any, _PixelElement]:
+    """Deflated files must be inflated as a whole to find the pixel data."""
+    import pydicom
+
+    stream.seek(0)
+    try:
+        full = pydicom.dcmread(stream, force=True)
+    except Exception as exc:
+        raise NotAnImage(f"corrupt or truncated deflated data set ({type(exc).__name__}: {exc})") from exc
+    if "PixelData" not in full:
+        raise NotAnImage(_no_pixels(ds))
+    length = len(full.PixelData)
+    del full.PixelData
+    return full, _PixelElement(syntax, None, length, None)
+
+
+def _no_pixels(ds: Any) -> str:
+    from pydicom.uid import UID
+
+    sop = str(ds.get("SOPClassUID", "") or getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", ""))
+    kind = UID(sop).name if sop else str(ds.get("Modality", "") or "unknown kind")
+    return f"no pixel data ({kind})"
+
+
+def _pixel_element(stream: BinaryIO, size: int, ds: Any, syntax: str) -> _PixelElement:
+    start = stream.tell()
+    head = stream.read(8)
+    if len(head) < 8:
+        raise NotAnImage(_no_pixels(ds))
+    big = syntax == EXPLICIT_BE
+    group, element = struct.unpack(">HH" if big else "<HH", head[:4])
+    tag = (group << 16) | element
+    if tag in _FLOAT_PIXEL_TAGS:
+        raise NotAnImage(f"{_FLOAT_PIXEL_TAGS[tag]} (a parametric map, not a stored-value image)")
+    if tag != _PIXEL_DATA:
+        raise NotAnImage(_no_pixels(ds))
+    if syntax == IMPLICIT_LE:
+        (length,) = struct.unpack("<I", head[4:8])
+        value_start = start + 8
+    elif head[4:6] in _LONG_VRS:
+        extra = stream.read(4)
+        if len(extra) < 4:
+            raise NotAnImage("truncated: the file ends at the start of the pixel data")
+        (length,) = struct.unpack(">I" if big else "<I", extra)
+        value_start = start + 12
+    else:
+        (length,) = struct.unpack(">H" if big else "<H", head[6:8])
+        value_start = start + 8
+    if syntax in NATIVE_SYNTAXES:
+        if length == 0xFFFFFFFF:
+            raise NotAnImage(f"pixel data of undefined length in an uncompressed transfer syntax ({syntax})")
+        if value_start + length > size:
+            raise NotAnImage(f"truncated: the file ends inside the pixel data ({size - value_start} of {length} bytes)")
+        return _PixelElement(syntax, NativeLayout(value_start, big), length, None)
+    if length != 0xFFFFFFFF:
+        raise NotAnImage(f"compressed transfer syntax {syntax} but the pixel data is not encapsulated")
+    fragments = _count_fragments(stream, value_start, size)
+    return _PixelElement(syntax, None, None, fragments)
+
+
+def _count_fragments(stream: BinaryIO, start: int, size: int) -> int:
+    """Walk the encapsulated items (seeking, not reading) to prove the data is complete."""
+    position, items = start, 0
+    stream.seek(position)
+    while True:
+        head = stream.read(8)
+        if len(head) < 8:
+            raise NotAnImage("truncated: the compressed pixel data has no end (file cut short)")
+        tag_group, tag_element, length = struct.unpack("<HHI", head)
+        tag = (tag_group << 16) | tag_element
+        if tag == _SEQUENCE_END:
+            break
+        if tag != _ITEM:
+            raise NotAnImage(f"corrupt compressed pixel data (unexpected tag {tag:08X} instead of an item)")
+        position += 8 + length
+        if position > size:
+            raise NotAnImage("truncated: the file ends inside the compressed pixel data")
+        items += 1
+        stream.seek(position)
+    if items < 2:
+        raise NotAnImage("compressed pixel data holds no image fragment")
+    return items - 1  # the first item is the basic offset table
+
+
+# ---------------------------------------------------------------------------------------
+# From the pydicom header to slice headers and decode jobs
+
+
+def _image_file(ref: FileRef, ds: Any, pixel: _PixelElement) -> ImageFile:
+    rows, columns = _int(ds.get("Rows")), _int(ds.get("Columns"))
+    if not rows or not columns:
+        raise NotAnImage("no image size (Rows/Columns missing or zero)")
+    if rows > MAX_MATRIX or columns > MAX_MATRIX:
+        raise NotAnImage(f"implausible image size {rows}x{columns}")
+    samples = _int(ds.get("SamplesPerPixel")) or 1
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2") or "MONOCHROME2").strip().upper()
+    if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise NotAnImage(f"colour image ({photometric}, {samples} samples per pixel), not a greyscale slice")
+    bits_allocated = _int(ds.get("BitsAllocated")) or 16
+    if bits_allocated not in (8, 16, 32):
+        raise NotAnImage(f"unsupported BitsAllocated {bits_allocated}")
+    bits_stored = _int(ds.get("BitsStored")) or bits_allocated
+    if not 1 <= bits_stored <= bits_allocated:
+        raise NotAnImage(f"BitsStored {bits_stored} does not fit BitsAllocated {bits_allocated}")
+    signed = _int(ds.get("PixelRepresentation")) == 1
+    n_frames = _int(ds.get("NumberOfFrames")) or 1
+    if not 1 <= n_frames <= MAX_FRAMES:
+        raise NotAnImage(f"implausible NumberOfFrames {n_frames}")
+    frame_bytes = rows * columns * bits_allocated // 8
+    if pixel.value_length is not None and pixel.value_length < frame_bytes * n_frames:
+        raise NotAnImage(
+            f"pixel data holds {pixel.value_length} bytes but {n_frames} frame(s) of "
+            f"{rows}x{columns}x{bits_allocated} bits need {frame_bytes * n_frames}"
+        )
+    if pixel.fragments is not None and n_frames > pixel.fragments:
+        raise NotAnImage(f"NumberOfFrames {n_frames} but only {pixel.fragments} compressed fragment(s)")
+
+    modality = str(ds.get("Modality", "") or "").strip().upper()
+    image_type = _strings(ds.get("ImageType"))
+    padding = _padding(ds, bits_stored, signed)
+    notes: list[str] = []
+    if photometric == "MONOCHROME1":
+        notes.append("MONOCHROME1 images: stored values inverted so dense tissue is bright")
+
+    common = dict(
+        sop_instance_uid=str(ds.get("SOPInstanceUID", "") or ""),
+        instance_number=_int(ds.get("InstanceNumber")),
+        slice_location=_float(ds.get("SliceLocation")),
+        transfer_syntax_uid=pixel.transfer_syntax,
+        image_type=image_type,
+        dataset=ds,
+        rows=rows,
+        columns=columns,
+    )
+    headers: list[SliceHeader] = []
+    jobs: list[DecodeJob] = []
+    for frame in range(n_frames):
+        geometry = _frame_geometry(ds, frame if n_frames > 1 else None)
+        slope, intercept = geometry.pop("rescale")
+        rsna_wrap = _is_rsna_wrap(modality, bits_stored, signed, intercept, ds)
+        if rsna_wrap and _RSNA_NOTE not in notes:
+            notes.append(_RSNA_NOTE)
+        header = SliceHeader(
+            path=ref.display,
+            frame=frame if n_frames > 1 else None,
+            rescale_slope=slope,
+            rescale_intercept=intercept,
+            **geometry,
+            **common,
+        )
+        spec = PixelSpec(
+            rows=rows,
+            columns=columns,
+            bits_allocated=bits_allocated,
+            bits_stored=bits_stored,
+            signed=signed,
+            slope=slope,
+            intercept=intercept,
+            monochrome1=photometric == "MONOCHROME1",
+            padding=padding,
+            rsna_wrap=rsna_wrap,
+        )
+        headers.append(header)
+        jobs.append(DecodeJob(ref, frame, n_frames, pixel.transfer_syntax, spec, pixel.native))
+    return ImageFile(
+        ref=ref,
+        headers=headers,
+        jobs=jobs,
+        series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
+        study_uid=str(ds.get("StudyInstanceUID", "") or ""),
+        series_number=_int(ds.get("SeriesNumber")),
+        description=str(ds.get("SeriesDescription", "") or "").strip(),
+        modality=modality,
+        notes=notes,
+    )
+
+
+_RSNA_NOTE = (
+    "12-bit unsigned CT with RescaleIntercept above -100 (the RSNA 2019 wrap case): "
+    "wrapped values corrected"
+)
+
+
+def _is_rsna_wrap(modality: str, bits_stored: int, signed: bool, intercept: float, ds: Any) -> bool:
+    return modality == "CT" and bits_stored == 12 and not signed and "RescaleIntercept" in ds and intercept > -100
+
+
+def _padding(ds: Any, bits_stored: int, signed: bool) -> tuple[int, int] | None:
+    """PixelPaddingValue (and range limit) as values in the stored representation."""
+    value = _int(ds.get("PixelPaddingValue"))
+    if value is None:
+        return None
+    limit = _int(ds.get("PixelPaddingRangeLimit"))
+
+    def normalise(v: int) -> int:
+        v %= 1 << bits_stored
+        if signed and v >= 1 << (bits_stored - 1):
+            v -= 1 << bits_stored
+        return v
+
+    low = normalise(value)
+    high = low if limit is None else normalise(limit)
+    return (min(low, high), max(low, high))
+
+
+def _frame_geometry(ds: Any, frame: int | None) -> dict[str, Any]:
+    """Position, orientation, spacing, rescale and window of one frame (functional groups first)."""
+
+    def value(sequence: str, attribute: str) -> Any:
+        return _functional_value(ds, frame, sequence, attribute)[0]
+
+    raw_position, per_frame = _functional_value(ds, frame, "PlanePositionSequence", "ImagePositionPatient")
+    position = _floats(raw_position, 3)
+    orientation = _floats(value("PlaneOrientationSequence", "ImageOrientationPatient"), 6)
+    if frame and not per_frame and position is not None:
+        position = _legacy_frame_position(ds, position, orientation, frame)
+    spacing = _floats(value("PixelMeasuresSequence", "PixelSpacing"), 2)
+    if spacing is None or spacing[0] <= 0 or spacing[1] <= 0:
+        spacing = _floats(ds.get("ImagerPixelSpacing"), 2)
+    slope = _float(value("PixelValueTransformationSequence", "RescaleSlope"))
+    intercept = _float(value("PixelValueTransformationSequence", "RescaleIntercept"))
+    width = _float(value("FrameVOILUTSequence", "WindowWidth"))
+    return dict(
+        position=position,
+        orientation=orientation,
+        pixel_spacing=spacing if spacing and spacing[0] > 0 and spacing[1] > 0 else (1.0, 1.0),
+        slice_thickness=_float(value("PixelMeasuresSequence", "SliceThickness")),
+        rescale=(1.0 if not slope else slope, intercept or 0.0),
+        window_center=_float(value("FrameVOILUTSequence", "WindowCenter")),
+        window_width=width if width and width > 0 else None,
+    )
+
+
+def _functional_value(ds: Any, frame: int | None, sequence: str, attribute: str) -> tuple[Any, bool]:
+    """Per-frame functional group, then shared group, then the top level; and whether per-frame."""
+    if frame is not None:
+        for groups in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
+            try:
+                items = ds.get(groups)
+                if not items:
+                    continue
+                per_frame = groups.startswith("PerFrame")
+                inner = (items[frame] if per_frame else items[0]).get(sequence)
+                if inner and attribute in inner[0]:
+                    return inner[0].get(attribute), per_frame
+            except Exception:  # a malformed functional group falls back to the next source
+                continue
+    return ds.get(attribute), False
+
+
+def _legacy_frame_position(ds: Any, first: tuple[float, ...], orientation: Any, frame: int) -> tuple[float, ...] | None:
+    """Multi-frame without per-frame positions: step along the normal by the slice spacing."""
+    step = _float(ds.get("SpacingBetweenSlices")) or _float(ds.get("SliceThickness"))
+    if not step or orientation is None:
+        return None
+    r, c = orientation[:3], orientation[3:]
+    normal = (r[1] * c[2] - r[2] * c[1], r[2] * c[0] - r[0] * c[2], r[0] * c[1] - r[1] * c[0])
+    return tuple(p + n * step * frame for p, n in zip(first, normal))
+
+
+# ---------------------------------------------------------------------------------------
+# Tolerant value parsing: a bad tag value gives None, never an exception
+
+
+def _number(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        value = value[0] if len(value) else None
+    return value
+
+
+def _int(value: Any) -> int | None:
+    try:
+        value = _number(value)
+        if value is None or value == "":
+            return None
+        return int(float(value))
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        value = _number(value)
+        if value is None or value == "":
+            return None
+        result = float(value)
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+    return result if result == result and abs(result) != float("inf") else None
+
+
+def _floats(value: Any, count: int) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        items = list(value) if not isinstance(value, (str, bytes)) else str(value).split("\\")
+        if len(items) != count:
+            return None
+        result = tuple(float(v) for v in items)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if any(v != v or abs(v) == float("inf") for v in result):
+        return None
+    return result
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(v.strip().upper() for v in value.split("\\"))
+    try:
+        return tuple(str(v).strip().upper() for v in value)
+    except TypeError:
+        return (str(value).strip().upper(),)

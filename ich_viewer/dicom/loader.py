@@ -1,0 +1,92 @@
+"""Open a folder, a file, a DICOMDIR or a zip as a ``Study`` (headers only; pixels stay lazy).
+
+One bad file never stops the others: it lands in ``Study.skipped`` with the reason.
+Nothing is ever written inside the opened path.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from typing import Callable
+
+from ich_viewer.dicom.grouping import assemble_series
+from ich_viewer.dicom.headers import ImageFile, NotAnImage, read_image_file
+from ich_viewer.dicom.model import ProgressCallback, SkippedFile, Study
+from ich_viewer.dicom.sources import discover
+
+PROGRESS_INTERVAL_S = 0.05
+"""Progress is reported at most this often (plus at the end), so a UI is not flooded."""
+
+
+def load_study(
+    path: str | os.PathLike[str],
+    progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Study:
+    """Headers of every image under ``path``, grouped into series and ordered.
+
+    Raises FileNotFoundError when ``path`` does not exist. A study where nothing could be
+    read has no series and says why in ``skipped``.
+    """
+    found = discover(path, cancel)
+    study = Study(source=str(path), skipped=list(found.skipped), warnings=list(found.warnings))
+    images: list[ImageFile] = []
+    total = len(found.files)
+    last_report = 0.0
+    for done, ref in enumerate(found.files):
+        if cancel is not None and cancel():
+            study.warnings.append(f"Loading cancelled after {done} of {total} files")
+            break
+        try:
+            images.append(read_image_file(ref))
+        except NotAnImage as exc:
+            study.skipped.append(SkippedFile(ref.display, str(exc)))
+        except Exception as exc:  # a reader bug on one file must not lose the study
+            study.skipped.append(SkippedFile(ref.display, f"unexpected error: {type(exc).__name__}: {exc}"))
+        now = time.monotonic()
+        if progress is not None and (now - last_report >= PROGRESS_INTERVAL_S or done + 1 == total):
+            last_report = now
+            progress(done + 1, total)
+    series, duplicates, notes = assemble_series(images)
+    study.series = series
+    study.skipped.extend(duplicates)
+    study.warnings.extend(notes)
+    _fill_study_fields(study, images)
+    return study
+
+
+def _fill_study_fields(study: Study, images: list[ImageFile]) -> None:
+    if not images:
+        return
+    uids = Counter(image.study_uid for image in images)
+    main_uid = uids.most_common(1)[0][0]
+    if len(uids) > 1:
+        study.warnings.append(
+            f"Images from {len(uids)} different studies were found; patient details are those of the "
+            "study with the most images"
+        )
+    ds = next(image.headers[0].dataset for image in images if image.study_uid == main_uid)
+
+    def text(keyword: str) -> str:
+        return _tag_text(ds, keyword)
+
+    study.study_uid = main_uid
+    study.patient_name = text("PatientName").replace("^", " ").strip()
+    study.patient_id = text("PatientID")
+    study.patient_sex = text("PatientSex")
+    study.patient_age = text("PatientAge")
+    study.study_date = text("StudyDate")
+    study.study_description = text("StudyDescription")
+    study.accession_number = text("AccessionNumber")
+    study.institution = text("InstitutionName")
+    patients = {_tag_text(image.headers[0].dataset, "PatientID") for image in images}
+    if len(patients) > 1:
+        study.warnings.append(f"Images of {len(patients)} different patient IDs were found in this path")
+
+
+def _tag_text(ds: object, keyword: str) -> str:
+    try:
+        return str(ds.get(keyword, "") or "").strip()  # type: ignore[attr-defined]
+    except Exception:  # an undecodable value leaves the field empty
+        return ""
