@@ -103,29 +103,38 @@ class Series:
 
         Raises ``PixelDecodeError`` with a readable reason when the pixels cannot be
         decoded (the error is remembered, so a bad slice fails fast the next time).
+        The cache keeps whole-number HU as int16 (half of float32); each call returns
+        float32, a fresh array when the cache holds int16.
         """
         cached = self._cache.get(index)
-        if cached is not None:
-            return cached
-        if index in self._errors:
-            raise PixelDecodeError(self._errors[index])
-        try:
-            image = np.asarray(self.pixel_source(self.slices[index]), dtype=np.float32)
-        except PixelDecodeError as exc:
-            self._errors[index] = str(exc)
-            raise
-        except Exception as exc:  # any decoder failure becomes a readable message
-            message = f"{self.slices[index].path}: {type(exc).__name__}: {exc}"
-            self._errors[index] = message
-            raise PixelDecodeError(message) from exc
-        with self._lock:
-            self._cache.setdefault(index, image)
-        return self._cache[index]
+        if cached is None:
+            if index in self._errors:
+                raise PixelDecodeError(self._errors[index])
+            try:
+                image = self.pixel_source(self.slices[index])
+            except PixelDecodeError as exc:
+                self._errors[index] = str(exc)
+                raise
+            except Exception as exc:  # any decoder failure becomes a readable message
+                message = f"{self.slices[index].path}: {type(exc).__name__}: {exc}"
+                self._errors[index] = message
+                raise PixelDecodeError(message) from exc
+            self.store_hu(index, image)
+            cached = self._cache[index]
+        return cached.astype(np.float32) if cached.dtype != np.float32 else cached
 
     def store_hu(self, index: int, image: np.ndarray) -> None:
         """Put an image decoded elsewhere (the background decoder) into the cache."""
+        compact = compact_hu(np.asarray(image))
         with self._lock:
-            self._cache.setdefault(index, np.asarray(image, dtype=np.float32))
+            self._cache.setdefault(index, compact)
+            self._errors.pop(index, None)
+
+    def store_error(self, index: int, message: str) -> None:
+        """Remember that a slice could not be decoded elsewhere (the background decoder)."""
+        with self._lock:
+            if index not in self._cache:
+                self._errors[index] = message
 
     def is_decoded(self, index: int) -> bool:
         return index in self._cache
@@ -133,9 +142,17 @@ class Series:
     def decode_error(self, index: int) -> str | None:
         return self._errors.get(index)
 
+    def cache_nbytes(self) -> int:
+        """Bytes held by decoded slices (for memory reports)."""
+        return sum(image.nbytes for image in list(self._cache.values()))
+
     def volume_hu(self) -> np.ndarray:
         """All slices as one (n, rows, columns) float32 array."""
-        return np.stack([self.hu(i) for i in range(len(self.slices))])
+        rows, columns = self.shape
+        volume = np.empty((len(self.slices), rows, columns), dtype=np.float32)
+        for i in range(len(self.slices)):
+            volume[i] = self.hu(i)
+        return volume
 
     @classmethod
     def from_array(
@@ -206,6 +223,21 @@ class Study:
 
 class PixelDecodeError(RuntimeError):
     """A slice's pixel data could not be turned into HU; the message says why."""
+
+
+def compact_hu(image: np.ndarray) -> np.ndarray:
+    """int16 when every value is a whole number in int16 range, else float32."""
+    if image.dtype == np.int16:
+        return image
+    if np.issubdtype(image.dtype, np.integer):
+        fits = image.size and image.min() >= -32768 and image.max() <= 32767
+        return image.astype(np.int16 if fits else np.float32)
+    as_float = image.astype(np.float32, copy=False)
+    if as_float.size and np.isfinite(as_float).all() and as_float.min() >= -32768 and as_float.max() <= 32767:
+        as_int = as_float.astype(np.int16)
+        if np.array_equal(as_int, as_float):
+            return as_int
+    return as_float
 
 
 ProgressCallback = Callable[[int, int], None]
