@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS: list[str] = [
     "ich_viewer.ui.inference_panel:attach_inference",
+    "ich_viewer.ui.review_panel:attach_review",
 ]
 """Dotted "module:function" names, each called as ``f(window, args)`` after the window is built."""
 
