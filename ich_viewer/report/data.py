@@ -121,8 +121,11 @@ def summary_lines(section: SeriesSection) -> list[str]:
     """The few sentences a reader sees first: what was flagged and how far review got."""
     counts = section.counts
     n = len(section.series.slices)
+    analysed = len(section.prediction.slices)
+    partial = [] if analysed >= n else [f"Incomplete: only {analysed} of {n} slices were analysed."]
     if not counts["flagged"]:
-        return [f"No slice above any threshold ({n} slices analysed)."]
+        return [f"No slice above any threshold ({analysed} of {n} slices analysed)." if partial
+                else f"No slice above any threshold ({n} slices analysed).", *partial[1:]]
     suspected = [label for label in section.suspected if label != "any"]
     lines = []
     if suspected:
@@ -139,4 +142,4 @@ def summary_lines(section: SeriesSection) -> list[str]:
     rejected_only = [label for label in section.flagged_by_model if label not in section.suspected and label != "any"]
     if rejected_only:
         lines.append("Flagged by the model but every such slice rejected: " + ", ".join(rejected_only) + ".")
-    return lines
+    return lines + partial

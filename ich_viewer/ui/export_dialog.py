@@ -1,0 +1,233 @@
+"""File > Export report: choose formats, folder and de-identification, then write in the background.
+
+Files are named from the study date and a short hash of the study UID, never from the
+patient's name or ID (file names travel further than their content). Existing files are
+only replaced after the user says so.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+    QMessageBox, QPushButton, QVBoxLayout, QWidget,
+)
+
+from ich_viewer.report.atomic import ExportError
+from ich_viewer.ui.settings import app_settings
+
+SETTINGS_FOLDER = "report/folder"
+SETTINGS_FORMATS = "report/formats"
+FORMATS = ("pdf", "csv", "json", "sr", "key_images")
+FORMAT_TEXT = {"pdf": "PDF report", "csv": "CSV (one row per slice)", "json": "JSON (one row per slice)",
+               "sr": "DICOM Structured Report (TID 1500)", "key_images": "DICOM key images + key object selection"}
+DEFAULT_FORMATS = ("pdf", "csv", "json")
+
+
+@dataclass
+class ExportChoice:
+    folder: Path
+    base_name: str
+    formats: tuple[str, ...]
+    deidentify: bool = False
+    paper: str | None = None
+    """None: by locale."""
+    attention: bool = False
+
+    def paths(self) -> dict[str, Path]:
+        """Where each chosen format goes (DICOM objects share one sub-folder)."""
+        out: dict[str, Path] = {}
+        for fmt, suffix in (("pdf", ".pdf"), ("csv", ".csv"), ("json", ".json")):
+            if fmt in self.formats:
+                out[fmt] = self.folder / f"{self.base_name}{suffix}"
+        if "sr" in self.formats or "key_images" in self.formats:
+            out["dicom"] = self.folder / f"{self.base_name}_dicom"
+        return out
+
+    def existing(self) -> list[Path]:
+        return [p for fmt, p in self.paths().items() if fmt != "dicom" and p.exists()]
+
+
+def default_base_name(study: Any) -> str:
+    """ich-report_<study date>_<6 hex of the study UID>: traceable, not identifying."""
+    stamp = (study.study_date if study is not None and study.study_date else date.today().strftime("%Y%m%d"))
+    uid = (study.study_uid or study.source) if study is not None else ""
+    return f"ich-report_{stamp}_{hashlib.sha1(uid.encode()).hexdigest()[:6]}"
+
+
+def default_folder() -> Path:
+    saved = app_settings().value(SETTINGS_FOLDER, "")
+    return Path(saved) if saved else Path.home() / "ICH Viewer reports"
+
+
+class ExportDialog(QDialog):
+    def __init__(self, study: Any, n_results: int, incomplete: str = "", parent: QWidget | None = None,
+                 attention_available: bool = False) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export report")
+        self.setObjectName("export_dialog")
+        saved = app_settings().value(SETTINGS_FORMATS, ",".join(DEFAULT_FORMATS))
+        chosen = set(str(saved).split(",")) if saved else set(DEFAULT_FORMATS)
+        self.format_boxes: dict[str, QCheckBox] = {}
+        formats = QVBoxLayout()
+        for fmt in FORMATS:
+            box = QCheckBox(FORMAT_TEXT[fmt])
+            box.setObjectName(f"format_{fmt}")
+            box.setChecked(fmt in chosen)
+            self.format_boxes[fmt] = box
+            formats.addWidget(box)
+        self.folder = QLineEdit(str(default_folder()))
+        self.folder.setObjectName("export_folder")
+        browse = QPushButton("Choose…")
+        browse.clicked.connect(self._browse)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folder, 1)
+        folder_row.addWidget(browse)
+        self.base_name = QLineEdit(default_base_name(study))
+        self.base_name.setObjectName("export_name")
+        self.deidentify = QCheckBox("De-identify (no name, ID, dates, accession, institution, file paths)")
+        self.deidentify.setObjectName("export_deidentify")
+        self.paper = QComboBox()
+        self.paper.addItems(["By locale", "A4", "Letter"])
+        self.attention = QCheckBox("Add the attention map to key images (slower)")
+        self.attention.setEnabled(attention_available)
+
+        form = QFormLayout()
+        form.addRow("Formats", formats)
+        form.addRow("Folder", folder_row)
+        form.addRow("File name", self.base_name)
+        form.addRow("Paper", self.paper)
+        form.addRow("", self.deidentify)
+        form.addRow("", self.attention)
+        layout = QVBoxLayout(self)
+        info = QLabel(f"{n_results} series with predictions. Decisions from the review panel are included. "
+                      "DICOM objects keep the patient's identity: they belong to the study.")
+        info.setWordWrap(True)
+        layout.addWidget(info)
+        if incomplete:
+            warning = QLabel(f"<b>{incomplete}</b>")
+            warning.setWordWrap(True)
+            layout.addWidget(warning)
+        layout.addLayout(form)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export folder", self.folder.text())
+        if folder:
+            self.folder.setText(folder)
+
+    def choice(self) -> ExportChoice:
+        paper = self.paper.currentText()
+        return ExportChoice(
+            folder=Path(os.path.expanduser(self.folder.text().strip())),
+            base_name=self.base_name.text().strip() or "ich-report",
+            formats=tuple(fmt for fmt, box in self.format_boxes.items() if box.isChecked()),
+            deidentify=self.deidentify.isChecked(),
+            paper=None if paper == "By locale" else paper,
+            attention=self.attention.isChecked() and self.attention.isEnabled(),
+        )
+
+    def remember(self) -> None:
+        choice = self.choice()
+        settings = app_settings()
+        settings.setValue(SETTINGS_FOLDER, str(choice.folder))
+        settings.setValue(SETTINGS_FORMATS, ",".join(choice.formats))
+        settings.sync()
+
+
+def incomplete_text(results: list[tuple[Any, Any]]) -> str:
+    missing = [(s, p) for s, p in results if len(p.slices) < len(s.slices)]
+    if not missing:
+        return ""
+    parts = ", ".join(f"{len(p.slices)} of {len(s.slices)} slices" for s, p in missing)
+    return f"The classifier has not finished ({parts}); the report will say it is incomplete."
+
+
+def open_export_dialog(controller: Any) -> ExportDialog | None:
+    """Show the dialog (non-blocking); Export runs ``run_export``."""
+    window = controller.window
+    results = controller.results()
+    if not results:
+        window.show_error("Nothing to export", "There are no predictions for this study yet "
+                          "(no study open, no classifier, or it has not produced a result).")
+        return None
+    inference = controller.inference()
+    dialog = ExportDialog(window.current_study(), len(results), incomplete_text(results), window,
+                          attention_available=getattr(inference, "loaded", None) is not None)
+    dialog.accepted.connect(lambda: (dialog.remember(), run_export(controller, dialog.choice())))
+    dialog.setModal(True)
+    dialog.show()
+    controller.export_dialog = dialog
+    return dialog
+
+
+def confirm_overwrite(window: Any, existing: list[Path]) -> bool:
+    names = "\n".join(str(p) for p in existing)
+    answer = QMessageBox.question(window, "Replace files?", f"These files exist already:\n{names}\n\nReplace them?",
+                                  QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                  QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def run_export(controller: Any, choice: ExportChoice, *, overwrite: bool | None = None) -> int | None:
+    """Start the export in the background; returns the job generation (None when nothing started).
+
+    ``overwrite=None`` asks the user when a file exists; tests pass True or False.
+    """
+    window = controller.window
+    if not choice.formats:
+        window.show_error("Nothing to export", "Choose at least one format.")
+        return None
+    existing = choice.existing()
+    if existing and overwrite is None:
+        overwrite = confirm_overwrite(window, existing)
+        if not overwrite:
+            window.show_status("Export cancelled: files not replaced", 5000)
+            return None
+    study, results = window.current_study(), controller.results()
+    paths = choice.paths()
+    overlay = None
+    inference = controller.inference()
+    if choice.attention and getattr(inference, "loaded", None) is not None:
+        from ich_viewer.report.export import attention_overlay
+
+        overlay = attention_overlay(inference.loaded)
+
+    def job() -> Any:
+        from ich_viewer.report.export import export_report
+
+        try:
+            return export_report(
+                study, results, pdf=paths.get("pdf"), csv=paths.get("csv"), json=paths.get("json"),
+                dicom_dir=paths.get("dicom"), sr="sr" in choice.formats, key_images="key_images" in choice.formats,
+                deidentify=choice.deidentify, overwrite=bool(overwrite), overlay=overlay, paper=choice.paper,
+            )
+        except ExportError as exc:
+            return exc
+
+    if controller.export_job is None:
+        from ich_viewer.inference.worker import LatestJob
+
+        controller.export_job = LatestJob(controller)
+        controller.export_job.done.connect(lambda _g, outcome: _export_done(window, outcome))
+        controller.export_job.failed.connect(lambda _g, text: window.show_error("Export failed", text))
+    window.show_status("Exporting report…")
+    return controller.export_job.request(job)
+
+
+def _export_done(window: Any, outcome: Any) -> None:
+    if isinstance(outcome, Exception):
+        window.show_error("Export failed", str(outcome))
+        return
+    folder = outcome.written[0].parent if outcome.written else ""
+    window.last_export = outcome
+    window.show_status(f"Report exported: {len(outcome.written)} file(s) in {folder}", 10000)

@@ -1,0 +1,317 @@
+"""Reviewing the classifier's flags in the window: A / R / U keys, a note, a list, and export.
+
+Decisions go straight to ``report.review.ReviewStore`` (the program's data folder, keyed
+by study and series UID) and come back when the study is opened again. Predictions come
+from the inference controller (``window.inference``); without it the panel says so.
+"""
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtGui import QAction, QColor, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QTableWidget,
+    QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from ich_viewer.imaging.palette import SHORT_NAMES, band_labels, label_colour
+from ich_viewer.report.atomic import ExportError
+from ich_viewer.report.decisions import ACCEPTED, REJECTED, UNDECIDED, Decision, slice_key
+from ich_viewer.report.review import ReviewStore, study_key
+
+log = logging.getLogger(__name__)
+
+STATE_TEXT = {ACCEPTED: "Accepted", REJECTED: "Rejected", UNDECIDED: "Undecided"}
+COLUMNS = ("Im", "Flagged", "Decision", "Note")
+
+EXPORT_WAIT_S = 30.0
+"""On close, a running export may finish (its files are atomic, but an exit mid-write leaves
+temporary files behind)."""
+
+
+class ReviewPanel(QWidget):
+    """The list of flagged slices of the shown series, with the current slice's controls."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.summary = QLabel("No predictions yet.")
+        self.summary.setWordWrap(True)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setObjectName("review_table")
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the image
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.current = QLabel("")
+        self.accept_button = QPushButton("Accept (A)")
+        self.reject_button = QPushButton("Reject (R)")
+        self.undecided_button = QPushButton("Undecided (U)")
+        for button in (self.accept_button, self.reject_button, self.undecided_button):
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.note = QLineEdit()
+        self.note.setObjectName("review_note")
+        self.note.setPlaceholderText("Note for this slice (Enter to save)")
+        self.note.setMaxLength(500)
+        self.export_button = QPushButton("Export report… (Ctrl+E)")
+        self.export_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+
+        buttons = QHBoxLayout()
+        for button in (self.accept_button, self.reject_button, self.undecided_button):
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.current)
+        layout.addLayout(buttons)
+        layout.addWidget(self.note)
+        layout.addWidget(self.export_button)
+
+
+class ReviewController(QObject):
+    """One per window: keeps the panel, the keys and the store in step with the shown slice."""
+
+    def __init__(self, window: Any, args: Any = None) -> None:
+        super().__init__(window)
+        self.window = window
+        self.store = ReviewStore()
+        self.panel = ReviewPanel()
+        self.dock = window.add_side_panel(self.panel, "Review")
+        self._rows: list[int] = []
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(200)
+        self._refresh_timer.timeout.connect(self.refresh)
+        self._connected_inference: Any = None
+        self.export_job: Any = None
+        """A LatestJob made on the first export."""
+        self.export_dialog: Any = None
+        self._build_actions()
+
+        self.panel.accept_button.clicked.connect(lambda: self.set_state(ACCEPTED))
+        self.panel.reject_button.clicked.connect(lambda: self.set_state(REJECTED))
+        self.panel.undecided_button.clicked.connect(lambda: self.set_state(UNDECIDED))
+        self.panel.note.returnPressed.connect(self.save_note)
+        self.panel.note.editingFinished.connect(self.save_note)
+        self.panel.export_button.clicked.connect(self.show_export_dialog)
+        self.panel.table.cellClicked.connect(self._on_row_clicked)
+        window.study_opened.connect(lambda *_: self._on_study_changed())
+        window.study_closing.connect(self._on_study_changed)
+        window.series_shown.connect(lambda *_: self.refresh())
+        window.slice_changed.connect(lambda *_: self._show_current())
+        window.installEventFilter(self)
+        self._connect_inference()
+        self.refresh()
+
+    # -- wiring ------------------------------------------------------------------------
+    def _build_actions(self) -> None:
+        self.actions: dict[str, QAction] = {}
+        specs = (
+            ("review_accept", "Accept flag on this slice", lambda: self.set_state(ACCEPTED), "A"),
+            ("review_reject", "Reject flag on this slice", lambda: self.set_state(REJECTED), "R"),
+            ("review_undecided", "Mark flag undecided", lambda: self.set_state(UNDECIDED), "U"),
+            ("review_note", "Edit note for this slice", self.focus_note, "Ctrl+Shift+N"),
+            ("export_report", "&Export report…", self.show_export_dialog, "Ctrl+E"),
+        )
+        registry = getattr(getattr(self.window, "actions_", None), "by_name", None)
+        for name, text, slot, key in specs:
+            action = QAction(text, self.window)
+            action.setObjectName(f"action_{name}")
+            action.setShortcut(QKeySequence(key))
+            action.triggered.connect(lambda *_, s=slot: s())
+            self.window.addAction(action)
+            self.actions[name] = action
+            if isinstance(registry, dict):  # Help > Controls lists it
+                registry[name] = action
+        menu = self.window.menu("View").addMenu("&Review")
+        for name in ("review_accept", "review_reject", "review_undecided", "review_note"):
+            menu.addAction(self.actions[name])
+        self.window.menu("File").addAction(self.actions["export_report"])
+
+    def inference(self) -> Any:
+        """The inference controller (it may be attached after this extension)."""
+        controller = getattr(self.window, "inference", None)
+        if controller is not None and controller is not self._connected_inference:
+            self._connect_inference(controller)
+        return controller
+
+    def _connect_inference(self, controller: Any = None) -> None:
+        controller = controller or getattr(self.window, "inference", None)
+        if controller is None or controller is self._connected_inference:
+            return
+        self._connected_inference = controller
+        for name in ("slice_predicted", "series_finished"):
+            signal = getattr(controller, name, None)
+            if signal is not None:
+                signal.connect(lambda *_: self._refresh_timer.start())
+
+    def _on_study_changed(self) -> None:
+        self.store.forget_cache()  # another window may have reviewed the same study
+        self.panel.note.clear()
+        self.refresh()
+
+    # -- what is shown -------------------------------------------------------------------
+    def _key(self) -> tuple[str, str] | None:
+        study, series = self.window.current_study(), self.window.current_series()
+        if study is None or series is None:
+            return None
+        return study_key(study.study_uid, study.source), series.series_uid
+
+    def flagged_predictions(self) -> list[Any]:
+        series, controller = self.window.current_series(), self.inference()
+        if series is None or controller is None:
+            return []
+        prediction = controller.series_prediction(series)
+        return [] if prediction is None else prediction.flagged_slices
+
+    def decision_at(self, index: int) -> Decision:
+        key, series = self._key(), self.window.current_series()
+        if key is None or not 0 <= index < len(series.slices):
+            return Decision()
+        return self.store.decision(key[0], key[1], slice_key(series.slices[index]))
+
+    def refresh(self) -> None:
+        flagged = self.flagged_predictions()
+        table = self.panel.table
+        table.setRowCount(len(flagged))
+        self._rows = [p.index for p in flagged]
+        counts = {ACCEPTED: 0, REJECTED: 0, UNDECIDED: 0}
+        n = len(self.window.current_series()) if self.window.current_series() is not None else 0
+        for row, prediction in enumerate(flagged):
+            decision = self.decision_at(prediction.index)
+            counts[decision.state] += 1
+            labels = band_labels(prediction.flagged)
+            flagged_item = QTableWidgetItem(" ".join(SHORT_NAMES[label] for label in labels))
+            if labels:
+                flagged_item.setForeground(QColor(*label_colour(labels[0])))
+            cells = (QTableWidgetItem(f"{prediction.index + 1}/{n}"), flagged_item,
+                     QTableWidgetItem(STATE_TEXT[decision.state]), QTableWidgetItem(decision.note))
+            for column, item in enumerate(cells):
+                table.setItem(row, column, item)
+        if self.inference() is None:
+            self.panel.summary.setText("No classifier in this window: nothing to review.")
+        elif not flagged:
+            self.panel.summary.setText("No flagged slices in this series (yet).")
+        else:
+            reviewed = counts[ACCEPTED] + counts[REJECTED]
+            self.panel.summary.setText(
+                f"<b>{len(flagged)} flagged</b> · reviewed {reviewed} (accepted {counts[ACCEPTED]}, "
+                f"rejected {counts[REJECTED]}) · undecided {counts[UNDECIDED]}"
+            )
+        self._show_current()
+
+    def _show_current(self) -> None:
+        index = self.window.current_index()
+        series = self.window.current_series()
+        flagged = self._is_flagged(index)
+        table = self.panel.table
+        table.blockSignals(True)
+        table.clearSelection()
+        if index in self._rows:
+            row = self._rows.index(index)
+            table.selectRow(row)
+            table.scrollToItem(table.item(row, 0))
+        table.blockSignals(False)
+        for button in (self.panel.accept_button, self.panel.reject_button, self.panel.undecided_button):
+            button.setEnabled(flagged)
+        self.panel.note.setEnabled(flagged)
+        if series is None:
+            self.panel.current.setText("")
+            return
+        decision = self.decision_at(index)
+        if flagged:
+            self.panel.current.setText(f"Im {index + 1}: <b>{html.escape(STATE_TEXT[decision.state])}</b>")
+        else:
+            self.panel.current.setText(f"Im {index + 1}: not flagged")
+        if not self.panel.note.hasFocus():
+            self.panel.note.setText(decision.note if flagged else "")
+
+    def _is_flagged(self, index: int) -> bool:
+        controller = self.inference()
+        if controller is None:
+            return False
+        prediction = controller.prediction_at(index)
+        return prediction is not None and bool(prediction.flagged)
+
+    def _on_row_clicked(self, row: int, _column: int) -> None:
+        if 0 <= row < len(self._rows):
+            self.window.set_slice(self._rows[row])
+
+    # -- changes ---------------------------------------------------------------------------
+    def set_state(self, state: str, index: int | None = None) -> bool:
+        """Record ``state`` for a flagged slice (default: the current one); False when it is not flagged."""
+        index = self.window.current_index() if index is None else index
+        key = self._key()
+        if key is None:
+            return False
+        if not self._is_flagged(index):
+            self.window.show_status(f"Im {index + 1} is not flagged: nothing to accept or reject", 4000)
+            return False
+        header = self.window.current_series().slices[index]
+        try:
+            self.store.set_decision(key[0], key[1], slice_key(header), state=state)
+        except ExportError as exc:
+            self.window.show_error("Decision not saved", str(exc))
+            return False
+        self.window.show_status(f"Im {index + 1}: {STATE_TEXT[state].lower()}", 3000)
+        self.refresh()
+        return True
+
+    def save_note(self) -> None:
+        index, key = self.window.current_index(), self._key()
+        if key is None or not self._is_flagged(index):
+            return
+        text = self.panel.note.text().strip()
+        header = self.window.current_series().slices[index]
+        if text == self.store.decision(key[0], key[1], slice_key(header)).note:
+            return
+        try:
+            self.store.set_decision(key[0], key[1], slice_key(header), note=text)
+        except ExportError as exc:
+            self.window.show_error("Note not saved", str(exc))
+            return
+        self.window.show_status(f"Im {index + 1}: note saved", 3000)
+        self.refresh()
+
+    def focus_note(self) -> None:
+        if self.panel.note.isEnabled():
+            self.dock.show()
+            self.panel.note.setFocus()
+            self.panel.note.selectAll()
+
+    # -- export ------------------------------------------------------------------------------
+    def results(self) -> list[tuple[Any, Any]]:
+        controller = self.inference()
+        return [] if controller is None else controller.results_for_study()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if watched is self.window and event.type() == QEvent.Type.Close:
+            self.shutdown()
+        return False
+
+    def shutdown(self, timeout_s: float = EXPORT_WAIT_S) -> bool:
+        """Let a running export finish (bounded); True when no export thread is left."""
+        if self.export_dialog is not None:
+            self.export_dialog.close()
+        if self.export_job is None:
+            return True
+        return self.export_job.pool.waitForDone(int(timeout_s * 1000))
+
+    def show_export_dialog(self) -> Any:
+        from ich_viewer.ui.export_dialog import open_export_dialog
+
+        return open_export_dialog(self)
+
+
+def attach_review(window: Any, args: Any = None) -> ReviewController:
+    """Extension entry point (``ui.app.EXTENSIONS``)."""
+    controller = ReviewController(window, args)
+    window.review = controller
+    return controller
