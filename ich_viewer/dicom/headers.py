@@ -139,6 +139,16 @@ def _deflated(stream: BinaryIO, ds: Any, syntax: str) -> tuple[Any, _PixelElemen
     return full, _PixelElement(syntax, None, length, None)
 
 
+def _check_header_complete(ds: Any, size: int) -> None:
+    """A file cut inside its header reads 'successfully' up to the cut; say what happened."""
+    if len(ds) == 0:
+        raise NotAnImage("truncated: the file ends inside the DICOM header (no data set after the meta header)")
+    for element in ds._dict.values():  # still raw: value_tell and length as read from the file
+        tell, length = getattr(element, "value_tell", None), getattr(element, "length", None)
+        if tell is not None and length is not None and length != 0xFFFFFFFF and tell + length > size:
+            raise NotAnImage(f"truncated: the file ends inside the DICOM header (in element {element.tag})")
+
+
 def _no_pixels(ds: Any) -> str:
     from pydicom.uid import UID
 
@@ -151,6 +161,7 @@ def _pixel_element(stream: BinaryIO, size: int, ds: Any, syntax: str) -> _PixelE
     start = stream.tell()
     head = stream.read(8)
     if len(head) < 8:
+        _check_header_complete(ds, size)
         raise NotAnImage(_no_pixels(ds))
     big = syntax == EXPLICIT_BE
     group, element = struct.unpack(">HH" if big else "<HH", head[:4])
