@@ -14,24 +14,12 @@ from PySide6.QtWidgets import (
 )
 
 from ich_viewer import LABELS
-from ich_viewer.imaging.palette import label_colour, label_hex
+from ich_viewer.imaging.palette import SHORT_NAMES, band_labels, label_colour, label_hex
 
-SUBTYPES: tuple[str, ...] = LABELS[:-1]
 NOT_FLAGGED = QColor(70, 70, 70)
-NOT_YET = QColor(0, 0, 0, 0)
-SHORT_NAMES = {
-    "epidural": "EDH", "intraparenchymal": "IPH", "intraventricular": "IVH",
-    "subarachnoid": "SAH", "subdural": "SDH", "any": "ICH",
-}
-"""Abbreviations radiologists use; "any" is shown as ICH (hemorrhage, subtype unclear)."""
+"""Analysed, nothing over threshold."""
 
-
-def band_labels(flagged: Sequence[str]) -> list[str]:
-    """Which colours a slice shows: its flagged subtypes, else "any" when only that is flagged."""
-    subtypes = [label for label in SUBTYPES if label in flagged]
-    if subtypes:
-        return subtypes
-    return ["any"] if "any" in flagged else []
+__all__ = ["SHORT_NAMES", "band_labels", "SliceStrip", "SliceFrame", "Legend", "Banner"]
 
 
 def qcolour(label: str) -> QColor:

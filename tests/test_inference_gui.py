@@ -1,0 +1,289 @@
+"""The classifier in the real main window (pytest-qt, offscreen), with a random test network.
+
+Checks plumbing and what the reader sees, never accuracy.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QPointF, Qt  # noqa: E402
+
+from ich_viewer import LABELS  # noqa: E402
+from ich_viewer.dicom.model import Series, Study  # noqa: E402
+from ich_viewer.imaging.palette import band_labels, label_hex  # noqa: E402
+from ich_viewer.inference.predict import PredictState, predict_series  # noqa: E402
+from ich_viewer.inference.preprocess import InputSpec  # noqa: E402
+from ich_viewer.inference.testing import SMALL_ARCH, export_random_model  # noqa: E402
+from ich_viewer.inference.weights import CARD_NAME, load_model  # noqa: E402
+from ich_viewer.phantom import generate_phantom  # noqa: E402
+
+SPEC = InputSpec(size=64)
+N_SLICES = 14
+
+
+def phantom_series(seed: int, n: int = N_SLICES, uid: str = "1.2.826.0.1.3680043.8.498.77") -> Series:
+    ph = generate_phantom(seed=seed, subtypes=["subdural", "intraparenchymal"], matrix=128, n_slices=n)
+    return Series.from_array(ph.volume_hu, series_uid=uid, spacing_mm=ph.spacing_mm,
+                             pixel_spacing=ph.pixel_spacing, description=f"phantom {seed}")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A random network with thresholds placed on the test series' own probabilities, so
+    some slices are flagged (some with two subtypes, some with "any" only) and some not."""
+    probe = export_random_model(tmp_path_factory.mktemp("probe"), spec=SPEC, arch_changes=SMALL_ARCH, seed=7)
+    result = predict_series(phantom_series(1), PredictState(load_model(probe, "cpu")))
+    probs = {label: np.array([s.probabilities[label] for s in result.slices]) for label in LABELS}
+    thresholds = {label: 1 - 1e-6 for label in LABELS}
+    thresholds["subdural"] = float(np.quantile(probs["subdural"], 0.5))
+    thresholds["intraparenchymal"] = float(np.quantile(probs["intraparenchymal"], 0.7))
+    thresholds["any"] = float(np.quantile(probs["any"], 0.6))
+    return export_random_model(tmp_path_factory.mktemp("model"), spec=SPEC, arch_changes=SMALL_ARCH, seed=7,
+                               thresholds=thresholds)
+
+
+def make_window(qtbot, args=None):
+    from ich_viewer.ui.app import build_window
+
+    win = build_window(args or argparse.Namespace(demo=False, path=None, device=None, no_model=False))
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    win.activateWindow()
+    return win
+
+
+@pytest.fixture
+def window(qtbot, isolated_settings, model_dir, monkeypatch):
+    monkeypatch.setenv("ICH_VIEWER_MODEL_DIR", str(model_dir))
+    win = make_window(qtbot)
+    qtbot.waitUntil(lambda: win.inference.loaded is not None, timeout=20000)
+    yield win
+    win.close()
+    assert win.inference.runner.is_idle(), "the classifier thread must stop with the window"
+
+
+def show(qtbot, win, *series: Series) -> Study:
+    study = Study(source="/nonexistent/test-study", series=list(series))
+    win.show_study(study)
+    return study
+
+
+def wait_complete(qtbot, win, series: Series) -> None:
+    qtbot.waitUntil(lambda: series.series_uid in win.inference.complete, timeout=30000)
+
+
+def test_results_arrive_and_strip_plot_frame_match(qtbot, window):
+    ctl = window.inference
+    assert "ich_viewer.ui.inference_panel:attach_inference" in __import__("ich_viewer.ui.app", fromlist=["x"]).EXTENSIONS
+    series = phantom_series(1)
+    show(qtbot, window, series)
+    wait_complete(qtbot, window, series)
+    predictions = ctl.predictions[series.series_uid]
+    assert sorted(predictions) == list(range(N_SLICES))
+    flagged = ctl.flagged_indices()
+    assert 0 < len(flagged) < N_SLICES, "thresholds flag some slices, not all"
+    values = ctl.plot.values()
+    for index, prediction in predictions.items():
+        expected = band_labels(prediction.flagged)
+        assert ctl.strip.labels_at(index) == expected
+        assert ctl.strip.colour_names_at(index) == ([label_hex(label) for label in expected] or ["#464646"])
+        np.testing.assert_allclose(values[index], [prediction.probabilities[label] for label in LABELS])
+    # the frame shows the current slice's colours
+    window.set_slice(flagged[0])
+    assert ctl.frame.labels() == band_labels(predictions[flagged[0]].flagged)
+    assert f"Slice {flagged[0] + 1}" in ctl.frame.caption_text()
+    unflagged = next(i for i in range(N_SLICES) if i not in flagged)
+    window.set_slice(unflagged)
+    assert ctl.frame.labels() == [] and ctl.frame.caption_text() == ""
+    # banner: study-level summary with the research notice
+    text = ctl.banner.plain_text()
+    assert f"{len(flagged)} of {N_SLICES} slices flagged" in text
+    assert "not a diagnosis" in text and ctl.banner.state == "suspected"
+    assert "Classifier: CPU" in ctl.device_label.text()
+    # the result the report reads is the same
+    assert [s.index for s in ctl.series_prediction(series).slices] == list(range(N_SLICES))
+
+
+def test_strip_bands_follow_the_slider(qtbot, window):
+    ctl = window.inference
+    series = phantom_series(1)
+    show(qtbot, window, series)
+    wait_complete(qtbot, window, series)
+    centres = ctl.strip.centres()
+    assert len(centres) == N_SLICES and all(b > a for a, b in zip(centres, centres[1:])), "slice 1 at the top"
+    rects = [ctl.strip.band_rect(i) for i in range(N_SLICES)]
+    assert all(rects[i].bottom() + 1 == rects[i + 1].top() for i in range(N_SLICES - 1)), "no gaps"
+    qtbot.mouseClick(ctl.strip, Qt.MouseButton.LeftButton, pos=rects[3].center())
+    assert window.current_index() == 3
+
+
+def test_n_and_p_keys_jump_between_flagged_slices(qtbot, window):
+    ctl = window.inference
+    series = phantom_series(1)
+    show(qtbot, window, series)
+    wait_complete(qtbot, window, series)
+    flagged = ctl.flagged_indices()
+    window.set_slice(0)
+    start_before = [i for i in flagged if i > 0]
+    qtbot.keyClick(window, Qt.Key.Key_N)
+    assert window.current_index() == start_before[0]
+    if len(start_before) > 1:
+        qtbot.keyClick(window, Qt.Key.Key_N)
+        assert window.current_index() == start_before[1]
+        qtbot.keyClick(window, Qt.Key.Key_P)
+        assert window.current_index() == start_before[0]
+    window.set_slice(N_SLICES - 1)
+    qtbot.keyClick(window, Qt.Key.Key_P)
+    assert window.current_index() == max(i for i in flagged if i < N_SLICES - 1)
+    last = flagged[-1]
+    window.set_slice(last)
+    qtbot.keyClick(window, Qt.Key.Key_N)
+    assert window.current_index() == last
+    assert "No flagged slice after" in window.statusBar().currentMessage()
+
+
+def test_plot_click_jumps_to_the_slice(qtbot, window):
+    ctl = window.inference
+    series = phantom_series(1)
+    show(qtbot, window, series)
+    wait_complete(qtbot, window, series)
+    vb = ctl.plot.getPlotItem().getViewBox()
+    scene_point = vb.mapViewToScene(QPointF(9.0, 0.5))  # slice number 9 -> index 8
+    pos = ctl.plot.mapFromScene(scene_point)
+    qtbot.mouseClick(ctl.plot.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    assert window.current_index() == 8
+
+
+def test_study_switch_cancels_the_old_run_without_late_updates(qtbot, window):
+    ctl = window.inference
+    slow = phantom_series(2, n=40, uid="1.2.826.0.1.3680043.8.498.88")
+    source = slow.pixel_source
+    slow.pixel_source = lambda header: (time.sleep(0.05), source(header))[1]  # a slow disk
+    seen: list[str] = []
+    ctl.slice_predicted.connect(lambda uid, p: seen.append(uid))
+    show(qtbot, window, slow)
+    qtbot.waitUntil(lambda: len(ctl.predictions.get(slow.series_uid, {})) >= 1, timeout=20000)
+    assert ctl.is_running()
+    fresh = phantom_series(1)
+    show(qtbot, window, fresh)  # a different study
+    switched_at = len(seen)
+    wait_complete(qtbot, window, fresh)
+    qtbot.waitUntil(ctl.runner.is_idle, timeout=10000)
+    qtbot.wait(200)  # let any queued signal of the old run arrive
+    late = [uid for uid in seen[switched_at:] if uid == slow.series_uid]
+    assert late == [], "no result of the cancelled series after the switch"
+    assert slow.series_uid not in ctl.complete and slow.series_uid not in ctl.predictions
+    assert sorted(ctl.predictions[fresh.series_uid]) == list(range(N_SLICES))
+    assert len(ctl.strip.centres()) == N_SLICES
+
+
+def test_stop_button_keeps_partial_results_and_says_so(qtbot, window):
+    ctl = window.inference
+    slow = phantom_series(2, n=30, uid="1.2.826.0.1.3680043.8.498.89")
+    source = slow.pixel_source
+    slow.pixel_source = lambda header: (time.sleep(0.05), source(header))[1]
+    show(qtbot, window, slow)
+    qtbot.waitUntil(lambda: len(ctl.predictions.get(slow.series_uid, {})) >= 2, timeout=20000)
+    assert ctl.panel.run_button.text() == "Stop" and ctl.panel.progress.isVisible()
+    qtbot.mouseClick(ctl.panel.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(ctl.runner.is_idle, timeout=10000)
+    assert "Stopped after" in ctl.banner.plain_text() and "partial" in ctl.banner.plain_text()
+    assert ctl.panel.run_button.text() == "Run" and not ctl.panel.progress.isVisible()
+    assert 2 <= len(ctl.predictions[slow.series_uid]) < 30
+
+
+def test_attention_overlay_toggles_with_g(qtbot, window):
+    ctl = window.inference
+    series = phantom_series(1)
+    show(qtbot, window, series)
+    wait_complete(qtbot, window, series)
+    qtbot.keyClick(window, Qt.Key.Key_G)
+    qtbot.waitUntil(ctl.attention_visible, timeout=10000)
+    heat = ctl.attention_item.image
+    assert heat.shape == series.shape and np.isfinite(heat).all()
+    assert ctl.attention_item.zValue() > window.image_view().image_item.zValue()
+    assert "where the network looked" in ctl.frame.caption_text()
+    window.set_slice(window.current_index() + 1)  # a new slice gets its own map
+    qtbot.waitUntil(ctl.attention_visible, timeout=10000)
+    assert ctl._attention.index == window.current_index()
+    qtbot.keyClick(window, Qt.Key.Key_G)
+    assert not ctl.attention_visible()
+
+
+def test_model_information_dialog(qtbot, window):
+    dialog = window.inference.show_model_info()
+    text = dialog.text()
+    assert "untrained" in text.lower() and "not a diagnosis" in text
+    for label in LABELS:
+        assert label in text
+    assert window.inference.loaded.info.sha256 in text
+    dialog.close()
+
+
+def test_device_preference_is_saved_and_used(qtbot, window):
+    from ich_viewer.ui.settings import app_settings
+
+    ctl = window.inference
+    ctl.set_device_preference("cpu")
+    qtbot.waitUntil(lambda: ctl.loaded is not None, timeout=20000)
+    assert app_settings().value("inference/device") == "cpu"
+    assert str(ctl.loaded.device) == "cpu"
+    ctl._fill_device_menu()
+    texts = [a.text() for a in ctl.device_menu.actions()]
+    assert any(t.startswith("CPU") for t in texts)
+
+
+def test_unavailable_device_is_explained(qtbot, isolated_settings, model_dir, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("ICH_VIEWER_MODEL_DIR", str(model_dir))
+    win = make_window(qtbot, argparse.Namespace(demo=False, path=None, device="cuda", no_model=False))
+    qtbot.waitUntil(lambda: bool(win.inference.problem), timeout=20000)
+    assert "no CUDA GPU" in win.inference.banner.plain_text()
+    assert win.inference.device_label.text() == "Classifier: off"
+    win.close()
+
+
+@pytest.mark.parametrize("damage, reason", [("missing", "No classifier model"), ("tampered", "does not match")])
+def test_viewer_works_without_a_usable_model(qtbot, isolated_settings, model_dir, tmp_path, monkeypatch,
+                                            damage, reason):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    if damage == "tampered":
+        for item in model_dir.iterdir():
+            (folder / item.name).write_bytes(item.read_bytes())
+        card = json.loads((folder / CARD_NAME).read_text())
+        weights = folder / card["weights_file"]
+        weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    monkeypatch.setenv("ICH_VIEWER_MODEL_DIR", str(folder))
+    win = make_window(qtbot)
+    ctl = win.inference
+    qtbot.waitUntil(lambda: bool(ctl.problem), timeout=20000)
+    series = phantom_series(1)
+    show(qtbot, win, series)
+    assert win.current_series() is series  # the viewer still reads the study
+    assert reason in ctl.banner.plain_text() and ctl.banner.state == "off"
+    assert ctl.device_label.text() == "Classifier: off"
+    qtbot.keyClick(win, Qt.Key.Key_N)  # harmless
+    qtbot.keyClick(win, Qt.Key.Key_G)
+    assert not ctl.attention_visible()
+    assert reason in ctl.show_model_info().text() or "No classifier is loaded" in ctl.show_model_info().text()
+    win.close()
+
+
+def test_no_model_option_switches_the_classifier_off(qtbot, isolated_settings, model_dir, monkeypatch):
+    monkeypatch.setenv("ICH_VIEWER_MODEL_DIR", str(model_dir))
+    win = make_window(qtbot, argparse.Namespace(demo=False, path=None, device=None, no_model=True))
+    show(qtbot, win, phantom_series(1))
+    assert "--no-model" in win.inference.banner.plain_text()
+    assert win.inference.runner.is_idle() and win.inference.loaded is None
+    win.close()
