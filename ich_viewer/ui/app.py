@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 EXTENSIONS: list[str] = [
     "ich_viewer.ui.inference_panel:attach_inference",
     "ich_viewer.ui.review_panel:attach_review",
+    "ich_viewer.ui.smoke:exit_after_first_paint",
 ]
 """Dotted "module:function" names, each called as ``f(window, args)`` after the window is built."""
 
@@ -80,8 +81,9 @@ def open_initial(window: Any, args: Any) -> None:
 
 def run_viewer(args: argparse.Namespace | Any) -> int:
     if getattr(args, "smoke_test", False):
-        print("ich-viewer --smoke-test is not implemented yet (packaging issue).", file=sys.stderr)
-        return 2
+        from ich_viewer.ui.smoke import run_smoke_test
+
+        return run_smoke_test(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     app = application()
     window = build_window(args)
