@@ -88,10 +88,11 @@ def ct_dataset(
     return ds
 
 
-def save(ds: Dataset, path: str | Path) -> Path:
+def save(ds: Dataset, path: str | Path, **encoding: Any) -> Path:
+    """Write ``ds`` as a DICOM file (``encoding``: e.g. implicit_vr/little_endian for unknown syntaxes)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    ds.save_as(path, enforce_file_format=True, **encoding)
     return path
 
 
