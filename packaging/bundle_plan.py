@@ -58,18 +58,17 @@ DECODER_MODULES = (
 )
 """Imported only by name at run time (entry points, ``import_module``): hidden imports."""
 
-GUI_MODULES = ("PySide6.QtCore", "PySide6.QtGui", "PySide6.QtWidgets", "PySide6.QtSvg",
-               "PySide6.QtPrintSupport", "pyqtgraph")
+GUI_MODULES = ("PySide6.QtCore", "PySide6.QtGui", "PySide6.QtWidgets", "PySide6.QtSvg", "pyqtgraph")
 """The viewer's Qt stack; named so a build always carries it even if the UI imports lazily."""
 
 DATA_PACKAGES = (
-    ("highdicom", ()),
-    ("pydicom.data", ("test_files/**", "*.gz")),
-    ("reportlab", ()),
-    ("_gdcm", ("gdcm*",)),
+    ("highdicom", ("**/*.json", "**/*.icc"), ()),
+    ("reportlab", (), ()),
+    ("_gdcm", ("XML/*",), ()),
 )
-"""(package, excludes) whose data files are collected. reportlab brings its fonts,
-highdicom its standard tables and ICC profile, gdcm its XML dictionaries (not its tools)."""
+"""(package, includes, excludes) whose data files are collected: highdicom's standard
+tables and ICC profile, reportlab's fonts, gdcm's XML dictionaries (not its tools).
+pydicom's own data is collected by its contributed hook (without the test files)."""
 
 EXCLUDED_MODULES = (
     # other Qt bindings: pyqtgraph would pick whichever it finds first
@@ -98,8 +97,18 @@ QT_PLATFORM_PLUGINS_KEPT = ("libqxcb.so", "libqoffscreen.so", "libqwayland.so",
 """Platform plugins the bundle keeps: the desktop ones and offscreen for the self-check."""
 
 QT_PLUGIN_DIRS_DROPPED = ("designer", "qmltooling", "sqldrivers", "egldeviceintegrations",
-                          "wayland-graphics-integration-server", "networkinformation")
-"""Qt plugin folders no part of the viewer loads."""
+                          "wayland-graphics-integration-server", "networkinformation", "tls",
+                          "printsupport")
+"""Qt plugin folders no part of the viewer loads (reports are PDFs made by reportlab)."""
+
+QT_PLUGINS_DROPPED = ("libqgtk3.so",)
+"""Single plugins that would drag the build machine's GTK stack into the bundle."""
+
+DROPPED_DIRS = ("torch/test", "torch/bin", "torch/include", "torch/share")
+"""torch's C++ test programs, protoc and headers: about 135 MB nobody runs."""
+
+DROPPED_FILES = ("libjitbackend_test.so", "libtorchbind_test.so", "libbackend_with_compiler.so",
+                 "libaoti_custom_ops.so")
 
 CUDA_LIBRARY_PATTERNS = ("libcudart*", "libcublas*", "libcudnn*", "libcufft*", "libcurand*",
                          "libcusolver*", "libcusparse*", "libnccl*", "libnvrtc*", "libnvJitLink*",
@@ -117,6 +126,11 @@ def keep_binary(dest: str, flavour: str) -> bool:
     """Whether a collected file (its path inside the bundle) stays in the bundle."""
     parts = _parts(dest)
     name = parts[-1] if parts else dest
+    path = "/".join(parts)
+    if name in DROPPED_FILES or name in QT_PLUGINS_DROPPED:
+        return False
+    if any(path == d or path.startswith(d + "/") for d in DROPPED_DIRS):
+        return False
     if "plugins" in parts:
         below = parts[parts.index("plugins") + 1:]
         if below and below[0] in QT_PLUGIN_DIRS_DROPPED:

@@ -16,6 +16,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bundle_plan as plan  # noqa: E402
 
 
+DECODER_EXTENSIONS = {
+    "libjpeg": "_libjpeg.*",
+    "openjpeg": "_openjpeg.*",
+    "rle": "rle/_rle.*",
+    "jpeg_ls": "_CharLS.*",
+    "gdcm": "_gdcm/_gdcmswig.*",
+}
+"""Compiled decoder modules (where their wheels put them) that must be in the bundle."""
+
+
 def internal_dir(bundle: Path) -> Path:
     """PyInstaller >= 6 puts everything but the executable into ``_internal``."""
     inner = bundle / "_internal"
@@ -61,9 +71,9 @@ def run_checks(bundle: Path, flavour: str) -> list[tuple[str, bool, str]]:
     groups = {line.strip() for p in entry_points for line in p.read_text().splitlines() if line.startswith("[")}
     add("pylibjpeg plugins", "[pylibjpeg.pixel_data_decoders]" in groups and len(entry_points) >= 3,
         f"{len(entry_points)} plugin entry_points.txt, groups {sorted(groups)}")
-    for name in ("libjpeg", "openjpeg", "rle", "jpeg_ls", "_gdcm"):
-        ext = find(inner / name, "*.so") + find(inner / name, "*.pyd") if (inner / name).is_dir() else []
-        add(f"decoder {name}", bool(ext), f"{len(ext)} extension module(s) in {name}/")
+    for name, pattern in DECODER_EXTENSIONS.items():
+        ext = sorted(inner.glob(pattern))
+        add(f"decoder {name}", bool(ext), ", ".join(p.name for p in ext) or f"nothing matches {pattern}")
     gdcm_xml = inner / "_gdcm" / "XML" / "Part3.xml"
     add("gdcm dictionaries", gdcm_xml.is_file(), str(gdcm_xml.relative_to(bundle)))
     fonts = find(inner / "reportlab", "*.afm") + find(inner / "reportlab", "*.pfb") + find(inner / "reportlab", "*.ttf")
