@@ -220,12 +220,27 @@ def step_classify(ctx: SmokeContext) -> str:
             f"{len(prediction.flagged_slices)} flagged, max P(any) {top:.2f}")
 
 
-def step_export_json(ctx: SmokeContext) -> str:
-    from ich_viewer.report.tabular import write_json
+def step_export(ctx: SmokeContext) -> str:
+    """PDF, JSON and DICOM (SR, key images, KOS) through the same call as the export dialog."""
+    from ich_viewer.report.export import attention_overlay, export_report
 
-    path = write_json(ctx.workdir / "export" / "results.json", ctx.study, [(ctx.series, ctx.prediction)])
-    ctx.exports["json"] = Path(path)
-    document = json.loads(Path(path).read_text(encoding="utf-8"))
+    out = ctx.workdir / "export"
+    result = export_report(ctx.study, [(ctx.series, ctx.prediction)], pdf=out / "report.pdf",
+                           json=out / "results.json", dicom_dir=out / "dicom", sr=True, key_images=True,
+                           overlay=attention_overlay(ctx.loaded_model))
+    for name in ("pdf", "json", "sr"):
+        path = getattr(result, name)
+        check(path is not None and Path(path).is_file(), f"the export wrote no {name.upper()} file")
+        ctx.exports[name] = Path(path)
+    ctx.extra["key_images"] = [Path(p) for p in result.key_images]
+    ctx.extra["kos"] = Path(result.kos) if result.kos else None
+    return (f"{len(result.written)} files: PDF, JSON, SR, {len(result.key_images)} key image(s)"
+            f"{', KOS' if result.kos else ''}; {result.n_flagged} flagged slice(s)")
+
+
+def step_read_json(ctx: SmokeContext) -> str:
+    path = ctx.exports["json"]
+    document = json.loads(path.read_text(encoding="utf-8"))
     check(document.get("labels") == list(LABELS), f"labels {document.get('labels')}")
     rows = document.get("slices") or []
     check(len(rows) == len(ctx.series), f"{len(rows)} rows for {len(ctx.series)} slices")
@@ -238,11 +253,11 @@ def step_export_json(ctx: SmokeContext) -> str:
             check(abs(got - pred.probabilities[label]) < 1e-4,
                   f"slice {pred.index} {label}: JSON says {got}, the classifier said {pred.probabilities[label]}")
     check((document.get("model") or {}).get("sha256") == ctx.prediction.model.sha256, "model sha256 missing or wrong")
-    return f"{path.name}: {len(rows)} rows, values match the classifier"
+    return f"{path.name}: {len(rows)} rows, probabilities and model match the classifier"
 
 
 def _row_probability(row: dict, label: str) -> float:
-    if "probabilities" in row and isinstance(row["probabilities"], dict):
+    if isinstance(row.get("probabilities"), dict):
         return float(row["probabilities"][label])
     for key in (label, f"p_{label}", f"prob_{label}"):
         if key in row:
@@ -250,18 +265,8 @@ def _row_probability(row: dict, label: str) -> float:
     raise SmokeFailure(f"JSON row has no probability for {label}: keys {sorted(row)}")
 
 
-def export_pdf_and_sr(ctx: SmokeContext) -> dict[str, Path]:
-    """The report module's export API; returns {'pdf': file, 'sr': file}."""
-    from ich_viewer.report import export
-
-    out = ctx.workdir / "export"
-    return export.smoke_exports(ctx.study, [(ctx.series, ctx.prediction)], out)
-
-
-def step_export_pdf(ctx: SmokeContext) -> str:
-    ctx.exports.update(export_pdf_and_sr(ctx))
-    pdf = ctx.exports.get("pdf")
-    check(pdf is not None and pdf.is_file(), "no PDF was written")
+def step_read_pdf(ctx: SmokeContext) -> str:
+    pdf = ctx.exports["pdf"]
     data = pdf.read_bytes()
     check(data.startswith(b"%PDF-"), "the PDF file does not start with %PDF-")
     check(b"%%EOF" in data[-1024:], "the PDF file has no %%EOF trailer")
@@ -279,11 +284,10 @@ def pdf_page_count(data: bytes) -> int:
     return max(counts, default=0)
 
 
-def step_export_sr(ctx: SmokeContext) -> str:
+def step_read_dicom(ctx: SmokeContext) -> str:
     import pydicom
 
-    sr = ctx.exports.get("sr")
-    check(sr is not None and sr.is_file(), "no DICOM SR was written")
+    sr = ctx.exports["sr"]
     ds = pydicom.dcmread(sr)
     check(ds.get("Modality") == "SR", f"Modality is {ds.get('Modality')}, not SR")
     sop_class = str(ds.get("SOPClassUID", ""))
@@ -297,7 +301,12 @@ def step_export_sr(ctx: SmokeContext) -> str:
     check(not stray, f"the SR references {len(stray)} instance(s) that are not in the series")
     flagged = {p.sop_instance_uid for p in ctx.prediction.flagged_slices}
     check(flagged <= referenced, f"{len(flagged - referenced)} flagged slice(s) are not referenced by the SR")
-    return f"{sr.name}: {SR_SOP_CLASSES[sop_class]}, references {len(referenced)} of the series' images"
+    for key_image in ctx.extra.get("key_images", []):
+        image = pydicom.dcmread(key_image)
+        check(str(image.StudyInstanceUID) == ctx.study.study_uid, f"{key_image.name} is not in the phantom's study")
+        check(image.pixel_array.size > 0, f"{key_image.name} has no pixels")
+    return (f"{sr.name}: {SR_SOP_CLASSES[sop_class]}, references {len(referenced & series_uids)} image(s) "
+            f"of the series (all {len(flagged)} flagged); {len(ctx.extra.get('key_images', []))} key image(s) read")
 
 
 def referenced_instances(ds: Any) -> set[str]:
@@ -353,9 +362,10 @@ STEPS: tuple[tuple[str, Callable[[SmokeContext], str], tuple[str, ...]], ...] = 
 )
 AFTER_WINDOW: tuple[tuple[str, Callable[[SmokeContext], str], tuple[str, ...]], ...] = (
     ("classify", step_classify, ("load (headless)",)),
-    ("export + read JSON", step_export_json, ("classify",)),
-    ("export + read PDF", step_export_pdf, ("classify",)),
-    ("export + read SR", step_export_sr, ("export + read PDF",)),
+    ("export PDF+JSON+SR", step_export, ("classify",)),
+    ("read back JSON", step_read_json, ("export PDF+JSON+SR",)),
+    ("read back PDF", step_read_pdf, ("export PDF+JSON+SR",)),
+    ("read back SR", step_read_dicom, ("export PDF+JSON+SR",)),
     ("decoders", step_decoders, ()),
 )
 
