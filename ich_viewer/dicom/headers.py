@@ -31,6 +31,16 @@ _SEQUENCE_END = 0xFFFEE0DD
 _LONG_VRS = {b"OB", b"OW", b"OD", b"OF", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UC", b"UR"}
 
 
+def _quiet_pydicom() -> None:
+    """Real studies hold many slightly invalid values; reading them must not warn per value.
+
+    (pydicom's reading validation is a process-wide setting; a viewer never wants it.)
+    """
+    from pydicom import config
+
+    config.settings.reading_validation_mode = config.IGNORE
+
+
 class NotAnImage(Exception):
     """The file is left out of the study; ``str(exc)`` is the reason for the load log."""
 
@@ -53,6 +63,7 @@ class ImageFile:
 
 def read_image_file(ref: FileRef) -> ImageFile:
     """Parse the header of ``ref``; raises ``NotAnImage`` with the reason it cannot be used."""
+    _quiet_pydicom()
     try:
         size = ref.size()
     except OSError as exc:

@@ -87,7 +87,9 @@ def decode_job(job: DecodeJob) -> np.ndarray:
         raise
     except MemoryError as exc:
         raise PixelDecodeError(_message(job, f"not enough memory ({exc})")) from exc
-    except Exception as exc:  # every decoder failure becomes one readable message
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: B036 - Rust decoders panic with a BaseException
         raise PixelDecodeError(_message(job, f"{type(exc).__name__}: {_first_line(exc)}")) from exc
     spec = job.spec
     if stored.ndim != 2 or stored.shape != (spec.rows, spec.columns):

@@ -1,0 +1,89 @@
+"""BackgroundDecoder: every slice lands in the series, nearest first, errors recorded, cancel works."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from dicom_helpers import make_volume
+from ich_viewer.dicom.background import BackgroundDecoder, outward_order
+from ich_viewer.dicom.loader import load_study
+from ich_viewer.dicom.model import Series
+from ich_viewer.phantom.writer import write_series
+
+
+def test_outward_order():
+    assert outward_order(2, 6) == [2, 3, 1, 4, 0, 5]
+    assert outward_order(0, 3) == [0, 1, 2]
+    assert outward_order(9, 3) == [2, 1, 0]
+    assert outward_order(0, 0) == []
+
+
+def written_series(tmp_path, syntax="explicit", n=8):
+    volume = make_volume(n, size=32)
+    write_series(volume, tmp_path, spacing_mm=2.0, pixel_spacing=(0.5, 0.5), syntax=syntax, file_names="random")
+    return load_study(tmp_path).series[0], volume
+
+
+@pytest.mark.parametrize("syntax, mode, expected_mode", [
+    ("explicit", "auto", "threads"),
+    ("jpeg-lossless", "auto", "processes"),
+    ("rle", "threads", "threads"),
+])
+def test_every_slice_is_decoded_nearest_first(tmp_path, syntax, mode, expected_mode):
+    series, volume = written_series(tmp_path, syntax)
+    order: list[int] = []
+    threads: set[str] = set()
+
+    def on_slice(i: int) -> None:
+        order.append(i)
+        threads.add(threading.current_thread().name)
+
+    decoder = BackgroundDecoder(series, on_slice=on_slice, workers=2, start_index=5, mode=mode).start()
+    assert decoder.wait(60) and decoder.done()
+    assert decoder.mode_used == expected_mode
+    assert order[0] == 5 and sorted(order) == list(range(8))
+    assert threading.main_thread().name not in threads
+    assert all(series.is_decoded(i) for i in range(8)) and decoder.failed == 0
+    np.testing.assert_array_equal(series.volume_hu(), volume)
+    assert series.cache_nbytes() == volume.size * 2  # int16 cache
+
+
+def test_failed_slice_is_reported_and_others_finish(tmp_path):
+    series, volume = written_series(tmp_path, "jpeg-ls")
+    bad = series.slices[3].path
+    data = bytearray(open(bad, "rb").read())
+    start = data.index(b"\xff\xd8")
+    data[start + 2:start + 4] = b"\x00\x00"
+    open(bad, "wb").write(bytes(data))
+    called: list[int] = []
+    decoder = BackgroundDecoder(series, on_slice=called.append, workers=2, mode="processes").start()
+    assert decoder.wait(60)
+    assert sorted(called) == list(range(8)) and decoder.failed == 1
+    assert "JPEG-LS" in series.decode_error(3)
+    for i in (0, 1, 2, 4, 5, 6, 7):
+        np.testing.assert_array_equal(series.hu(i), volume[i])
+
+
+def test_cancel_stops_early(tmp_path):
+    series, _ = written_series(tmp_path, n=30)
+    gate = threading.Event()
+    decoder = BackgroundDecoder(series, on_slice=lambda i: gate.wait(5), workers=1, mode="threads").start()
+    decoder.cancel()
+    gate.set()
+    assert decoder.wait(10) and decoder.done()
+    assert sum(series.is_decoded(i) for i in range(30)) < 30
+
+
+def test_in_memory_series_and_broken_listener():
+    volume = np.arange(5 * 4 * 4, dtype=np.float32).reshape(5, 4, 4) + 0.5
+    series = Series.from_array(volume)
+
+    def listener(i: int) -> None:
+        raise RuntimeError("a broken listener must not stop decoding")
+
+    decoder = BackgroundDecoder(series, on_slice=listener, mode="processes").start()
+    assert decoder.wait(10)
+    assert decoder.mode_used == "threads"  # nothing to send to a process
+    np.testing.assert_array_equal(series.volume_hu(), volume)
