@@ -1,20 +1,58 @@
-"""Generate a synthetic head CT phantom (first version: simple ellipsoid anatomy)."""
+"""Generate a synthetic head CT phantom: pose, anatomy, lesions, scanner realism, labels."""
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
 
 from ich_viewer import LABELS
+from ich_viewer.phantom import anatomy as an
+from ich_viewer.phantom.geometry import Canvas, Grid, Pose, rotation
+from ich_viewer.phantom.lesions import extra_axial_thickness, mass_effect, paint_lesions, plan_lesions
+from ich_viewer.phantom.realism import add_streaks, average_subplanes, blur_upsample_noise, upsample_labels
 from ich_viewer.phantom.volume import SUBTYPES, Phantom
 
+THICKNESS_CHOICES = (5.0, 5.0, 5.0, 5.0, 3.0, 2.5, 1.25, 1.0, 0.625)
+"""Typical reconstructions; thick axial slices are the common case for a head CT."""
+MAX_WORK_SIZE = 256
+"""Anatomy is drawn on at most this many pixels across, then band-limited upsampled."""
+DEFAULT_MAX_SLICES = 96
 
-def _labels_from_masks(masks: np.ndarray) -> np.ndarray:
+
+def labels_from_masks(masks: np.ndarray) -> np.ndarray:
+    """Per-slice labels in LABELS order: a subtype is present if any voxel carries it."""
     labels = np.zeros((masks.shape[0], len(LABELS)), np.uint8)
     for k in range(1, len(SUBTYPES) + 1):
         labels[:, k - 1] = (masks == k).any(axis=(1, 2))
-    labels[:, -1] = labels[:, :-1].any(axis=1)
+    labels[:, -1] = labels[:, : len(SUBTYPES)].any(axis=1)
     return labels
+
+
+def _first_plane_or_any(masks: np.ndarray, n_sub: int) -> np.ndarray:
+    """A lesion voxel of a thick slice is one that holds blood in either half of the slab."""
+    if n_sub == 1:
+        return masks
+    return np.maximum.reduce([masks[k::n_sub] for k in range(n_sub)])
+
+
+def _choose_subtypes(rng: np.random.Generator, probability: float | dict) -> list[str]:
+    if isinstance(probability, dict):
+        return [s for s in SUBTYPES if rng.random() < probability.get(s, 0.0)]
+    if rng.random() < 0.25:
+        return []
+    picked = [s for s in SUBTYPES if rng.random() < probability]
+    return picked or [str(rng.choice(SUBTYPES))]
+
+
+def _pose(rng: np.random.Generator, head: an.HeadParams, fov: float) -> Pose:
+    size = float(rng.uniform(0.93, 1.06))
+    scale = np.array([size * rng.uniform(0.96, 1.03), size, size], float)
+    rot = rotation(rng.uniform(-9, 9), rng.uniform(-10, 10), rng.uniform(-4, 4))
+    extent = (max(head.axes[:2]) + head.skull_mm + head.scalp_mm) * size
+    room = max(0.0, fov / 2.0 - extent - 6.0)
+    shift = np.array([rng.uniform(-1, 1) * min(room, 10.0), rng.uniform(-1, 1) * min(room, 12.0), 0.0])
+    return Pose(scale=scale, rot=rot, shift=shift)
 
 
 def generate_phantom(
@@ -23,43 +61,112 @@ def generate_phantom(
     n_slices: int | None = None,
     thickness_mm: float | None = None,
     matrix: int = 512,
+    *,
+    z_center_mm: float | None = None,
+    subtype_probability: float | dict = 0.35,
+    mass_effect_allowed: bool = True,
+    streaks: bool | None = None,
+    noise_sd: float | None = None,
+    keep_tissue: bool = True,
 ) -> Phantom:
-    rng = np.random.default_rng(seed)
+    """A synthetic head CT; the same arguments always give the same phantom.
+
+    ``subtypes=None`` draws a random mix from the seed (about a quarter of heads are
+    normal; ``subtype_probability`` is the chance of each subtype, or a dict per subtype);
+    ``[]`` is a normal head. The head itself (size, pose, atrophy, densities) depends only
+    on ``seed``, so ``subtypes=[]`` with the same seed is the same head without lesions
+    (and, with ``mass_effect_allowed=False``, exactly the same anatomy).
+    ``n_slices`` defaults to covering skull base to vertex (at most 96 slices);
+    ``z_center_mm`` centres a partial slab (head millimetres, ~-50 skull base .. ~95 vertex).
+    """
+    root = np.random.SeedSequence(seed)
+    head_ss, lesion_ss, mix_ss, noise_ss = root.spawn(4)
+    rng_head = np.random.default_rng(head_ss)
+    rng_les = np.random.default_rng(lesion_ss)
+    rng_noise = np.random.default_rng(noise_ss)
     if subtypes is None:
-        subtypes = [s for s in SUBTYPES if rng.random() < 0.4]
-    thickness = float(thickness_mm or 5.0)
-    n = int(n_slices or max(1, round(140 / thickness)))
-    fov = 240.0
-    ps = fov / matrix
-    c = (np.arange(matrix) - (matrix - 1) / 2) * ps
-    z = -40 + (np.arange(n) + 0.5) * (140 / n)
-    zz, yy, xx = np.meshgrid(z.astype(np.float32), -c.astype(np.float32), c.astype(np.float32), indexing="ij")
-    r = np.sqrt((xx / 72) ** 2 + (yy / 90) ** 2 + ((zz - 20) / 75) ** 2)
-    vol = np.full(zz.shape, -1000, np.float32)
-    vol[r < 1.12] = 40
-    vol[r < 1.08] = 1200
-    vol[r < 1.0] = 8
-    vol[r < 0.97] = 38
-    vol[r < 0.9] = 26
-    vent = ((np.abs(xx) - 8) / 5) ** 2 + (yy / 25) ** 2 + ((zz - 25) / 10) ** 2 < 1
-    vol[vent] = 6
-    masks = np.zeros(zz.shape, np.uint8)
-    for name in subtypes:
-        k = SUBTYPES.index(name) + 1
-        if name == "intraventricular":
-            m = vent & (yy < -5)
-        elif name == "epidural":
-            m = (r > 0.93) & (r < 1.0) & (xx > 40) & (np.abs(yy) < 25) & (np.abs(zz - 20) < 20)
-        elif name == "subdural":
-            m = (r > 0.96) & (r < 1.0) & (xx < -5)
-        elif name == "subarachnoid":
-            m = (np.abs(xx) < 2) & (r < 0.97) & (zz > 30)
-        else:
-            m = ((xx - 20) / 12) ** 2 + ((yy - 10) / 15) ** 2 + ((zz - 10) / 12) ** 2 < 1
-        masks[m] = k
-        vol[m] = 55
-    vol += rng.normal(0, 3, vol.shape).astype(np.float32)
+        subtypes = _choose_subtypes(np.random.default_rng(mix_ss), subtype_probability)
+    unknown = [s for s in subtypes if s not in SUBTYPES]
+    if unknown:
+        raise ValueError(f"unknown subtype(s) {unknown}; choose from {SUBTYPES}")
+    subtypes = [s for s in SUBTYPES if s in set(subtypes)]
+
+    head = an.random_head(rng_head)
+    fov = float(rng_head.uniform(220, 250))
+    pose = _pose(rng_head, head, fov)
+    thickness = float(thickness_mm if thickness_mm is not None else rng_head.choice(THICKNESS_CHOICES))
+    if not 0.3 <= thickness <= 20:
+        raise ValueError(f"slice thickness {thickness} mm is outside 0.3-20 mm")
+    z_lo_head = -52.0 + rng_head.uniform(-6, 3)
+    z_hi_head = an.CAVITY_CENTRE[2] + head.axes[2] + head.skull_mm + head.scalp_mm + 2.0
+    z_lo, z_hi = z_lo_head * pose.scale[2], z_hi_head * pose.scale[2]
+    if n_slices is None:
+        n = min(DEFAULT_MAX_SLICES, max(1, math.ceil((z_hi - z_lo) / thickness)))
+    else:
+        n = int(n_slices)
+        if n < 1:
+            raise ValueError("n_slices must be at least 1")
+    centre = (z_lo + z_hi) / 2.0 if z_center_mm is None else float(z_center_mm) * pose.scale[2]
+    if n_slices is None and n * thickness >= (z_hi - z_lo):
+        centre = z_lo + n * thickness / 2.0
+    z = (centre + (np.arange(n) - (n - 1) / 2.0) * thickness).astype(np.float64)
+
+    if matrix < 16:
+        raise ValueError("matrix must be at least 16")
+    factor = 1
+    while matrix // factor > MAX_WORK_SIZE and matrix % (factor * 2) == 0:
+        factor *= 2
+    work = matrix // factor
+    pixel = fov / matrix
+    work_pixel = pixel * factor
+    n_sub = 2 if thickness >= 2.0 else 1
+    offsets = np.array([-thickness / 4.0, thickness / 4.0]) if n_sub == 2 else np.array([0.0])
+    planes = (z[:, None] + offsets[None, :]).ravel()
+    grid = Grid(z=planes, size=work, pixel_mm=work_pixel, pose=pose)
+
+    covered = (float(planes.min()) / pose.scale[2], float(planes.max()) / pose.scale[2])
+    lesions = plan_lesions(rng_les, subtypes, covered)
+    if mass_effect_allowed:
+        mass_effect(lesions, head, rng_les)
+    canvas = Canvas(grid.shape, work_pixel)
+    for les in lesions:
+        if les.subtype == "intraventricular":  # the fluid level is horizontal in the scanner
+            les.params["atrium_scan_y"] = float(pose.head_to_scanner((0.0, -26.0, 20.0))[1])
+    fields = an.paint_head(canvas, grid, head, extra_axial_thickness(lesions))
+    masks = paint_lesions(canvas, grid.shape, head, fields, lesions, rng_les)
+    do_streaks = bool(rng_noise.random() < 0.5) if streaks is None else streaks
+    if do_streaks:
+        add_streaks(canvas, fields, rng_noise, float(rng_noise.uniform(0.6, 1.4)))
+
+    masks = _first_plane_or_any(masks, n_sub)
+    tissue = canvas.tissue[::n_sub]
+    hu = average_subplanes(canvas.hu, n_sub)
+    sigma = float(rng_noise.uniform(0.35, 0.55)) + 0.6 * work_pixel
+    sd = float(rng_noise.uniform(2.5, 5.0)) if noise_sd is None else float(noise_sd)
+    volume = blur_upsample_noise(hu, matrix, work_pixel, sigma, sd, rng_noise)
+    labels = labels_from_masks(masks)  # presence survives nearest-neighbour upsampling
+    masks = upsample_labels(masks, factor)
+    info = {
+        "head": head.to_dict(),
+        "pose": pose.to_dict(),
+        "fov_mm": fov,
+        "work_matrix": work,
+        "subplanes": n_sub,
+        "blur_sigma_mm": sigma,
+        "noise_sd_hu": sd,
+        "streaks": do_streaks,
+        "lesions": [les.to_dict() for les in lesions],
+    }
     return Phantom(
-        volume_hu=vol, labels=_labels_from_masks(masks), masks=masks, thickness_mm=thickness,
-        spacing_mm=thickness, pixel_spacing=(ps, ps), seed=seed, subtypes=tuple(subtypes), z_mm=z,
+        volume_hu=volume,
+        labels=labels,
+        masks=masks,
+        thickness_mm=thickness,
+        spacing_mm=thickness,
+        pixel_spacing=(pixel, pixel),
+        seed=seed,
+        subtypes=tuple(subtypes),
+        z_mm=z.astype(np.float32),
+        tissue=upsample_labels(tissue, factor) if keep_tissue else None,
+        info=info,
     )
