@@ -355,6 +355,38 @@ def step_decoders(ctx: SmokeContext) -> str:
     return f"bit-exact: {', '.join(done)}"
 
 
+def step_decoder_processes(ctx: SmokeContext) -> str:
+    """Compressed slices decoded in worker processes (fork server or spawn of the frozen app).
+
+    A frozen app must re-enter itself correctly to start workers, and the workers need
+    the decoder plugins too; the loader silently falls back to threads otherwise, so
+    this step checks the pool really ran.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    from ich_viewer.dicom.background import BackgroundDecoder, process_context
+    from ich_viewer.dicom.loader import load_study
+    from ich_viewer.dicom.pixels import decode_job
+    from ich_viewer.phantom.writer import write_series
+
+    rng = np.random.default_rng(9)
+    volume = np.rint(rng.normal(40.0, 300.0, size=(6, 64, 64))).clip(-1024, 3000).astype(np.float32)
+    folder = ctx.workdir / "decoders" / "processes"
+    write_series(volume, folder, spacing_mm=5.0, pixel_spacing=(0.5, 0.5), syntax="jpeg2000")
+    series = load_study(folder).image_series[0]
+    with ProcessPoolExecutor(1, mp_context=process_context()) as pool:
+        image = pool.submit(decode_job, series.pixel_source.job(series.slices[0])).result(timeout=120)
+    check(float(np.abs(np.asarray(image, np.float32) - volume[0]).max()) == 0.0,
+          "a worker process decoded the slice differently")
+    decoder = BackgroundDecoder(series, workers=2, mode="processes").start()
+    check(decoder.wait(120), "background decoding did not finish within 120 s")
+    check(decoder.mode_used == "processes", f"worker processes unavailable (decoded with {decoder.mode_used})")
+    check(decoder.failed == 0 and all(series.is_decoded(i) for i in range(len(series))),
+          f"{decoder.failed} slice(s) failed in worker processes")
+    check(float(np.abs(series.volume_hu() - volume).max()) == 0.0, "decoded HU differ from the written ones")
+    return f"JPEG 2000 in {process_context().get_start_method()} workers: {len(series)} slices bit-exact"
+
+
 STEPS: tuple[tuple[str, Callable[[SmokeContext], str], tuple[str, ...]], ...] = (
     ("bundle", step_bundle, ()),
     ("phantom study", step_phantom, ()),
@@ -367,6 +399,7 @@ AFTER_WINDOW: tuple[tuple[str, Callable[[SmokeContext], str], tuple[str, ...]], 
     ("read back PDF", step_read_pdf, ("export PDF+JSON+SR",)),
     ("read back SR", step_read_dicom, ("export PDF+JSON+SR",)),
     ("decoders", step_decoders, ()),
+    ("decoder processes", step_decoder_processes, ()),
 )
 
 

@@ -85,7 +85,7 @@ EXCLUDED_MODULES = (
     "PySide6.QtWebChannel", "PySide6.QtWebEngineCore", "PySide6.QtWebEngineWidgets",
     "PySide6.QtWebSockets", "PySide6.QtXml", "PySide6.QtLabsStyleKit",
     # the training side and developer tools
-    "torchvision", "torchaudio", "trainer", "tests", "matplotlib", "IPython", "jupyter",
+    "torchvision", "torchaudio", "triton", "trainer", "tests", "matplotlib", "IPython", "jupyter",
     "notebook", "pytest", "hypothesis", "importlinter", "tkinter", "_tkinter",
     "tensorboard", "torch.utils.tensorboard", "pyqtgraph.examples", "pyqtgraph.opengl",
     "PyInstaller",

@@ -18,7 +18,7 @@ from ich_viewer.smoke_test import SmokeContext, SmokeFailure, SmokeRun, run_smok
 
 ALL_STEPS = ["bundle", "phantom study", "load (headless)", "main window", "qt platform", "open in window",
              "close window", "classify", "export PDF+JSON+SR", "read back JSON", "read back PDF", "read back SR",
-             "decoders"]
+             "decoders", "decoder processes"]
 
 
 def view_args() -> argparse.Namespace:
@@ -44,7 +44,7 @@ def test_smoke_test_passes_on_a_working_install(qapp, isolated_settings, random_
     text = out.getvalue()
     assert run.ok, text
     assert [s.name for s in run.steps] == ALL_STEPS
-    assert text.strip().splitlines()[-1].startswith("smoke test PASSED: 13 steps")
+    assert text.strip().splitlines()[-1].startswith("smoke test PASSED: 14 steps")
     details = {s.name: s.detail for s in run.steps}
     assert "bit-exact: jpeg-lossless, jpeg2000" in details["decoders"]
     assert "12 slices shown" in details["open in window"]
@@ -64,7 +64,7 @@ def test_smoke_test_fails_and_says_so_without_a_model(isolated_settings, tmp_pat
     assert not result["bundle"].ok and "no bundled model" in result["bundle"].detail
     assert not result["classify"].ok and str(empty) in result["classify"].detail
     assert result["export PDF+JSON+SR"].detail == "not run: needs step(s) classify"
-    assert result["phantom study"].ok and result["decoders"].ok  # the rest still ran
+    assert result["phantom study"].ok and result["decoders"].ok and result["decoder processes"].ok  # the rest ran
     assert out.getvalue().strip().splitlines()[-1].startswith("smoke test FAILED")
 
 
