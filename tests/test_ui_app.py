@@ -1,4 +1,4 @@
-"""Application start-up: extensions, names, style, the --smoke-test placeholder."""
+"""Application start-up: extensions, names, style, settings."""
 from __future__ import annotations
 
 import argparse
@@ -53,11 +53,6 @@ def test_application_names_style_and_icon(qapp):
     assert application.applicationName() == "ICH Viewer" and application.organizationName() == "ICH Viewer"
     assert "QToolBar" in application.styleSheet()
     assert not application.windowIcon().isNull()
-
-
-def test_smoke_test_is_not_faked(capsys):
-    assert app.run_viewer(argparse.Namespace(smoke_test=True, demo=False, path=None)) == 2
-    assert "not implemented" in capsys.readouterr().err
 
 
 def test_settings_file_comes_from_the_environment(isolated_settings):

@@ -219,13 +219,15 @@ def test_viewbox_left_drag_is_window_and_middle_drag_pans(qtbot, window, study_f
 
 def test_overlays_toggle_with_a_key(qtbot, window, study_folder):
     _open(qtbot, window, study_folder)
-    labels = window.image_view().overlays.labels
-    assert window.overlays_visible() and all(label.isVisible() for label in labels.values())
+    overlays = window.image_view().overlays
+    assert window.overlays_visible() and len(overlays.visible_texts()) == 4
     qtbot.keyClick(window, Qt.Key.Key_O)
-    assert not window.overlays_visible() and not any(label.isVisible() for label in labels.values())
+    assert not window.overlays_visible() and overlays.visible_texts() == {}
+    assert not window.actions_.by_name["overlays"].isChecked()
     qtbot.keyClick(window, Qt.Key.Key_O)
-    assert all(label.isVisible() for label in labels.values())
-    assert "Thk 5.0 mm" in labels["bottom_left"].text() and "Loc " in labels["bottom_left"].text()
+    texts = overlays.visible_texts()
+    assert set(texts) == {"top_left", "top_right", "bottom_left", "bottom_right"}
+    assert "Thk 5.0 mm" in texts["bottom_left"] and "Loc " in texts["bottom_left"]
 
 
 def test_series_switching_by_keys_and_browser(qtbot, window, study_folder):

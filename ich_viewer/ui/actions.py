@@ -31,8 +31,10 @@ class WindowActions:
         self._build_toolbar()
 
     def _action(self, name: str, text: str, slot: Callable[[], object], keys: tuple[str, ...] = (),
-                checkable: bool = False, tip: str = "") -> QAction:
+                checkable: bool = False, tip: str = "", short: str = "") -> QAction:
         action = QAction(text, self.window)
+        if short:
+            action.setIconText(short)  # what the toolbar shows
         action.setObjectName(f"action_{name}")
         if keys:
             action.setShortcuts([QKeySequence(k) for k in keys])
@@ -48,7 +50,7 @@ class WindowActions:
     def _build_file_menu(self) -> None:
         w = self.window
         menu = w.menu("File")
-        menu.addAction(self._action("open_folder", "Open &folder…", w.open_folder_dialog, ("Ctrl+O",)))
+        menu.addAction(self._action("open_folder", "Open &folder…", w.open_folder_dialog, ("Ctrl+O",), short="Open"))
         menu.addAction(self._action("open_file", "Open f&ile (DICOM, DICOMDIR, zip)…", w.open_file_dialog, ("Ctrl+Shift+O",)))
         menu.addAction(self._action("open_demo", "Open &demo study (synthetic)", w.open_demo))
         self.recent_menu = menu.addMenu("Open &recent")
@@ -81,20 +83,22 @@ class WindowActions:
             ("last_slice", "Last slice", w.last_slice, ("End",)),
             ("cine", "Cine play / pause", w.toggle_cine, ("Space",)),
         ):
-            slice_menu.addAction(self._action(name, text, slot, keys, checkable=name == "cine"))
+            slice_menu.addAction(self._action(name, text, slot, keys, checkable=name == "cine",
+                                              short="Cine" if name == "cine" else ""))
         series_menu = menu.addMenu("S&eries")
         series_menu.addAction(self._action("next_series", "Next series", lambda: w.step_series(1), ("Right",)))
         series_menu.addAction(self._action("previous_series", "Previous series", lambda: w.step_series(-1), ("Left",)))
         menu.addSeparator()
-        menu.addAction(self._action("fit", "&Fit to window", w.fit, ("F",)))
+        menu.addAction(self._action("fit", "&Fit to window", w.fit, ("F",), short="Fit"))
         menu.addAction(self._action("zoom_in", "Zoom &in", lambda: w.zoom(1.25), ("+", "=")))
         menu.addAction(self._action("zoom_out", "Zoom &out", lambda: w.zoom(0.8), ("-",)))
         menu.addAction(self._action("one_to_one", "&Actual pixels (1:1)", w.zoom_one_to_one, ("Ctrl+1",)))
         menu.addSeparator()
-        overlays = self._action("overlays", "Corner &overlays", w.toggle_overlays, ("O",), checkable=True)
+        overlays = self._action("overlays", "Corner &overlays", w.toggle_overlays, ("O",), checkable=True,
+                                short="Overlays")
         overlays.setChecked(True)
         menu.addAction(overlays)
-        menu.addAction(self._action("tags", "DICOM &tags…", w.show_tag_browser, ("Ctrl+T",)))
+        menu.addAction(self._action("tags", "DICOM &tags…", w.show_tag_browser, ("Ctrl+T",), short="Tags"))
 
     def _build_help_menu(self) -> None:
         w = self.window

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 import pyqtgraph as pg
@@ -55,6 +56,20 @@ class WindowingViewBox(pg.ViewBox):
             self.wheel_steps.emit(steps)
 
 
+class OverlayGraphicsView(pg.GraphicsView):
+    """GraphicsView that paints the corner overlays over the scene, in screen pixels."""
+
+    overlays: "OverlayLayer | None" = None
+
+    def drawForeground(self, painter: QPainter, rect) -> None:  # noqa: N802
+        super().drawForeground(painter, rect)
+        if self.overlays is not None:
+            painter.save()
+            painter.resetTransform()
+            self.overlays.paint(painter)
+            painter.restore()
+
+
 class SliceView(QWidget):
     """One image with overlays; knows nothing about studies, only arrays and levels."""
 
@@ -64,7 +79,7 @@ class SliceView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.graphics = pg.GraphicsView(background="#000000")
+        self.graphics = OverlayGraphicsView(background="#000000")
         self.graphics.setAcceptDrops(False)  # drops go to the main window
         self.view_box = WindowingViewBox()
         self.graphics.setCentralItem(self.view_box)
@@ -72,13 +87,13 @@ class SliceView(QWidget):
         self.image_item.setAutoDownsample(False)
         self.view_box.addItem(self.image_item)
         self.overlays = OverlayLayer(self.graphics.viewport())
+        self.graphics.overlays = self.overlays
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.graphics)
         self._shape: tuple[int, int] | None = None
         self._spacing: tuple[float, float] = (1.0, 1.0)
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
-        self.graphics.viewport().installEventFilter(self.overlays)
 
     # -- image -----------------------------------------------------------------------
     def set_image(self, hu: np.ndarray | None, levels: tuple[float, float], spacing: tuple[float, float]) -> None:

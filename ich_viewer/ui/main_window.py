@@ -26,7 +26,7 @@ from ich_viewer.ui.help_dialog import ControlsDialog
 from ich_viewer.ui.image_view import SliceView
 from ich_viewer.ui.load_log import LoadLogDialog, load_summary
 from ich_viewer.ui.loading import StudyLoader
-from ich_viewer.ui.overlays import overlay_texts
+from ich_viewer.ui.overlays import CORNERS, overlay_texts
 from ich_viewer.ui.series_browser import SeriesBrowser
 from ich_viewer.ui.settings import add_recent_study, app_settings, clear_recent_studies, recent_studies
 from ich_viewer.ui.tag_browser import TagBrowser
@@ -298,7 +298,7 @@ class MainWindow(QMainWindow):
         self._index = 0
         self._shown_index = None
         self.slice_view.clear()
-        self.slice_view.overlays.set_texts({c: "" for c in self.slice_view.overlays.labels})
+        self.slice_view.overlays.set_texts({c: "" for c in CORNERS})
         self.slice_view.overlays.set_notice("")
         self.series_browser.set_series([])
         self.slider.blockSignals(True)

@@ -1,17 +1,23 @@
 """Corner text over the image (patient, series, slice, window), toggled by a key.
 
-Labels are plain widgets on the view's viewport, so they stay the same size and place
-whatever the zoom, and never take mouse events from the image.
+Painted in viewport pixels after the scene, so they keep their size and place whatever
+the zoom, and never take mouse events from the image.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtWidgets import QLabel, QWidget
+from PySide6.QtCore import QRect, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter
+from PySide6.QtWidgets import QWidget
 
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
 MARGIN = 8
+PAD = 4
+TEXT_COLOUR = QColor("#e6e6e6")
+WINDOW_COLOUR = QColor("#f0d890")
+PLATE = QColor(0, 0, 0, 120)
+"""A faint dark plate behind the text keeps it legible over bone and bright windows."""
 
 
 def _fmt_name(raw: str) -> str:
@@ -73,64 +79,77 @@ def overlay_texts(study: Any, series: Any, index: int, window: tuple[float, floa
     }
 
 
-class OverlayLayer(QObject):
-    """Four corner labels plus a centred notice (e.g. a slice still decoding)."""
+class OverlayLayer:
+    """Four corner text blocks plus a centred notice, painted straight onto the viewport.
+
+    Painted by the view after the scene (``paint``), not as child widgets: styled
+    translucent QLabels cost several milliseconds per frame, this costs a fraction of one.
+    """
 
     def __init__(self, viewport: QWidget) -> None:
-        super().__init__(viewport)
         self._viewport = viewport
-        self.labels: dict[str, QLabel] = {}
-        for corner in CORNERS:
-            label = self._make_label(corner)
-            align = Qt.AlignmentFlag.AlignRight if corner.endswith("right") else Qt.AlignmentFlag.AlignLeft
-            label.setAlignment(align | Qt.AlignmentFlag.AlignTop)
-            self.labels[corner] = label
-        self.notice = self._make_label("notice")
-        self.notice.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.notice.hide()
+        self._texts: dict[str, str] = {corner: "" for corner in CORNERS}
+        self._notice = ""
         self._visible = True
-
-    def _make_label(self, name: str) -> QLabel:
-        label = QLabel(self._viewport)
-        label.setObjectName(f"overlay_{name}")
-        label.setProperty("overlay", True)
-        label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        label.setTextFormat(Qt.TextFormat.PlainText)
-        return label
+        self.font = QFont("DejaVu Sans")
+        self.font.setPointSizeF(10.0)
+        self.notice_font = QFont(self.font)
+        self.notice_font.setPointSizeF(12.0)
 
     def set_texts(self, texts: dict[str, str]) -> None:
-        for corner, text in texts.items():
-            self.labels[corner].setText(text)
-        self._place()
+        changed = any(self._texts.get(c) != t for c, t in texts.items())
+        self._texts.update(texts)
+        if changed:
+            self._viewport.update()
 
     def set_notice(self, text: str) -> None:
-        self.notice.setText(text)
-        self.notice.setVisible(bool(text))
-        self._place()
+        if text != self._notice:
+            self._notice = text
+            self._viewport.update()
+
+    def notice(self) -> str:
+        return self._notice
 
     def is_visible(self) -> bool:
         return self._visible
 
     def set_visible(self, visible: bool) -> None:
         self._visible = visible
-        for label in self.labels.values():
-            label.setVisible(visible and bool(label.text()))
+        self._viewport.update()
 
     def text(self, corner: str) -> str:
-        return self.labels[corner].text()
+        return self._texts[corner]
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
-        if watched is self._viewport and event.type() == QEvent.Type.Resize:
-            self._place()
-        return False
+    def visible_texts(self) -> dict[str, str]:
+        """What is on screen now (empty when overlays are toggled off)."""
+        return {c: t for c, t in self._texts.items() if self._visible and t}
 
-    def _place(self) -> None:
+    def paint(self, painter: QPainter) -> None:
+        """Draw in viewport pixels; the caller has reset the painter's transform."""
         width, height = self._viewport.width(), self._viewport.height()
-        for corner, label in self.labels.items():
-            label.adjustSize()
-            x = MARGIN if corner.endswith("left") else width - label.width() - MARGIN
-            y = MARGIN if corner.startswith("top") else height - label.height() - MARGIN
-            label.move(max(0, x), max(0, y))
-            label.setVisible(self._visible and bool(label.text()))
-        self.notice.adjustSize()
-        self.notice.move(max(0, (width - self.notice.width()) // 2), max(0, (height - self.notice.height()) // 2))
+        if self._visible:
+            painter.setFont(self.font)
+            for corner, text in self._texts.items():
+                if text:
+                    self._block(painter, text, corner, width, height)
+        if self._notice:
+            painter.setFont(self.notice_font)
+            self._block(painter, self._notice, "centre", width, height)
+
+    def _block(self, painter: QPainter, text: str, corner: str, width: int, height: int) -> None:
+        metrics = QFontMetrics(painter.font())
+        lines = text.splitlines()
+        block_w = max(metrics.horizontalAdvance(line) for line in lines) + 2 * PAD
+        block_h = metrics.lineSpacing() * len(lines) + 2 * PAD
+        if corner == "centre":
+            x, y = (width - block_w) // 2, (height - block_h) // 2
+        else:
+            x = MARGIN if corner.endswith("left") else width - block_w - MARGIN
+            y = MARGIN if corner.startswith("top") else height - block_h - MARGIN
+        painter.fillRect(QRect(x, y, block_w, block_h), PLATE)
+        align = Qt.AlignmentFlag.AlignRight if corner.endswith("right") else Qt.AlignmentFlag.AlignLeft
+        if corner == "centre":
+            align = Qt.AlignmentFlag.AlignHCenter
+        painter.setPen(WINDOW_COLOUR if corner == "bottom_right" else TEXT_COLOUR)
+        painter.drawText(QRect(x + PAD, y + PAD, block_w - 2 * PAD, block_h - 2 * PAD),
+                         int(align | Qt.AlignmentFlag.AlignTop), text)

@@ -43,6 +43,8 @@ class SeriesBrowser(QListWidget):
         self.setIconSize(QSize(ICON_SIZE, ICON_SIZE))
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # arrow keys stay with the reader
         self.setWordWrap(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.setSpacing(2)
         self._uids: list[str] = []
         self._thumbnailed: set[str] = set()
