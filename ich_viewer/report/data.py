@@ -24,6 +24,9 @@ OverlayFn = Callable[[Series, int], Optional[np.ndarray]]
 LABEL_ABBREVIATIONS: dict[str, str] = SHORT_NAMES
 """The window's abbreviations (EDH ... SDH, ICH for "any"), so report and screen agree."""
 
+KEY_IMAGE_PIXELS = 512
+"""Longest side of a rendered key image: sharp at 70 mm on paper (~190 dpi), small as DICOM."""
+
 MAX_KEY_IMAGES_PER_SERIES = 40
 """More than this is a print-out nobody reads; the table still lists every flagged slice."""
 
@@ -79,9 +82,21 @@ class ReportContent:
     overlay: OverlayFn | None = None
     warnings: list[str] = field(default_factory=list)
 
+    _pictures: dict = field(default_factory=dict, repr=False)
+
     @property
     def n_flagged(self) -> int:
         return sum(section.counts["flagged"] for section in self.sections)
+
+    def key_picture(self, series: Series, index: int, window, flagged, *, attention: bool = False) -> np.ndarray:
+        """A rendered key image, made once and shared by the PDF and the DICOM key images."""
+        from ich_viewer.report.key_images import render_key_image
+
+        key = (series.series_uid, index, window.name, attention)
+        if key not in self._pictures:
+            self._pictures[key] = render_key_image(series, index, window, flagged, max_side=KEY_IMAGE_PIXELS,
+                                                   overlay=self.overlay if attention else None)
+        return self._pictures[key]
 
 
 def build_report(

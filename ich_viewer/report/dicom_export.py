@@ -25,7 +25,7 @@ from ich_viewer import LABELS, RESEARCH_NOTICE, __version__
 from ich_viewer.dicom.model import Series, SliceHeader, Study
 from ich_viewer.report.atomic import ExportError, atomic_write
 from ich_viewer.report.data import LABEL_ABBREVIATIONS, KeyImage, ReportContent, SeriesSection
-from ich_viewer.report.key_images import KEY_WINDOWS, direction_letter, render_key_image
+from ich_viewer.report.key_images import KEY_WINDOWS, direction_letter
 from ich_viewer.report.rows import SliceRow
 
 MANUFACTURER = "ICH Viewer (research software)"
@@ -106,8 +106,7 @@ def _measurement_group(section: SeriesSection, row: SliceRow, reference: Dataset
         parameters=[f"sha256={model.sha256}", f"device={model.device}"],
     )
     measurements = [
-        hd.sr.Measurement(name=PROBABILITY_CODES[label], value=round(float(row.probabilities[label]), 6), unit=UNITLESS,
-                          algorithm_id=algorithm)
+        hd.sr.Measurement(name=PROBABILITY_CODES[label], value=round(float(row.probabilities[label]), 6), unit=UNITLESS)
         for label in LABELS
     ]
     evaluations = [hd.sr.QualitativeEvaluation(SUBTYPE_CONCEPT, SUBTYPE_CODES[label])
@@ -175,10 +174,9 @@ def build_sr(content: ReportContent, study: Study) -> hd.sr.Comprehensive3DSR | 
 def _key_picture(section: SeriesSection, key: KeyImage, content: ReportContent) -> np.ndarray:
     """Brain | subdural [| attention] side by side on black: one picture per key slice."""
     row = key.row
-    panels = [render_key_image(section.series, row.index, window, row.flagged, max_side=512) for window in KEY_WINDOWS]
+    panels = [content.key_picture(section.series, row.index, window, row.flagged) for window in KEY_WINDOWS]
     if content.overlay is not None:
-        panels.append(render_key_image(section.series, row.index, KEY_WINDOWS[0], row.flagged,
-                                       overlay=content.overlay, max_side=512))
+        panels.append(content.key_picture(section.series, row.index, KEY_WINDOWS[0], row.flagged, attention=True))
     height = max(panel.shape[0] for panel in panels)
     gap = 8
     width = sum(panel.shape[1] for panel in panels) + gap * (len(panels) - 1)

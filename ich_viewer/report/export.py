@@ -88,7 +88,10 @@ def export_report(
         if dicom_dir is not None:
             from ich_viewer.report.dicom_export import write_dicom
 
-            identified = content if not deidentify else build_report(study, results, decisions, overlay=overlay)
+            identified = content
+            if deidentify:  # the DICOM objects belong to the study: built from the identified content
+                identified = build_report(study, results, decisions, overlay=overlay)
+                identified._pictures = content._pictures  # pictures carry no identity; render once
             dicom = write_dicom(dicom_dir, identified, study, sr=sr, key_images=key_images, overwrite=overwrite)
             result.sr, result.key_images, result.kos = dicom.sr, dicom.key_images, dicom.kos
             result.written.extend(p for p in (dicom.sr, *dicom.key_images, dicom.kos) if p is not None)

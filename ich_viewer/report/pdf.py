@@ -15,6 +15,7 @@ from typing import Sequence
 from xml.sax.saxutils import escape
 
 from PIL import Image
+from reportlab import rl_config
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.styles import ParagraphStyle
@@ -30,15 +31,14 @@ from ich_viewer import LABELS
 from ich_viewer.imaging.palette import LABEL_COLOURS
 from ich_viewer.report.atomic import atomic_write
 from ich_viewer.report.data import LABEL_ABBREVIATIONS, ReportContent, SeriesSection, summary_lines
-from ich_viewer.report.key_images import KEY_WINDOWS, render_key_image
-from ich_viewer.report.rows import SliceRow, format_mm
+from ich_viewer.report.key_images import KEY_WINDOWS
+from ich_viewer.report.rows import SliceRow
 
 LETTER_TERRITORIES = frozenset({"US", "CA", "MX", "PH", "CL", "CO", "VE", "PR", "GT", "CR", "PA", "DO", "SV", "NI", "BZ"})
 """Where Letter is the usual paper (everywhere else uses A4)."""
 LETTER_COUNTRY_NAMES = ("united states", "canada", "mexico", "philippines", "chile", "colombia")
 
 MARGIN = 16 * mm
-KEY_IMAGE_PIXELS = 384
 DECISION_TEXT = {"accepted": "Accepted", "rejected": "Rejected", "undecided": "Undecided", "": ""}
 
 
@@ -264,7 +264,7 @@ def _flagged_table(section: SeriesSection, styles: _Styles, width: float) -> Tab
         cells: list = [
             f"{row.index + 1}/{n}",
             "" if row.instance_number is None else str(row.instance_number),
-            "" if row.location_mm is None else format_mm(row.location_mm),
+            "" if row.location_mm is None else f"{row.location_mm:.1f}",
         ]
         for k, label in enumerate(LABELS):
             cells.append(f"{row.probabilities[label]:.2f}")
@@ -296,23 +296,22 @@ def _legend(styles: _Styles) -> Paragraph:
     )
 
 
-def _key_image_block(section: SeriesSection, key, content: ReportContent, styles: _Styles, width: float) -> KeepTogether:
+def _key_image_block(section: SeriesSection, key, content: ReportContent, styles: _Styles, width: float) -> list:
     row: SliceRow = key.row
     n_panels = len(KEY_WINDOWS) + (1 if content.overlay is not None else 0)
     gap = 3 * mm
-    panel = min(72 * mm, (width - gap * (n_panels - 1)) / n_panels)
+    panel = min(58 * mm, (width - gap * (n_panels - 1)) / n_panels)
     pictures, captions = [], []
     for window in KEY_WINDOWS:
-        pixels = render_key_image(section.series, row.index, window, row.flagged, max_side=KEY_IMAGE_PIXELS)
+        pixels = content.key_picture(section.series, row.index, window, row.flagged)
         pictures.append(_pdf_image(pixels, panel))
         captions.append(_p(f"{window.name} W {window.width:g} / L {window.center:g}", styles.small))
     if content.overlay is not None:
-        pixels = render_key_image(section.series, row.index, KEY_WINDOWS[0], row.flagged,
-                                  overlay=content.overlay, max_side=KEY_IMAGE_PIXELS)
+        pixels = content.key_picture(section.series, row.index, KEY_WINDOWS[0], row.flagged, attention=True)
         pictures.append(_pdf_image(pixels, panel))
         captions.append(_p("Brain + where the network looked (yellow)", styles.small))
     flagged = ", ".join(f"{LABEL_ABBREVIATIONS[label]} {row.probabilities[label]:.2f}" for label in row.flagged)
-    location = "" if row.location_mm is None else f" · {format_mm(row.location_mm)} mm"
+    location = "" if row.location_mm is None else f" · {row.location_mm:.1f} mm"
     instance = "" if row.instance_number is None else f" · Inst {row.instance_number}"
     title = f"Im {row.index + 1}/{len(section.series.slices)}{instance}{location} — {flagged} — {DECISION_TEXT[row.decision]}"
     parts = [_p(title, styles.h3)]
@@ -322,7 +321,7 @@ def _key_image_block(section: SeriesSection, key, content: ReportContent, styles
     grid.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 0), ("TOPPADDING", (0, 0), (-1, -1), 0.5),
                               ("BOTTOMPADDING", (0, 0), (-1, -1), 0.5), ("VALIGN", (0, 0), (-1, -1), "TOP")]))
     parts.append(grid)
-    return KeepTogether(parts)
+    return parts
 
 
 def _pdf_image(pixels, width_pt: float) -> PdfImage:
@@ -358,11 +357,15 @@ def _story(content: ReportContent, styles: _Styles, width: float) -> list:
             story.append(Spacer(1, 1.5 * mm))
             story.append(_legend(styles))
         if section.key_images:
-            story.append(_p("Key images (flagged slices not rejected by the reader)", styles.h2))
-            story.append(_p("Frame colour = flagged subtype(s), outermost first. Image orientation as stored "
-                            "(letters mark the patient's side).", ParagraphStyle("keep", parent=styles.small,
-                                                                                   keepWithNext=1)))
-            story.extend(_key_image_block(section, key, content, styles, width) for key in section.key_images)
+            heading = [
+                _p("Key images (flagged slices not rejected by the reader)", styles.h2),
+                _p("Frame colour = flagged subtype(s), outermost first. Image orientation as stored "
+                   "(letters mark the patient's side).", styles.small),
+            ]
+            for number, key in enumerate(section.key_images):
+                # the heading travels with the first picture so it never ends a page alone
+                story.append(KeepTogether((heading if number == 0 else [])
+                                          + _key_image_block(section, key, content, styles, width)))
             if section.key_images_left_out:
                 story.append(_p(f"{section.key_images_left_out} more flagged slices are listed in the table "
                                 "but not shown.", styles.body))
@@ -382,6 +385,7 @@ def _notice_box(content: ReportContent, styles: _Styles, width: float) -> Table:
 
 def render_pdf(content: ReportContent, paper: str | None = None) -> bytes:
     """The whole PDF as bytes (the writer below puts them on disk atomically)."""
+    rl_config.useA85 = 0  # binary image streams: smaller files, no slow pure-Python ASCII85 pass
     styles = _Styles()
     pagesize = LETTER if (paper or paper_for_locale()) == "Letter" else A4
     buffer = io.BytesIO()
