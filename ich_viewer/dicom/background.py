@@ -64,6 +64,24 @@ def process_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+def warm_up() -> None:
+    """Start the fork server now, in the background, so the first series' workers start fast.
+
+    Call once at program start (the viewer does); harmless when processes are unavailable.
+    """
+    def start() -> None:
+        try:
+            context = process_context()
+            if context.get_start_method() == "forkserver":
+                from multiprocessing import forkserver
+
+                forkserver.ensure_running()
+        except Exception:  # only an optimisation
+            log.debug("fork server warm-up failed", exc_info=True)
+
+    threading.Thread(target=start, name="ich-decode-warm-up", daemon=True).start()
+
+
 def _ping() -> int:
     return os.getpid()
 

@@ -79,7 +79,12 @@ def read_image_file(ref: FileRef) -> ImageFile:
             raise
         except OSError as exc:
             raise NotAnImage(f"cannot read the file: {exc.strerror or exc}") from exc
-        return _image_file(ref, ds, pixel)
+        try:
+            return _image_file(ref, ds, pixel)
+        except NotAnImage:
+            raise
+        except Exception as exc:  # values are decoded lazily: a corrupt one surfaces here
+            raise NotAnImage(f"unreadable DICOM header value ({type(exc).__name__}: {exc})") from exc
 
 
 @dataclass(frozen=True)
