@@ -221,3 +221,26 @@ def test_check_bundle_passes_a_complete_bundle_and_names_each_defect(tmp_path, c
     failed = {line.split()[1] for line in out.splitlines() if line.startswith("[FAIL]")}
     assert failed == {"pylibjpeg", "qt", "excluded", "no"}, out
     assert "PRESENT: torchvision" in out and "libcudart.so.13" in out
+
+
+def test_install_desktop_points_the_menu_entry_at_the_bundle(tmp_path):
+    import shutil
+
+    bundle = tmp_path / "ich-viewer"
+    shutil.copytree(ROOT / "resources", bundle / "_internal" / "resources")
+    exe = bundle / "ich-viewer"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    data = tmp_path / "xdg"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_DATA_HOME": str(data)}
+    result = subprocess.run(["sh", str(ROOT / "packaging" / "install-desktop.sh"), str(bundle)],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    entry = (data / "applications" / "ich-viewer.desktop").read_text()
+    assert f'Exec="{exe}" %f' in entry.splitlines()
+    assert "Icon=ich-viewer" in entry.splitlines() and "Type=Application" in entry.splitlines()
+    assert (data / "icons" / "hicolor" / "256x256" / "apps" / "ich-viewer.png").stat().st_size > 0
+
+    missing = subprocess.run(["sh", str(ROOT / "packaging" / "install-desktop.sh"), str(tmp_path)],
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "build it first" in missing.stdout
