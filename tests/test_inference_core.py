@@ -77,6 +77,15 @@ def test_stack_input_shape_range_and_channel_order():
     np.testing.assert_array_equal(x[6:9], x[3:6])
 
 
+def test_non_finite_pixels_become_air():
+    centre = head_slice()
+    broken = centre.copy()
+    broken[:10, :10] = np.nan
+    broken[-5:, -5:] = np.inf
+    x = stack_input([None, broken, None], SPEC)
+    assert np.isfinite(x).all() and 0 <= x.min() and x.max() <= 1
+
+
 def test_neighbour_of_other_shape_counts_as_missing():
     centre = head_slice()
     odd = head_slice(rows=80, cols=80, centre=(40, 40))

@@ -144,6 +144,8 @@ def crop_square(image: np.ndarray, box: Box, fill: float = AIR_HU) -> np.ndarray
     """The box cut out of the image, padded with ``fill`` where it leaves the image."""
     top, left, side = box
     rows, cols = image.shape
+    if top >= 0 and left >= 0 and top + side <= rows and left + side <= cols:
+        return image[top:top + side, left:left + side]  # inside the image: a view, no copy
     out = np.full((side, side), fill, dtype=np.float32)
     r0, r1 = max(0, top), min(rows, top + side)
     c0, c1 = max(0, left), min(cols, left + side)
@@ -210,17 +212,13 @@ def _stack(slices_hu: Sequence[np.ndarray | None], spec: InputSpec) -> tuple[tor
     centre = np.asarray(centre, dtype=np.float32)
     if centre.ndim != 2:
         raise ValueError(f"a slice must be 2-D, got shape {centre.shape}")
-    centre = np.nan_to_num(centre, nan=AIR_HU, posinf=AIR_HU, neginf=AIR_HU)
-    filled = []
-    for image in slices_hu:
-        if image is None or np.shape(image) != centre.shape:
-            filled.append(centre)
-        else:
-            filled.append(np.nan_to_num(np.asarray(image, dtype=np.float32), nan=AIR_HU,
-                                        posinf=AIR_HU, neginf=AIR_HU))
+    filled = [centre if image is None or np.shape(image) != centre.shape else np.asarray(image, dtype=np.float32)
+              for image in slices_hu]
     box = head_box(centre, spec)
     cropped = np.stack([crop_square(image, box) for image in filled])
     resized = resize_square(cropped, spec.size)
+    # non-finite pixels (broken files) count as air; cleaned here, on the small array
+    torch.nan_to_num_(resized, nan=AIR_HU, posinf=AIR_HU, neginf=AIR_HU)
     return apply_windows(resized, spec.windows), box
 
 
