@@ -423,13 +423,8 @@ def _number(value: Any) -> Any:
 
 
 def _int(value: Any) -> int | None:
-    try:
-        value = _number(value)
-        if value is None or value == "":
-            return None
-        return int(float(value))
-    except (TypeError, ValueError, OverflowError, IndexError):
-        return None
+    number = _float(value)
+    return None if number is None else int(number)
 
 
 def _float(value: Any) -> float | None:

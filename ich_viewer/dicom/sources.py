@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,14 +40,36 @@ class FileRef:
         """A seekable, read-only stream over the file's bytes."""
         if self.member is None:
             return open(self.path, "rb")
-        with zipfile.ZipFile(self.path) as archive:
-            return io.BytesIO(archive.read(self.member))
+        return io.BytesIO(_archive(self.path).read(self.member))
 
     def size(self) -> int:
         if self.member is None:
             return os.path.getsize(self.path)
-        with zipfile.ZipFile(self.path) as archive:
-            return archive.getinfo(self.member).file_size
+        return _archive(self.path).getinfo(self.member).file_size
+
+
+_ARCHIVES: dict[str, tuple[tuple[int, int], zipfile.ZipFile]] = {}
+_ARCHIVES_LOCK = threading.Lock()
+
+
+def _archive(path: str) -> zipfile.ZipFile:
+    """An open zip file, kept for re-use: parsing the directory of a big zip per member is slow.
+
+    (zipfile reads members of one open archive safely from several threads.)
+    """
+    stat = os.stat(path)
+    key = (stat.st_mtime_ns, stat.st_size)
+    with _ARCHIVES_LOCK:
+        known = _ARCHIVES.get(path)
+        if known is not None and known[0] == key:
+            return known[1]
+        if known is not None:
+            known[1].close()
+        if len(_ARCHIVES) >= 4:
+            _ARCHIVES.pop(next(iter(_ARCHIVES)))[1].close()
+        archive = zipfile.ZipFile(path)
+        _ARCHIVES[path] = (key, archive)
+        return archive
 
 
 @dataclass
