@@ -54,7 +54,7 @@ class HeadParams:
 
 def random_head(rng: np.random.Generator) -> HeadParams:
     atrophy = float(rng.uniform(0, 1) ** 1.5)
-    grey = float(rng.uniform(38, 43))
+    grey = float(rng.uniform(40, 45))
     n_waves = 7
     directions = rng.normal(size=(n_waves, 3))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
@@ -66,7 +66,7 @@ def random_head(rng: np.random.Generator) -> HeadParams:
         scalp_mm=float(rng.uniform(4.0, 7.0)),
         atrophy=atrophy,
         grey_hu=grey,
-        white_hu=float(grey - rng.uniform(11, 16)),
+        white_hu=float(grey - rng.uniform(13, 17)),
         csf_hu=float(rng.uniform(3, 11)),
         diploe_hu=float(rng.uniform(700, 1000)),
         cortical_hu=float(rng.uniform(1450, 1800)),
@@ -188,7 +188,7 @@ def paint_head(canvas: Canvas, grid: Grid, head: HeadParams, extra_axial=None) -
     ell = ellipsoid_sd(x, y, z, CAVITY_CENTRE, head.axes)
     depth = np.minimum(ell, z - floor_height(x, y))
     base = np.clip((ell - depth) / 6.0, 0, 1)
-    thickness = head.skull_mm - 3.0 * base
+    thickness = head.skull_mm * (1.0 - base) + 2.5 * base
     canvas.paint(head_r, np.minimum(-depth, depth + thickness), head.cortical_hu, BONE)
     canvas.paint(head_r, np.minimum(-depth - 1.6, depth + thickness - 1.8), head.diploe_hu + 300.0 * base, BONE)
     canvas.paint(head_r, np.minimum(-depth - thickness, skin_sd), 42.0, SOFT, where=neck * base)
@@ -198,6 +198,7 @@ def paint_head(canvas: Canvas, grid: Grid, head: HeadParams, extra_axial=None) -
     keep = depth > -canvas.edge_mm
     cav = head_r.select(keep)
     depth = depth[keep]
+    vault_depth = ell[keep]
     x, y, z = cav.x, cav.y, cav.z
     a = head.atrophy
     eff = depth if extra_axial is None else depth - extra_axial(cav)
@@ -209,13 +210,15 @@ def paint_head(canvas: Canvas, grid: Grid, head: HeadParams, extra_axial=None) -
         deep_x = x - head.shift_mm * prof
     sulcal_sd = gyral_sd(x, y, z, head, 0.6 + 2.0 * a)
     cerebellar = _cerebellum_weight(x, y, z)
-    sulci = np.minimum(sulcal_sd, 8.0 + 8.0 * a - brain_depth) - 30.0 * cerebellar
+    # sulci cut in from the convexity only; the basal surface stays smooth
+    vault_brain = brain_depth + np.maximum(vault_depth - depth, 0.0)
+    sulci = np.minimum(sulcal_sd, 8.0 + 8.0 * a - vault_brain) - 30.0 * cerebellar
     csf_sd = np.maximum(np.maximum(-brain_depth, sulci),
                         np.maximum(_fissures_sd(deep_x, x, y, z, a), _cisterns_sd(deep_x, y, z, a)))
     inside = canvas.alpha(depth)
     canvas.paint(cav, depth, head.csf_hu, CSF)
     canvas.paint(cav, -csf_sd, head.grey_hu, GREY, where=inside)
-    canvas.paint(cav, -csf_sd - 2.8, head.white_hu, WHITE, where=inside)
+    canvas.paint(cav, -csf_sd - 3.2, head.white_hu, WHITE, where=inside)
     _paint_deep(canvas, cav, head, deep_x, inside)
     _paint_posterior_fossa(canvas, cav, head, inside, cerebellar, brain_depth)
     ventricle_sd = _paint_ventricles(canvas, cav, head, deep_x, inside)
@@ -270,9 +273,9 @@ def _paint_face(canvas: Canvas, region: Region, head: HeadParams) -> None:
     sub, _ = region.near((0.0, ly - 25.0, -25.0), 30.0)
     if len(sub):
         x, y, z = sub.x, sub.y, sub.z
-        ethmoid = np.minimum(np.minimum(12.0 - np.abs(x), 14.0 - np.abs(z + 22.0)),
-                             np.minimum(ly - 12.0 - y, y - (ly - 50.0)))
-        septa = (np.abs(np.sin(y * 0.55) * np.sin(x * 0.7)) > 0.15) & (np.abs(x) > 1.2)
+        ethmoid = np.maximum(ellipsoid_sd(x, y, z, (-7.0, ly - 28.0, -22.0), (5.5, 14.0, 11.0)),
+                             ellipsoid_sd(x, y, z, (7.0, ly - 28.0, -22.0), (5.5, 14.0, 11.0)))
+        septa = (np.abs(np.sin(y * 0.7) * np.sin(x * 0.9 + 0.5) * np.sin(z * 0.6)) > 0.12) & (np.abs(x) > 1.2)
         canvas.paint(sub, ethmoid, -900.0, AIR, where=septa)
     sub, _ = region.near((0.0, 18.0, -32.0), 14.0)
     if len(sub):
@@ -309,8 +312,8 @@ def _paint_deep(canvas: Canvas, cav: Region, head: HeadParams, deep_x, inside) -
     sub, sel = cav.near((0.0, 4.0, 16.0), 34.0)
     x, y, z, w = deep_x[sel], sub.y, sub.z, inside[sel]
     for side in (-1.0, 1.0):
-        canvas.paint(sub, ellipsoid_sd(x, y, z, (side * 23.0, 6.0, 12.0), (7.0, 15.0, 10.0)), head.grey_hu - 2.0, GREY, where=w)
-        canvas.paint(sub, ellipsoid_sd(x, y, z, (side * 10.0, -10.0, 13.0), (8.0, 10.0, 8.0)), head.grey_hu - 3.0, GREY, where=w)
+        canvas.paint(sub, ellipsoid_sd(x, y, z, (side * 23.0, 6.0, 12.0), (7.0, 15.0, 10.0)), head.grey_hu - 1.0, GREY, where=w)
+        canvas.paint(sub, ellipsoid_sd(x, y, z, (side * 10.0, -10.0, 13.0), (8.0, 10.0, 8.0)), head.grey_hu - 2.0, GREY, where=w)
         canvas.paint(sub, ellipsoid_sd(x, y, z, (side * 13.0, 19.0, 22.0), (5.5, 9.0, 9.0)), head.grey_hu - 1.0, GREY, where=w)
 
 

@@ -29,11 +29,12 @@ def labels_from_masks(masks: np.ndarray) -> np.ndarray:
     return labels
 
 
-def _first_plane_or_any(masks: np.ndarray, n_sub: int) -> np.ndarray:
-    """A lesion voxel of a thick slice is one that holds blood in either half of the slab."""
-    if n_sub == 1:
-        return masks
-    return np.maximum.reduce([masks[k::n_sub] for k in range(n_sub)])
+def _slab_masks(codes: np.ndarray, occupancy: np.ndarray, n_sub: int) -> np.ndarray:
+    """A voxel of a slice is lesion when at least half of its slab (on average) is blood,
+    so the mask matches what the averaged image shows."""
+    mean = average_subplanes(occupancy, n_sub)
+    code = np.maximum.reduce([codes[k::n_sub] for k in range(n_sub)]) if n_sub > 1 else codes
+    return np.where(mean >= 0.5, code, 0).astype(np.uint8)
 
 
 def _choose_subtypes(rng: np.random.Generator, probability: float | dict) -> list[str]:
@@ -133,12 +134,12 @@ def generate_phantom(
         if les.subtype == "intraventricular":  # the fluid level is horizontal in the scanner
             les.params["atrium_scan_y"] = float(pose.head_to_scanner((0.0, -26.0, 20.0))[1])
     fields = an.paint_head(canvas, grid, head, extra_axial_thickness(lesions))
-    masks = paint_lesions(canvas, grid.shape, head, fields, lesions, rng_les)
+    codes, occupancy = paint_lesions(canvas, grid.shape, head, fields, lesions, rng_les)
     do_streaks = bool(rng_noise.random() < 0.5) if streaks is None else streaks
     if do_streaks:
         add_streaks(canvas, fields, rng_noise, float(rng_noise.uniform(0.6, 1.4)))
 
-    masks = _first_plane_or_any(masks, n_sub)
+    masks = _slab_masks(codes, occupancy, n_sub)
     tissue = canvas.tissue[::n_sub]
     hu = average_subplanes(canvas.hu, n_sub)
     sigma = float(rng_noise.uniform(0.35, 0.55)) + 0.6 * work_pixel
@@ -170,3 +171,19 @@ def generate_phantom(
         tissue=upsample_labels(tissue, factor) if keep_tissue else None,
         info=info,
     )
+
+
+def head_coordinates(phantom: Phantom, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Head coordinates (mm: x left, y anterior, z up) of every pixel of slice ``index``.
+
+    Lets tests and tools ask anatomical questions of a generated phantom (which side of
+    the falx, which skull bone) without re-running the generator.
+    """
+    pose = phantom.info["pose"]
+    grid = Grid(
+        z=np.array([float(phantom.z_mm[index])]),
+        size=phantom.volume_hu.shape[1],
+        pixel_mm=float(phantom.pixel_spacing[0]),
+        pose=Pose(scale=np.array(pose["scale"]), rot=np.array(pose["rot"]), shift=np.array(pose["shift"])),
+    )
+    return grid.hx[0], grid.hy[0], grid.hz[0]

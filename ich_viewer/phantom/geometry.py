@@ -129,6 +129,9 @@ class Canvas:
         """Occupancy of a voxel from the signed distance (mm, positive inside) of a shape."""
         return np.clip(0.5 + sd / self.edge_mm, 0.0, 1.0)
 
+    def tissue_of(self, region: Region) -> np.ndarray:
+        return self._tissue[region.idx]
+
     def paint(self, region: Region, sd: np.ndarray, value, code: int, where: np.ndarray | None = None) -> np.ndarray:
         """Blend ``value`` into the region's voxels where the shape is; return its occupancy."""
         a = self.alpha(sd)

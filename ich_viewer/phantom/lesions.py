@@ -31,6 +31,10 @@ HU_RANGES = {
 }
 """Lesion mean HU drawn uniformly from these measured ranges."""
 
+THIN_BLOOD_BOOST_HU = 12.0
+"""Blood in thin sulci is painted denser than its drawn mean: partial volume with the
+surrounding brain brings the measured mean back into the subarachnoid range."""
+
 BONES = ("frontal", "parietal", "temporal", "occipital")
 
 
@@ -202,15 +206,19 @@ def extra_axial_thickness(lesions: list[Lesion]) -> Callable[[Region], np.ndarra
 
 
 def paint_lesions(canvas: Canvas, grid_shape: tuple[int, ...], head: an.HeadParams, fields: an.AnatomyFields,
-                  lesions: list[Lesion], rng: np.random.Generator) -> np.ndarray:
-    """Paint every lesion; return the mask volume (0 none, k = subtype index + 1)."""
+                  lesions: list[Lesion], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Paint every lesion; return (codes, occupancy): 0 none, k = subtype index + 1, and
+    the blood fraction of each voxel (so thick slices can label by their mean content)."""
     masks = np.zeros(grid_shape, np.uint8)
+    occupancy = np.zeros(grid_shape, np.float32)
     flat = masks.reshape(-1)
+    occ = occupancy.reshape(-1)
     r = fields.region
     inside = canvas.alpha(fields.depth)
     for les in lesions:
         code = SUBTYPES.index(les.subtype) + 1
         value = les.hu + _texture(r, rng, 2.5)
+        where = inside
         if les.subtype in ("epidural", "subdural"):
             t = _lens_profile(r, les)
             sd = np.minimum(np.minimum(fields.depth, t - fields.depth), _extra_axial_region(r, les))
@@ -220,16 +228,21 @@ def paint_lesions(canvas: Canvas, grid_shape: tuple[int, ...], head: an.HeadPara
                 value = value - 14.0 * (_texture(r, rng, 1.0) > 1.2)
         elif les.subtype == "subarachnoid":
             sd = _subarachnoid_sd(head, fields, les, canvas.edge_mm)
+            value = value + THIN_BLOOD_BOOST_HU
+            where = where * np.isin(canvas.tissue_of(r), (an.CSF, an.GREY, an.DURA, an.BLOOD))
         elif les.subtype == "intraventricular":
             sd = _intraventricular_sd(fields, les, head)
+            where = where * np.isin(canvas.tissue_of(r), (an.VENTRICLE, an.CALCIFICATION, an.BLOOD))
         else:
             sd = _intraparenchymal_sd(fields, les)
             edema = sd + les.params["edema_mm"]
             canvas.paint(r, np.minimum(edema, fields.brain_depth), les.params["edema_hu"], an.EDEMA, where=inside)
             sd = np.minimum(sd, fields.depth - 1.0)
-        a = canvas.paint(r, sd, value, an.BLOOD, where=inside)
-        flat[r.idx[a >= 0.5]] = code
-    return masks
+        a = canvas.paint(r, sd, value, an.BLOOD, where=where)
+        hit = a > 0.05
+        flat[r.idx[hit]] = code
+        occ[r.idx[hit]] = a[hit]
+    return masks, occupancy
 
 
 def _texture(r: Region, rng: np.random.Generator, amplitude: float) -> np.ndarray:
