@@ -180,7 +180,14 @@ def main() -> int:
 
     result: dict = {"benchmark": "viewer render", "python": platform.python_version(),
                     "machine": platform.machine(), "cpus": os.cpu_count(),
-                    "qt_platform": os.environ["QT_QPA_PLATFORM"]}
+                    "load_average_at_start": [round(v, 1) for v in os.getloadavg()],
+                    "qt_platform": os.environ["QT_QPA_PLATFORM"],
+                    "viewport": [window.image_view().graphics.viewport().width(),
+                                 window.image_view().graphics.viewport().height()]}
+    idle = Heartbeat()
+    idle.start()
+    _pump_until(app, lambda: False, 3.0)
+    result["idle_event_loop_baseline"] = {"seconds": 3.0, **idle.stop()}
     opens = [open_and_time(app, window, folder40) for _ in range(3)]
     result["open_40x512"] = {"runs": opens,
                              "first_slice_median_s": statistics.median(o["first_slice_on_screen_s"] for o in opens)}
@@ -188,6 +195,7 @@ def main() -> int:
     result["open_big_folder"] = {"files": big_files, "matrix": 128, **open_and_time(app, window, folder_big)}
     window.close()
     app.processEvents()
+    result["load_average_at_end"] = [round(v, 1) for v in os.getloadavg()]
     print(json.dumps(result, indent=2))
     return 0
 

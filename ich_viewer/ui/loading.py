@@ -6,6 +6,7 @@ signals from an older generation, so a slow old load can never overwrite a new s
 """
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -14,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
+from ich_viewer.dicom.background import BackgroundDecoder
 from ich_viewer.imaging.presets import default_window
 from ich_viewer.imaging.windowing import window_to_uint8
 
@@ -21,6 +23,35 @@ log = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 96
 PROGRESS_INTERVAL_S = 0.05
+
+
+_gc_lock = threading.Lock()
+_gc_pauses = 0
+
+
+class _CollectorPaused:
+    """No automatic garbage collection while headers are read, then freeze what is left.
+
+    Reading thousands of headers allocates millions of small objects; Python's full
+    collections over them grow with the heap and hold the GIL for up to half a second
+    each, which froze the window (bench_render.py, big folder). The study itself holds
+    no reference cycles (it is freed by reference counting), so freezing it after the
+    load only spares later collections from rescanning it.
+    """
+
+    def __enter__(self) -> None:
+        global _gc_pauses
+        with _gc_lock:
+            _gc_pauses += 1
+            gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        global _gc_pauses
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0:
+                gc.freeze()
+                gc.enable()
 
 
 def thumbnail_of(series: Any) -> np.ndarray:
@@ -83,7 +114,8 @@ class StudyLoader(QObject):
 
             if callable(path):
                 path = str(path())
-            study = load_study(path, progress=progress, cancel=cancel.is_set)
+            with _CollectorPaused():
+                study = load_study(path, progress=progress, cancel=cancel.is_set)
         except Exception as exc:  # any loader failure is shown, never raised into Qt
             log.exception("loading %s failed", path)
             if not cancel.is_set():
@@ -99,11 +131,6 @@ class StudyLoader(QObject):
         if all(series.is_decoded(i) for i in range(series.n_slices)):
             return
         generation, uid = self.generation, series.series_uid
-        try:
-            from ich_viewer.dicom.background import BackgroundDecoder
-        except ImportError:  # only the on-demand path is left; the viewer still works
-            log.warning("BackgroundDecoder unavailable; decoding slices on demand")
-            return
         decoder = BackgroundDecoder(
             series, on_slice=lambda i: self.slice_decoded.emit(generation, uid, i), start_index=start_index
         )
@@ -111,7 +138,13 @@ class StudyLoader(QObject):
         decoder.start()
 
     def request_slice(self, series: Any, index: int) -> None:
-        """Decode one slice soon (the one on screen); only the latest request is kept."""
+        """Decode one slice soon (the one on screen); only the latest request is kept.
+
+        Skipped for the slice a running decoder of this series starts with: it is
+        decoded first there, and decoding it twice would only slow both down.
+        """
+        if any(d.series is series and d.start_index == index and not d.done() for d in self._decoders):
+            return
         with self._lock:
             self._pending_slice = (self.generation, series, index)
             if self._slice_job_running:

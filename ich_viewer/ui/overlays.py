@@ -137,19 +137,17 @@ class OverlayLayer:
             self._block(painter, self._notice, "centre", width, height)
 
     def _block(self, painter: QPainter, text: str, corner: str, width: int, height: int) -> None:
-        metrics = QFontMetrics(painter.font())
-        lines = text.splitlines()
-        block_w = max(metrics.horizontalAdvance(line) for line in lines) + 2 * PAD
-        block_h = metrics.lineSpacing() * len(lines) + 2 * PAD
+        align = Qt.AlignmentFlag.AlignRight if corner.endswith("right") else Qt.AlignmentFlag.AlignLeft
+        if corner == "centre":
+            align = Qt.AlignmentFlag.AlignHCenter
+        flags = int(align | Qt.AlignmentFlag.AlignTop)
+        size = QFontMetrics(painter.font()).boundingRect(QRect(0, 0, 4000, 4000), flags, text).size()
+        block_w, block_h = size.width() + 2 * PAD, size.height() + 2 * PAD
         if corner == "centre":
             x, y = (width - block_w) // 2, (height - block_h) // 2
         else:
             x = MARGIN if corner.endswith("left") else width - block_w - MARGIN
             y = MARGIN if corner.startswith("top") else height - block_h - MARGIN
         painter.fillRect(QRect(x, y, block_w, block_h), PLATE)
-        align = Qt.AlignmentFlag.AlignRight if corner.endswith("right") else Qt.AlignmentFlag.AlignLeft
-        if corner == "centre":
-            align = Qt.AlignmentFlag.AlignHCenter
         painter.setPen(WINDOW_COLOUR if corner == "bottom_right" else TEXT_COLOUR)
-        painter.drawText(QRect(x + PAD, y + PAD, block_w - 2 * PAD, block_h - 2 * PAD),
-                         int(align | Qt.AlignmentFlag.AlignTop), text)
+        painter.drawText(QRect(x + PAD, y + PAD, size.width(), size.height()), flags, text)
