@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     phantom.add_argument("--messy", action="store_true",
                          help="random file names, nested folders, a localizer, a second series and junk files")
     phantom.add_argument("--dicomdir", action="store_true", help="also write a DICOMDIR")
+    phantom.add_argument("--unsigned", action="store_true", help="store unsigned 12-bit values with intercept -1024")
+    phantom.add_argument("--drop", type=int, nargs="*", default=None, metavar="I", help="leave out these slice indices")
     return parser
 
 
