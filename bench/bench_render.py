@@ -112,7 +112,7 @@ def _fully_decoded(series) -> bool:
 
 def _ms(values: list[float]) -> dict:
     values = sorted(values)
-    return {"median_ms": round(statistics.median(values) * 1000, 2),
+    return {"min_ms": round(values[0] * 1000, 2), "median_ms": round(statistics.median(values) * 1000, 2),
             "p95_ms": round(values[int(0.95 * (len(values) - 1))] * 1000, 2),
             "max_ms": round(values[-1] * 1000, 2), "n": len(values)}
 

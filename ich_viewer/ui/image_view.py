@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QPainter
+from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 import pyqtgraph as pg
@@ -56,6 +56,21 @@ class WindowingViewBox(pg.ViewBox):
             self.wheel_steps.emit(steps)
 
 
+class SliceImageItem(pg.ImageItem):
+    """ImageItem whose greyscale frame is handed to the painter as RGB32.
+
+    pyqtgraph renders windowed mono data as an 8-bit greyscale QImage; Qt's raster
+    painter scales RGB32 about three times faster than Grayscale8 (about 1.5 ms instead
+    of 5 ms for 512 px onto 800 px here), and the conversion costs 0.3 ms.
+    """
+
+    def render(self) -> None:
+        super().render()
+        qimage = self.qimage
+        if qimage is not None and qimage.format() == QImage.Format.Format_Grayscale8:
+            self.qimage = qimage.convertToFormat(QImage.Format.Format_RGB32)
+
+
 class OverlayGraphicsView(pg.GraphicsView):
     """GraphicsView that paints the corner overlays over the scene, in screen pixels."""
 
@@ -83,7 +98,7 @@ class SliceView(QWidget):
         self.graphics.setAcceptDrops(False)  # drops go to the main window
         self.view_box = WindowingViewBox()
         self.graphics.setCentralItem(self.view_box)
-        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.image_item = SliceImageItem(axisOrder="row-major")
         self.image_item.setAutoDownsample(False)
         self.view_box.addItem(self.image_item)
         self.overlays = OverlayLayer(self.graphics.viewport())
