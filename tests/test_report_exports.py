@@ -76,7 +76,8 @@ def test_deidentified_pdf_and_csv_hold_no_name_or_id(case):
     pdf = pdf_text(result.pdf)
     reader = PdfReader(str(result.pdf))
     metadata = " ".join(str(v) for v in (reader.metadata or {}).values())
-    for secret in (PATIENT_NAME, "ZYXWV", "Zyxwv", "Quentin", PATIENT_ID, "ACC4455", "Test Hospital"):
+    for secret in (PATIENT_NAME, "ZYXWV", "Zyxwv", "Quentin", PATIENT_ID, "ACC4455", "Test Hospital",
+                   "20250301", "2025-03-01"):
         assert secret not in pdf and secret not in metadata, secret
         assert secret not in result.csv.read_text(encoding="utf-8-sig")
         assert secret not in result.json.read_text()

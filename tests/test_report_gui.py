@@ -136,7 +136,10 @@ def test_export_from_the_window(qtbot, isolated_settings, tmp_path, model_dir, s
         dialog.folder.setText(str(out))
         for fmt, box in dialog.format_boxes.items():
             box.setChecked(fmt in ("pdf", "csv", "json", "sr"))
+        named = dialog.base_name.text()
+        assert win.current_study().study_date in named
         dialog.deidentify.setChecked(True)
+        assert "20250301" in named and "20250301" not in dialog.base_name.text()
         dialog.accept()
         qtbot.waitUntil(lambda: getattr(win, "last_export", None) is not None, timeout=60000)
         result = win.last_export

@@ -59,7 +59,7 @@ def phantom_study(folder, *, n_slices: int = 12, matrix: int = 64, subtypes=("su
 
     phantom = generate_phantom(seed=seed, subtypes=list(subtypes), n_slices=n_slices, matrix=matrix)
     info = StudyInfo(patient_name=PATIENT_NAME, patient_id=PATIENT_ID, accession_number="ACC4455",
-                     institution="Test Hospital")
+                     institution="Test Hospital", study_date="20250301")
     paths = write_series(phantom.volume_hu, Path(folder), spacing_mm=phantom.spacing_mm,
                          pixel_spacing=phantom.pixel_spacing, study=info)
     headers, volume = [], []

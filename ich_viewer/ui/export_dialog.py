@@ -53,9 +53,12 @@ class ExportChoice:
         return [p for fmt, p in self.paths().items() if fmt != "dicom" and p.exists()]
 
 
-def default_base_name(study: Any) -> str:
-    """ich-report_<study date>_<6 hex of the study UID>: traceable, not identifying."""
-    stamp = (study.study_date if study is not None and study.study_date else date.today().strftime("%Y%m%d"))
+def default_base_name(study: Any, deidentify: bool = False) -> str:
+    """ich-report_<study date>_<6 hex of the study UID>: traceable, not identifying.
+
+    De-identified, the export date replaces the study date (dates identify too)."""
+    known = study is not None and study.study_date and not deidentify
+    stamp = study.study_date if known else date.today().strftime("%Y%m%d")
     uid = (study.study_uid or study.source) if study is not None else ""
     return f"ich-report_{stamp}_{hashlib.sha1(uid.encode()).hexdigest()[:6]}"
 
@@ -92,6 +95,8 @@ class ExportDialog(QDialog):
         self.base_name.setObjectName("export_name")
         self.deidentify = QCheckBox("De-identify (no name, ID, dates, accession, institution, file paths)")
         self.deidentify.setObjectName("export_deidentify")
+        self._study = study
+        self.deidentify.toggled.connect(self._update_default_name)
         self.paper = QComboBox()
         self.paper.addItems(["By locale", "A4", "Letter"])
         self.attention = QCheckBox("Add the attention map to key images (slower)")
@@ -119,6 +124,11 @@ class ExportDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
+
+    def _update_default_name(self, deidentify: bool) -> None:
+        """Follow the de-identify box unless the user typed a name of their own."""
+        if self.base_name.text() == default_base_name(self._study, not deidentify):
+            self.base_name.setText(default_base_name(self._study, deidentify))
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export folder", self.folder.text())
