@@ -107,6 +107,9 @@ QT_PLUGINS_DROPPED = ("libqgtk3.so",)
 DROPPED_DIRS = ("torch/test", "torch/bin", "torch/include", "torch/share")
 """torch's C++ test programs, protoc and headers: about 135 MB nobody runs."""
 
+KEPT_FILES = ("torch/bin/torch_shm_manager",)
+"""Exceptions inside DROPPED_DIRS: ``import torch`` fails without its shared-memory manager."""
+
 DROPPED_FILES = ("libjitbackend_test.so", "libtorchbind_test.so", "libbackend_with_compiler.so",
                  "libaoti_custom_ops.so")
 
@@ -129,6 +132,8 @@ def keep_binary(dest: str, flavour: str) -> bool:
     path = "/".join(parts)
     if name in DROPPED_FILES or name in QT_PLUGINS_DROPPED:
         return False
+    if path in KEPT_FILES:
+        return True
     if any(path == d or path.startswith(d + "/") for d in DROPPED_DIRS):
         return False
     if "plugins" in parts:

@@ -19,7 +19,7 @@ import bundle_plan as plan  # noqa: E402
 DECODER_EXTENSIONS = {
     "libjpeg": "_libjpeg.*",
     "openjpeg": "_openjpeg.*",
-    "rle": "rle/_rle.*",
+    "rle": "rle/rle.*",
     "jpeg_ls": "_CharLS.*",
     "gdcm": "_gdcm/_gdcmswig.*",
 }
@@ -74,6 +74,9 @@ def run_checks(bundle: Path, flavour: str) -> list[tuple[str, bool, str]]:
     for name, pattern in DECODER_EXTENSIONS.items():
         ext = sorted(inner.glob(pattern))
         add(f"decoder {name}", bool(ext), ", ".join(p.name for p in ext) or f"nothing matches {pattern}")
+    if not sys.platform.startswith("win"):
+        shm = inner / "torch" / "bin" / "torch_shm_manager"
+        add("torch shm manager", shm.is_file(), "torch/bin/torch_shm_manager (import torch needs it)")
     gdcm_xml = inner / "_gdcm" / "XML" / "Part3.xml"
     add("gdcm dictionaries", gdcm_xml.is_file(), str(gdcm_xml.relative_to(bundle)))
     fonts = find(inner / "reportlab", "*.afm") + find(inner / "reportlab", "*.pfb") + find(inner / "reportlab", "*.ttf")

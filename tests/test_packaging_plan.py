@@ -145,6 +145,7 @@ def test_every_installed_pylibjpeg_plugin_is_in_the_plan():
     ("torch/lib/libtorch_cpu.so", "cpu", True),
     ("torch/lib/libtorchbind_test.so", "cpu", False),
     ("torch/bin/protoc", "cuda", False),
+    ("torch/bin/torch_shm_manager", "cpu", True),
     ("torch/test/Dict_test", "cpu", False),
     ("torch/testing/_internal/x.py", "cpu", True),
     ("PySide6/Qt/plugins/platformthemes/libqgtk3.so", "cpu", False),
@@ -189,7 +190,7 @@ def make_fake_bundle(root: Path) -> Path:
         (inner / f"{dist.replace('-', '_')}-1.0.dist-info").mkdir()
     for dist in ("pylibjpeg_libjpeg", "pylibjpeg_openjpeg", "pylibjpeg_rle"):
         (inner / f"{dist}-1.0.dist-info" / "entry_points.txt").write_text("[pylibjpeg.pixel_data_decoders]\nx=y:z\n")
-    for name in ("_libjpeg", "_openjpeg", "rle/_rle", "_CharLS", "_gdcm/_gdcmswig"):
+    for name in ("_libjpeg", "_openjpeg", "rle/rle", "_CharLS", "_gdcm/_gdcmswig"):
         (inner / name).parent.mkdir(exist_ok=True)
         (inner / f"{name}.cpython-311-x86_64-linux-gnu.so").write_bytes(b"so")
     (inner / "_gdcm" / "XML").mkdir()
@@ -198,6 +199,8 @@ def make_fake_bundle(root: Path) -> Path:
     (inner / "reportlab" / "fonts" / "Vera.ttf").write_bytes(b"ttf")
     (inner / "highdicom" / "_standard").mkdir(parents=True)
     (inner / "highdicom" / "_standard" / "sop_class_iod_map.json").write_text("{}")
+    (inner / "torch" / "bin").mkdir(parents=True)
+    (inner / "torch" / "bin" / "torch_shm_manager").write_bytes(b"elf")
     platforms = inner / "PySide6" / "Qt" / "plugins" / "platforms"
     platforms.mkdir(parents=True)
     for name in ("libqxcb.so", "libqoffscreen.so"):
@@ -212,7 +215,7 @@ def test_check_bundle_passes_a_complete_bundle_and_names_each_defect(tmp_path, c
     assert "WARNING models/model_card.json missing" in capsys.readouterr().out
 
     (bundle / "_internal" / "torchvision").mkdir()
-    (bundle / "_internal" / "torch" / "lib").mkdir(parents=True)
+    (bundle / "_internal" / "torch" / "lib").mkdir()
     (bundle / "_internal" / "torch" / "lib" / "libcudart.so.13").write_bytes(b"so")
     next((bundle / "_internal").glob("pylibjpeg_openjpeg-*.dist-info")).joinpath("entry_points.txt").unlink()
     (bundle / "_internal" / "PySide6" / "Qt" / "plugins" / "platforms" / "libqxcb.so").unlink()
