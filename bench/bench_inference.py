@@ -22,6 +22,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import ich_viewer.inference  # noqa: E402,F401  first: sets the OpenMP wait policy before torch loads
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -82,10 +83,37 @@ def core_numbers(loaded, series: Series, threads: int, repeats: int) -> dict:
     }
 
 
-def gui_numbers(model_dir: Path | None, series: Series, dicom_dir: Path | None) -> dict:
-    """First result after the series appears, study total and the longest event-loop stall."""
+def heartbeat_while(app, finished, limit_s: float) -> dict:
+    """Longest gap of a 5 ms QTimer while the event loop runs until ``finished()``."""
     from PySide6.QtCore import QTimer
 
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def beat() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(beat)
+    timer.start()
+    deadline = time.perf_counter() + limit_s
+    while time.perf_counter() < deadline and not finished():
+        app.processEvents()
+        time.sleep(0.001)
+    timer.stop()
+    stalls = sorted(gaps[1:])
+    return {
+        "longest_event_loop_stall_ms": round(stalls[-1] * 1000, 1) if stalls else None,
+        "p99_event_loop_gap_ms": round(stalls[int(len(stalls) * 0.99)] * 1000, 1) if stalls else None,
+        "heartbeat_interval_ms": 5,
+    }
+
+
+def gui_numbers(model_dir: Path | None, series: Series, dicom_dir: Path | None) -> dict:
+    """First result after the series appears, study total and the longest event-loop stall."""
     from ich_viewer.ui.app import build_window
 
     if model_dir is not None:
@@ -101,7 +129,7 @@ def gui_numbers(model_dir: Path | None, series: Series, dicom_dir: Path | None) 
     while ctl.loaded is None and time.perf_counter() < deadline:
         app.processEvents()
         time.sleep(0.005)
-    results = {}
+    results = {"idle_window": heartbeat_while(app, lambda: False, 2.0)}
     for name, opener in (("in_memory_series", lambda: window.show_study(Study(source="/bench", series=[series]))),
                          ("dicom_folder_via_loader", (lambda: window.open_path(dicom_dir)) if dicom_dir else None)):
         if opener is None:
@@ -116,40 +144,23 @@ def gui_numbers(model_dir: Path | None, series: Series, dicom_dir: Path | None) 
 
         window.series_shown.connect(on_shown)
         ctl.slice_predicted.connect(on_result)
-        gaps: list[float] = []
-        last = [time.perf_counter()]
-
-        def beat() -> None:
-            now = time.perf_counter()
-            gaps.append(now - last[0])
-            last[0] = now
-
-        timer = QTimer()
-        timer.setInterval(5)
-        timer.timeout.connect(beat)
-        timer.start()
         start = time.perf_counter()
         opener()
-        deadline = start + 120
-        while time.perf_counter() < deadline:
-            app.processEvents()
+
+        def finished() -> bool:
             current = window.current_series()
-            if current is not None and current.series_uid in ctl.complete:
-                break
-            time.sleep(0.001)
+            return current is not None and current.series_uid in ctl.complete
+
+        beats = heartbeat_while(app, finished, 120.0)
         done = time.perf_counter()
-        timer.stop()
         window.series_shown.disconnect(on_shown)
         ctl.slice_predicted.disconnect(on_result)
         shown = marks.get("shown", start)
-        stalls = sorted(gaps[1:])
         results[name] = {
             "first_result_after_series_shown_s": round(marks.get("first", done) - shown, 3),
             "all_slices_after_series_shown_s": round(done - shown, 3),
             "open_to_series_shown_s": round(shown - start, 3),
-            "longest_event_loop_stall_ms": round(stalls[-1] * 1000, 1) if stalls else None,
-            "p99_event_loop_gap_ms": round(stalls[int(len(stalls) * 0.99)] * 1000, 1) if stalls else None,
-            "heartbeat_interval_ms": 5,
+            **beats,
         }
         window.close_study()
     window.close()
