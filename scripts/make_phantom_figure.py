@@ -31,7 +31,7 @@ def pick_levels(phantom, name: str) -> list[int]:
     if name == "normal":
         return [int(np.argmin(np.abs(phantom.z_mm - z))) for z in NORMAL_LEVELS_MM]
     area = (phantom.masks > 0).sum(axis=(1, 2))
-    hit = np.nonzero(area)[0]
+    hit = np.nonzero(area >= 0.15 * area.max())[0]  # slices where the lesion is readable
     best = int(np.argmax(area))
     picks = {best}
     for candidate in (hit[0], hit[-1], hit[len(hit) // 3], hit[2 * len(hit) // 3], best - 2, best + 2):

@@ -9,7 +9,7 @@ from ich_viewer import paths
 
 DEMO_SEED = 7
 DEMO_SUBTYPES = ("intraparenchymal", "intraventricular", "subdural")
-DEMO_VERSION = "1"
+DEMO_VERSION = "2"
 """Bump when the generator changes so an old cached demo is rebuilt."""
 
 

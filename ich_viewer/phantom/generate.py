@@ -30,11 +30,12 @@ def labels_from_masks(masks: np.ndarray) -> np.ndarray:
 
 
 def _slab_masks(codes: np.ndarray, occupancy: np.ndarray, n_sub: int) -> np.ndarray:
-    """A voxel of a slice is lesion when at least half of its slab (on average) is blood,
-    so the mask matches what the averaged image shows."""
+    """A voxel of a slice is lesion when more than half of its slab (on average) is blood,
+    so the mask matches what the averaged image shows (not blood hidden by bone in the
+    other half of a thick slab)."""
     mean = average_subplanes(occupancy, n_sub)
     code = np.maximum.reduce([codes[k::n_sub] for k in range(n_sub)]) if n_sub > 1 else codes
-    return np.where(mean >= 0.5, code, 0).astype(np.uint8)
+    return np.where(mean > 0.5 if n_sub > 1 else mean >= 0.5, code, 0).astype(np.uint8)
 
 
 def _choose_subtypes(rng: np.random.Generator, probability: float | dict) -> list[str]:
