@@ -1,7 +1,7 @@
 """Augmentation of cached HU stacks, in HU, before the model's windows are applied.
 
 Order (and why): geometry first (left-right flip, small rotation/scale/shift with air as
-fill) because it does not depend on intensity; then intensity in HU - a per-study HU
+fill; the same for every sample's neighbour slices) because it does not depend on intensity; then intensity in HU - a per-study HU
 offset (scanner calibration differs by a few HU), Gaussian noise (dose), a slight blur
 (reconstruction kernel) - and last the window jitter, which moves each window's centre
 and width a little when the windows are applied. Jitter must happen before the clipping
@@ -10,9 +10,11 @@ The 2k+1 neighbour slices of a sample always get the same transform.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torchvision.transforms import v2
 
 from ich_viewer.inference.preprocess import AIR_HU, InputSpec
@@ -40,27 +42,50 @@ class AugmentConfig:
 
 
 class HUAugment:
-    """Random, per-sample transforms of a (B, 2k+1, S, S) HU batch; returns the network input."""
+    """Random, per-sample transforms of a (B, 2k+1, S, S) HU batch; returns the network input.
+
+    Flips and blur are torchvision v2 transforms; rotation/scale/shift are drawn per
+    sample and applied to the whole batch in one ``grid_sample`` call (a per-sample loop
+    of ``v2.RandomAffine`` cost as much as the training step of a small model on 2 cores).
+    """
 
     def __init__(self, spec: InputSpec, config: AugmentConfig | None = None) -> None:
         self.spec = spec
         self.config = config or AugmentConfig()
         c = self.config
-        self.geometry = v2.Compose([
-            v2.RandomHorizontalFlip(p=c.flip_p),
-            v2.RandomAffine(degrees=c.degrees, translate=(c.translate, c.translate), scale=c.scale,
-                            interpolation=v2.InterpolationMode.BILINEAR, fill=AIR_HU),
-        ])
-        self.blur = v2.RandomApply([v2.GaussianBlur(kernel_size=5, sigma=c.blur_sigma)], p=c.blur_p)
+        self.flip = v2.RandomHorizontalFlip(p=1.0)
+        self.blur = v2.GaussianBlur(kernel_size=3, sigma=c.blur_sigma)
 
     @staticmethod
     def _rand(*shape: int) -> torch.Tensor:
         return torch.rand(*shape)  # the global generator, seeded by the trainer (as v2 uses it)
 
-    def __call__(self, hu: torch.Tensor) -> torch.Tensor:
+    def _affine(self, hu: torch.Tensor) -> torch.Tensor:
         c = self.config
         batch = hu.shape[0]
-        out = torch.stack([self.blur(self.geometry(sample)) for sample in hu.float()])
+        angle = (self._rand(batch) * 2 - 1) * math.radians(c.degrees)
+        scale = c.scale[0] + self._rand(batch) * (c.scale[1] - c.scale[0])
+        shift = (self._rand(batch, 2) * 2 - 1) * c.translate * 2  # grid units span 2
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
+                             torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+        grid = F.affine_grid(theta, list(hu.shape), align_corners=False)
+        # Shift by air so that padding with zeros means padding with air.
+        return F.grid_sample(hu - AIR_HU, grid, mode="bilinear", padding_mode="zeros",
+                             align_corners=False) + AIR_HU
+
+    def __call__(self, hu: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        out = hu.float()
+        batch = out.shape[0]
+        flip = self._rand(batch) < c.flip_p
+        if flip.any():
+            out = out.clone()
+            out[flip] = self.flip(out[flip])
+        out = self._affine(out)
+        blur = self._rand(batch) < c.blur_p
+        if blur.any():
+            out[blur] = self.blur(out[blur])
         offset = (self._rand(batch, 1, 1, 1) * 2 - 1) * c.hu_offset
         sigma = self._rand(batch, 1, 1, 1) * c.noise_hu
         out = out + offset + torch.randn(out.shape) * sigma

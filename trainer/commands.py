@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--resume", action="store_true",
                      help="re-use finished runs and continue interrupted ones from their checkpoints")
     rep.add_argument("--device", default=None, help="auto (CUDA when present), cpu, cuda, cuda:N")
+    rep.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    rep.add_argument("--cv-only", action="store_true",
+                     help="cross-validate (and write results) without the final fit and export")
     return parser
 
 
@@ -70,7 +73,7 @@ def run_reproduce(args) -> int:
     work = args.work or paths.cache_dir() / "trainer"
     log = Logger(work / "logs" / f"reproduce-{time.strftime('%Y%m%d-%H%M%S')}.log")
     device = choose_device(args.device)
-    threads = set_threads()
+    threads = set_threads(args.threads)
     ws = Workspace(work, config, log, device, resume=args.resume)
     log(f"config {config.run_id()}: {json.dumps(config.to_dict())}")
     log(f"device {device}, {threads} CPU threads, work folder {work}")
@@ -89,6 +92,9 @@ def run_reproduce(args) -> int:
         m = result["metrics"]
         log(f"{arm}: AUC any {m['labels']['any']['auc']:.3f}, mean subtype {m['mean_subtype_auc']:.3f}, "
             f"log loss {m['weighted_log_loss']:.4f}")
+    if args.cv_only:
+        log(f"cross-validation done (--cv-only), wall {time.monotonic() - started:.0f} s")
+        return 0
     model, stats = final_fit(ws, real, extra)
     chosen = results.get(config.arm)
     thresholds = ({label: chosen["metrics"]["labels"][label]["threshold"] for label in LABELS}

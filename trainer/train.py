@@ -65,14 +65,15 @@ def arch_for(recipe: Recipe, spec: InputSpec) -> dict:
     return normalise_arch(default_arch(spec.n_channels, **recipe.arch))
 
 
-def set_threads() -> int:
-    """CPU threads = cores available to this process (CUDA runs ignore it)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS / Windows
-        cores = os.cpu_count() or 1
-    torch.set_num_threads(cores)
-    return cores
+def set_threads(threads: int | None = None) -> int:
+    """CPU threads = cores available to this process unless told otherwise."""
+    if not threads:
+        try:
+            threads = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - macOS / Windows
+            threads = os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    return threads
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -122,6 +123,7 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
     device = device or torch.device("cpu")
     arch = arch_for(recipe, spec)
     done_path = run_dir / "done.pt"
+    rng = seed_everything(recipe.seed)  # before building: the initial weights depend on it
     model = build_model(arch)
     if resume and done_path.is_file():
         saved = torch.load(done_path, map_location="cpu", weights_only=False)
@@ -131,7 +133,6 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
     if init_state is not None:
         model.load_state_dict(init_state)
     model.to(device)
-    rng = seed_everything(recipe.seed)
     labels = train.labels.astype(np.float32)
     weights = sample_weights(train.labels, target_share=recipe.target_share,
                              max_factor=recipe.max_factor, any_share=recipe.any_share)
