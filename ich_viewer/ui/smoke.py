@@ -14,13 +14,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from PySide6.QtCore import QCoreApplication, QElapsedTimer, QEvent, QLibraryInfo, QObject, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from ich_viewer.smoke_test import PHANTOM_MATRIX, PHANTOM_SLICES, SmokeContext, SmokeRun, check, run_smoke
+if TYPE_CHECKING:  # the self-check is imported only when it runs: this module loads at every start
+    from ich_viewer.smoke_test import SmokeContext, SmokeRun
 
 WINDOW_TIMEOUT_S = 120.0
 FIRST_PAINT_MARK = "ICH_VIEWER_FIRST_PAINT"
@@ -40,7 +41,9 @@ def wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
     return True
 
 
-def step_qt_platform(ctx: SmokeContext) -> str:
+def step_qt_platform(ctx: "SmokeContext") -> str:
+    from ich_viewer.smoke_test import check
+
     name = QGuiApplication.platformName()
     folder = Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath)) / "platforms"
     wanted = PLATFORM_PLUGINS.get(sys.platform, PLATFORM_PLUGINS["linux"])
@@ -49,10 +52,10 @@ def step_qt_platform(ctx: SmokeContext) -> str:
     return f"running on '{name}'; {', '.join(wanted)} present"
 
 
-def window_steps(args: Any) -> Callable[[SmokeRun, SmokeContext], None]:
+def window_steps(args: Any) -> Callable[["SmokeRun", "SmokeContext"], None]:
     """The steps that need the real main window, bound to the command-line arguments."""
 
-    def steps(run: SmokeRun, ctx: SmokeContext) -> None:
+    def steps(run: "SmokeRun", ctx: "SmokeContext") -> None:
         holder: dict[str, Any] = {}
         run.step("main window", lambda: _build(holder, args))
         run.step("qt platform", lambda: step_qt_platform(ctx), ("main window",))
@@ -64,6 +67,7 @@ def window_steps(args: Any) -> Callable[[SmokeRun, SmokeContext], None]:
 
 
 def _build(holder: dict[str, Any], args: Any) -> str:
+    from ich_viewer.smoke_test import check
     from ich_viewer.ui.app import EXTENSIONS, application, run_extensions
 
     application()
@@ -77,7 +81,9 @@ def _build(holder: dict[str, Any], args: Any) -> str:
     return f"{len(EXTENSIONS)} extension(s): {', '.join(n.split(':')[-1] for n in EXTENSIONS) or 'none'}"
 
 
-def _open(window: Any, ctx: SmokeContext) -> str:
+def _open(window: Any, ctx: "SmokeContext") -> str:
+    from ich_viewer.smoke_test import PHANTOM_MATRIX, PHANTOM_SLICES, check
+
     window.open_path(ctx.study_dir)
 
     def shown() -> bool:
@@ -104,6 +110,8 @@ def _open(window: Any, ctx: SmokeContext) -> str:
 
 
 def _close(window: Any) -> str:
+    from ich_viewer.smoke_test import check
+
     window.close()
     stopped = window.shutdown()
     QCoreApplication.processEvents()
@@ -113,6 +121,8 @@ def _close(window: Any) -> str:
 
 def run_smoke_test(args: Any) -> int:
     """``ich-viewer --smoke-test``: 0 only if every step passed."""
+    from ich_viewer.smoke_test import run_smoke
+
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     run = run_smoke(sys.stdout, window_steps(args))
     return 0 if run.ok else 1
