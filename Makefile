@@ -50,9 +50,10 @@ $(PKG_STAMP): pyproject.toml constraints-cpu.txt
 	touch $(PKG_STAMP)
 
 $(PKG_APP): $(PKG_STAMP) $(PKG_INPUTS)
+	mkdir -p build && touch build/package-started
 	nice -n 10 $(PKG_PY) -m PyInstaller --noconfirm --log-level WARN ich_viewer.spec
 	$(PKG_PY) packaging/check_bundle.py dist/ich-viewer --flavour cpu
-	touch $(PKG_APP)
+	touch -r build/package-started $(PKG_APP)  # files edited during the build trigger the next one
 
 package: $(PKG_APP)
 
