@@ -355,6 +355,9 @@ def test_attention_map_lies_on_the_slice_grid(loaded):
     top, left, side = head_box(volume[1], loaded.spec)
     assert amap.heat[:, : max(0, left)].max(initial=0) == 0, "nothing outside the crop"
     assert attention_map(loaded, series, 1, label="subdural").label == "subdural"
+    assert amap.heat[volume[1] <= loaded.spec.body_threshold_hu].max() == 0, "nothing over air"
+    unmasked = attention_map(loaded, series, 1, head_only=False).heat
+    assert unmasked.shape == (rows, cols) and unmasked.max() > 0
 
 
 def test_crop_is_undone_exactly():

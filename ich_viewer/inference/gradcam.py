@@ -70,8 +70,13 @@ def to_slice_grid(cam: np.ndarray, box: Box, shape: tuple[int, int]) -> np.ndarr
     return np.clip(out, 0.0, 1.0)
 
 
-def attention_map(loaded: "LoadedModel", series: "Series", index: int, label: str | None = None) -> AttentionMap:
-    """Grad-CAM for slice ``index``; ``label`` None picks ``explained_label``."""
+def attention_map(loaded: "LoadedModel", series: "Series", index: int, label: str | None = None,
+                  *, head_only: bool = True) -> AttentionMap:
+    """Grad-CAM for slice ``index``; ``label`` None picks ``explained_label``.
+
+    ``head_only`` clears the map over air (below the body threshold): attention on the
+    background says nothing a reader can use and hid the head's outline.
+    """
     slices = series_slices(series, index, loaded.spec)
     array, box = stack_input_with_box(slices, loaded.spec)
     tensor = torch.from_numpy(array)[None].to(loaded.device)
@@ -83,5 +88,8 @@ def attention_map(loaded: "LoadedModel", series: "Series", index: int, label: st
         raise ValueError(f"unknown label {label!r}")
     label_index = LABELS.index(label)
     cam, probs = network_cam(loaded, tensor, label_index)
-    heat = to_slice_grid(cam, box, slices[loaded.spec.context].shape)
+    centre = slices[loaded.spec.context]
+    heat = to_slice_grid(cam, box, centre.shape)
+    if head_only:
+        heat[~(np.asarray(centre) > loaded.spec.body_threshold_hu)] = 0.0
     return AttentionMap(index=index, label=label, probability=float(probs[label_index]), heat=heat)

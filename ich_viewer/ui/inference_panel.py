@@ -446,7 +446,12 @@ class InferenceController(QObject):
         name = series.description or (f"Series {series.series_number}" if series.series_number is not None else "")
         state, text = banner_content(slices, len(series), running=running, stopped=self._stopped,
                                      unreadable=len(self.errors.get(uid, {})), series_name=name)
-        self.banner.set_message(state, text, SHORT_NOTICE)
+        self.banner.set_message(state, text, self._notice())
+
+    def _notice(self) -> str:
+        if self.loaded is not None and self.loaded.card.get("untrained"):
+            return "<b>UNTRAINED test weights: these predictions mean nothing.</b> " + SHORT_NOTICE
+        return SHORT_NOTICE
 
     def _update_frame(self) -> None:
         prediction = self.prediction_at(self.window.current_index())

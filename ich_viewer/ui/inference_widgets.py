@@ -153,7 +153,7 @@ class SliceFrame(QWidget):
     that matter (it is drawn at the viewport's edge, outside the anatomy).
     """
 
-    RING = 5
+    RING = 4
 
     def __init__(self, viewport: QWidget) -> None:
         super().__init__(viewport)
@@ -182,7 +182,7 @@ class SliceFrame(QWidget):
         self.caption.setText(caption_html)
         self.caption.setVisible(bool(caption_html))
         self._place_caption()
-        self.raise_()
+        self.lower()  # under the corner texts, so the rings never hide them
         self.update()
 
     def labels(self) -> list[str]:
@@ -193,9 +193,15 @@ class SliceFrame(QWidget):
 
     def _place_caption(self) -> None:
         """Bottom centre, between the corner texts, at most half the view wide."""
-        self.caption.setMaximumWidth(max(120, self.width() // 2))
-        self.caption.setWordWrap(True)
+        limit = max(160, self.width() // 2)
+        self.caption.setWordWrap(False)
+        self.caption.setMinimumWidth(0)
+        self.caption.setMaximumWidth(16777215)
         self.caption.adjustSize()
+        if self.caption.width() > limit:  # wrap only when one line does not fit
+            self.caption.setWordWrap(True)
+            self.caption.setFixedWidth(limit)
+            self.caption.adjustSize()
         inset = self.RING * len(self._labels) + 6
         self.caption.move(max(0, (self.width() - self.caption.width()) // 2),
                           max(0, self.height() - self.caption.height() - inset))
