@@ -163,6 +163,13 @@ class MainWindow(QMainWindow):
         dock.setWidget(widget)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(area, dock)
+        # Panels on the same side share it as tabs: each keeps its full height, and the
+        # first one added (the classifier) stays in front.
+        earlier = [d for d in self.findChildren(QDockWidget)
+                   if d is not dock and self.dockWidgetArea(d) == area and not d.isFloating()]
+        if earlier:
+            self.tabifyDockWidget(earlier[0], dock)
+            earlier[0].raise_()
         return dock
 
     def add_slider_decoration(self, widget: QWidget) -> None:
