@@ -164,7 +164,8 @@ def step_bundle(ctx: SmokeContext) -> str:
     card = models / "model_card.json"
     check(card.is_file(), f"no bundled model: {card} is missing (export one with the trainer into models/ "
                           "and rebuild); the classifier cannot run")
-    return f"resources {resources}, model card {card}"
+    source = " (ICH_VIEWER_MODEL_DIR, not the bundled folder)" if os.environ.get("ICH_VIEWER_MODEL_DIR") else ""
+    return f"resources {resources}, model card {card}{source}"
 
 
 def step_phantom(ctx: SmokeContext) -> str:
