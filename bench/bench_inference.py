@@ -83,16 +83,30 @@ def core_numbers(loaded, series: Series, threads: int, repeats: int) -> dict:
     }
 
 
-def heartbeat_while(app, finished, limit_s: float) -> dict:
-    """Longest gap of a 5 ms QTimer while the event loop runs until ``finished()``."""
+def gap_stats(gaps: list[float]) -> dict:
+    stalls = sorted(gaps)
+    return {
+        "longest_event_loop_stall_ms": round(stalls[-1] * 1000, 1) if stalls else None,
+        "p99_event_loop_gap_ms": round(stalls[int(len(stalls) * 0.99)] * 1000, 1) if stalls else None,
+        "median_event_loop_gap_ms": round(statistics.median(stalls) * 1000, 1) if stalls else None,
+        "beats": len(stalls),
+    }
+
+
+def heartbeat_while(app, finished, limit_s: float, split_at=None) -> dict:
+    """Gaps of a 5 ms QTimer while the event loop runs until ``finished()``.
+
+    ``split_at()`` (a time, or None) separates the gaps before it (the series appearing:
+    the first paint of the whole window) from those after it (inference running).
+    """
     from PySide6.QtCore import QTimer
 
-    gaps: list[float] = []
+    gaps: list[tuple[float, float]] = []
     last = [time.perf_counter()]
 
     def beat() -> None:
         now = time.perf_counter()
-        gaps.append(now - last[0])
+        gaps.append((now, now - last[0]))
         last[0] = now
 
     timer = QTimer()
@@ -104,12 +118,13 @@ def heartbeat_while(app, finished, limit_s: float) -> dict:
         app.processEvents()
         time.sleep(0.001)
     timer.stop()
-    stalls = sorted(gaps[1:])
-    return {
-        "longest_event_loop_stall_ms": round(stalls[-1] * 1000, 1) if stalls else None,
-        "p99_event_loop_gap_ms": round(stalls[int(len(stalls) * 0.99)] * 1000, 1) if stalls else None,
-        "heartbeat_interval_ms": 5,
-    }
+    gaps = gaps[1:]
+    result = {"heartbeat_interval_ms": 5, "all": gap_stats([g for _, g in gaps])}
+    split = split_at() if split_at is not None else None
+    if split is not None:
+        result["before_first_result"] = gap_stats([g for t, g in gaps if t <= split])
+        result["during_inference"] = gap_stats([g for t, g in gaps if t - g >= split])
+    return result
 
 
 def gui_numbers(model_dir: Path | None, series: Series, dicom_dir: Path | None) -> dict:
@@ -151,7 +166,7 @@ def gui_numbers(model_dir: Path | None, series: Series, dicom_dir: Path | None) 
             current = window.current_series()
             return current is not None and current.series_uid in ctl.complete
 
-        beats = heartbeat_while(app, finished, 120.0)
+        beats = heartbeat_while(app, finished, 120.0, split_at=lambda: marks.get("first"))
         done = time.perf_counter()
         window.series_shown.disconnect(on_shown)
         ctl.slice_predicted.disconnect(on_result)

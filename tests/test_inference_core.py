@@ -373,3 +373,14 @@ def test_explained_label_prefers_the_clearest_subtype():
     probs = dict(zip(LABELS, [0.1, 0.7, 0.2, 0.9, 0.3, 0.95]))
     assert explained_label(probs, thresholds) == "subarachnoid"
     assert explained_label(dict(zip(LABELS, [0.1] * 6)), thresholds) == "any"
+
+
+@pytest.mark.parametrize("name", [d for d in device_mod.available_devices() if d != "cpu"] or ["no-gpu"])
+def test_every_available_device_gives_the_cpu_numbers(model_dir, name):
+    if name == "no-gpu":
+        pytest.skip("no GPU on this machine: CPU is the only device")
+    series = phantom_series(4)
+    cpu = predict_series(series, PredictState(load_model(model_dir, "cpu")))
+    other = predict_series(series, PredictState(load_model(model_dir, name)))
+    for a, b in zip(cpu.slices, other.slices):
+        np.testing.assert_allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-3)

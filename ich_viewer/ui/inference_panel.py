@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 DEVICE_KEY = "inference/device"
 SHUTDOWN_TIMEOUT_S = 3.0
+REFRESH_MS = 120
 SHORT_NOTICE = "Research / decision support – not a diagnosis."
 DEVICE_CHOICES = (("auto", "Automatic (GPU when available)"), ("cpu", "CPU"), ("cuda", "NVIDIA GPU (CUDA)"),
                   ("mps", "Apple GPU (MPS)"))
@@ -93,6 +94,10 @@ class InferencePanel(QWidget):
         self.run_button = QPushButton("Stop")
         self.run_button.setObjectName("inference_run_button")
         self.run_button.hide()
+        for widget in (self.progress, self.run_button):  # showing them must not move the plot
+            policy = widget.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            widget.setSizePolicy(policy)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.progress, 1)
@@ -158,10 +163,14 @@ class InferenceController(QObject):
 
         self._build_widgets()
         self._build_actions()
-        self._banner_timer = QTimer(self)
-        self._banner_timer.setSingleShot(True)
-        self._banner_timer.setInterval(150)
-        self._banner_timer.timeout.connect(self._update_banner)
+        # While results stream in, plot, banner and progress repaint together at most
+        # every REFRESH_MS: one paint instead of several per batch keeps the UI fluid.
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(REFRESH_MS)
+        self._refresh_timer.timeout.connect(self._refresh)
+        self._progress_value: tuple[int, int] | None = None
+        self.plot.defer_redraw = True
 
         window.study_opened.connect(self._on_study_opened)
         window.series_shown.connect(self._on_series_shown)
@@ -404,14 +413,26 @@ class InferenceController(QObject):
         self.plot.set_values(prediction.index, prediction.probabilities)
         if prediction.index == self.window.current_index():
             self._update_frame()
-        if not self._banner_timer.isActive():
-            self._banner_timer.start()
+        self._schedule_refresh()
         self.slice_predicted.emit(uid, prediction)
 
     def _on_progress(self, generation: int, done: int, total: int) -> None:
         if generation == self.runner.generation:
+            self._progress_value = (done, total)
+            self._schedule_refresh()
+
+    def _schedule_refresh(self) -> None:
+        if not self._refresh_timer.isActive():
+            self._refresh_timer.start()
+
+    def _refresh(self) -> None:
+        if self._progress_value is not None:
+            done, total = self._progress_value
+            self._progress_value = None
             self.panel.progress.setRange(0, max(total, 1))
             self.panel.progress.setValue(done)
+        self.plot.redraw(force=False)
+        self._update_banner()
 
     def _on_finished(self, generation: int, uid: str, cancelled: bool, errors: dict) -> None:
         if not self._current(generation, uid) or cancelled:

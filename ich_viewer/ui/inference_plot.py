@@ -41,6 +41,8 @@ class ProbabilityPlot(pg.PlotWidget):
         self.current_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 255, 255, 140), width=1))
         item.addItem(self.current_line)
         self._dirty = False
+        self.defer_redraw = False
+        """True: ``set_values`` only stores; the owner calls ``redraw`` (batching paints)."""
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(REDRAW_MS)
@@ -72,13 +74,15 @@ class ProbabilityPlot(pg.PlotWidget):
         if 0 <= index < len(self._values):
             self._values[index] = [probabilities[label] for label in LABELS]
             self._dirty = True
-            if not self._timer.isActive():
+            if not self.defer_redraw and not self._timer.isActive():
                 self._timer.start()
 
     def values(self) -> np.ndarray:
         return self._values.copy()
 
-    def redraw(self) -> None:
+    def redraw(self, force: bool = True) -> None:
+        if not (force or self._dirty):
+            return
         self._dirty = False
         x = np.arange(1, len(self._values) + 1, dtype=float)
         for k, label in enumerate(LABELS):

@@ -98,8 +98,8 @@ class SliceStrip(QWidget):
         step = self.height() / self._n
         return [step * (i + 0.5) for i in range(self._n)]
 
-    def band_rect(self, index: int) -> QRect:
-        centres = self.centres()
+    def band_rect(self, index: int, centres: list[float] | None = None) -> QRect:
+        centres = self.centres() if centres is None else centres
         if not 0 <= index < len(centres):
             return QRect()
         if len(centres) == 1:
@@ -121,8 +121,9 @@ class SliceStrip(QWidget):
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor(20, 20, 20))
+        centres = self.centres()  # once per paint: it asks the slider's style
         for index, labels in self._bands.items():
-            rect = self.band_rect(index)
+            rect = self.band_rect(index, centres)
             if rect.isNull():
                 continue
             if not labels:
@@ -134,7 +135,7 @@ class SliceStrip(QWidget):
                 x1 = int(round(rect.left() + (k + 1) * width))
                 painter.fillRect(QRect(x0, rect.top(), x1 - x0, rect.height()), qcolour(label))
         if self._current is not None:
-            rect = self.band_rect(self._current)
+            rect = self.band_rect(self._current, centres)
             if not rect.isNull():
                 painter.setPen(QPen(QColor("white"), 2))
                 painter.drawRect(rect.adjusted(1, 0, -1, 0))
@@ -271,6 +272,10 @@ class Banner(QLabel):
         self.setObjectName("inference_banner")
         self.setWordWrap(True)
         self.setTextFormat(Qt.TextFormat.RichText)
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        # room for three lines of finding plus the notice, so new text never re-lays out
+        # the window (that repainted the whole image view mid-run)
+        self.setMinimumHeight(self.fontMetrics().lineSpacing() * 5 + 14)
         self.state = "running"
         self.set_message("running", "Classifier: waiting for a study")
 
