@@ -10,7 +10,16 @@ from dicom_helpers import make_volume
 from ich_viewer.dicom.background import BackgroundDecoder, outward_order
 from ich_viewer.dicom.loader import load_study
 from ich_viewer.dicom.model import Series
+from ich_viewer.dicom.workers import shutdown_workers, start_pool
 from ich_viewer.phantom.writer import write_series
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_pool():
+    """The viewer warms the decoder processes at start-up; do the same, and stop them after."""
+    assert start_pool(2).wait(120)
+    yield
+    shutdown_workers()
 
 
 def test_outward_order():
@@ -74,6 +83,18 @@ def test_cancel_stops_early(tmp_path):
     gate.set()
     assert decoder.wait(10) and decoder.done()
     assert sum(series.is_decoded(i) for i in range(30)) < 30
+
+
+def test_pool_starting_late_costs_nothing(tmp_path):
+    """With no warm pool the decoder thread decodes by itself meanwhile, then uses the pool."""
+    shutdown_workers()
+    series, volume = written_series(tmp_path, "jpeg-ls", n=6)
+    decoder = BackgroundDecoder(series, workers=2, mode="processes").start()
+    assert decoder.wait(120)
+    assert decoder.mode_used in ("processes", "here (the pool was still starting)")
+    np.testing.assert_array_equal(series.volume_hu(), volume)
+    assert start_pool(2).wait(120)  # (a boot still running would outlive the shutdown)
+    shutdown_workers()  # leaves no pool thread behind this test
 
 
 def test_in_memory_series_and_broken_listener():

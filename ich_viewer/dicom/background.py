@@ -5,19 +5,18 @@ compressed slices (JPEG lossless, JPEG-LS, JPEG 2000, RLE) decode about twice as
 in two worker processes as in one thread, while two threads are no faster than one
 (the decoders hold the GIL). Uncompressed slices are read straight from their byte
 offset in well under a millisecond, where a process round trip would cost more than
-the work, so they are decoded by threads. Worker processes come from a fork server
-(started once, with the decoders preloaded), never forked from the running GUI.
+the work, so they are decoded by threads. The worker processes are shared by every
+series and kept warm (``workers.py``; call ``warm_up()`` at program start).
 
-The slice at ``start_index`` is decoded first, in this thread, so it is ready before
-any worker process exists; the rest follow outwards (k+1, k-1, k+2, ...). A crashing
-decoder process takes down only the slices it was working on: they are marked as
-failed (so the GUI never retries them in its own process) and a new pool carries on.
+The slice at ``start_index`` is decoded first, in this thread; while the pool is still
+starting this thread keeps decoding, so nothing waits for it. The rest follow outwards
+(k+1, k-1, k+2, ...). A crashing decoder process takes down only the slice that crashed
+it (suspects are retried one at a time): that slice is marked as failed, so the GUI never
+retries it in its own process, and a new pool carries on.
 """
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import threading
 import time
 from collections import deque
@@ -27,15 +26,18 @@ from typing import Callable
 
 import numpy as np
 
+from ich_viewer.dicom import workers as worker_pool
 from ich_viewer.dicom.grouping import SeriesPixels
 from ich_viewer.dicom.model import PixelDecodeError, Series
 from ich_viewer.dicom.pixels import decode_job
+from ich_viewer.dicom.workers import default_workers, process_context, shutdown_workers, warm_up
+
+__all__ = ["BackgroundDecoder", "outward_order", "process_context", "shutdown_workers", "warm_up"]
 
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "processes", "threads")
 MAX_POOL_RESTARTS = 8
-_PRELOAD = ["ich_viewer.dicom.pixels", "pydicom.pixels", "numpy"]
 
 
 def outward_order(start: int, n: int) -> list[int]:
@@ -49,41 +51,6 @@ def outward_order(start: int, n: int) -> list[int]:
             if 0 <= index < n:
                 order.append(index)
     return order
-
-
-def default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
-
-
-def process_context() -> multiprocessing.context.BaseContext:
-    """Fork server where available (safe beside Qt and torch threads), else spawn."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(_PRELOAD)
-        return context
-    return multiprocessing.get_context("spawn")
-
-
-def warm_up() -> None:
-    """Start the fork server now, in the background, so the first series' workers start fast.
-
-    Call once at program start (the viewer does); harmless when processes are unavailable.
-    """
-    def start() -> None:
-        try:
-            context = process_context()
-            if context.get_start_method() == "forkserver":
-                from multiprocessing import forkserver
-
-                forkserver.ensure_running()
-        except Exception:  # only an optimisation
-            log.debug("fork server warm-up failed", exc_info=True)
-
-    threading.Thread(target=start, name="ich-decode-warm-up", daemon=True).start()
-
-
-def _ping() -> int:
-    return os.getpid()
 
 
 class BackgroundDecoder:
@@ -209,15 +176,16 @@ class BackgroundDecoder:
         assert isinstance(source, SeriesPixels)
         restarts = 0
         while pending and not self._cancelled.is_set():
-            pool = self._start_pool_while_decoding(pending)
+            pool = self._pool_while_decoding(pending)
             if pool is None:
-                self.mode_used = "threads"
+                self.mode_used = "threads" if pending else "here (the pool was still starting)"
                 self._run_threads(pending)
                 return
             try:
                 self._drain(pool, pending, lambda i: pool.submit(decode_job, source.job(self.series.slices[i])))
                 return
             except BrokenProcessPool:
+                worker_pool.discard_pool(pool)
                 restarts += 1
                 if restarts > MAX_POOL_RESTARTS:
                     while pending:
@@ -225,43 +193,21 @@ class BackgroundDecoder:
                         path = self.series.slices[index].path
                         self._record_error(index, PixelDecodeError(f"{path}: decoder processes kept crashing"))
                     return
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
 
-    def _start_pool_while_decoding(self, pending: deque[int]) -> ProcessPoolExecutor | None:
-        """Start worker processes; meanwhile keep decoding here so no time is lost.
+    def _pool_while_decoding(self, pending: deque[int]) -> ProcessPoolExecutor | None:
+        """The shared worker pool; while it starts, keep decoding here so no time is lost.
 
-        Returns None when processes cannot be used (then threads take over).
+        None when processes cannot be used (then threads take over).
         """
-        box: dict[str, object] = {}
-        ready = threading.Event()
-
-        def boot() -> None:
-            try:
-                pool = ProcessPoolExecutor(self.workers, mp_context=process_context())
-                box["pool"] = pool
-                for future in [pool.submit(_ping) for _ in range(self.workers)]:
-                    future.result()
-            except BaseException as exc:  # no process support (sandbox, unguarded __main__)
-                box["error"] = exc
-            finally:
-                ready.set()
-
-        booter = threading.Thread(target=boot, name="ich-decode-pool", daemon=True)
-        booter.start()
+        ready = worker_pool.start_pool(self.workers)
         while not ready.is_set() and pending and not self._cancelled.is_set():
             index = pending.popleft()
             if not self._known(index):
                 self._decode_here(index)
-        booter.join()
-        pool = box.get("pool")
-        if "error" in box:
-            log.warning("worker processes unavailable (%s); decoding with threads", box["error"])
-            if isinstance(pool, ProcessPoolExecutor):
-                pool.shutdown(wait=True, cancel_futures=True)
-            return None
-        assert isinstance(pool, ProcessPoolExecutor)
-        return pool
+        if not pending or self._cancelled.is_set():
+            return worker_pool.ready_pool()
+        ready.wait()
+        return worker_pool.ready_pool()
 
     def _drain(self, pool: Executor, pending: deque[int], submit: Callable[[int], Future]) -> None:
         """Keep a few slices in flight, in order, until done or cancelled.

@@ -239,23 +239,23 @@ def _count_fragments(stream: BinaryIO, start: int, size: int) -> int:
 
 
 def _image_file(ref: FileRef, ds: Any, pixel: _PixelElement) -> ImageFile:
-    rows, columns = _int(ds.get("Rows")), _int(ds.get("Columns"))
+    rows, columns = _int(_get(ds, "Rows")), _int(_get(ds, "Columns"))
     if not rows or not columns:
         raise NotAnImage("no image size (Rows/Columns missing or zero)")
     if rows > MAX_MATRIX or columns > MAX_MATRIX:
         raise NotAnImage(f"implausible image size {rows}x{columns}")
-    samples = _int(ds.get("SamplesPerPixel")) or 1
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2") or "MONOCHROME2").strip().upper()
+    samples = _int(_get(ds, "SamplesPerPixel")) or 1
+    photometric = str(_get(ds, "PhotometricInterpretation") or "MONOCHROME2").strip().upper()
     if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise NotAnImage(f"colour image ({photometric}, {samples} samples per pixel), not a greyscale slice")
-    bits_allocated = _int(ds.get("BitsAllocated")) or 16
+    bits_allocated = _int(_get(ds, "BitsAllocated")) or 16
     if bits_allocated not in (8, 16, 32):
         raise NotAnImage(f"unsupported BitsAllocated {bits_allocated}")
-    bits_stored = _int(ds.get("BitsStored")) or bits_allocated
+    bits_stored = _int(_get(ds, "BitsStored")) or bits_allocated
     if not 1 <= bits_stored <= bits_allocated:
         raise NotAnImage(f"BitsStored {bits_stored} does not fit BitsAllocated {bits_allocated}")
-    signed = _int(ds.get("PixelRepresentation")) == 1
-    n_frames = _int(ds.get("NumberOfFrames")) or 1
+    signed = _int(_get(ds, "PixelRepresentation")) == 1
+    n_frames = _int(_get(ds, "NumberOfFrames")) or 1
     if not 1 <= n_frames <= MAX_FRAMES:
         raise NotAnImage(f"implausible NumberOfFrames {n_frames}")
     frame_bytes = rows * columns * bits_allocated // 8
@@ -267,17 +267,17 @@ def _image_file(ref: FileRef, ds: Any, pixel: _PixelElement) -> ImageFile:
     if pixel.fragments is not None and n_frames > pixel.fragments:
         raise NotAnImage(f"NumberOfFrames {n_frames} but only {pixel.fragments} compressed fragment(s)")
 
-    modality = str(ds.get("Modality", "") or "").strip().upper()
-    image_type = _strings(ds.get("ImageType"))
+    modality = str(_get(ds, "Modality") or "").strip().upper()
+    image_type = _strings(_get(ds, "ImageType"))
     padding = _padding(ds, bits_stored, signed)
     notes: list[str] = []
     if photometric == "MONOCHROME1":
         notes.append("MONOCHROME1 images: stored values inverted so dense tissue is bright")
 
     common = dict(
-        sop_instance_uid=str(ds.get("SOPInstanceUID", "") or ""),
-        instance_number=_int(ds.get("InstanceNumber")),
-        slice_location=_float(ds.get("SliceLocation")),
+        sop_instance_uid=str(_get(ds, "SOPInstanceUID") or ""),
+        instance_number=_int(_get(ds, "InstanceNumber")),
+        slice_location=_float(_get(ds, "SliceLocation")),
         transfer_syntax_uid=pixel.transfer_syntax,
         image_type=image_type,
         dataset=ds,
@@ -318,9 +318,9 @@ def _image_file(ref: FileRef, ds: Any, pixel: _PixelElement) -> ImageFile:
         ref=ref,
         headers=headers,
         jobs=jobs,
-        series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
-        study_uid=str(ds.get("StudyInstanceUID", "") or ""),
-        series_number=_int(ds.get("SeriesNumber")),
+        series_uid=str(_get(ds, "SeriesInstanceUID") or ""),
+        study_uid=str(_get(ds, "StudyInstanceUID") or ""),
+        series_number=_int(_get(ds, "SeriesNumber")),
         description=str(ds.get("SeriesDescription", "") or "").strip(),
         modality=modality,
         notes=notes,
@@ -339,10 +339,10 @@ def _is_rsna_wrap(modality: str, bits_stored: int, signed: bool, intercept: floa
 
 def _padding(ds: Any, bits_stored: int, signed: bool) -> tuple[int, int] | None:
     """PixelPaddingValue (and range limit) as values in the stored representation."""
-    value = _int(ds.get("PixelPaddingValue"))
+    value = _int(_get(ds, "PixelPaddingValue"))
     if value is None:
         return None
-    limit = _int(ds.get("PixelPaddingRangeLimit"))
+    limit = _int(_get(ds, "PixelPaddingRangeLimit"))
 
     def normalise(v: int) -> int:
         v %= 1 << bits_stored
@@ -368,7 +368,7 @@ def _frame_geometry(ds: Any, frame: int | None) -> dict[str, Any]:
         position = _legacy_frame_position(ds, position, orientation, frame)
     spacing = _floats(value("PixelMeasuresSequence", "PixelSpacing"), 2)
     if spacing is None or spacing[0] <= 0 or spacing[1] <= 0:
-        spacing = _floats(ds.get("ImagerPixelSpacing"), 2)
+        spacing = _floats(_get(ds, "ImagerPixelSpacing"), 2)
     slope = _float(value("PixelValueTransformationSequence", "RescaleSlope"))
     intercept = _float(value("PixelValueTransformationSequence", "RescaleIntercept"))
     width = _float(value("FrameVOILUTSequence", "WindowWidth"))
@@ -397,12 +397,12 @@ def _functional_value(ds: Any, frame: int | None, sequence: str, attribute: str)
                     return inner[0].get(attribute), per_frame
             except Exception:  # a malformed functional group falls back to the next source
                 continue
-    return ds.get(attribute), False
+    return _get(ds, attribute), False
 
 
 def _legacy_frame_position(ds: Any, first: tuple[float, ...], orientation: Any, frame: int) -> tuple[float, ...] | None:
     """Multi-frame without per-frame positions: step along the normal by the slice spacing."""
-    step = _float(ds.get("SpacingBetweenSlices")) or _float(ds.get("SliceThickness"))
+    step = _float(_get(ds, "SpacingBetweenSlices")) or _float(_get(ds, "SliceThickness"))
     if not step or orientation is None:
         return None
     r, c = orientation[:3], orientation[3:]
@@ -412,6 +412,52 @@ def _legacy_frame_position(ds: Any, first: tuple[float, ...], orientation: Any, 
 
 # ---------------------------------------------------------------------------------------
 # Tolerant value parsing: a bad tag value gives None, never an exception
+
+
+_FAST_VRS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "US or SS": "H", "FL": "f", "FD": "d"}
+_TEXT_VRS = {"DS", "IS", "CS", "UI", "AS", "DA", "TM"}
+"""VRs whose raw bytes are parsed here directly: pydicom's conversion (validation, value
+objects) costs more than reading the file; names and descriptions still go through pydicom
+for their character sets."""
+
+
+def _get(ds: Any, keyword: str) -> Any:
+    """A top-level value, parsed straight from the raw bytes when that is safe."""
+    tag = _TAGS.get(keyword)
+    if tag is None:
+        from pydicom.datadict import tag_for_keyword
+
+        tag = _TAGS[keyword] = tag_for_keyword(keyword)
+    element = ds._dict.get(tag)
+    if element is None:
+        return None
+    raw = getattr(element, "value", None)
+    vr = getattr(element, "VR", None)
+    if not isinstance(raw, bytes) or type(element).__name__ != "RawDataElement":
+        return ds.get(keyword)
+    if vr is None:
+        from pydicom.datadict import dictionary_VR
+
+        vr = dictionary_VR(tag)
+    if vr in _FAST_VRS:
+        code = _FAST_VRS[vr]
+        size = struct.calcsize(code)
+        count = len(raw) // size
+        if count == 0:
+            return None
+        order = "<" if element.is_little_endian else ">"
+        values = struct.unpack_from(f"{order}{count}{code}", raw)
+        return values[0] if count == 1 else list(values)
+    if vr in _TEXT_VRS:
+        text = raw.decode("latin-1").strip(" \x00")
+        if vr in ("DS", "IS"):
+            parts = [part.strip() for part in text.split("\\")]
+            return parts[0] if len(parts) == 1 else parts
+        return text
+    return ds.get(keyword)
+
+
+_TAGS: dict[str, int] = {}
 
 
 def _number(value: Any) -> Any:

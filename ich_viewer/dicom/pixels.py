@@ -82,7 +82,7 @@ class DecodeJob:
 def decode_job(job: DecodeJob) -> np.ndarray:
     """HU of one slice (int16 or float32, rows x columns); PixelDecodeError if it cannot be done."""
     try:
-        stored = _read_native(job) if job.native is not None else _read_with_pydicom(job)
+        stored = _read_native(job) if job.native is not None else _read_compressed(job)
     except PixelDecodeError:
         raise
     except MemoryError as exc:
@@ -129,6 +129,60 @@ def _read_native(job: DecodeJob) -> np.ndarray:
     if len(data) < count * dtype.itemsize:
         raise PixelDecodeError(_message(job, f"file ends inside the pixel data ({len(data)} of {count * dtype.itemsize} bytes)"))
     return np.frombuffer(data, dtype=dtype).reshape(spec.rows, spec.columns).astype(dtype.newbyteorder("="), copy=False)
+
+
+GDCM_SYNTAXES = frozenset(
+    {
+        "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
+        "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81",
+        "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
+    }
+)
+"""Compressed syntaxes read with GDCM's region reader straight into a buffer: measured about
+twice as fast as pydicom's route (re-parse the file, copy the frame through a string)."""
+
+
+def _read_compressed(job: DecodeJob) -> np.ndarray:
+    image = _read_with_gdcm(job)
+    return image if image is not None else _read_with_pydicom(job)
+
+
+def _read_with_gdcm(job: DecodeJob) -> np.ndarray | None:
+    """The stored values of one frame via GDCM, or None to let pydicom's decoders try."""
+    if job.ref.member is not None or job.transfer_syntax not in GDCM_SYNTAXES:
+        return None
+    try:
+        import gdcm
+    except ImportError:
+        return None
+    spec = job.spec
+    _silence_gdcm(gdcm)
+    reader = gdcm.ImageRegionReader()
+    reader.SetFileName(job.ref.path)
+    if not reader.ReadInformation():
+        return None
+    dims = gdcm.ImageHelper.GetDimensionsValue(reader.GetFile())
+    if len(dims) < 2 or dims[0] != spec.columns or dims[1] != spec.rows:
+        return None
+    region = gdcm.BoxRegion()
+    region.SetDomain(0, spec.columns - 1, 0, spec.rows - 1, job.frame, job.frame)
+    reader.SetRegion(region)
+    dtype = _native_dtype(spec, big_endian=False)
+    length = spec.rows * spec.columns * dtype.itemsize
+    if reader.ComputeBufferLength() != length:
+        return None
+    buffer = bytearray(length)
+    if not reader.ReadIntoBuffer(buffer):
+        return None
+    return np.frombuffer(buffer, dtype=dtype).reshape(spec.rows, spec.columns)
+
+
+def _silence_gdcm(gdcm: object) -> None:
+    """GDCM prints its warnings to stderr; the reason of a failure reaches the user anyway."""
+    trace = gdcm.Trace  # type: ignore[attr-defined]
+    trace.WarningOff()
+    trace.ErrorOff()
+    trace.DebugOff()
 
 
 def _read_with_pydicom(job: DecodeJob) -> np.ndarray:
