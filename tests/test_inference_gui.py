@@ -273,6 +273,7 @@ def test_viewer_works_without_a_usable_model(qtbot, isolated_settings, model_dir
     assert win.current_series() is series  # the viewer still reads the study
     assert reason in ctl.banner.plain_text() and ctl.banner.state == "off"
     assert ctl.device_label.text() == "Classifier: off"
+    assert not ctl.plot.isVisible() and not ctl.strip.isVisible()
     qtbot.keyClick(win, Qt.Key.Key_N)  # harmless
     qtbot.keyClick(win, Qt.Key.Key_G)
     assert not ctl.attention_visible()

@@ -119,6 +119,12 @@ class InferencePanel(QWidget):
         layout.addWidget(self.plot, 1)
         layout.addWidget(hint)
         layout.addWidget(self.model_line)
+        layout.addStretch(0)  # takes the room when the plot is hidden (no model)
+        self._results = (self.legend, self.plot, hint)
+
+    def set_results_visible(self, visible: bool) -> None:
+        for widget in self._results:
+            widget.setVisible(visible)
 
 
 class InferenceController(QObject):
@@ -283,6 +289,8 @@ class InferenceController(QObject):
                 f"Model {html.escape(self.loaded.info.name)} {html.escape(self.loaded.info.version)}{untrained} · "
                 f"{html.escape(self.device_text)}")
             self.panel.legend.set_thresholds(self.loaded.thresholds)
+            self.panel.set_results_visible(True)
+            self.strip.show()
             self.predictions.clear()
             self.errors.clear()
             self.complete.clear()
@@ -300,8 +308,10 @@ class InferenceController(QObject):
         self.problem = text
         self.device_label.setText("Classifier: off")
         self.device_label.setToolTip(text)
-        self.banner.set_message("off", f"<b>No predictions.</b> {html.escape(text)}",
-                                "The viewer works normally without the classifier.")
+        notice = "" if "without predictions" in text else "The viewer works normally without the classifier."
+        self.banner.set_message("off", f"<b>No predictions.</b> {html.escape(text)}", notice)
+        self.panel.set_results_visible(False)  # an empty plot and legend only puzzle the reader
+        self.strip.hide()
         self.panel.model_line.setText("")
         self.panel.legend.set_thresholds(None)
         self.panel.progress.hide()

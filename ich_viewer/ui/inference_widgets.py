@@ -10,7 +10,7 @@ from typing import Sequence
 from PySide6.QtCore import QEvent, QObject, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import (
-    QGridLayout, QLabel, QSlider, QStyle, QStyleOptionSlider, QWidget,
+    QGridLayout, QLabel, QSizePolicy, QSlider, QStyle, QStyleOptionSlider, QWidget,
 )
 
 from ich_viewer import LABELS
@@ -276,6 +276,7 @@ class Banner(QLabel):
         # room for three lines of finding plus the notice, so new text never re-lays out
         # the window (that repainted the whole image view mid-run)
         self.setMinimumHeight(self.fontMetrics().lineSpacing() * 5 + 14)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self.state = "running"
         self.set_message("running", "Classifier: waiting for a study")
 
