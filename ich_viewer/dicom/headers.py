@@ -12,7 +12,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from ich_viewer.dicom.model import SliceHeader
+from ich_viewer.dicom.model import SkippedFile, SliceHeader
 from ich_viewer.dicom.pixels import NATIVE_SYNTAXES, DecodeJob, NativeLayout, PixelSpec
 from ich_viewer.dicom.sources import FileRef
 
@@ -85,6 +85,16 @@ def read_image_file(ref: FileRef) -> ImageFile:
             raise
         except Exception as exc:  # values are decoded lazily: a corrupt one surfaces here
             raise NotAnImage(f"unreadable DICOM header value ({type(exc).__name__}: {exc})") from exc
+
+
+def read_outcome(ref: FileRef) -> "ImageFile | SkippedFile":
+    """The image file, or why it is left out; never raises for a bad file."""
+    try:
+        return read_image_file(ref)
+    except NotAnImage as exc:
+        return SkippedFile(ref.display, str(exc))
+    except Exception as exc:  # a reader bug on one file must not lose the study
+        return SkippedFile(ref.display, f"unexpected error: {type(exc).__name__}: {exc}")
 
 
 @dataclass(frozen=True)

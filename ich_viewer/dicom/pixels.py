@@ -219,6 +219,19 @@ def _correct_unused_bits(stored: np.ndarray, spec: PixelSpec) -> np.ndarray:
     return stored & stored.dtype.type((1 << spec.bits_stored) - 1)
 
 
+def _plain_rescale(stored: np.ndarray, spec: PixelSpec) -> np.ndarray | None:
+    """The common CT case (slope 1, whole intercept, nothing else) in one int16 pass, or None."""
+    if spec.slope != 1 or not float(spec.intercept).is_integer() or spec.padding or spec.monochrome1 or spec.rsna_wrap:
+        return None
+    if stored.dtype.itemsize > 2 or stored.size == 0:
+        return None
+    intercept = int(spec.intercept)
+    low, high = int(stored.min()) + intercept, int(stored.max()) + intercept
+    if low < -32768 or high > 32767 or int(stored.max()) > 32767:
+        return None
+    return np.add(stored.astype(np.int16, copy=False), intercept, dtype=np.int16)
+
+
 def stored_range(spec: PixelSpec) -> tuple[int, int]:
     """Smallest and largest value BitsStored can hold."""
     if spec.signed:
@@ -229,6 +242,9 @@ def stored_range(spec: PixelSpec) -> tuple[int, int]:
 def stored_to_hu(stored: np.ndarray, spec: PixelSpec) -> np.ndarray:
     """Apply padding, MONOCHROME1, the RSNA wrap fix and the rescale to stored values."""
     stored = _correct_unused_bits(np.asarray(stored), spec)
+    quick = _plain_rescale(stored, spec)
+    if quick is not None:
+        return quick
     wide = np.int64 if spec.bits_allocated > 16 else np.int32
     values = stored.astype(wide)
     padding = None
