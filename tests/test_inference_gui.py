@@ -253,6 +253,23 @@ def test_unavailable_device_is_explained(qtbot, isolated_settings, model_dir, mo
     win.close()
 
 
+def test_saved_device_that_is_missing_falls_back_with_a_note(qtbot, isolated_settings, model_dir, monkeypatch):
+    import torch
+
+    from ich_viewer.ui.settings import app_settings
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("ICH_VIEWER_MODEL_DIR", str(model_dir))
+    settings = app_settings()
+    settings.setValue("inference/device", "cuda")  # saved on a machine with a GPU
+    settings.sync()
+    win = make_window(qtbot)
+    qtbot.waitUntil(lambda: win.inference.loaded is not None, timeout=20000)
+    assert str(win.inference.loaded.device) == "cpu"
+    assert "preference not usable" in win.statusBar().currentMessage()
+    win.close()
+
+
 @pytest.mark.parametrize("damage, reason", [("missing", "No classifier model"), ("tampered", "does not match")])
 def test_viewer_works_without_a_usable_model(qtbot, isolated_settings, model_dir, tmp_path, monkeypatch,
                                             damage, reason):

@@ -271,7 +271,8 @@ class InferenceController(QObject):
         self.banner.set_message("running", "Loading the classifier…", SHORT_NOTICE)
         preference = self.device_preference()
         threads = self.runner.threads
-        self.model_job.request(lambda: _load(preference, threads))
+        saved = self.device_override is None  # a saved preference may name a GPU this machine lacks
+        self.model_job.request(lambda: _load(preference, threads, fall_back=saved))
 
     def _on_model_loaded(self, generation: int, outcome: Any) -> None:
         if generation != self.model_job.generation:
@@ -280,7 +281,9 @@ class InferenceController(QObject):
         if isinstance(outcome, str):
             self._set_problem(outcome)
         else:
-            self.loaded, self.device_text = outcome
+            self.loaded, self.device_text, note = outcome
+            if note:
+                self.window.show_status(note, 15000)
             self.problem = ""
             untrained = " – UNTRAINED test weights" if self.loaded.card.get("untrained") else ""
             self.device_label.setText(f"Classifier: {self.device_text}")
@@ -657,8 +660,12 @@ def attention_lut() -> np.ndarray:
     return lut
 
 
-def _load(preference: str | None, threads: int | None) -> Any:
-    """In a pool thread: (LoadedModel, device text), or the reason as a string."""
+def _load(preference: str | None, threads: int | None, fall_back: bool = False) -> Any:
+    """In a pool thread: (LoadedModel, device text, note), or the reason as a string.
+
+    ``fall_back``: an unavailable saved device falls back to automatic, with a note;
+    an explicit ``--device`` is an error instead, so the reader knows what ran.
+    """
     import torch
 
     from ich_viewer.inference.device import DeviceError, describe_device
@@ -666,11 +673,18 @@ def _load(preference: str | None, threads: int | None) -> Any:
 
     if threads:
         torch.set_num_threads(threads)  # leave a core to the event loop
+    note = ""
     try:
-        loaded = load_model(None, device=preference)
+        try:
+            loaded = load_model(None, device=preference)
+        except DeviceError as exc:
+            if not fall_back:
+                raise
+            note = f"Classifier device preference not usable ({exc}); using the automatic choice"
+            loaded = load_model(None, device=None)
     except (ModelLoadError, DeviceError) as exc:
         return str(exc)
-    return loaded, describe_device(loaded.device)
+    return loaded, describe_device(loaded.device), note
 
 
 def attach_inference(window: Any, args: Any = None) -> InferenceController:
