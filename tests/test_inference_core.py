@@ -332,6 +332,17 @@ def test_progress_cancel_and_order(loaded):
     assert slice_order(3, 10) == [2, 1, 0]
 
 
+def test_only_axial_ct_is_analysable():
+    from ich_viewer.inference.predict import not_analysable
+
+    series = phantom_series(2)
+    assert not_analysable(series) is None
+    series.modality = "MR"
+    assert "MR" in not_analysable(series)
+    series.modality, series.is_localizer = "CT", True
+    assert "localizer" in not_analysable(series)
+
+
 def test_undecodable_slice_is_skipped_and_reported(loaded):
     series = phantom_series(4)
     source, broken = series.pixel_source, series.slices[2].path

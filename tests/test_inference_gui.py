@@ -185,6 +185,19 @@ def test_study_switch_cancels_the_old_run_without_late_updates(qtbot, window):
     assert len(ctl.strip.centres()) == N_SLICES
 
 
+def test_localizer_and_other_modalities_are_not_analysed(qtbot, window):
+    ctl = window.inference
+    scout = phantom_series(1, n=3, uid="1.2.826.0.1.3680043.8.498.90")
+    scout.is_localizer = True
+    axial = phantom_series(1)
+    show(qtbot, window, axial, scout)
+    wait_complete(qtbot, window, axial)
+    window.show_series(1)
+    qtbot.wait(100)
+    assert ctl.runner.is_idle() and scout.series_uid not in ctl.predictions
+    assert "Not analysed" in ctl.banner.plain_text() and "localizer" in ctl.banner.plain_text()
+
+
 def test_stop_button_keeps_partial_results_and_says_so(qtbot, window):
     ctl = window.inference
     slow = phantom_series(2, n=30, uid="1.2.826.0.1.3680043.8.498.89")

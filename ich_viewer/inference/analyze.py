@@ -13,7 +13,7 @@ from typing import TextIO
 
 from ich_viewer import RESEARCH_NOTICE
 from ich_viewer.inference.device import DeviceError, describe_device
-from ich_viewer.inference.predict import PredictState, predict_series
+from ich_viewer.inference.predict import PredictState, not_analysable, predict_series
 from ich_viewer.inference.results import SeriesPrediction
 from ich_viewer.inference.weights import LoadedModel, ModelLoadError, load_model
 
@@ -32,6 +32,10 @@ def analyze_study(study, loaded: LoadedModel, *, batch_size: int = 16, log: Text
     """(Series, SeriesPrediction) for every image series with at least one readable slice."""
     results: list[tuple] = []
     for series in study.image_series:
+        reason = not_analysable(series)
+        if reason:
+            _say(f"  skipped series {series.series_number or ''} {series.description!r}: {reason}", log or sys.stderr)
+            continue
         state = PredictState(loaded, batch_size=batch_size)
         prediction = predict_series(series, state)
         for index, reason in sorted(state.errors.items()):

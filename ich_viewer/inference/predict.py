@@ -49,6 +49,20 @@ class PredictState:
         return bool(self.cancel())
 
 
+def not_analysable(series: "Series") -> str | None:
+    """Why the classifier should not run on ``series`` (None when it should).
+
+    The network knows axial head CT only: a scout or another modality would get
+    confident-looking but meaningless numbers.
+    """
+    if getattr(series, "is_localizer", False):
+        return "a localizer (scout) image, not an axial head CT"
+    modality = (getattr(series, "modality", "") or "").upper()
+    if modality and modality != "CT":
+        return f"modality {modality}, not CT"
+    return None
+
+
 def slice_order(n: int, start_index: int | None) -> list[int]:
     """0..n-1, or the slices nearest ``start_index`` first (start, +1, -1, +2, ...)."""
     if start_index is None or n == 0:

@@ -151,6 +151,7 @@ class InferenceController(QObject):
         self.complete: set[str] = set()
         self.started_at: dict[str, str] = {}
         self._series: Any = None
+        self._skip_reason: str | None = None
         self._stopped = False
         self._attention_on = False
         self._attention_key: tuple[str, int] | None = None
@@ -346,6 +347,9 @@ class InferenceController(QObject):
         self._show_series(series)
 
     def _show_series(self, series: Any) -> None:
+        self._refresh_timer.stop()
+        self._progress_value = None
+        self._skip_reason = None
         self._series = series
         self._stopped = False
         self._hide_attention()
@@ -362,6 +366,14 @@ class InferenceController(QObject):
         if self.loaded is None:
             if self.problem:
                 self._set_problem(self.problem)
+            return
+        from ich_viewer.inference.predict import not_analysable
+
+        reason = self._skip_reason = not_analysable(series)
+        if reason:
+            self.panel.progress.hide()
+            self.panel.run_button.hide()
+            self.banner.set_message("running", f"Not analysed: this series is {html.escape(reason)}.", SHORT_NOTICE)
             return
         if uid in self.complete:
             self.panel.progress.hide()
@@ -471,7 +483,7 @@ class InferenceController(QObject):
     # -- what the reader sees -----------------------------------------------------------
     def _update_banner(self, running: bool | None = None) -> None:
         series = self._series
-        if series is None or self.loaded is None:
+        if series is None or self.loaded is None or self._skip_reason:
             return
         uid = series.series_uid
         if running is None:
