@@ -220,13 +220,13 @@ def test_attention_overlay_toggles_with_g(qtbot, window):
     wait_complete(qtbot, window, series)
     qtbot.keyClick(window, Qt.Key.Key_G)
     qtbot.waitUntil(ctl.attention_visible, timeout=10000)
-    heat = ctl.attention_item.image
+    heat = ctl.attention.item.image
     assert heat.shape == series.shape and np.isfinite(heat).all()
-    assert ctl.attention_item.zValue() > window.image_view().image_item.zValue()
+    assert ctl.attention.item.zValue() > window.image_view().image_item.zValue()
     assert "where the network looked" in ctl.frame.caption_text()
     window.set_slice(window.current_index() + 1)  # a new slice gets its own map
     qtbot.waitUntil(ctl.attention_visible, timeout=10000)
-    assert ctl._attention.index == window.current_index()
+    assert ctl.attention.current.index == window.current_index()
     qtbot.keyClick(window, Qt.Key.Key_G)
     assert not ctl.attention_visible()
 

@@ -11,21 +11,19 @@ from __future__ import annotations
 import html
 import logging
 import os
-from typing import Any, Sequence
+from typing import Any
 
-import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel
 
-from ich_viewer import LABELS, RESEARCH_NOTICE
-from ich_viewer.imaging.palette import label_hex
+from ich_viewer.imaging.palette import band_labels
 from ich_viewer.inference.results import SeriesPrediction, SlicePrediction
 from ich_viewer.inference.worker import InferenceRunner, LatestJob
+from ich_viewer.ui.inference_attention import AttentionOverlay
 from ich_viewer.ui.inference_dialog import ModelInfoDialog
-from ich_viewer.ui.inference_plot import ProbabilityPlot
-from ich_viewer.ui.inference_widgets import SHORT_NAMES, Banner, Legend, SliceFrame, SliceStrip, band_labels
+from ich_viewer.ui.inference_sidebar import SHORT_NOTICE, InferencePanel, banner_content, slice_caption
+from ich_viewer.ui.inference_widgets import SliceFrame, SliceStrip
 from ich_viewer.ui.settings import app_settings
 
 log = logging.getLogger(__name__)
@@ -33,98 +31,8 @@ log = logging.getLogger(__name__)
 DEVICE_KEY = "inference/device"
 SHUTDOWN_TIMEOUT_S = 3.0
 REFRESH_MS = 120
-SHORT_NOTICE = "Research / decision support – not a diagnosis."
 DEVICE_CHOICES = (("auto", "Automatic (GPU when available)"), ("cpu", "CPU"), ("cuda", "NVIDIA GPU (CUDA)"),
                   ("mps", "Apple GPU (MPS)"))
-
-
-def _names(labels: Sequence[str]) -> str:
-    return ", ".join(f"{label} ({SHORT_NAMES[label]})" for label in labels)
-
-
-def banner_content(slices: Sequence[SlicePrediction], n_total: int, *, running: bool, stopped: bool = False,
-                   unreadable: int = 0, series_name: str = "") -> tuple[str, str]:
-    """(state, html) of the study banner for the predictions of the shown series."""
-    flagged = [s for s in slices if s.flagged]
-    subtypes = [label for label in LABELS[:-1] if any(label in s.flagged for s in flagged)]
-    done = len(slices) + unreadable
-    where = f"{html.escape(series_name)}: " if series_name else ""
-    if subtypes:
-        finding = f"Suspected {_names(subtypes)}"
-    elif flagged:
-        finding = "Suspected hemorrhage, subtype unclear"
-    else:
-        finding = ""
-    count = f"{len(flagged)} of {n_total} slices flagged"
-    if running:
-        state = "suspected" if finding else "running"
-        text = f"{where}{finding + ' so far – ' + count if finding else 'Classifier running'} ({done}/{n_total} analysed)…"
-    elif finding:
-        state, text = "suspected", f"{where}<b>{finding}</b> – {count}"
-    else:
-        state, text = "none", f"{where}No hemorrhage flagged on {len(slices)} slice{'s' if len(slices) != 1 else ''}"
-    if stopped and not running:
-        text = f"Stopped after {done}/{n_total} slices (partial). " + text
-    if unreadable:
-        text += f" ({unreadable} slice{'s' if unreadable != 1 else ''} could not be read)"
-    return state, text
-
-
-def slice_caption(prediction: SlicePrediction | None) -> str:
-    """Rich text over the image for the slice on screen: only when something is flagged."""
-    if prediction is None or not prediction.flagged:
-        return ""
-    shown = [label for label in LABELS if label in prediction.flagged]
-    parts = [f"<span style='color:{label_hex(label)}'>■</span>&nbsp;{SHORT_NAMES[label]}&nbsp;"
-             f"{prediction.probabilities[label]:.2f}" for label in shown]
-    return f"Slice {prediction.index + 1}: " + " · ".join(parts)
-
-
-class InferencePanel(QWidget):
-    """Side panel: banner, progress with stop/run, legend, plot, model line."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("inference_panel")
-        self.banner = Banner()
-        self.progress = QProgressBar()
-        self.progress.setObjectName("inference_progress")
-        self.progress.setFormat("%v / %m slices")
-        self.progress.hide()
-        self.run_button = QPushButton("Stop")
-        self.run_button.setObjectName("inference_run_button")
-        self.run_button.hide()
-        for widget in (self.progress, self.run_button):  # showing them must not move the plot
-            policy = widget.sizePolicy()
-            policy.setRetainSizeWhenHidden(True)
-            widget.setSizePolicy(policy)
-        row = QHBoxLayout()
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.progress, 1)
-        row.addWidget(self.run_button)
-        self.legend = Legend()
-        self.plot = ProbabilityPlot()
-        self.model_line = QLabel("")
-        self.model_line.setObjectName("inference_model_line")
-        self.model_line.setWordWrap(True)
-        self.model_line.setStyleSheet("color: #aaa; font-size: small;")
-        hint = QLabel("N / P: next / previous flagged slice · G: attention map · click the plot or strip to jump")
-        hint.setWordWrap(True)
-        hint.setStyleSheet("color: #aaa; font-size: small;")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.banner)
-        layout.addLayout(row)
-        layout.addWidget(self.legend)
-        layout.addWidget(self.plot, 1)
-        layout.addWidget(hint)
-        layout.addWidget(self.model_line)
-        layout.addStretch(0)  # takes the room when the plot is hidden (no model)
-        self._results = (self.legend, self.plot, hint)
-
-    def set_results_visible(self, visible: bool) -> None:
-        for widget in self._results:
-            widget.setVisible(visible)
 
 
 class InferenceController(QObject):
@@ -153,8 +61,6 @@ class InferenceController(QObject):
         self._series: Any = None
         self._skip_reason: str | None = None
         self._stopped = False
-        self._attention_on = False
-        self._attention_key: tuple[str, int] | None = None
 
         self.runner = InferenceRunner(self, batch_size=4, threads=max(1, (os.cpu_count() or 1) - 1))
         self.runner.result.connect(self._on_result)
@@ -164,9 +70,6 @@ class InferenceController(QObject):
         self.model_job = LatestJob(self)
         self.model_job.done.connect(self._on_model_loaded)
         self.model_job.failed.connect(lambda g, text: self._set_problem(f"The classifier could not be loaded: {text}"))
-        self.attention_job = LatestJob(self)
-        self.attention_job.done.connect(self._on_attention)
-        self.attention_job.failed.connect(lambda g, text: window.show_status(f"Attention map failed: {text}", 8000))
 
         self._build_widgets()
         self._build_actions()
@@ -203,11 +106,9 @@ class InferenceController(QObject):
         w.add_slider_decoration(self.strip)
         view = w.image_view()
         self.frame = SliceFrame(view.graphics.viewport())
-        self.attention_item = pg.ImageItem(axisOrder="row-major")
-        self.attention_item.setZValue(10)
-        self.attention_item.setLookupTable(attention_lut())
-        self.attention_item.hide()
-        view.view_box.addItem(self.attention_item)
+        self.attention = AttentionOverlay(w)
+        self.attention.changed.connect(self._update_frame)
+        self.attention.failed.connect(lambda text: w.show_status(f"Attention map failed: {text}", 8000))
         self.device_label = QLabel("Classifier: loading…")
         self.device_label.setObjectName("inference_device_label")
         w.statusBar().addPermanentWidget(self.device_label)
@@ -329,14 +230,14 @@ class InferenceController(QObject):
 
     def _on_study_closing(self) -> None:
         self.runner.cancel()
-        self.attention_job.cancel()
+        self.attention.hide()
         if not self.runner.wait(SHUTDOWN_TIMEOUT_S):
             log.warning("classifier still running %.1f s after the study closed", SHUTDOWN_TIMEOUT_S)
         self._series = None
         self.strip.reset(0)
         self.plot.reset(0, None)
         self.frame.set_slice([], "")
-        self._hide_attention()
+        self.attention.hide()
         self.panel.progress.hide()
         self.panel.run_button.hide()
         if self.loaded is not None:
@@ -352,7 +253,7 @@ class InferenceController(QObject):
         self._skip_reason = None
         self._series = series
         self._stopped = False
-        self._hide_attention()
+        self.attention.hide()
         uid = series.series_uid
         thresholds = self.loaded.thresholds if self.loaded is not None else None
         self.strip.reset(len(series))
@@ -503,17 +404,16 @@ class InferenceController(QObject):
         prediction = self.prediction_at(self.window.current_index())
         labels = band_labels(prediction.flagged) if prediction is not None else []
         caption = slice_caption(prediction)
-        if self._attention_on:
-            caption = (caption + "<br>" if caption else "") + self._attention_caption()
+        extra = self.attention.caption()
+        if extra:
+            caption = (caption + "<br>" if caption else "") + extra
         self.frame.set_slice(labels, caption)
 
     def _on_slice_changed(self, index: int) -> None:
         self.strip.set_current(index if self._series is not None else None)
         self.plot.set_current(index if self._series is not None else None)
+        self.attention.request(self.loaded, self._series, index)  # the old map goes at once
         self._update_frame()
-        if self._attention_on:
-            self._hide_attention(keep_on=True)
-            self._request_attention()
 
     def prediction_at(self, index: int) -> SlicePrediction | None:
         if self._series is None:
@@ -564,56 +464,18 @@ class InferenceController(QObject):
 
     # -- attention overlay -------------------------------------------------------------
     def toggle_attention(self) -> None:
-        self._attention_on = not self._attention_on
-        self.actions["attention"].setChecked(self._attention_on)
-        if not self._attention_on:
-            self._hide_attention()
-            self._update_frame()
-            return
-        if self.loaded is None:
+        """G: show / hide where the network looked on the slice on screen."""
+        if self.attention.on:
+            self.attention.switch_off()
+        elif self.loaded is None:
             self.window.show_status("No attention map: " + (self.problem or "the classifier is not loaded"), 6000)
-            self._attention_on = False
-            self.actions["attention"].setChecked(False)
-            return
-        self._request_attention()
+        else:
+            self.attention.switch_on(self.loaded, self._series, self.window.current_index())
+        self.actions["attention"].setChecked(self.attention.on)
         self._update_frame()
 
     def attention_visible(self) -> bool:
-        return self.attention_item.isVisible()
-
-    def _request_attention(self) -> None:
-        series, index, loaded = self._series, self.window.current_index(), self.loaded
-        if series is None or loaded is None:
-            return
-        from ich_viewer.inference.gradcam import attention_map
-
-        self._attention_key = (series.series_uid, index)
-        self.attention_job.request(lambda: (series.series_uid, attention_map(loaded, series, index)))
-
-    def _on_attention(self, generation: int, outcome: Any) -> None:
-        if generation != self.attention_job.generation or not self._attention_on or self._series is None:
-            return
-        uid, amap = outcome
-        if (uid, amap.index) != self._attention_key or amap.index != self.window.current_index():
-            return
-        self._attention = amap
-        self.attention_item.setImage(amap.heat, autoLevels=False, levels=(0.0, 1.0))
-        self.attention_item.setRect(self.window.image_view().image_rect())
-        self.attention_item.show()
-        self._update_frame()
-
-    def _attention_caption(self) -> str:
-        amap = getattr(self, "_attention", None)
-        if amap is None or not self.attention_visible():
-            return "<i>Attention map: computing…</i>"
-        return (f"<i>Attention (G) for {SHORT_NAMES[amap.label]} p={amap.probability:.2f}: "
-                f"where the network looked – not an outline of blood</i>")
-
-    def _hide_attention(self, keep_on: bool = False) -> None:
-        self.attention_item.hide()
-        self._attention = None
-        if not keep_on:
-            self._attention_key = None
+        return self.attention.visible()
 
     # -- dialogs and menus ---------------------------------------------------------------
     def show_model_info(self) -> ModelInfoDialog:
@@ -657,19 +519,11 @@ class InferenceController(QObject):
     def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> bool:
         """Cancel everything and wait (bounded); True when all threads stopped."""
         stopped = self.runner.shutdown(timeout_s)
-        stopped &= self.attention_job.shutdown(timeout_s)
+        stopped &= self.attention.shutdown(timeout_s)
         stopped &= self.model_job.shutdown(timeout_s)
         if self.info_dialog is not None:
             self.info_dialog.close()
         return stopped
-
-
-def attention_lut() -> np.ndarray:
-    """Transparent at low attention, then warm and more opaque (inferno, at most ~45 % alpha)."""
-    lut = pg.colormap.get("inferno").getLookupTable(0.0, 1.0, 256, alpha=True).astype(np.ubyte)
-    ramp = np.clip((np.arange(256) - 64) / 192.0, 0.0, 1.0)  # nothing below 25 % attention
-    lut[:, 3] = (ramp * 115).astype(np.ubyte)
-    return lut
 
 
 def _load(preference: str | None, threads: int | None, fall_back: bool = False) -> Any:
