@@ -360,12 +360,13 @@ def step_decoder_processes(ctx: SmokeContext) -> str:
     """Compressed slices decoded in worker processes (fork server or spawn of the frozen app).
 
     A frozen app must re-enter itself correctly to start workers, and the workers need
-    the decoder plugins too; the loader silently falls back to threads otherwise, so
-    this step checks the pool really ran.
+    the decoder plugins too; the loader quietly falls back to threads otherwise, so this
+    step waits for the shared pool and checks it really decoded.
     """
     from concurrent.futures import ProcessPoolExecutor
 
-    from ich_viewer.dicom.background import BackgroundDecoder, process_context
+    from ich_viewer.dicom import workers
+    from ich_viewer.dicom.background import BackgroundDecoder
     from ich_viewer.dicom.loader import load_study
     from ich_viewer.dicom.pixels import decode_job
     from ich_viewer.phantom.writer import write_series
@@ -375,17 +376,23 @@ def step_decoder_processes(ctx: SmokeContext) -> str:
     folder = ctx.workdir / "decoders" / "processes"
     write_series(volume, folder, spacing_mm=5.0, pixel_spacing=(0.5, 0.5), syntax="jpeg2000")
     series = load_study(folder).image_series[0]
-    with ProcessPoolExecutor(1, mp_context=process_context()) as pool:
+    context = workers.process_context()
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
         image = pool.submit(decode_job, series.pixel_source.job(series.slices[0])).result(timeout=120)
     check(float(np.abs(np.asarray(image, np.float32) - volume[0]).max()) == 0.0,
           "a worker process decoded the slice differently")
-    decoder = BackgroundDecoder(series, workers=2, mode="processes").start()
-    check(decoder.wait(120), "background decoding did not finish within 120 s")
-    check(decoder.mode_used == "processes", f"worker processes unavailable (decoded with {decoder.mode_used})")
-    check(decoder.failed == 0 and all(series.is_decoded(i) for i in range(len(series))),
-          f"{decoder.failed} slice(s) failed in worker processes")
-    check(float(np.abs(series.volume_hu() - volume).max()) == 0.0, "decoded HU differ from the written ones")
-    return f"JPEG 2000 in {process_context().get_start_method()} workers: {len(series)} slices bit-exact"
+    try:
+        check(workers.start_pool(2).wait(120) and workers.ready_pool() is not None,
+              "the shared decoder pool did not start (see the log for the reason)")
+        decoder = BackgroundDecoder(series, workers=2, mode="processes").start()
+        check(decoder.wait(120), "background decoding did not finish within 120 s")
+        check(decoder.mode_used == "processes", f"worker processes unused (decoded with {decoder.mode_used})")
+        check(decoder.failed == 0 and all(series.is_decoded(i) for i in range(len(series))),
+              f"{decoder.failed} slice(s) failed in worker processes")
+        check(float(np.abs(series.volume_hu() - volume).max()) == 0.0, "decoded HU differ from the written ones")
+    finally:
+        workers.shutdown_workers()
+    return f"JPEG 2000 in {context.get_start_method()} workers: {len(series)} slices bit-exact"
 
 
 STEPS: tuple[tuple[str, Callable[[SmokeContext], str], tuple[str, ...]], ...] = (
