@@ -39,6 +39,7 @@ def test_json_and_csv_have_every_slice_and_the_model(study_dir, model_dir, tmp_p
     printed = capsys.readouterr().out
     assert code == 0
     assert "not a diagnosis" in printed and "slices analysed" in printed
+    assert "untrained test weights" in printed
     doc = json.loads(out_json.read_text())
     card = json.loads((model_dir / "model_card.json").read_text())
     assert doc["model"]["sha256"] == card["sha256"] and doc["model"]["device"] == "cpu"

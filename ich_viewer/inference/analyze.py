@@ -46,9 +46,10 @@ def analyze_study(study, loaded: LoadedModel, *, batch_size: int = 16, log: Text
     return results
 
 
-def summary_lines(results: list[tuple[object, SeriesPrediction]], device_text: str) -> list[str]:
+def summary_lines(results: list[tuple[object, SeriesPrediction]], device_text: str,
+                  untrained: bool = False) -> list[str]:
     """What the terminal shows: model, device and per series the suspected subtypes."""
-    lines = []
+    lines = ["WARNING: untrained test weights - these predictions mean nothing."] if untrained else []
     if results:
         info = results[0][1].model
         lines.append(f"Model {info.name} {info.version} (sha256 {info.sha256[:12]}) on {device_text}")
@@ -153,6 +154,6 @@ def run_analyze(args: argparse.Namespace) -> int:
     except ExportError as exc:
         _fail(str(exc))
         return EXIT_INPUT
-    for line in summary_lines(results, device_text):
+    for line in summary_lines(results, device_text, untrained=bool(loaded.card.get("untrained"))):
         _say(line)
     return write_documents(args, study, results)
