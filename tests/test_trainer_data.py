@@ -51,15 +51,20 @@ def write_ctich(root, patients: dict[int, list[list[int]]], drop_bone=(), size=4
 
 
 def test_rebuild_hu_uses_brain_window_inside_and_bone_window_outside():
-    brain = np.array([[0, 1, 128, 254, 255]], dtype=np.uint8)
-    bone = np.array([[10, 200, 200, 200, 100]], dtype=np.uint8)
+    brain = np.array([[0, 1, 128, 254, 255, 1]], dtype=np.uint8)
+    # bone grey 74 ~ 28 HU, 80 ~ 104 HU: both agree with the brain window's range
+    bone = np.array([[10, 74, 74, 80, 100, 0]], dtype=np.uint8)
     hu = rebuild_hu(brain, bone)
     assert hu[0, 1] == pytest.approx(-20 + 120 / 255)
     assert hu[0, 2] == pytest.approx(-20 + 128 * 120 / 255)
+    assert hu[0, 3] == pytest.approx(-20 + 254 * 120 / 255)
     assert hu[0, 0] == pytest.approx(-900 + 10 * 3200 / 255)  # clipped dark: from bone
     assert hu[0, 4] == pytest.approx(-900 + 100 * 3200 / 255)  # clipped bright: from bone
+    # JPEG noise: air is grey 1 in the brain window; the bone window says -900 HU.
+    assert hu[0, 5] == pytest.approx(-900.0)
     only_brain = rebuild_hu(brain, None)
     assert only_brain[0, 4] == pytest.approx(100.0)
+    assert only_brain[0, 1] == -1000.0
 
 
 def test_ctich_reader_orders_slices_maps_columns_and_handles_missing_bone(tmp_path):
@@ -86,6 +91,7 @@ def test_ctich_reader_orders_slices_maps_columns_and_handles_missing_bone(tmp_pa
     assert abs(centre - 35.0) < 2.0
     assert hu[4][24, 24 + int(48 * 0.38)] > 600  # the bone ring comes from the bone window
     assert hu[2].max() <= 100.0 + 1e-3  # missing bone: brain window only
+    assert hu[2][0, 0] == -1000.0 and hu[4][0, 0] < -850  # air is air either way
 
 
 def test_ctich_reader_rejects_a_wrong_folder(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -63,6 +64,8 @@ class CachedSet:
     """(N,) patient key per sample: the split unit."""
     sources: np.ndarray
     names: np.ndarray
+    build_seconds: float = 0.0
+    """How long building this cache took (kept with it, for the reproduce time)."""
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -129,12 +132,17 @@ def load_or_build(make_volumes: Callable[[], Iterable[Volume]], identity: dict, 
     if hu_path.is_file() and meta_path.is_file():
         meta = np.load(meta_path, allow_pickle=False)
         log(f"cache hit: {hu_path}")
+        seconds = float(meta["build_seconds"]) if "build_seconds" in meta.files else 0.0
         return CachedSet(np.load(hu_path, mmap_mode="r"), meta["labels"], meta["groups"],
-                         meta["sources"], meta["names"])
+                         meta["sources"], meta["names"], seconds)
+    started = time.monotonic()
     data = build_cached_set(make_volumes(), spec, log)
-    tmp_hu, tmp_meta = stem.with_suffix(".hu.tmp.npy"), stem.with_suffix(".meta.tmp.npz")
+    data.build_seconds = time.monotonic() - started
+    tmp = f".{os.getpid()}.tmp"  # two commands building one cache never share a temporary file
+    tmp_hu, tmp_meta = stem.with_suffix(f"{tmp}.hu.npy"), stem.with_suffix(f"{tmp}.meta.npz")
     np.save(tmp_hu, data.hu)
-    np.savez(tmp_meta, labels=data.labels, groups=data.groups, sources=data.sources, names=data.names)
+    np.savez(tmp_meta, labels=data.labels, groups=data.groups, sources=data.sources, names=data.names,
+             build_seconds=data.build_seconds)
     tmp_hu.replace(hu_path)
     tmp_meta.replace(meta_path)
     log(f"cache written: {hu_path} ({hu_path.stat().st_size / 1e6:.0f} MB)")

@@ -1,9 +1,9 @@
 """The whole recipe: caches, synthetic pre-training, patient-level CV, ablation, final fit.
 
-Every training run lives in its own folder under ``<work>/runs/<config id>/``; a run that
-finished is loaded instead of retrained, so ``reproduce`` and ``ablation`` share runs
-(the synthetic pre-training and the folds of the chosen arm) and a killed command
-continues with ``--resume``.
+Every training run lives in a folder ``<work>/runs/<arm>-<key>/<run>`` whose key hashes
+only the settings that run depends on; with ``--resume`` a finished run is loaded instead
+of retrained, so commands share runs (the synthetic pre-training, the folds of an arm
+trained by an earlier ``--cv-only`` command) and a killed command continues.
 """
 from __future__ import annotations
 
@@ -20,14 +20,14 @@ import torch
 
 from ich_viewer import LABELS
 from ich_viewer.inference.preprocess import InputSpec
-from trainer.cache import CachedSet, load_or_build, volumes_identity
+from trainer.cache import CachedSet, cache_key, load_or_build, volumes_identity
 from trainer.metrics import evaluate
 from trainer.splits import fold_masks, patient_folds
 from trainer.train import Recipe, RunStats, fit, predict
 
 SLIM_ARCH = {"stem_width": 16, "widths": [16, 32, 64, 128]}
-"""0.38 M parameters, 0.05 GFLOP per 128 x 128 input: a third of the default network's
-cost, chosen so CV, ablation and the final fit fit the CPU budget of two shared cores."""
+"""0.38 M parameters, 0.05 GFLOP per 128 x 128 input (the default network: 0.17):
+chosen so CV, ablation and the final fit fit the CPU budget of two shared cores."""
 ARMS = ("synthetic", "real", "both")
 """Ablation arms: synthetic only, real only, synthetic pre-training then real fine-tuning."""
 
@@ -38,11 +38,13 @@ class Config:
 
     size: int = 128
     context: int = 1
-    recipe: Recipe = field(default_factory=lambda: Recipe(epochs=10, arch=dict(SLIM_ARCH)))
-    pretrain: Recipe = field(default_factory=lambda: Recipe(epochs=5, arch=dict(SLIM_ARCH)))
-    synthetic_count: int = 102
+    recipe: Recipe = field(default_factory=lambda: Recipe(epochs=14, arch=dict(SLIM_ARCH)))
+    pretrain: Recipe = field(default_factory=lambda: Recipe(epochs=4, arch=dict(SLIM_ARCH)))
+    synthetic_count: int = 68
     synthetic_seed: int = 1000
-    synthetic_matrix: int = 256
+    synthetic_matrix: int = 128
+    synthetic_thickness: float = 5.0
+    """Slice spacing of the phantoms, as CT-ICH (~5 mm)."""
     folds: int = 5
     split_seed: int = 0
     arm: str = "both"
@@ -59,9 +61,13 @@ class Config:
         data["pretrain"] = self.pretrain.to_dict()
         return data
 
-    def run_id(self) -> str:
-        """Names the run folders; the arm is left out so every arm shares the same runs."""
-        data = {k: v for k, v in self.to_dict().items() if k != "arm"}
+    def run_id(self, arm: str | None = None) -> str:
+        """Hash of the settings the runs of ``arm`` depend on (all settings when None)."""
+        data = self.to_dict()
+        synthetic = ("pretrain", "synthetic_count", "synthetic_seed", "synthetic_matrix", "synthetic_thickness")
+        real = ("recipe", "folds", "split_seed", "max_patients")
+        keep = {"synthetic": synthetic, "real": real, "both": synthetic + real}.get(arm or "", tuple(data))
+        data = {k: v for k, v in data.items() if k in keep or k in ("size", "context")}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -73,7 +79,7 @@ def quick_config() -> Config:
         recipe=Recipe(epochs=2, batch_size=16, samples_per_epoch=160, arch=tiny),
         pretrain=Recipe(epochs=2, batch_size=16, samples_per_epoch=160, arch=tiny),
         synthetic_count=6,
-        synthetic_matrix=128,
+        synthetic_matrix=96,
         folds=2,
         max_patients=8,
     )
@@ -106,10 +112,21 @@ class Workspace:
     resume: bool = True
     timings: dict = field(default_factory=dict)
     trained: dict = field(default_factory=dict)
+    data_keys: dict = field(default_factory=dict)
+    """Cache key of each data set loaded so far; part of the run folder names."""
 
-    @property
-    def runs(self) -> Path:
-        return self.work / "runs" / self.config.run_id()
+    def run_dir(self, arm: str, name: str) -> Path:
+        """Keyed by the settings and the data (cache keys) the runs of ``arm`` depend on."""
+        data = {k: v for k, v in self.data_keys.items() if (k == "synthetic") == (arm == "synthetic")
+                or (arm == "both" and k == "synthetic")}
+        key = hashlib.sha256(json.dumps([self.config.run_id(arm), data], sort_keys=True).encode())
+        return self.work / "runs" / f"{arm}-{key.hexdigest()[:10]}" / name
+
+    def _load(self, name: str, make_volumes, identity: dict) -> CachedSet:
+        spec = self.config.spec()
+        self.data_keys[name] = cache_key(spec, identity)
+        return self._timed(f"cache {name}", lambda: load_or_build(
+            make_volumes, identity, spec, self.cache, name, self.log))
 
     @property
     def cache(self) -> Path:
@@ -117,22 +134,20 @@ class Workspace:
 
     def real(self, ct_ich: Path | None, rsna_csv: Path | None = None, rsna_dir: Path | None = None) -> dict[str, CachedSet]:
         """Cached real sets by name ("ct-ich" for evaluation, "rsna" as extra training data)."""
-        from trainer.data.ctich import read_ctich
+        from trainer.data.ctich import READER_VERSION, read_ctich
 
         sets: dict[str, CachedSet] = {}
-        spec = self.config.spec()
         if ct_ich is not None:
             volumes = read_ctich(ct_ich)
             if self.config.max_patients:
                 volumes = volumes[: self.config.max_patients]
-            sets["ct-ich"] = self._timed("cache ct-ich", lambda: load_or_build(
-                lambda: volumes, volumes_identity(volumes), spec, self.cache, "ct-ich", self.log))
+            sets["ct-ich"] = self._load("ct-ich", lambda: volumes,
+                                        {**volumes_identity(volumes), "reader": READER_VERSION})
         if rsna_csv is not None and rsna_dir is not None:
             from trainer.data.rsna import read_rsna
 
-            volumes = read_rsna(rsna_csv, rsna_dir)
-            sets["rsna"] = self._timed("cache rsna", lambda: load_or_build(
-                lambda: volumes, volumes_identity(volumes), spec, self.cache, "rsna", self.log))
+            rsna = read_rsna(rsna_csv, rsna_dir)
+            sets["rsna"] = self._load("rsna", lambda: rsna, volumes_identity(rsna))
         return sets
 
     def synthetic(self) -> CachedSet:
@@ -140,10 +155,9 @@ class Workspace:
 
         c = self.config
         identity = {"count": c.synthetic_count, "seed": c.synthetic_seed, "matrix": c.synthetic_matrix,
-                    "phantom": phantom_code_digest()}
-        return self._timed("cache synthetic", lambda: load_or_build(
-            lambda: synthetic_volumes(c.synthetic_count, c.synthetic_seed, c.synthetic_matrix),
-            identity, c.spec(), self.cache, "synthetic", self.log))
+                    "thickness": c.synthetic_thickness, "phantom": phantom_code_digest()}
+        return self._load("synthetic", lambda: synthetic_volumes(
+            c.synthetic_count, c.synthetic_seed, c.synthetic_matrix, c.synthetic_thickness), identity)
 
     def _timed(self, name: str, work):
         started = time.monotonic()
@@ -151,20 +165,20 @@ class Workspace:
         self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - started
         return result
 
-    def fit(self, name: str, data: CachedSet, recipe: Recipe, init_state: dict | None = None):
-        """Train (or, with resume, re-use) the run ``name``; once per command either way."""
-        if name in self.trained:
-            return self.trained[name]
-        run_dir = self.runs / name
+    def fit(self, arm: str, name: str, data: CachedSet, recipe: Recipe, init_state: dict | None = None):
+        """Train (or, with resume, re-use) run ``name`` of ``arm``; once per command either way."""
+        run_dir = self.run_dir(arm, name)
+        if run_dir in self.trained:
+            return self.trained[run_dir]
         if not self.resume and run_dir.exists():
             shutil.rmtree(run_dir)
-        self.trained[name] = self._timed(f"train {name.split('/')[0]}", lambda: fit(
+        self.trained[run_dir] = self._timed(f"train {arm} {name.rstrip('0123456789')}", lambda: fit(
             data, self.config.spec(), recipe, run_dir, init_state=init_state, device=self.device,
             resume=self.resume, log=self.log))
-        return self.trained[name]
+        return self.trained[run_dir]
 
     def pretrained(self) -> tuple[torch.nn.Module, RunStats]:
-        return self.fit("synthetic", self.synthetic(), self.config.pretrain)
+        return self.fit("synthetic", "pretrain", self.synthetic(), self.config.pretrain)
 
 
 def _init_for(ws: Workspace, arm: str) -> dict | None:
@@ -194,7 +208,7 @@ def cross_validate(ws: Workspace, real: CachedSet, arm: str, extra: CachedSet | 
             train = real.subset(np.flatnonzero(train_mask))
             if extra is not None:
                 train = CachedSet.concat([train, extra])
-            model, run_stats = ws.fit(f"{arm}/fold{fold}", train, c.recipe, init)
+            model, run_stats = ws.fit(arm, f"fold{fold}", train, c.recipe, init)
             probs[held] = predict(model, real.subset(np.flatnonzero(held)), spec, device=ws.device)
             stats.append(run_stats)
             ws.log(f"{arm}: fold {fold} done ({held.sum()} held-out slices)")
@@ -222,4 +236,4 @@ def final_fit(ws: Workspace, real: CachedSet, extra: CachedSet | None = None):
     if arm == "synthetic":
         return ws.pretrained()
     train = real if extra is None else CachedSet.concat([real, extra])
-    return ws.fit(f"final-{arm}", train, ws.config.recipe, _init_for(ws, arm))
+    return ws.fit(arm, "final", train, ws.config.recipe, _init_for(ws, arm))

@@ -3,8 +3,13 @@
 ``Patients_CT/<n>/brain/<k>.jpg`` (window 40/120) and ``bone/<k>.jpg`` (700/3200) are
 two 8-bit views of one slice; HU is rebuilt from the brain window where it is not
 clipped (grey 1..254, ~0.5 HU per level) and from the bone window elsewhere (~12.5 HU per
-level). A missing bone image (e.g. 84/36) leaves the brain window alone: HU clipped to
--20..100, which is recorded in the volume's notes.
+level). JPEG noise breaks the plain rule: the air around the head is grey 1 (not 0) in
+most brain-window files, which would make air -19.5 HU (and the whole image "head" for
+the crop). So the brain window is used only where the bone window agrees that the value
+lies near the brain window's range (within ``BONE_AGREEMENT_HU``); elsewhere the bone
+window decides. A missing bone image (e.g. 84/36) leaves the brain window alone: grey
+<= 1 becomes air (-1000 HU; fat is lost too), the rest is clipped to -20..100; the
+volume's notes record it.
 """
 from __future__ import annotations
 
@@ -18,6 +23,11 @@ from trainer.data.volume import Volume
 
 BRAIN_WINDOW = (40.0, 120.0)
 BONE_WINDOW = (700.0, 3200.0)
+READER_VERSION = 2
+"""Bumped whenever the HU rebuilt from the JPEGs changes (it keys the caches)."""
+BONE_AGREEMENT_HU = 60.0
+"""How far outside -20..100 HU the bone window may put a pixel and still let the brain
+window's finer value stand (bone window: 12.5 HU per grey level plus JPEG noise)."""
 CSV_NAME = "hemorrhage_diagnosis.csv"
 CSV_COLUMNS = {
     "epidural": "Epidural",
@@ -40,14 +50,18 @@ def grey_to_hu(grey: np.ndarray, window: tuple[float, float]) -> np.ndarray:
 
 
 def rebuild_hu(brain: np.ndarray, bone: np.ndarray | None) -> np.ndarray:
-    """HU from the brain window where it is open, else from the bone window."""
+    """HU from the brain window where it is open and the bone window agrees, else bone."""
     hu = grey_to_hu(brain, BRAIN_WINDOW)
     if bone is None:
+        hu[brain <= 1] = -1000.0
         return hu
     if bone.shape != brain.shape:
         raise DatasetError(f"brain {brain.shape} and bone {bone.shape} images differ in size")
-    clipped = (brain <= 0) | (brain >= 255)
-    hu[clipped] = grey_to_hu(bone[clipped], BONE_WINDOW)
+    coarse = grey_to_hu(bone, BONE_WINDOW)
+    low = BRAIN_WINDOW[0] - BRAIN_WINDOW[1] / 2 - BONE_AGREEMENT_HU
+    high = BRAIN_WINDOW[0] + BRAIN_WINDOW[1] / 2 + BONE_AGREEMENT_HU
+    use_bone = (brain <= 0) | (brain >= 255) | (coarse < low) | (coarse > high)
+    hu[use_bone] = coarse[use_bone]
     return hu
 
 
@@ -109,7 +123,7 @@ def read_ctich(root: str | Path) -> list[Volume]:
                 names=[f"{folder.name}/brain/{n}.jpg" for n in numbers],
                 labels=np.array([labels[patient][n] for n in numbers], dtype=np.uint8),
                 load_hu=_loader(folder, numbers),
-                notes=[f"bone window missing for slice {n}: HU clipped to -20..100" for n in missing_bone],
+                notes=[f"bone window missing for slice {n}: HU from the brain window only" for n in missing_bone],
             )
         )
     if not volumes:

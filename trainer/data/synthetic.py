@@ -41,13 +41,14 @@ def phantom_code_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-def synthetic_volumes(count: int, seed: int = 1000, matrix: int = 256) -> Iterator[Volume]:
+def synthetic_volumes(count: int, seed: int = 1000, matrix: int = 128,
+                      thickness_mm: float | None = 5.0) -> Iterator[Volume]:
     """``count`` phantom volumes with seeds ``seed .. seed + count - 1``, made one by one."""
     from ich_viewer.phantom import generate_phantom
 
     for i in range(count):
         subtypes = phantom_subtypes(i)
-        phantom = generate_phantom(seed=seed + i, subtypes=subtypes, matrix=matrix)
+        phantom = generate_phantom(seed=seed + i, subtypes=subtypes, matrix=matrix, thickness_mm=thickness_mm)
         slices = list(np.asarray(phantom.volume_hu, dtype=np.float32))
         yield Volume(
             group=f"synthetic:{seed + i}",
