@@ -115,6 +115,11 @@ class SmokeRun:
             return f"smoke test PASSED: {len(self.steps)} steps in {total:.1f} s"
         return f"smoke test FAILED: {len(bad)} of {len(self.steps)} steps failed ({', '.join(bad)}) in {total:.1f} s"
 
+    def counts(self) -> str:
+        """The closing line CI reads, in the plain 'N passed, N failed' form."""
+        bad = sum(1 for s in self.steps if not s.ok)
+        return f"smoke-test: {len(self.steps) - bad} passed, {bad} failed"
+
     def to_dict(self) -> dict:
         return {
             "ok": self.ok,
@@ -430,4 +435,5 @@ def run_smoke(
             run.step(name, lambda action=action: action(ctx), needs)
     if out is not None:
         print(run.summary(), file=out, flush=True)
+        print(run.counts(), file=out, flush=True)
     return run

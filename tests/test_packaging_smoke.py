@@ -44,12 +44,13 @@ def test_smoke_test_passes_on_a_working_install(qapp, isolated_settings, random_
     text = out.getvalue()
     assert run.ok, text
     assert [s.name for s in run.steps] == ALL_STEPS
-    assert text.strip().splitlines()[-1].startswith("smoke test PASSED: 14 steps")
+    assert text.strip().splitlines()[-2].startswith("smoke test PASSED: 14 steps")
+    assert text.strip().splitlines()[-1] == "smoke-test: 14 passed, 0 failed"
     details = {s.name: s.detail for s in run.steps}
     assert "bit-exact: jpeg-lossless, jpeg2000" in details["decoders"]
     assert "12 slices shown" in details["open in window"]
     assert "Comprehensive 3D SR" in details["read back SR"] or "SR" in details["read back SR"]
-    for line in text.splitlines()[1:-1]:  # every step printed with its time
+    for line in text.splitlines()[1:-2]:  # every step printed with its time
         assert line.startswith(("[ok  ]", "[FAIL]")) and " s  " in line
 
 
@@ -65,7 +66,8 @@ def test_smoke_test_fails_and_says_so_without_a_model(isolated_settings, tmp_pat
     assert not result["classify"].ok and str(empty) in result["classify"].detail
     assert result["export PDF+JSON+SR"].detail == "not run: needs step(s) classify"
     assert result["phantom study"].ok and result["decoders"].ok and result["decoder processes"].ok  # the rest ran
-    assert out.getvalue().strip().splitlines()[-1].startswith("smoke test FAILED")
+    assert out.getvalue().strip().splitlines()[-2].startswith("smoke test FAILED")
+    assert out.getvalue().strip().splitlines()[-1] == "smoke-test: 4 passed, 6 failed"
 
 
 def test_a_step_error_becomes_a_failed_step_and_blocks_its_dependants():
