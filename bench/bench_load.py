@@ -166,10 +166,10 @@ def _warm_up_ours(folder: str) -> None:
 
 
 def _decode_then_rss(job) -> float:
-    from ich_viewer.dicom.pixels import decode_job
+    from ich_viewer.dicom.pixels import decode_job_isolated
 
     if job is not None:
-        decode_job(job)
+        decode_job_isolated(job)
     return _rss_mb()[0]
 
 

@@ -108,3 +108,60 @@ def test_in_memory_series_and_broken_listener():
     assert decoder.wait(10)
     assert decoder.mode_used == "threads"  # nothing to send to a process
     np.testing.assert_array_equal(series.volume_hu(), volume)
+
+
+class CrashingPool:
+    """Stands in for the worker pool: the slice at ``poison`` kills the 'worker' every time,
+    and like a real broken pool every job in flight at that moment fails with it."""
+
+    def __init__(self, poison: str) -> None:
+        self.poison = poison
+        self.discarded = 0
+
+    def submit(self, fn, job):
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        future: Future = Future()
+        if job.ref.path == self.poison:
+            future.set_exception(BrokenProcessPool("a decoder process died"))
+        else:
+            future.set_result(fn(job))
+        return future
+
+
+@pytest.fixture
+def crashing_pool(monkeypatch):
+    from ich_viewer.dicom import workers
+
+    ready = threading.Event()
+    ready.set()
+    holder: dict = {}
+
+    def discard(pool):
+        pool.discarded += 1
+
+    monkeypatch.setattr(workers, "start_pool", lambda *a, **k: ready)
+    monkeypatch.setattr(workers, "ready_pool", lambda: holder.get("pool"))
+    monkeypatch.setattr(workers, "discard_pool", discard)
+    return holder
+
+
+def test_a_crashing_slice_fails_alone(tmp_path, crashing_pool):
+    series, volume = written_series(tmp_path, "jpeg-ls", n=8)
+    poison = series.slices[4].path
+    crashing_pool["pool"] = pool = CrashingPool(poison)
+    called: list[int] = []
+    decoder = BackgroundDecoder(series, on_slice=called.append, workers=2, mode="processes").start()
+    assert decoder.wait(60)
+    assert sorted(called) == list(range(8)) and decoder.failed == 1
+    assert "decoder crashed on this slice" in series.decode_error(4)
+    assert pool.discarded >= 1
+    for i in (0, 1, 2, 3, 5, 6, 7):  # the slices in flight beside it were retried, not blamed
+        np.testing.assert_array_equal(series.hu(i), volume[i])
+
+
+def test_on_demand_decode_survives_a_dead_pool(tmp_path, crashing_pool):
+    series, volume = written_series(tmp_path, "jpeg-ls", n=3)
+    crashing_pool["pool"] = CrashingPool(series.slices[1].path)
+    np.testing.assert_array_equal(series.hu(1), volume[1])  # decoded here instead, safely

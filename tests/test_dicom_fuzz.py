@@ -13,6 +13,7 @@ from pydicom.data import get_testdata_file
 from dicom_helpers import make_volume
 from ich_viewer.dicom.loader import load_study
 from ich_viewer.dicom.model import PixelDecodeError
+from ich_viewer.dicom.workers import shutdown_workers, start_pool
 from ich_viewer.phantom.writer import write_series
 
 SYNTAXES = ["explicit", "implicit", "big", "deflated", "rle", "jpeg-ls", "jpeg2000", "jpeg-lossless"]
@@ -97,3 +98,26 @@ def test_mutated_files_load_or_skip_cleanly(seed, mutations):
         path = Path(folder) / "mutant.dcm"
         path.write_bytes(data)
         check_outcome(path)
+
+
+COMPRESSED = [SYNTAXES.index(name) for name in ("rle", "jpeg-ls", "jpeg2000", "jpeg-lossless")]
+
+
+@settings(max_examples=80, deadline=10000, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(seed=st.sampled_from(COMPRESSED), mutations=st.lists(mutation, min_size=1, max_size=3))
+def _mutants_through_the_worker_pool(seed, mutations):
+    assert start_pool(2).wait(120)  # (re)started after a worker crash
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "mutant.dcm"
+        path.write_bytes(mutate(SEEDS[seed], mutations))
+        check_outcome(path)
+
+
+@pytest.mark.timeout(240)
+def test_mutated_files_in_worker_processes_never_take_the_program_down():
+    """Compressed slices decode in the worker pool (with GDCM, which can abort on bad data)."""
+    try:
+        _mutants_through_the_worker_pool()
+    finally:
+        shutdown_workers()

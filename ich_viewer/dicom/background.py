@@ -29,7 +29,7 @@ import numpy as np
 from ich_viewer.dicom import workers as worker_pool
 from ich_viewer.dicom.grouping import SeriesPixels
 from ich_viewer.dicom.model import PixelDecodeError, Series
-from ich_viewer.dicom.pixels import decode_job
+from ich_viewer.dicom.pixels import decode_job_isolated
 from ich_viewer.dicom.workers import default_workers, process_context, shutdown_workers, warm_up
 
 __all__ = ["BackgroundDecoder", "outward_order", "process_context", "shutdown_workers", "warm_up"]
@@ -182,7 +182,7 @@ class BackgroundDecoder:
                 self._run_threads(pending)
                 return
             try:
-                self._drain(pool, pending, lambda i: pool.submit(decode_job, source.job(self.series.slices[i])))
+                self._drain(pool, pending, lambda i: pool.submit(decode_job_isolated, source.job(self.series.slices[i])))
                 return
             except BrokenProcessPool:
                 worker_pool.discard_pool(pool)

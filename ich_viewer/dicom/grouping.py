@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
 
 from ich_viewer.dicom.geometry import common_orientation, orientation_key, slice_normal, stack_geometry
 from ich_viewer.dicom.headers import ImageFile
-from ich_viewer.dicom.model import Series, SkippedFile, SliceHeader
-from ich_viewer.dicom.pixels import DecodeJob, decode_job
+from ich_viewer.dicom.model import PixelDecodeError, Series, SkippedFile, SliceHeader
+from ich_viewer.dicom import workers as worker_pool
+from ich_viewer.dicom.pixels import DecodeJob, decode_job, decode_job_isolated
 
 NO_SERIES_UID = "(no SeriesInstanceUID)"
 
@@ -29,7 +31,20 @@ class SeriesPixels:
         return self._jobs[(header.path, header.frame)]
 
     def __call__(self, header: SliceHeader) -> np.ndarray:
-        return decode_job(self.job(header))
+        """Compressed slices go to the warm worker pool when there is one (faster, and a
+        decoder crash cannot take the program down); everything else is decoded here."""
+        job = self.job(header)
+        pool = worker_pool.ready_pool() if job.native is None else None
+        if pool is not None:
+            try:
+                return pool.submit(decode_job_isolated, job).result()
+            except PixelDecodeError:
+                raise
+            except BrokenProcessPool:  # a worker died (maybe on another slice): decode here, safely
+                worker_pool.discard_pool(pool)
+            except RuntimeError:  # the pool was shut down meanwhile
+                pass
+        return decode_job(job)
 
     @property
     def compressed(self) -> bool:
