@@ -28,7 +28,7 @@ def test_quick_reproduce_exports_a_model_the_app_loads_and_runs(tmp_path):
     assert card["git_commit"] and card["versions"]["torch"]
     assert (out / "MODEL_CARD.md").read_text().count("not a diagnosis") >= 1
     # The run left a checkpoint-free finished run that --resume re-uses without training.
-    assert list((tmp_path / "work" / "runs").glob("*/synthetic/done.pt"))
+    assert list((tmp_path / "work" / "runs").glob("synthetic-*/pretrain/done.pt"))
 
     loaded = load_model(out, device="cpu")
     assert loaded.spec.size == 64
