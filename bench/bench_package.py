@@ -183,6 +183,9 @@ def main() -> int:
     report["size_cuda"] = cuda_estimate(bundle)
     env = app_env(tmp, args.model_dir)
     report["start_frozen"] = measure_start([str(executable)], env, bundle, args.runs)
+    cuda_exe = ROOT / "dist" / plan.bundle_name("cuda") / plan.APP_NAME
+    if cuda_exe.is_file():
+        report["start_frozen_cuda"] = measure_start([str(cuda_exe)], env, cuda_exe.parent, max(2, args.runs // 2))
     if not args.no_source:
         source = ROOT / ".venv" / "bin" / "ich-viewer"
         if source.is_file():
