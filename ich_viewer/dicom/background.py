@@ -1,9 +1,11 @@
 """Decode a whole series in the background, on every core, nearest slices first.
 
-Measured on the 2-core reference machine (bench/bench_load.py, "decoder_modes"):
-compressed slices (JPEG lossless, JPEG-LS, JPEG 2000, RLE) decode about twice as fast
-in two worker processes as in one thread, while two threads are no faster than one
-(the decoders hold the GIL). Uncompressed slices are read straight from their byte
+Measured on the 2-core reference machine (bench/bench_load.py "decoder_modes", and
+docs/benchmarks.md): when the second core is free, compressed slices (JPEG lossless,
+JPEG-LS, JPEG 2000) decode about twice as fast in two worker processes as in one thread,
+and two threads are no faster than one (the decoders hold the GIL); worker processes also
+run GDCM, the fastest JPEG decoder here, which is kept out of the program itself because
+it aborts the process on some corrupt files. Uncompressed slices are read straight from their byte
 offset in well under a millisecond, where a process round trip would cost more than
 the work, so they are decoded by threads. The worker processes are shared by every
 series and kept warm (``workers.py``; call ``warm_up()`` at program start).

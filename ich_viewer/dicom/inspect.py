@@ -65,7 +65,7 @@ def format_text(summary: dict[str, Any]) -> str:
         lines.append(f"[{k}] {number}{s['description'] or '(no description)'}{kind}  {s['modality']}")
         spacing = f"{s['spacing_mm']} mm" if s["spacing_mm"] is not None else "n/a"
         lines.append(
-            f"    {s['n_slices']} slices {s['rows']}x{s['columns']}, spacing {spacing}, "
+            f"    {s['n_slices']} slice{'s' if s['n_slices'] != 1 else ''} {s['rows']}x{s['columns']}, spacing {spacing}, "
             f"tilt {s['gantry_tilt_deg']} deg, {', '.join(t['name'] for t in s['transfer_syntaxes'])}"
         )
         if s["positions_mm"]:
