@@ -170,8 +170,9 @@ class BackgroundDecoder:
 
     def _run_threads(self, pending: deque[int]) -> None:
         source = self.series.pixel_source
+        decode = source.decode_here if isinstance(source, SeriesPixels) else source
         with ThreadPoolExecutor(self.workers, thread_name_prefix="ich-decode") as pool:
-            self._drain(pool, pending, lambda i: pool.submit(source, self.series.slices[i]))
+            self._drain(pool, pending, lambda i: pool.submit(decode, self.series.slices[i]))
 
     def _run_processes(self, pending: deque[int]) -> None:
         source = self.series.pixel_source

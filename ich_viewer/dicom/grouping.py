@@ -46,6 +46,10 @@ class SeriesPixels:
                 pass
         return decode_job(job)
 
+    def decode_here(self, header: SliceHeader) -> np.ndarray:
+        """Decode in this process, with the decoders that are safe here (never the pool)."""
+        return decode_job(self.job(header))
+
     @property
     def compressed(self) -> bool:
         """True when decoding costs real CPU (anything but raw uncompressed frames)."""
