@@ -210,6 +210,9 @@ def step_classify(ctx: SmokeContext) -> str:
 
     ctx.loaded_model = load_model()  # the bundled model; ModelLoadError says what is wrong
     info = ctx.loaded_model.info
+    untrained = bool(ctx.loaded_model.card.get("untrained"))
+    check(not untrained or bool(os.environ.get("ICH_VIEWER_MODEL_DIR")),
+          f"the bundled model {info.name} is untrained test weights, not a classifier to ship")
     prediction = predict_series(ctx.series, PredictState(loaded=ctx.loaded_model))
     n = len(ctx.series)
     check(len(prediction.slices) == n, f"{len(prediction.slices)} predictions for {n} slices")
@@ -222,7 +225,8 @@ def step_classify(ctx: SmokeContext) -> str:
               f"slice {p.index}: SOP Instance UID does not match the series")
     ctx.prediction = prediction
     top = max(p.probabilities["any"] for p in prediction.slices)
-    return (f"model {info.name} {info.version} on {info.device}: {n} slices, "
+    return (f"model {info.name} {info.version}{' (UNTRAINED test weights)' if untrained else ''} "
+            f"on {info.device}: {n} slices, "
             f"{len(prediction.flagged_slices)} flagged, max P(any) {top:.2f}")
 
 

@@ -70,6 +70,17 @@ def test_smoke_test_fails_and_says_so_without_a_model(isolated_settings, tmp_pat
     assert out.getvalue().strip().splitlines()[-1] == "smoke-test: 4 passed, 6 failed"
 
 
+def test_untrained_weights_in_the_bundle_fail_the_classify_step(isolated_settings, random_model, monkeypatch):
+    from ich_viewer import paths
+    from ich_viewer.dicom.model import Series
+
+    monkeypatch.delenv("ICH_VIEWER_MODEL_DIR")
+    monkeypatch.setattr(paths, "models_dir", lambda: random_model)  # as if bundled
+    ctx = SmokeContext(workdir=random_model, series=Series.from_array(np.zeros((1, 64, 64), np.float32)))
+    with pytest.raises(SmokeFailure, match="untrained test weights"):
+        smoke_test.step_classify(ctx)
+
+
 def test_a_step_error_becomes_a_failed_step_and_blocks_its_dependants():
     run = SmokeRun(out=None)
     assert run.step("a", lambda: "fine")
