@@ -223,6 +223,12 @@ def step_classify(ctx: SmokeContext) -> str:
         check(p.probabilities["any"] + 1e-6 >= max(values[:-1]), f"slice {p.index}: 'any' below a subtype")
         check(p.sop_instance_uid == ctx.series.slices[p.index].sop_instance_uid,
               f"slice {p.index}: SOP Instance UID does not match the series")
+    window = ctx.extra.get("window_prediction")
+    if window is not None:  # the window's worker and the headless path must agree
+        in_window = {p.sop_instance_uid: p.probabilities for p in window.slices}
+        worst = max(abs(in_window[p.sop_instance_uid][label] - p.probabilities[label])
+                    for p in prediction.slices for label in LABELS)
+        check(worst < 1e-3, f"the window's classifier and the headless one differ by up to {worst:.4f}")
     ctx.prediction = prediction
     top = max(p.probabilities["any"] for p in prediction.slices)
     return (f"model {info.name} {info.version}{' (UNTRAINED test weights)' if untrained else ''} "

@@ -17,7 +17,7 @@ from ich_viewer import smoke_test
 from ich_viewer.smoke_test import SmokeContext, SmokeFailure, SmokeRun, run_smoke
 
 ALL_STEPS = ["bundle", "phantom study", "load (headless)", "main window", "qt platform", "open in window",
-             "close window", "classify", "export PDF+JSON+SR", "read back JSON", "read back PDF", "read back SR",
+             "classify in window", "close window", "classify", "export PDF+JSON+SR", "read back JSON", "read back PDF", "read back SR",
              "decoders", "decoder processes"]
 
 
@@ -44,8 +44,8 @@ def test_smoke_test_passes_on_a_working_install(qapp, isolated_settings, random_
     text = out.getvalue()
     assert run.ok, text
     assert [s.name for s in run.steps] == ALL_STEPS
-    assert text.strip().splitlines()[-2].startswith("smoke test PASSED: 14 steps")
-    assert text.strip().splitlines()[-1] == "smoke-test: 14 passed, 0 failed"
+    assert text.strip().splitlines()[-2].startswith("smoke test PASSED: 15 steps")
+    assert text.strip().splitlines()[-1] == "smoke-test: 15 passed, 0 failed"
     details = {s.name: s.detail for s in run.steps}
     assert "bit-exact: jpeg-lossless, jpeg2000" in details["decoders"]
     assert "12 slices shown" in details["open in window"]

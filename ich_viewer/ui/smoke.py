@@ -60,6 +60,7 @@ def window_steps(args: Any) -> Callable[["SmokeRun", "SmokeContext"], None]:
         run.step("main window", lambda: _build(holder, args))
         run.step("qt platform", lambda: step_qt_platform(ctx), ("main window",))
         run.step("open in window", lambda: _open(holder["window"], ctx), ("main window", "phantom study"))
+        run.step("classify in window", lambda: _classify_in_window(holder["window"], ctx), ("open in window",))
         if "window" in holder:
             run.step("close window", lambda: _close(holder["window"]), ("main window",))
 
@@ -107,6 +108,28 @@ def _open(window: Any, ctx: "SmokeContext") -> str:
     shot.save(str(ctx.workdir / "window.png"))
     ctx.study, ctx.series = window.current_study(), series
     return f"{len(series)} slices shown, slice {middle + 1} on screen, window {shot.width()}x{shot.height()}"
+
+
+def _classify_in_window(window: Any, ctx: "SmokeContext") -> str:
+    """The classifier panel runs on the opened series by itself; wait for all slices."""
+    from ich_viewer.smoke_test import check
+
+    controller = getattr(window, "inference", None)
+    check(controller is not None, "the classifier extension is not attached to the window")
+    series = window.current_series()
+
+    def settled() -> bool:
+        done = series.series_uid in controller.complete
+        return done or (bool(controller.problem) and not controller.loading)
+
+    check(wait_until(settled, WINDOW_TIMEOUT_S), f"the window's classifier did not finish within {WINDOW_TIMEOUT_S:.0f} s")
+    check(series.series_uid in controller.complete, f"the window's classifier says: {controller.problem}")
+    prediction = controller.series_prediction(series)
+    check(prediction is not None and len(prediction.slices) == len(series),
+          f"the window has {0 if prediction is None else len(prediction.slices)} predictions for {len(series)} slices")
+    ctx.extra["window_prediction"] = prediction
+    return (f"{len(prediction.slices)} slices on {controller.device_text or prediction.model.device}, "
+            f"{len(prediction.flagged_slices)} flagged")
 
 
 def _close(window: Any) -> str:
