@@ -165,3 +165,17 @@ def test_on_demand_decode_survives_a_dead_pool(tmp_path, crashing_pool):
     series, volume = written_series(tmp_path, "jpeg-ls", n=3)
     crashing_pool["pool"] = CrashingPool(series.slices[1].path)
     np.testing.assert_array_equal(series.hu(1), volume[1])  # decoded here instead, safely
+
+
+def test_warm_up_starts_the_shared_pool_once():
+    from ich_viewer.dicom import workers
+
+    shutdown_workers()
+    assert workers.ready_pool() is None
+    workers.warm_up()
+    assert start_pool(2).wait(120)  # the same start, not a second one
+    pool = workers.ready_pool()
+    assert pool is not None and start_pool(2).is_set() and workers.ready_pool() is pool
+    assert pool.submit(workers._ping).result(timeout=60) > 0
+    shutdown_workers()
+    assert workers.ready_pool() is None
