@@ -2,8 +2,10 @@
 
 A ``DecodeJob`` holds everything needed to decode one slice (or one frame) without the
 pydicom header, so it can be sent to a worker process. Uncompressed pixel data is read
-straight from its byte offset (found while reading the headers); everything else goes
-through pydicom's decoders (gdcm, pylibjpeg, pyjpegls), whichever handles the syntax.
+straight from its byte offset (found while reading the headers). Compressed data goes
+through pydicom's decoders (pylibjpeg, pyjpegls, ...) in the program, and first through
+GDCM's region reader in worker processes only (GDCM can abort the process on corrupt
+data; a worker may die, the program may not).
 
 HU are returned as int16 when they are whole numbers that fit (half the memory of
 float32; ``Series.hu`` hands out float32), else as float32.
