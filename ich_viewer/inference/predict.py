@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ich_viewer import LABELS
+from ich_viewer.dicom.background import outward_order
 from ich_viewer.dicom.model import PixelDecodeError
 from ich_viewer.inference.model import to_probabilities
 from ich_viewer.inference.preprocess import series_input
@@ -65,15 +66,9 @@ def not_analysable(series: "Series") -> str | None:
 
 def slice_order(n: int, start_index: int | None) -> list[int]:
     """0..n-1, or the slices nearest ``start_index`` first (start, +1, -1, +2, ...)."""
-    if start_index is None or n == 0:
+    if start_index is None:
         return list(range(n))
-    start = min(max(int(start_index), 0), n - 1)
-    order = [start]
-    for step in range(1, n):
-        for j in (start + step, start - step):
-            if 0 <= j < n:
-                order.append(j)
-    return order
+    return outward_order(int(start_index), n)
 
 
 def _batches(order: list[int], first: int, size: int) -> Iterator[list[int]]:

@@ -10,6 +10,7 @@ from typing import Any, Callable
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from ich_viewer.dicom.background import warm_up
 from ich_viewer.paths import resources_dir
 from ich_viewer.ui.settings import APPLICATION, ORGANIZATION
 
@@ -86,6 +87,7 @@ def run_viewer(args: argparse.Namespace | Any) -> int:
         return run_smoke_test(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     app = application()
+    warm_up()  # decoder processes start while the window is built, not on the first study
     window = build_window(args)
     window.show()
     open_initial(window, args)
