@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--quick", action="store_true", help="tiny model end to end (CI smoke test)")
     rep.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs per run")
     rep.add_argument("--size", type=int, default=None, help="input side in pixels")
+    rep.add_argument("--ema", type=float, default=None,
+                     help="decay of an exponential moving average of the weights (0 = off)")
     rep.add_argument("--resume", action="store_true",
                      help="re-use finished runs and continue interrupted ones from their checkpoints")
     rep.add_argument("--device", default=None, help="auto (CUDA when present), cpu, cuda, cuda:N")
@@ -51,6 +53,8 @@ def _config(args) -> Config:
         config.recipe = replace(config.recipe, epochs=args.epochs)
     if args.size:
         config.size = args.size
+    if args.ema is not None:
+        config.recipe = replace(config.recipe, ema_decay=args.ema)
     return config
 
 

@@ -47,10 +47,15 @@ class Recipe:
     arch: dict = field(default_factory=dict)
     """Changes to the default architecture (``in_channels`` follows the spec)."""
     seed: int = 0
+    ema_decay: float = 0.0
+    """When > 0, the run returns an exponential moving average of the weights (and BN
+    statistics), updated every step; 0 returns the last weights."""
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["augment"] = self.augment.to_dict()
+        if not data["ema_decay"]:
+            del data["ema_decay"]  # off: keeps run keys of recipes made before the option existed
         return data
 
     @classmethod
@@ -143,6 +148,9 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=recipe.lr, total_steps=total_steps,
                                                    pct_start=recipe.pct_start)
     augment = HUAugment(spec, recipe.augment)
+    ema = (torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
+        if recipe.ema_decay > 0 else None)
     start_epoch, stats = 0, RunStats()
     checkpoint_path = run_dir / "checkpoint.pt"
     if resume and checkpoint_path.is_file():
@@ -150,6 +158,8 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
         model.load_state_dict(saved["model"])
         optimiser.load_state_dict(saved["optimiser"])
         schedule.load_state_dict(saved["schedule"])
+        if ema is not None:
+            ema.load_state_dict(saved["ema"])
         start_epoch, stats = saved["epoch"], RunStats(**saved["stats"])
         rng.bit_generator.state = saved["numpy_rng"]
         torch.set_rng_state(saved["torch_rng"])
@@ -172,6 +182,8 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
+            if ema is not None:
+                ema.update_parameters(model)
             schedule.step()
             t2 = time.monotonic()
             stats.data_seconds += t1 - t0
@@ -190,9 +202,12 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
             f"{time.monotonic() - started:.0f} s")
         torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
                     "schedule": schedule.state_dict(), "epoch": epoch + 1, "stats": asdict(stats),
+                    "ema": ema.state_dict() if ema is not None else None,
                     "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()},
                    checkpoint_path.with_suffix(".tmp"))
         checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
+    if ema is not None:
+        model = ema.module
     model = model.cpu().eval()
     torch.save({"model": model.state_dict(), "stats": asdict(stats)}, done_path)
     checkpoint_path.unlink(missing_ok=True)
