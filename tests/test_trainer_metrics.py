@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from trainer.metrics import (bootstrap_auc, evaluate, out_of_fold_thresholds, roc_auc, sens_spec,
-                             weighted_log_loss, youden_threshold)
+                             specificity_threshold, weighted_log_loss)
 from trainer.sampler import label_factors, sample_weights
 from trainer.splits import fold_masks, patient_folds
 from trainer.train import weighted_bce
@@ -40,16 +40,23 @@ def test_bootstrap_over_patients_brackets_the_auc_and_widens_with_fewer_patients
     assert (high4 - low4) > 0 and (high - low) > 0
 
 
-def test_youden_threshold_separates_and_honest_thresholds_exclude_the_fold():
+def test_specificity_threshold_bounds_false_flags_and_honest_thresholds_exclude_the_fold():
     y = np.array([0, 0, 0, 0, 1, 1, 1, 1], bool)
     p = np.array([0.1, 0.2, 0.3, 0.45, 0.5, 0.7, 0.8, 0.9])
-    t = youden_threshold(y, p)
+    t = specificity_threshold(y, p)
     assert 0.45 < t <= 0.5
     assert sens_spec(y, p, t) == (1.0, 1.0)
+    rng = np.random.default_rng(4)
+    y2 = rng.random(2000) < 0.1
+    p2 = rng.random(2000) * 0.5 + y2 * 0.2  # weak separation
+    t2 = specificity_threshold(y2, p2, 0.9)
+    sens2, spec2 = sens_spec(y2, p2, t2)
+    assert 0.9 <= spec2 < 0.91  # the lowest threshold keeping specificity >= 0.9
+    assert sens_spec(y2, p2, t2 - 0.01)[1] < 0.9
     fold_of = np.array([0, 1, 0, 1, 0, 1, 0, 1])
     per_sample = out_of_fold_thresholds(y, p, fold_of)
-    assert per_sample[0] == youden_threshold(y[fold_of == 1], p[fold_of == 1])
-    assert per_sample[1] == youden_threshold(y[fold_of == 0], p[fold_of == 0])
+    assert per_sample[0] == specificity_threshold(y[fold_of == 1], p[fold_of == 1])
+    assert per_sample[1] == specificity_threshold(y[fold_of == 0], p[fold_of == 0])
 
 
 def test_weighted_log_loss_weights_any_twice_and_matches_training_loss():

@@ -60,7 +60,7 @@ def plot_ablation(arms: dict[str, dict], out: Path, title: str) -> Path:
                label=f"{arm} (mean subtype {metrics['mean_subtype_auc']:.3f})")
     ax.axhline(0.5, color="0.7", lw=1, ls="--")
     ax.set_xticks(x, LABELS)
-    ax.set_ylim(0.3, 1.0)
+    ax.set_ylim(0.0, 1.0)
     ax.set_ylabel("slice-level ROC AUC (real held-out slices)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="lower left")
