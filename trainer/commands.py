@@ -1,4 +1,4 @@
-"""``python -m trainer``: reproduce the bundled weights (CV, ablation, final fit, export)."""
+"""``python -m trainer``: reproduce the bundled weights (CV, levers, calibration, ensemble export)."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from ich_viewer import LABELS, paths
-from trainer.pipeline import ARMS, Config, Logger, Workspace, cross_validate, final_fit, quick_config, save_cv
+from trainer.pipeline import (ARMS, Config, Logger, Workspace, cross_validate, final_fit, insert_settings,
+                              lever_configs, quick_config, save_cv)
 from trainer.train import arch_for, set_threads
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,7 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--figures", type=Path, default=REPO / "docs" / "training",
                      help="ROC curves, ablation chart, split and metrics JSON")
     rep.add_argument("--arm", choices=ARMS, default=None, help="training data of the bundled model")
-    rep.add_argument("--ablation", action="store_true", help="also cross-validate the other arms")
+    rep.add_argument("--ablation", action="store_true",
+                     help="also cross-validate each lever of the recipe alone against the v1.0 recipe")
+    rep.add_argument("--insert", type=float, default=None,
+                     help="share of normal training slices that get an inserted lesion (0 = off)")
     rep.add_argument("--quick", action="store_true", help="tiny model end to end (CI smoke test)")
     rep.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs per run")
     rep.add_argument("--size", type=int, default=None, help="input side in pixels")
@@ -55,22 +59,38 @@ def _config(args) -> Config:
         config.size = args.size
     if args.ema is not None:
         config.recipe = replace(config.recipe, ema_decay=args.ema)
+    if args.insert is not None:
+        config.recipe = replace(config.recipe, insert=insert_settings(args.insert) if args.insert > 0 else None)
     return config
 
 
 def _summary(metrics: dict) -> dict:
     return {"auc_any": metrics["labels"]["any"]["auc"], "mean_subtype_auc": metrics["mean_subtype_auc"],
             "weighted_log_loss": metrics["weighted_log_loss"],
+            "sensitivity_any_at_spec90": metrics["labels"]["any"]["sensitivity"],
             "auc": {label: metrics["labels"][label]["auc"] for label in LABELS},
             "auc_ci95": {label: metrics["labels"][label]["auc_ci95"] for label in LABELS}}
 
 
+def _cv(config: Config, args, log: Logger, device, work: Path) -> tuple[Workspace, dict, dict | None, dict]:
+    """One configuration's data and patient-level CV on the "real" arm (runs re-used with --resume)."""
+    ws = Workspace(work, config, log, device, resume=args.resume)
+    sets = ws.real(args.ct_ich, args.rsna_csv, args.rsna_dir)
+    real, extra = sets.get("ct-ich"), sets.get("rsna")
+    if real is None:
+        return ws, sets, None, {}
+    result = cross_validate(ws, real, config.arm, extra if config.arm != "synthetic" else None)
+    save_cv(result, real, work / "results" / config.run_id() / config.arm)
+    m = result["metrics"]
+    log(f"{config.run_id()}: AUC any {m['labels']['any']['auc']:.3f}, mean subtype {m['mean_subtype_auc']:.3f}, "
+        f"log loss {m['weighted_log_loss']:.4f}")
+    return ws, sets, result, m
+
+
 def run_reproduce(args) -> int:
     from ich_viewer.inference.device import choose_device
-    from ich_viewer.inference.weights import export_model
-    from trainer.card import DATA_SOURCES, LIMITS, git_commit, model_card_markdown, parameter_count
-    from trainer.figures import plot_ablation, plot_roc
-    from trainer.metrics import THRESHOLD_RULE
+    from trainer.evaluation import full_evaluation
+    from trainer.figures import plot_ablation, plot_reliability, plot_roc
 
     started = time.monotonic()
     config = _config(args)
@@ -78,65 +98,90 @@ def run_reproduce(args) -> int:
     log = Logger(work / "logs" / f"reproduce-{time.strftime('%Y%m%d-%H%M%S')}.log")
     device = choose_device(args.device)
     threads = set_threads(args.threads)
-    ws = Workspace(work, config, log, device, resume=args.resume)
     log(f"config {config.run_id()}: {json.dumps(config.to_dict())}")
     log(f"device {device}, {threads} CPU threads, work folder {work}")
-    sets = ws.real(args.ct_ich, args.rsna_csv, args.rsna_dir)
-    real, extra = sets.get("ct-ich"), sets.get("rsna")
-    if real is None and config.arm != "synthetic":
+    if args.ct_ich is None and config.arm != "synthetic":
         log("no real evaluation data (--ct-ich): training on synthetic data only, no metrics")
         config.arm = "synthetic"
-    spec = config.spec()
-    arms = ARMS if (args.ablation and real is not None) else ((config.arm,) if real is not None else ())
-    results = {}
-    for arm in sorted(arms, key=lambda a: a != config.arm):  # the bundled arm first
-        result = cross_validate(ws, real, arm, extra if arm != "synthetic" else None)
-        save_cv(result, real, work / "results" / config.run_id() / arm)
-        results[arm] = result
-        m = result["metrics"]
-        log(f"{arm}: AUC any {m['labels']['any']['auc']:.3f}, mean subtype {m['mean_subtype_auc']:.3f}, "
-            f"log loss {m['weighted_log_loss']:.4f}")
+    ws, sets, chosen, _ = _cv(config, args, log, device, work)
+    real = sets.get("ct-ich")
+    figures = Path(args.figures)
+    metrics: dict = {}
+    evaluation = None
+    if chosen is not None:
+        evaluation = full_evaluation(real, chosen["probs"], chosen["fold_of"], config.spec(), seed=config.split_seed)
+        metrics.update(evaluation["report"])
+        metrics["first_stage_cross_validation"] = chosen["metrics"]
+        title = f"CT-ICH patient-level {config.folds}-fold CV (out-of-fold slices, calibrated)"
+        plot_roc(real.labels, evaluation["probs"], metrics["cross_validation"], figures / "roc_cv.png", title)
+        plot_reliability(real.labels, evaluation["raw"], evaluation["probs"], figures / "reliability.png",
+                         "Reliability on out-of-fold slices: before and after cross-fitted Platt scaling")
+        figures.mkdir(parents=True, exist_ok=True)
+        (figures / "split.json").write_text(json.dumps({"seed": config.split_seed, "folds": config.folds,
+                                                        "patient_fold": chosen["split"]}, indent=1))
+    if args.ablation and chosen is not None:
+        levers = {}
+        for name, lever in lever_configs(config).items():
+            _, lever_sets, result, lever_metrics = _cv(lever, args, log, device, work)
+            levers[name] = {"summary": _summary(lever_metrics), "recipe": lever.to_dict(), "metrics": lever_metrics}
+        metrics["ablation"] = {name: entry["summary"] for name, entry in levers.items()}
+        plot_ablation({name: entry["metrics"] for name, entry in levers.items()}, figures / "ablation.png",
+                      "Levers on real CT-ICH slices held out by patient (same folds; first stage, uncalibrated)")
+    if metrics:
+        (figures / "metrics.json").write_text(json.dumps(metrics, indent=1, allow_nan=False, default=_json_safe))
     if args.cv_only:
         log(f"cross-validation done (--cv-only), wall {time.monotonic() - started:.0f} s")
         return 0
-    model, stats = final_fit(ws, real, extra)
-    chosen = results.get(config.arm)
-    thresholds = ({label: chosen["metrics"]["labels"][label]["threshold"] for label in LABELS}
-                  if chosen else {label: 0.5 for label in LABELS})
-    figures = Path(args.figures)
-    metrics: dict = {}
-    if chosen:
-        metrics["cross_validation"] = chosen["metrics"]
-        plot_roc(real.labels, chosen["probs"], chosen["metrics"], figures / "roc_cv.png",
-                 f"CT-ICH patient-level {config.folds}-fold CV, arm '{config.arm}' (out-of-fold slices)")
-        (figures / "split.json").parent.mkdir(parents=True, exist_ok=True)
-        (figures / "split.json").write_text(json.dumps({"seed": config.split_seed, "folds": config.folds,
-                                                        "patient_fold": chosen["split"]}, indent=1))
-    if len(results) > 1:
-        metrics["ablation"] = {arm: _summary(r["metrics"]) for arm, r in results.items()}
-        plot_ablation({arm: r["metrics"] for arm, r in results.items()}, figures / "ablation.png",
-                      "Ablation on real CT-ICH slices held out by patient (synthetic arm: every real slice held out)")
-    if metrics:
-        (figures / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return _export(args, config, ws, sets, chosen, evaluation, metrics, threads, started, log)
+
+
+def _json_safe(value):
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def _export(args, config: Config, ws: Workspace, sets: dict, chosen: dict | None, evaluation: dict | None,
+            metrics: dict, threads: int, started: float, log: Logger) -> int:
+    """The bundle: the fold models as one ensemble (or, without real data, the synthetic fit)."""
+    from ich_viewer.inference.model import build_model, ensemble_state
+    from ich_viewer.inference.weights import export_model
+    from trainer.card import DATA_SOURCES, LIMITS, git_commit, model_card_markdown, parameter_count
+    from trainer.evaluation import MIN_BRAIN_FRACTION
+
+    real, extra = sets.get("ct-ich"), sets.get("rsna")
+    spec = config.spec()
+    train_arch = arch_for(config.recipe if config.arm != "synthetic" else config.pretrain, spec)
+    if chosen is not None:
+        members = chosen["models"]
+        arch = {**train_arch, "members": len(members)}
+        model = build_model(arch)
+        model.load_state_dict(ensemble_state([m.state_dict() for m in members]))
+        spec = replace(spec, min_brain_fraction=MIN_BRAIN_FRACTION)
+        thresholds, calibration = evaluation["thresholds"], evaluation["calibration"]
+        if evaluation["use_context"]:
+            log("slice context helped in CV but is not part of the app's model format yet: bundled without it")
+    else:
+        model, _ = final_fit(ws, real, extra)
+        arch, thresholds, calibration = train_arch, {label: 0.5 for label in LABELS}, None
     used = ["ct-ich"] if real is not None else []
-    used += ["synthetic"] if config.arm in ("synthetic", "both") else []
+    used += ["synthetic"] if config.arm in ("synthetic", "both") or real is None else []
     used += ["rsna"] if extra is not None else []
     command = "python -m trainer reproduce" + (" --quick" if args.quick else "") + \
         (f" --ct-ich {shlex.quote(str(args.ct_ich))}" if args.ct_ich else "") + \
         (f" --arm {config.arm}" if args.arm else "") + (" --ablation" if args.ablation else "")
     wall = time.monotonic() - started
+    cv_seconds = chosen["metrics"]["train_seconds"] if chosen else 0.0
     parts = {"caches": sum(d.build_seconds for d in (real, extra) if d is not None),
-             "pretrain": ws.pretrained()[1].seconds if config.arm in ("synthetic", "both") else 0.0,
-             "cross_validation": chosen["metrics"]["train_seconds"] if chosen else 0.0,
-             "final_fit": stats.seconds}
-    if config.arm in ("synthetic", "both"):
-        parts["caches"] += ws.synthetic().build_seconds
+             "cross_validation": cv_seconds}
+    if real is None:
+        parts["synthetic"] = ws.synthetic().build_seconds + ws.pretrained()[1].seconds
     parts["total"] = sum(parts.values())
     card_extra = {
-        "description": "Slice-level intracranial hemorrhage classifier (2.5D residual CNN) trained from scratch",
+        "description": ("Slice-level intracranial hemorrhage classifier (2.5D residual CNN), the "
+                        f"{len(chosen['models'])} cross-validation fold models as one ensemble, trained from scratch"
+                        if chosen else "Slice-level intracranial hemorrhage classifier (2.5D residual CNN) trained from scratch"),
         "intended_use": "Research and decision support only; not a diagnosis.",
         "metrics": metrics,
-        "threshold_rule": THRESHOLD_RULE if chosen else "0.5 (no real-data evaluation)",
+        "threshold_rule": metrics.get("operating_rule", "0.5 (no real-data evaluation)"),
         "data": {"used": used, "sources": {k: DATA_SOURCES[k] for k in used},
                  "training_slices": {"ct-ich": int(len(real)) if real is not None else 0,
                                      "rsna": int(len(extra)) if extra is not None else 0},
@@ -145,10 +190,9 @@ def run_reproduce(args) -> int:
         "seed": config.recipe.seed,
         "split_seed": config.split_seed,
         "git_commit": git_commit(REPO),
-        "training": {"parameters": parameter_count(model), "device": str(device), "threads": threads,
-                     "slices_per_second": stats.slices_per_second, "data_loading_share": stats.data_share,
-                     "final_fit_seconds": stats.seconds, "command_wall_seconds": wall,
-                     "reproduce_seconds": parts,
+        "training": {"parameters": parameter_count(model), "device": str(ws.device), "threads": threads,
+                     "slices_per_second": chosen["metrics"]["train_slices_per_second"] if chosen else None,
+                     "command_wall_seconds": wall, "reproduce_seconds": parts,
                      "reproduce_seconds_note": "sum of the measured cache-building and training times of the "
                                                "runs behind these weights (runs re-used with --resume keep "
                                                "the times they were trained in)"},
@@ -157,8 +201,8 @@ def run_reproduce(args) -> int:
         "quick": bool(args.quick),
     }
     name = "ich-resnet-quick" if args.quick else "ich-resnet-ctich"
-    card_path = export_model(model, arch_for(config.recipe if config.arm != "synthetic" else config.pretrain, spec),
-                             spec, thresholds, card_extra, args.out, name=name, version="1.0.0")
+    card_path = export_model(model, arch, spec, thresholds, card_extra, args.out, name=name, version="2.0.0",
+                             calibration=calibration)
     card = json.loads(card_path.read_text())
     (Path(args.out) / "MODEL_CARD.md").write_text(model_card_markdown(card), encoding="utf-8")
     log(f"exported {card_path} (sha256 {card['sha256'][:12]}), wall {wall:.0f} s")

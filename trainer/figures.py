@@ -69,3 +69,30 @@ def plot_ablation(arms: dict[str, dict], out: Path, title: str) -> Path:
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return out
+
+
+def plot_reliability(labels: np.ndarray, raw: np.ndarray, calibrated: np.ndarray, out: Path, title: str) -> Path:
+    """One panel per label: observed rate against predicted probability, before and after."""
+    from trainer.calibration import expected_calibration_error, reliability
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 3, figsize=(12, 8))
+    for k, (label, ax) in enumerate(zip(LABELS, axes.ravel())):
+        y = labels[:, k]
+        ax.plot([0, 1], [0, 1], color="0.8", lw=1)
+        for probs, name, style in ((raw, "uncalibrated", "o--"), (calibrated, "calibrated (cross-fitted)", "s-")):
+            predicted, observed = reliability(y, probs[:, k])
+            ece = expected_calibration_error(y, probs[:, k])
+            ax.plot(predicted, observed, style, ms=4, label=f"{name}, ECE {ece:.3f}")
+        ax.set_title(f"{label} ({int(y.sum())} positive slices)", fontsize=10)
+        ax.set_xlabel("predicted probability")
+        ax.set_ylabel("observed share with blood")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out

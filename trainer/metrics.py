@@ -144,3 +144,86 @@ def evaluate(labels: np.ndarray, probs: np.ndarray, groups: np.ndarray, fold_of:
         "slices": int(len(labels)),
         "patients": int(len(set(groups.tolist()))),
     }
+
+
+def exam_scores(labels: np.ndarray, probs: np.ndarray, groups: np.ndarray,
+                label: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(patients, exam label, exam score): a patient's score is its highest slice score."""
+    patients = np.array(sorted(set(groups.tolist())))
+    y = np.array([labels[groups == g, label].max() for g in patients]).astype(bool)
+    score = np.array([probs[groups == g, label].max() for g in patients])
+    return patients, y, score
+
+
+def exam_level(labels: np.ndarray, probs: np.ndarray, groups: np.ndarray, n_boot: int = 1000,
+               seed: int = 0) -> dict:
+    """Exam-level AUC of "any" (max over slices) with a bootstrap interval over patients."""
+    patients, y, score = exam_scores(labels, probs, groups)
+    return {"auc": roc_auc(y, score), "auc_ci95": list(bootstrap_auc(y, score, patients, n_boot, seed)),
+            "positive_patients": int(y.sum()), "patients": int(len(patients))}
+
+
+def threshold_for(y: np.ndarray, p: np.ndarray, rule: tuple[str, float]) -> float:
+    """Threshold meeting ``("specificity", s)`` or ``("sensitivity", s)`` on (y, p)."""
+    kind, target = rule
+    if kind == "specificity":
+        return specificity_threshold(y, p, target)
+    y = np.asarray(y).astype(bool)
+    positives = np.sort(np.asarray(p, dtype=np.float64)[y])
+    if not len(positives):
+        return 0.5
+    missed = int(np.floor((1.0 - target) * len(positives)))  # positives allowed below the threshold
+    return float(np.clip(positives[missed], 1e-4, 1 - 1e-4))
+
+
+def operating_point(y: np.ndarray, p: np.ndarray, groups: np.ndarray, fold_of: np.ndarray,
+                    rule: tuple[str, float], n_boot: int = 1000, seed: int = 0) -> dict:
+    """Sensitivity and specificity at ``rule`` with thresholds chosen on the other folds,
+    95% intervals by bootstrap over patients, and the threshold on all folds (the bundle's)."""
+    y = np.asarray(y).astype(bool)
+    flagged = np.zeros(len(y), dtype=bool)
+    for fold in np.unique(fold_of):
+        held = fold_of == fold
+        flagged[held] = p[held] >= threshold_for(y[~held], p[~held], rule)
+    patients, inverse = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inverse == k) for k in range(len(patients))]
+    rng = np.random.default_rng(seed)
+    sens, spec = [], []
+    for _ in range(n_boot):
+        index = np.concatenate([members[k] for k in rng.integers(0, len(patients), len(patients))])
+        yy, ff = y[index], flagged[index]
+        if yy.any() and (~yy).any():
+            sens.append(ff[yy].mean())
+            spec.append((~ff[~yy]).mean())
+    return {
+        "rule": f"{rule[0]} >= {rule[1]:.2f} on out-of-fold predictions",
+        "threshold": threshold_for(y, p, rule),
+        "sensitivity": float(flagged[y].mean()) if y.any() else float("nan"),
+        "sensitivity_ci95": [float(v) for v in np.percentile(sens, [2.5, 97.5])] if sens else [float("nan")] * 2,
+        "specificity": float((~flagged[~y]).mean()) if (~y).any() else float("nan"),
+        "specificity_ci95": [float(v) for v in np.percentile(spec, [2.5, 97.5])] if spec else [float("nan")] * 2,
+        "note": "thresholds chosen on the other folds' predictions",
+    }
+
+
+def series_position(groups: np.ndarray) -> np.ndarray:
+    """Each slice's place in its patient's series, 0 (first, foot) .. 1 (last, head).
+
+    Slices of a patient are stored in series order, so the order within a group is the order."""
+    position = np.zeros(len(groups))
+    for g in set(groups.tolist()):
+        index = np.flatnonzero(groups == g)
+        position[index] = np.arange(len(index)) / max(len(index) - 1, 1)
+    return position
+
+
+def false_positive_rate_by_level(y_any: np.ndarray, flagged: np.ndarray, groups: np.ndarray) -> dict:
+    """Share of normal slices flagged in the lowest, middle and highest third of each series."""
+    y_any = np.asarray(y_any).astype(bool)
+    third = np.minimum((series_position(groups) * 3).astype(int), 2)
+    out = {}
+    for k, name in enumerate(("lowest", "middle", "highest")):
+        normal = (third == k) & ~y_any
+        out[name] = {"normal_slices": int(normal.sum()),
+                     "false_positive_rate": float(flagged[normal].mean()) if normal.any() else float("nan")}
+    return out

@@ -11,7 +11,7 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -70,6 +70,33 @@ class Config:
         keep = {"synthetic": synthetic, "real": real, "both": synthetic + real}.get(arm or "", tuple(data))
         data = {k: v for k, v in data.items() if k in keep or k in ("size", "context")}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def insert_settings(probability: float = 0.5) -> dict:
+    """Recipe ``insert`` settings: lesions in this share of the normal slices of each batch."""
+    from trainer.insert import InsertConfig
+
+    return replace(InsertConfig(), probability=float(probability)).to_dict()
+
+
+def current_config() -> Config:
+    """The v1.0 recipe (bundled until 2026-11-28): the reference every lever is measured against."""
+    return Config(size=128, recipe=Recipe(epochs=14, arch=dict(SLIM_ARCH)))
+
+
+def lever_configs(bundled: Config) -> dict[str, Config]:
+    """Each training lever alone on top of the v1.0 recipe, plus the bundled combination."""
+    base = current_config()
+    inserted = current_config()
+    inserted.recipe = replace(inserted.recipe, insert=insert_settings())
+    capacity = current_config()
+    capacity.size, capacity.recipe = 160, replace(capacity.recipe, epochs=24)
+    out = {"v1.0 recipe (128 px, 14 epochs)": base,
+           "+ lesions inserted into real normal slices": inserted,
+           "+ 160 px and 24 epochs": capacity}
+    if bundled.run_id() not in {c.run_id() for c in out.values()}:
+        out["bundled recipe"] = bundled
+    return out
 
 
 def quick_config() -> Config:
@@ -196,7 +223,7 @@ def cross_validate(ws: Workspace, real: CachedSet, arm: str, extra: CachedSet | 
     folds = patient_folds(real.groups, real.labels, c.folds, c.split_seed)
     probs = np.zeros((len(real), len(LABELS)))
     fold_of = np.array([folds[g] for g in real.groups])
-    stats = []
+    stats, models = [], []
     if arm == "synthetic":
         model, run_stats = ws.pretrained()
         probs = predict(model, real, spec, device=ws.device)
@@ -212,6 +239,7 @@ def cross_validate(ws: Workspace, real: CachedSet, arm: str, extra: CachedSet | 
             model, run_stats = ws.fit(arm, f"fold{fold}", train, c.recipe, init)
             probs[held] = predict(model, real.subset(np.flatnonzero(held)), spec, device=ws.device)
             stats.append(run_stats)
+            models.append(model)
             ws.log(f"{arm}: fold {fold} done ({held.sum()} held-out slices)")
         fold_used = fold_of
     metrics = evaluate(real.labels, probs, real.groups, fold_used, seed=c.split_seed)
@@ -219,7 +247,7 @@ def cross_validate(ws: Workspace, real: CachedSet, arm: str, extra: CachedSet | 
     metrics["train_slices_per_second"] = float(np.mean([s.slices_per_second for s in stats]))
     metrics["data_share"] = float(np.mean([s.data_share for s in stats]))
     split = {g: int(f) for g, f in sorted(folds.items())}
-    return {"arm": arm, "metrics": metrics, "probs": probs, "fold_of": fold_of, "split": split}
+    return {"arm": arm, "metrics": metrics, "probs": probs, "fold_of": fold_of, "split": split, "models": models}
 
 
 def save_cv(result: dict, real: CachedSet, folder: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from ich_viewer import LABELS
 from ich_viewer.inference.model import build_model, default_arch, normalise_arch, to_probabilities
@@ -50,12 +51,16 @@ class Recipe:
     ema_decay: float = 0.0
     """When > 0, the run returns an exponential moving average of the weights (and BN
     statistics), updated every step; 0 returns the last weights."""
+    insert: dict | None = None
+    """``trainer.insert.InsertConfig`` fields: synthetic lesions inserted into real normal
+    slices of each batch (None: off)."""
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["augment"] = self.augment.to_dict()
-        if not data["ema_decay"]:
-            del data["ema_decay"]  # off: keeps run keys of recipes made before the option existed
+        for optional in ("ema_decay", "insert"):
+            if not data[optional]:
+                del data[optional]  # off: keeps run keys of recipes made before the option existed
         return data
 
     @classmethod
@@ -68,6 +73,16 @@ class Recipe:
 
 def arch_for(recipe: Recipe, spec: InputSpec) -> dict:
     return normalise_arch(default_arch(spec.n_channels, **recipe.arch))
+
+
+def _inserter(recipe: Recipe, rng: np.random.Generator):
+    """The lesion inserter of this recipe, drawing from the run's own generator (None when off)."""
+    if not recipe.insert:
+        return None
+    from trainer.insert import InsertConfig, LesionInserter
+
+    config = {k: tuple(v) if isinstance(v, list) else v for k, v in recipe.insert.items()}
+    return LesionInserter(InsertConfig(**config), rng)
 
 
 def set_threads(threads: int | None = None) -> int:
@@ -138,7 +153,6 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
     if init_state is not None:
         model.load_state_dict(init_state)
     model.to(device)
-    labels = train.labels.astype(np.float32)
     weights = sample_weights(train.labels, target_share=recipe.target_share,
                              max_factor=recipe.max_factor, any_share=recipe.any_share)
     per_epoch = recipe.samples_per_epoch or len(train)
@@ -148,6 +162,7 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=recipe.lr, total_steps=total_steps,
                                                    pct_start=recipe.pct_start)
     augment = HUAugment(spec, recipe.augment)
+    inserter = _inserter(recipe, rng)
     ema = (torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
         if recipe.ema_decay > 0 else None)
@@ -168,6 +183,8 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
                                                      "spec": spec.to_dict(), "train_slices": len(train)}, indent=1))
     hu = np.asarray(train.hu)  # a memory-mapped cache is read into RAM once
     last_report = time.monotonic()
+    bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, desc=run_dir.name, unit="step",
+               mininterval=5.0, disable=None, leave=False)
     for epoch in range(start_epoch, recipe.epochs):
         model.train()
         order = epoch_indices(weights, steps_per_epoch * recipe.batch_size, rng)
@@ -175,8 +192,11 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
         for step in range(steps_per_epoch):
             t0 = time.monotonic()
             index = np.sort(order[step * recipe.batch_size:(step + 1) * recipe.batch_size])
-            inputs = augment(torch.from_numpy(hu[index].astype(np.float32))).to(device)
-            targets = torch.from_numpy(labels[index]).to(device)
+            batch_hu, batch_labels = hu[index].astype(np.float32), train.labels[index]
+            if inserter is not None:
+                batch_hu, batch_labels = inserter(batch_hu, batch_labels)
+            inputs = augment(torch.from_numpy(batch_hu)).to(device)
+            targets = torch.from_numpy(batch_labels.astype(np.float32)).to(device)
             t1 = time.monotonic()
             loss = weighted_bce(model(inputs), targets)
             optimiser.zero_grad(set_to_none=True)
@@ -190,6 +210,7 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
             stats.seconds += t2 - t0
             stats.slices += len(index)
             epoch_loss += loss.item()
+            bar.update(1)
             done = epoch * steps_per_epoch + step + 1
             if time.monotonic() - last_report >= progress_every or done == total_steps:
                 last_report = time.monotonic()
@@ -206,6 +227,7 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
                     "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()},
                    checkpoint_path.with_suffix(".tmp"))
         checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
+    bar.close()
     if ema is not None:
         model = ema.module
     model = model.cpu().eval()

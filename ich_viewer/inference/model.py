@@ -24,8 +24,12 @@ DEFAULT_ARCH: dict = {
     "strides": [2, 2, 2, 2],
     "dropout": 0.2,
     "pool": "avgmax",
+    "members": 1,
 }
-"""~1.1 M parameters; about 0.3 GFLOP per 160 x 160 input."""
+"""~1.1 M parameters; about 0.3 GFLOP per 160 x 160 input. ``members`` > 1 makes an
+ensemble of that many identical networks whose logits are averaged (the trainer bundles
+its cross-validation fold models this way, so the thresholds fitted on their out-of-fold
+predictions belong to exactly these weights)."""
 
 _ARCH_KEYS = set(DEFAULT_ARCH)
 
@@ -50,12 +54,14 @@ def normalise_arch(arch: dict) -> dict:
         raise ValueError("architecture needs as many widths, blocks and strides as stages")
     if min(widths) < 1 or min(blocks) < 1 or int(full["in_channels"]) < 1:
         raise ValueError("architecture widths, blocks and in_channels must be positive")
+    if int(full["members"]) < 1:
+        raise ValueError("architecture members must be at least 1")
     if full["pool"] not in ("avg", "avgmax"):
         raise ValueError(f"pool must be 'avg' or 'avgmax', not {full['pool']!r}")
     full.update(widths=[int(w) for w in widths], blocks=[int(b) for b in blocks],
                 strides=[int(s) for s in strides], in_channels=int(full["in_channels"]),
                 stem_width=int(full["stem_width"]), stem_stride=int(full["stem_stride"]),
-                dropout=float(full["dropout"]))
+                dropout=float(full["dropout"]), members=int(full["members"]))
     return full
 
 
@@ -79,7 +85,53 @@ class BasicBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-class ICHNet(nn.Module):
+def check_calibration(scale, bias) -> tuple[torch.Tensor, torch.Tensor]:
+    """Six finite positive scales and six finite biases, or ValueError saying what is wrong.
+
+    A non-positive scale would reverse the ranking of a label, so it is refused.
+    """
+    try:
+        scale_t = torch.as_tensor(scale, dtype=torch.float32).reshape(-1)
+        bias_t = torch.as_tensor(bias, dtype=torch.float32).reshape(-1)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"calibration values must be numbers ({exc})") from None
+    if scale_t.numel() != len(LABELS) or bias_t.numel() != len(LABELS):
+        raise ValueError(f"calibration needs {len(LABELS)} scales and {len(LABELS)} biases")
+    if not (torch.isfinite(scale_t).all() and torch.isfinite(bias_t).all()) or bool((scale_t <= 0).any()):
+        raise ValueError("calibration scales must be finite and positive, biases finite")
+    return scale_t, bias_t
+
+
+def _lift_any(logits: torch.Tensor) -> torch.Tensor:
+    """Raise the "any" logit to at least the largest subtype logit (P(any) >= P(subtype))."""
+    subtypes = logits[:, :-1]
+    any_logit = torch.maximum(logits[:, -1], subtypes.amax(dim=1))
+    return torch.cat([subtypes, any_logit[:, None]], dim=1)
+
+
+class Calibrated(nn.Module):
+    """Per-label Platt scaling of the logits (``scale * logit + bias``), then the "any" lift.
+
+    Identity until ``set_calibration`` is called. The values are buffers outside the state
+    dict: they live in the model card next to the thresholds fitted on the same
+    out-of-fold predictions, so a weights file never silently carries its own calibration.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("cal_scale", torch.ones(len(LABELS)), persistent=False)
+        self.register_buffer("cal_bias", torch.zeros(len(LABELS)), persistent=False)
+
+    def set_calibration(self, scale, bias) -> None:
+        scale_t, bias_t = check_calibration(scale, bias)
+        self.cal_scale.copy_(scale_t.to(self.cal_scale.device))
+        self.cal_bias.copy_(bias_t.to(self.cal_bias.device))
+
+    def calibrate(self, logits: torch.Tensor) -> torch.Tensor:
+        return _lift_any(logits * self.cal_scale + self.cal_bias)
+
+
+class ICHNet(Calibrated):
     """Stem, residual stages, global pooling, linear head with the "any" constraint."""
 
     def __init__(self, arch: dict) -> None:
@@ -107,23 +159,56 @@ class ICHNet(nn.Module):
         """Output of the last residual block (B, C, h, w): where Grad-CAM looks."""
         return self.stages(self.stem(x))
 
-    def classify(self, feats: torch.Tensor) -> torch.Tensor:
-        """Pool, project, and lift "any" to at least the largest subtype logit."""
+    def raw_logits(self, feats: torch.Tensor) -> torch.Tensor:
+        """Pool, project, and lift "any" to at least the largest subtype logit (uncalibrated)."""
         pooled = feats.mean(dim=(2, 3))
         if self.arch["pool"] == "avgmax":
             pooled = torch.cat([pooled, feats.amax(dim=(2, 3))], dim=1)
-        raw = self.fc(self.dropout(pooled))
-        subtypes = raw[:, :-1]
-        any_logit = torch.maximum(raw[:, -1], subtypes.amax(dim=1))
-        return torch.cat([subtypes, any_logit[:, None]], dim=1)
+        return _lift_any(self.fc(self.dropout(pooled)))
+
+    def classify(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.calibrate(self.raw_logits(feats))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classify(self.features(x))
 
 
-def build_model(arch: dict | None = None) -> ICHNet:
-    """A freshly initialised network for ``arch`` (defaults when None)."""
-    return ICHNet(arch if arch is not None else DEFAULT_ARCH)
+class ICHEnsemble(Calibrated):
+    """Identical networks whose (uncalibrated) logits are averaged, then calibrated.
+
+    ``features`` concatenates the members' last feature maps along the channel axis, so
+    Grad-CAM over the ensemble works unchanged (each channel's weight comes from its own
+    member's gradient).
+    """
+
+    def __init__(self, arch: dict) -> None:
+        super().__init__()
+        self.arch = normalise_arch(arch)
+        member = {**self.arch, "members": 1}
+        self.members = nn.ModuleList(ICHNet(member) for _ in range(self.arch["members"]))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m.features(x) for m in self.members], dim=1)
+
+    def classify(self, feats: torch.Tensor) -> torch.Tensor:
+        chunks = feats.chunk(len(self.members), dim=1)
+        raw = torch.stack([m.raw_logits(c) for m, c in zip(self.members, chunks)]).mean(dim=0)
+        return self.calibrate(raw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raw = torch.stack([m.raw_logits(m.features(x)) for m in self.members]).mean(dim=0)
+        return self.calibrate(raw)
+
+
+def build_model(arch: dict | None = None) -> ICHNet | ICHEnsemble:
+    """A freshly initialised network (an ensemble when ``arch["members"]`` > 1)."""
+    full = normalise_arch(arch if arch is not None else DEFAULT_ARCH)
+    return ICHEnsemble(full) if full["members"] > 1 else ICHNet(full)
+
+
+def ensemble_state(states: list[dict]) -> dict:
+    """The state dict of an ICHEnsemble made of these member state dicts, in order."""
+    return {f"members.{i}.{key}": value for i, state in enumerate(states) for key, value in state.items()}
 
 
 def to_probabilities(logits: torch.Tensor | np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from ich_viewer import LABELS
 from ich_viewer.dicom.background import outward_order
 from ich_viewer.dicom.model import PixelDecodeError
 from ich_viewer.inference.model import to_probabilities
-from ich_viewer.inference.preprocess import series_input
+from ich_viewer.inference.preprocess import brain_fraction, series_input
 from ich_viewer.inference.results import SeriesPrediction, SlicePrediction, flagged_labels
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -107,23 +107,26 @@ def predict(series: "Series", state: PredictState) -> Iterator[SlicePrediction]:
             if inputs:
                 tensor = torch.from_numpy(np.stack(inputs)).to(device)
                 probs = to_probabilities(model(tensor))
+                scored = (brain_fraction(tensor, spec) >= spec.min_brain_fraction).cpu().numpy()
             done += len(batch)
             for row, index in enumerate(kept):
-                yield make_slice_prediction(series, index, probs[row], loaded.thresholds)
+                yield make_slice_prediction(series, index, probs[row], loaded.thresholds, scored=bool(scored[row]))
             if state.progress is not None:
                 state.progress(done, total)
 
 
 def make_slice_prediction(series: "Series", index: int, probs: Sequence[float],
-                          thresholds: dict[str, float]) -> SlicePrediction:
+                          thresholds: dict[str, float], scored: bool = True) -> SlicePrediction:
+    """One slice's result; an unscored slice (no brain) has zero probabilities and no flag."""
     header = series.slices[index]
-    probabilities = {label: float(p) for label, p in zip(LABELS, probs)}
+    probabilities = {label: float(p) if scored else 0.0 for label, p in zip(LABELS, probs)}
     return SlicePrediction(
         index=index,
         sop_instance_uid=header.sop_instance_uid,
         file=header.path,
         probabilities=probabilities,
-        flagged=flagged_labels(probabilities, thresholds),
+        flagged=flagged_labels(probabilities, thresholds) if scored else (),
+        scored=scored,
     )
 
 

@@ -43,6 +43,10 @@ class InputSpec:
     """Pixels above this on the centre slice are the head (and anything touching air)."""
     crop_margin: float = 0.04
     """Extra border around the head box, as a fraction of its side."""
+    min_brain_fraction: float = 0.0
+    """A centre slice whose share of brain-tissue pixels (see ``brain_fraction``) is below
+    this is not scored: "no brain on this slice" (vertex above the head, head holder,
+    skull cap). 0 scores every slice."""
     version: int = 1
     extra: dict = field(default_factory=dict, compare=False)
     """Free-form notes (kept in the card, ignored here)."""
@@ -57,6 +61,8 @@ class InputSpec:
 
     def to_dict(self) -> dict:
         data = asdict(self)
+        if not data["min_brain_fraction"]:
+            del data["min_brain_fraction"]  # off: keeps cache keys of specs made before the option
         data["windows"] = [list(w) for w in self.windows]
         data["window_names"] = list(self.window_names)
         return data
@@ -220,6 +226,36 @@ def _stack(slices_hu: Sequence[np.ndarray | None], spec: InputSpec) -> tuple[tor
     # non-finite pixels (broken files) count as air; cleaned here, on the small array
     torch.nan_to_num_(resized, nan=AIR_HU, posinf=AIR_HU, neginf=AIR_HU)
     return apply_windows(resized, spec.windows), box
+
+
+BRAIN_HU = (10.0, 60.0)
+"""Grey and white matter (and fresh blood) lie in this range; CSF and fat below, bone above."""
+BRAIN_NEIGHBOURHOOD_HU = (-50.0, 150.0)
+"""A brain pixel's 5 x 5 neighbourhood stays in this range: partial-volume pixels on the
+edge between bone and air pass through 10..60 HU but have bone or air next to them."""
+
+
+def brain_fraction(inputs: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    """(B,) share of the centre slice's pixels that are brain tissue, from network inputs.
+
+    Computed from the windowed input itself (so the app and the trainer see the same
+    thing): each pixel's HU is read from the narrowest window that does not clip it.
+    """
+    n_windows = len(spec.windows)
+    first = spec.context * n_windows
+    centre = inputs[:, first:first + n_windows].float()
+    hu = torch.full_like(centre[:, 0], float("nan"))
+    for k in sorted(range(n_windows), key=lambda i: -spec.windows[i][1]):  # widest first, narrowest wins
+        c, w = spec.windows[k]
+        value = centre[:, k]
+        unclipped = (value > 0.0) & (value < 1.0)
+        hu = torch.where(unclipped | torch.isnan(hu), value * w + (c - w / 2.0), hu)
+    hu = hu[:, None]
+    high = F.max_pool2d(hu, 5, 1, 2)
+    low = -F.max_pool2d(-hu, 5, 1, 2)
+    brain = ((hu >= BRAIN_HU[0]) & (hu <= BRAIN_HU[1]) & (high < BRAIN_NEIGHBOURHOOD_HU[1])
+             & (low > BRAIN_NEIGHBOURHOOD_HU[0]))
+    return brain.float().mean(dim=(1, 2, 3))
 
 
 def neighbour_step(spacing_mm: float | None, spec: InputSpec) -> int:

@@ -29,11 +29,23 @@ class SlicePrediction:
     probabilities: dict[str, float]
     flagged: tuple[str, ...]
     """Labels whose probability is at or above the model's threshold, in ``LABELS`` order."""
+    scored: bool = True
+    """False for a slice without brain tissue (above the vertex, a head holder, the skull
+    cap): the network was not asked, its probabilities are 0 and nothing is flagged; a
+    reader is told "no brain on this slice", never that it is negative."""
+
+    @property
+    def note(self) -> str:
+        return "" if self.scored else NO_BRAIN_NOTE
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["flagged"] = list(self.flagged)
+        data["note"] = self.note
         return data
+
+
+NO_BRAIN_NOTE = "no brain on this slice (not scored)"
 
 
 @dataclass

@@ -26,6 +26,7 @@ def export_random_model(
     arch_changes: dict | None = None,
     thresholds: dict[str, float] | None = None,
     any_bias: float | None = None,
+    calibration: dict | None = None,
 ) -> Path:
     """Export an untrained network; returns the model folder.
 
@@ -43,13 +44,15 @@ def export_random_model(
                 module.running_mean.uniform_(-0.1, 0.1)
                 module.running_var.uniform_(0.5, 1.5)
         if any_bias is not None:
-            model.fc.bias.fill_(float(any_bias))
+            for module in model.modules():
+                if isinstance(module, torch.nn.Linear):
+                    module.bias.fill_(float(any_bias))
     out = Path(out_dir)
     export_model(
         model, arch, spec,
         thresholds or {label: 0.5 for label in LABELS},
         {"untrained": True, "note": "random weights for tests and benchmarks; predictions are meaningless",
          "seed": seed},
-        out, name="random-test-model", version=f"0.0.0+seed{seed}",
+        out, name="random-test-model", version=f"0.0.0+seed{seed}", calibration=calibration,
     )
     return out

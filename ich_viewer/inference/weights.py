@@ -21,7 +21,7 @@ import torch
 
 from ich_viewer import LABELS, __version__, paths
 from ich_viewer.inference.device import choose_device
-from ich_viewer.inference.model import ICHNet, build_model, normalise_arch
+from ich_viewer.inference.model import ICHEnsemble, ICHNet, build_model, check_calibration, normalise_arch
 from ich_viewer.inference.preprocess import InputSpec
 from ich_viewer.inference.results import ModelInfo
 
@@ -31,7 +31,7 @@ CARD_FORMAT = "ich-viewer-model-card"
 CARD_FORMAT_VERSION = 1
 PROTECTED_KEYS = frozenset({
     "format", "format_version", "name", "version", "architecture", "input_spec", "labels",
-    "thresholds", "weights_file", "sha256", "versions", "created",
+    "thresholds", "weights_file", "sha256", "versions", "created", "calibration",
 })
 """Card fields export_model owns; ``card_extra`` may not override them."""
 
@@ -44,7 +44,7 @@ class ModelLoadError(RuntimeError):
 class LoadedModel:
     """A checked, ready-to-run network with everything needed to interpret it."""
 
-    model: ICHNet
+    model: ICHNet | ICHEnsemble
     card: dict
     spec: InputSpec
     thresholds: dict[str, float]
@@ -75,6 +75,18 @@ def _check_thresholds(thresholds: dict) -> dict[str, float]:
     return out
 
 
+def _check_calibration(calibration) -> dict[str, list[float]]:
+    """``{"scale": [6], "bias": [6]}`` applied to the logits (identity when absent)."""
+    if calibration is None:
+        return {"scale": [1.0] * len(LABELS), "bias": [0.0] * len(LABELS)}
+    if not isinstance(calibration, dict):
+        raise ValueError("calibration must be a mapping with 'scale' and 'bias'")
+    if "scale" not in calibration or "bias" not in calibration:
+        raise ValueError("calibration needs 'scale' and 'bias'")
+    scale, bias = check_calibration(calibration["scale"], calibration["bias"])
+    return {"scale": scale.tolist(), "bias": bias.tolist()}
+
+
 def export_model(
     model: torch.nn.Module,
     arch: dict,
@@ -85,11 +97,14 @@ def export_model(
     *,
     name: str = "ich-resnet",
     version: str = "0.0.0",
+    calibration: dict | None = None,
 ) -> Path:
     """Write the weights and ``model_card.json`` into ``out_dir``; returns the card path.
 
     ``card_extra`` carries the trainer's facts (metrics, data, licences, recipe, seed,
-    git commit, ...); it may not override the fields this function owns.
+    git commit, ...); it may not override the fields this function owns. ``calibration``
+    (per-label ``scale`` and ``bias`` on the logits) belongs with ``thresholds``: both are
+    fitted on the same out-of-fold predictions and the thresholds are on the calibrated scale.
     """
     extra = dict(card_extra or {})
     clash = sorted(PROTECTED_KEYS & set(extra))
@@ -99,6 +114,7 @@ def export_model(
     if arch["in_channels"] != spec.n_channels:
         raise ValueError(f"architecture expects {arch['in_channels']} channels, input spec gives {spec.n_channels}")
     checked = _check_thresholds(thresholds)
+    calibration_checked = _check_calibration(calibration)
     # Prove the state dict fits the declared architecture before writing anything.
     state = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
     build_model(arch).load_state_dict(state, strict=True)
@@ -116,6 +132,7 @@ def export_model(
         "input_spec": spec.to_dict(),
         "labels": list(LABELS),
         "thresholds": checked,
+        "calibration": calibration_checked,
         "weights_file": WEIGHTS_NAME,
         "sha256": sha256_file(weights_path),
         "versions": {"torch": torch.__version__, "app": __version__, "python": platform.python_version()},
@@ -168,6 +185,7 @@ def load_model(model_dir: str | os.PathLike | None = None, device: str | torch.d
         raise ModelLoadError(f"{where}: label order {labels} does not match this program's {list(LABELS)}")
     try:
         thresholds = _check_thresholds(card.get("thresholds"))
+        calibration = _check_calibration(card.get("calibration"))
         arch = normalise_arch(card.get("architecture") or {})
         spec = InputSpec.from_dict(card.get("input_spec") or {})
     except (TypeError, ValueError) as exc:
@@ -197,6 +215,7 @@ def load_model(model_dir: str | os.PathLike | None = None, device: str | torch.d
     except (RuntimeError, TypeError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"The weights in {weights_path} do not fit the card's architecture: {first}") from exc
+    model.set_calibration(calibration["scale"], calibration["bias"])
     target = device if isinstance(device, torch.device) else choose_device(device)
     model = model.to(target).eval()
     for parameter in model.parameters():
