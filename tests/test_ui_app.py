@@ -1,7 +1,6 @@
 """Application start-up: extensions, names, style, settings."""
 from __future__ import annotations
 
-import argparse
 import sys
 import types
 
@@ -9,6 +8,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
+from ich_viewer.options import ViewOptions  # noqa: E402
 from ich_viewer.ui import app  # noqa: E402
 
 CALLS: list[tuple[object, object]] = []
@@ -36,7 +36,7 @@ def fake_extensions(monkeypatch):
 def test_extensions_run_and_a_failing_one_is_reported_not_fatal(qtbot, isolated_settings, monkeypatch, fake_extensions):
     monkeypatch.setattr(app, "EXTENSIONS", ["fake_viewer_extensions:bad", "fake_viewer_extensions:good",
                                             "no_such_module_xyz:attach"])
-    args = argparse.Namespace(demo=False, path=None)
+    args = ViewOptions()
     window = app.build_window(args)
     qtbot.addWidget(window)
     assert CALLS == [(window, args)]

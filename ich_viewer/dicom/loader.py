@@ -6,7 +6,6 @@ Nothing is ever written inside the opened path.
 from __future__ import annotations
 
 import os
-import time
 from collections import Counter
 from typing import Callable, Iterator
 
@@ -14,9 +13,7 @@ from ich_viewer.dicom.grouping import assemble_series
 from ich_viewer.dicom.headers import ImageFile, read_outcome
 from ich_viewer.dicom.model import ProgressCallback, SkippedFile, Study
 from ich_viewer.dicom.sources import FileRef, discover
-
-PROGRESS_INTERVAL_S = 0.05
-"""Progress is reported at most this often (plus at the end), so a UI is not flooded."""
+from ich_viewer.tasks import Throttle
 
 
 def load_study(
@@ -51,13 +48,13 @@ def load_study(
 
 
 class _Progress:
+    """(done, total) to ``callback`` at most every ``tasks.PROGRESS_INTERVAL_S``, and the last."""
+
     def __init__(self, callback: ProgressCallback | None, total: int) -> None:
-        self.callback, self.total, self.last = callback, total, 0.0
+        self.callback, self.total, self.throttle = callback, total, Throttle()
 
     def __call__(self, done: int) -> None:
-        now = time.monotonic()
-        if self.callback is not None and (now - self.last >= PROGRESS_INTERVAL_S or done == self.total):
-            self.last = now
+        if self.callback is not None and self.throttle.ready(done, self.total):
             self.callback(done, self.total)
 
 

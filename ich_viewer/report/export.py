@@ -6,18 +6,21 @@ the study, so an export always carries the reader's review.
 """
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass, field
+import logging
 from pathlib import Path
 
 from ich_viewer.dicom.model import Study
+from ich_viewer.options import AnalyzeOptions
 from ich_viewer.report.atomic import ExportError, OutputExistsError
 from ich_viewer.report.data import OverlayFn, build_report
 from ich_viewer.report.decisions import StudyDecisions
 from ich_viewer.report.destination import check_outside_study
 from ich_viewer.report.review import stored_decisions
 from ich_viewer.report.rows import Results
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -108,26 +111,23 @@ def attention_overlay(loaded) -> OverlayFn:
     return overlay
 
 
-def export_from_analyze(args: argparse.Namespace, study: Study, results: Results) -> list[Path]:
+def export_from_analyze(args: AnalyzeOptions, study: Study, results: Results) -> list[Path]:
     """``ich-viewer analyze --report F.pdf --sr DIR``: the same export as the window's dialog.
 
     The attention overlay is added when the model loads again here; without it the
     report is still complete.
     """
     overlay = None
-    if getattr(args, "report", None):
+    if args.report:
         try:
             from ich_viewer.inference.weights import load_model
 
-            overlay = attention_overlay(load_model(getattr(args, "model_dir", None), device=getattr(args, "device", None)))
+            overlay = attention_overlay(load_model(args.model_dir, device=args.device))
         except Exception:  # the overlay is an extra; the report stands without it
+            log.warning("report without attention maps: the model could not be loaded again", exc_info=True)
             overlay = None
     result = export_report(
-        study, results,
-        pdf=getattr(args, "report", None),
-        dicom_dir=getattr(args, "sr", None),
-        overwrite=bool(getattr(args, "overwrite", False)),
-        deidentify=bool(getattr(args, "deidentify", False)),
+        study, results, pdf=args.report, dicom_dir=args.sr, overwrite=args.overwrite, deidentify=args.deidentify,
         overlay=overlay,
     )
     return result.written

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from ich_viewer.report.atomic import ExportError
+from ich_viewer.tasks import TaskState
 from ich_viewer.ui.settings import app_settings
 
 SETTINGS_FOLDER = "report/folder"
@@ -188,8 +189,10 @@ def confirm_overwrite(window: Any, existing: list[Path]) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
-def run_export(controller: Any, choice: ExportChoice, *, overwrite: bool | None = None) -> int | None:
-    """Start the export in the background; returns the job generation (None when nothing started).
+def run_export(controller: Any, choice: ExportChoice, *, overwrite: bool | None = None) -> TaskState | None:
+    """Start the export in the background; returns the task's state (None when nothing started).
+
+    The review controller's ``export_job`` runs it and calls ``export_done`` with the outcome.
 
     ``overwrite=None`` asks the user when a file exists; tests pass True or False.
     """
@@ -224,20 +227,15 @@ def run_export(controller: Any, choice: ExportChoice, *, overwrite: bool | None 
         except ExportError as exc:
             return exc
 
-    if controller.export_job is None:
-        from ich_viewer.inference.worker import LatestJob
-
-        controller.export_job = LatestJob(controller)
-        controller.export_job.done.connect(lambda _g, outcome: _export_done(window, outcome))
-        controller.export_job.failed.connect(lambda _g, text: window.show_error("Export failed", text))
     window.show_status("Exporting report…")
-    return controller.export_job.request(job)
+    return controller.export_job.start(lambda _state: job())
 
 
-def _export_done(window: Any, outcome: Any) -> None:
+def export_done(window: Any, outcome: Any) -> Any:
+    """Tell the reader how the export went; returns ``outcome`` when it succeeded, else None."""
     if isinstance(outcome, Exception):
         window.show_error("Export failed", str(outcome))
-        return
+        return None
     folder = outcome.written[0].parent if outcome.written else ""
-    window.last_export = outcome
     window.show_status(f"Report exported: {len(outcome.written)} file(s) in {folder}", 10000)
+    return outcome

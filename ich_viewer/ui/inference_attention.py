@@ -12,7 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, Signal
 
 from ich_viewer.imaging.palette import SHORT_NAMES
-from ich_viewer.inference.worker import LatestJob
+from ich_viewer.ui.tasks import TaskRunner
 
 MAX_ALPHA = 115
 """At most ~45 % opacity: the image always shows through."""
@@ -43,9 +43,9 @@ class AttentionOverlay(QObject):
         self.item.setLookupTable(attention_lut())
         self.item.hide()
         window.image_view().view_box.addItem(self.item)
-        self.job = LatestJob(self)
+        self.job = TaskRunner(self)
         self.job.done.connect(self._on_done)
-        self.job.failed.connect(lambda _g, text: self.failed.emit(text))
+        self.job.failed.connect(self.failed)
 
     def switch_on(self, loaded: Any, series: Any, index: int) -> None:
         self.on = True
@@ -66,7 +66,7 @@ class AttentionOverlay(QObject):
         from ich_viewer.inference.gradcam import attention_map
 
         self._wanted = (series.series_uid, index)
-        self.job.request(lambda: (series.series_uid, attention_map(loaded, series, index)))
+        self.job.start(lambda _state: (series.series_uid, attention_map(loaded, series, index)))
 
     def hide(self) -> None:
         self.job.cancel()
@@ -74,8 +74,8 @@ class AttentionOverlay(QObject):
         self.current = None
         self._wanted = None
 
-    def _on_done(self, generation: int, outcome: Any) -> None:
-        if generation != self.job.generation or not self.on:
+    def _on_done(self, outcome: Any) -> None:
+        if not self.on:
             return
         uid, amap = outcome
         if (uid, amap.index) != self._wanted or amap.index != self.window.current_index():

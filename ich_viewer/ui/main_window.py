@@ -1,7 +1,8 @@
 """The reading window: one study, one series on screen, keyboard-first.
 
-Others extend it through the signals and methods listed in notes/apis.md (side panels,
-a decoration beside the slice slider, items on the image's ViewBox, menus).
+Others extend it through ``ui.extension.ViewerWindow``, the signals and methods listed in
+notes/apis.md (side panels, a decoration beside the slice slider, items on the image's
+ViewBox, menus, actions), and find each other in ``window.extensions``.
 """
 from __future__ import annotations
 
@@ -11,17 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QAction, QCloseEvent
 from PySide6.QtWidgets import (
     QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMenu, QMessageBox, QProgressBar,
     QSlider, QWidget,
 )
 
 from ich_viewer import RESEARCH_NOTICE, __version__
+from ich_viewer.dicom.model import Series, Study
 from ich_viewer.imaging.geometry import patient_position
 from ich_viewer.imaging.presets import DEFAULT, PRESETS, Preset, resolve
 from ich_viewer.imaging.windowing import adjust_window, window_bounds
 from ich_viewer.ui.actions import WindowActions
+from ich_viewer.ui.extension import ExtensionRegistry
 from ich_viewer.ui.help_dialog import ControlsDialog
 from ich_viewer.ui.image_view import SliceView
 from ich_viewer.ui.load_log import LoadLogDialog, load_summary
@@ -41,6 +44,8 @@ CUSTOM = "Custom"
 
 
 class MainWindow(QMainWindow):
+    """Implements ``ui.extension.ViewerWindow`` for the extensions in ``ui.app.EXTENSIONS``."""
+
     study_opened = Signal(object)
     series_shown = Signal(object)
     slice_changed = Signal(int)
@@ -53,8 +58,9 @@ class MainWindow(QMainWindow):
         self.setObjectName("main_window")
         self.setWindowTitle("ICH Viewer")
         self.setAcceptDrops(True)
-        self._study: Any = None
-        self._series: Any = None
+        self.extensions = ExtensionRegistry()
+        self._study: Study | None = None
+        self._series: Series | None = None
         self._index = 0
         self._shown_index: int | None = None
         self._preset: Preset | None = DEFAULT
@@ -62,7 +68,7 @@ class MainWindow(QMainWindow):
         self._menus: dict[str, QMenu] = {}
         self._last_source: str | None = None
         self.last_error: tuple[str, str] | None = None
-        self._load_log_study: Any = None
+        self._load_log_study: Study | None = None
         self._error_box: QMessageBox | None = None
         self._dialogs: dict[str, QWidget] = {}
 
@@ -129,10 +135,10 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.window_label)
 
     # -- extension surface (notes/apis.md) -------------------------------------------------
-    def current_study(self) -> Any:
+    def current_study(self) -> Study | None:
         return self._study
 
-    def current_series(self) -> Any:
+    def current_series(self) -> Series | None:
         return self._series
 
     def current_index(self) -> int:
@@ -175,6 +181,15 @@ class MainWindow(QMainWindow):
     def add_slider_decoration(self, widget: QWidget) -> None:
         """Put ``widget`` just left of the slice slider, same height (slice 1 at the top)."""
         self._central_layout.insertWidget(self._central_layout.indexOf(self.slider), widget)
+
+    def slice_slider(self) -> QSlider:
+        """The slice slider (a decoration lines its marks up with it)."""
+        return self.slider
+
+    def add_action(self, name: str, action: QAction) -> None:
+        """A window-wide shortcut that Help > Controls lists under ``name``."""
+        self.addAction(action)
+        self.actions_.by_name[name] = action
 
     def show_status(self, text: str, msecs: int = 0) -> None:
         self.statusBar().showMessage(text, msecs)
@@ -252,22 +267,16 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         menu.addAction("Clear recent", clear_recent_studies)
 
-    def _on_progress(self, generation: int, done: int, total: int) -> None:
-        if generation != self._loader.generation:
-            return
+    def _on_progress(self, done: int, total: int) -> None:
         self.progress_bar.setRange(0, max(total, 1))
         self.progress_bar.setValue(done)
         self.show_status(f"Reading headers: {done}/{total} files")
 
-    def _on_load_failed(self, generation: int, message: str) -> None:
-        if generation != self._loader.generation:
-            return
+    def _on_load_failed(self, message: str) -> None:
         self.progress_bar.hide()
         self.show_error("Could not open the study", f"{self._last_source or 'the demo study'}\n\n{message}")
 
-    def _on_loaded(self, generation: int, study: Any) -> None:
-        if generation != self._loader.generation:
-            return
+    def _on_loaded(self, study: Study) -> None:
         self.progress_bar.hide()
         self._load_log_study = study
         if not study.series:
@@ -278,7 +287,7 @@ class MainWindow(QMainWindow):
         self.show_study(study)
         self.show_status(load_summary(study), 15000)
 
-    def show_study(self, study: Any) -> None:
+    def show_study(self, study: Study) -> None:
         """Show an already loaded Study (open_path ends here; tests and demos may call it)."""
         if self._study is not None and self._study is not study:
             self.close_study()
@@ -313,7 +322,7 @@ class MainWindow(QMainWindow):
         self.slider.blockSignals(False)
 
     # -- series and slices ---------------------------------------------------------------
-    def show_series(self, series_or_row: Any) -> None:
+    def show_series(self, series_or_row: Series | int) -> None:
         if self._study is None:
             return
         if isinstance(series_or_row, int):
@@ -398,15 +407,14 @@ class MainWindow(QMainWindow):
                 self._loader.request_slice(series, index)
         self._update_overlays()
 
-    def _on_slice_decoded(self, generation: int, series_uid: str, index: int) -> None:
-        if generation != self._loader.generation or self._series is None:
+    def _on_slice_decoded(self, series_uid: str, index: int) -> None:
+        if self._series is None:
             return
         if series_uid == self._series.series_uid and index == self._index and self._shown_index != index:
             self._render()
 
-    def _on_thumbnail(self, generation: int, series_uid: str, image: Any) -> None:
-        if generation == self._loader.generation:
-            self.series_browser.set_thumbnail(series_uid, image)
+    def _on_thumbnail(self, series_uid: str, image: Any) -> None:
+        self.series_browser.set_thumbnail(series_uid, image)
 
     # -- windowing -------------------------------------------------------------------------
     def set_preset(self, preset: Preset | str) -> None:

@@ -2,7 +2,7 @@
 
 Decisions go straight to ``report.review.ReviewStore`` (the program's data folder, keyed
 by study and series UID) and come back when the study is opened again. Predictions come
-from the inference controller (``window.inference``); without it the panel says so.
+from the inference controller (``window.extensions["inference"]``); without it the panel says so.
 """
 from __future__ import annotations
 
@@ -18,9 +18,13 @@ from PySide6.QtWidgets import (
 )
 
 from ich_viewer.imaging.palette import SHORT_NAMES, band_labels, label_colour
+from ich_viewer.options import ViewOptions
 from ich_viewer.report.atomic import ExportError
 from ich_viewer.report.decisions import ACCEPTED, REJECTED, UNDECIDED, Decision, slice_key
 from ich_viewer.report.review import ReviewStore, study_key
+from ich_viewer.ui.extension import ViewerWindow
+from ich_viewer.ui.inference_panel import EXTENSION_NAME as INFERENCE, InferenceController
+from ich_viewer.ui.tasks import TaskRunner
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +82,8 @@ class ReviewPanel(QWidget):
 class ReviewController(QObject):
     """One per window: keeps the panel, the keys and the store in step with the shown slice."""
 
-    def __init__(self, window: Any, args: Any = None) -> None:
-        super().__init__(window)
+    def __init__(self, window: ViewerWindow, options: ViewOptions | None = None) -> None:
+        super().__init__(window)  # type: ignore[arg-type]  # a QMainWindow in practice
         self.window = window
         self.store = ReviewStore()
         self.panel = ReviewPanel()
@@ -89,9 +93,13 @@ class ReviewController(QObject):
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(200)
         self._refresh_timer.timeout.connect(self.refresh)
-        self._connected_inference: Any = None
-        self.export_job: Any = None
-        """A LatestJob made on the first export."""
+        self._connected_inference: InferenceController | None = None
+        self.export_job = TaskRunner(self)
+        """Runs the export off the UI thread (``ui.export_dialog.run_export``)."""
+        self.export_job.done.connect(self._on_export_done)
+        self.export_job.failed.connect(lambda text: window.show_error("Export failed", text))
+        self.last_export: Any = None
+        """The ExportResult of the last export that succeeded."""
         self.export_dialog: Any = None
         self._build_actions()
 
@@ -120,37 +128,32 @@ class ReviewController(QObject):
             ("review_note", "Edit note for this slice", self.focus_note, "Ctrl+Shift+N"),
             ("export_report", "&Export report…", self.show_export_dialog, "Ctrl+E"),
         )
-        registry = getattr(getattr(self.window, "actions_", None), "by_name", None)
         for name, text, slot, key in specs:
-            action = QAction(text, self.window)
+            action = QAction(text, self)
             action.setObjectName(f"action_{name}")
             action.setShortcut(QKeySequence(key))
             action.triggered.connect(lambda *_, s=slot: s())
-            self.window.addAction(action)
+            self.window.add_action(name, action)  # Help > Controls lists it
             self.actions[name] = action
-            if isinstance(registry, dict):  # Help > Controls lists it
-                registry[name] = action
         menu = self.window.menu("View").addMenu("&Review")
         for name in ("review_accept", "review_reject", "review_undecided", "review_note"):
             menu.addAction(self.actions[name])
         self.window.menu("File").addAction(self.actions["export_report"])
 
-    def inference(self) -> Any:
+    def inference(self) -> InferenceController | None:
         """The inference controller (it may be attached after this extension)."""
-        controller = getattr(self.window, "inference", None)
+        controller = self.window.extensions.get(INFERENCE, InferenceController)
         if controller is not None and controller is not self._connected_inference:
             self._connect_inference(controller)
         return controller
 
-    def _connect_inference(self, controller: Any = None) -> None:
-        controller = controller or getattr(self.window, "inference", None)
+    def _connect_inference(self, controller: InferenceController | None = None) -> None:
+        controller = controller or self.window.extensions.get(INFERENCE, InferenceController)
         if controller is None or controller is self._connected_inference:
             return
         self._connected_inference = controller
-        for name in ("slice_predicted", "series_finished"):
-            signal = getattr(controller, name, None)
-            if signal is not None:
-                signal.connect(lambda *_: self._refresh_timer.start())
+        for signal in (controller.slice_predicted, controller.series_finished):
+            signal.connect(lambda *_: self._refresh_timer.start())
 
     def _on_study_changed(self) -> None:
         self.store.forget_cache()  # another window may have reviewed the same study
@@ -300,9 +303,12 @@ class ReviewController(QObject):
         """Let a running export finish (bounded); True when no export thread is left."""
         if self.export_dialog is not None:
             self.export_dialog.close()
-        if self.export_job is None:
-            return True
-        return self.export_job.pool.waitForDone(int(timeout_s * 1000))
+        return self.export_job.wait(timeout_s)
+
+    def _on_export_done(self, outcome: Any) -> None:
+        from ich_viewer.ui.export_dialog import export_done
+
+        self.last_export = export_done(self.window, outcome) or self.last_export
 
     def show_export_dialog(self) -> Any:
         from ich_viewer.ui.export_dialog import open_export_dialog
@@ -310,8 +316,11 @@ class ReviewController(QObject):
         return open_export_dialog(self)
 
 
-def attach_review(window: Any, args: Any = None) -> ReviewController:
+EXTENSION_NAME = "review"
+
+
+def attach_review(window: ViewerWindow, options: ViewOptions | None = None) -> ReviewController:
     """Extension entry point (``ui.app.EXTENSIONS``)."""
-    controller = ReviewController(window, args)
-    window.review = controller
+    controller = ReviewController(window, options)
+    window.extensions.add(EXTENSION_NAME, controller)
     return controller

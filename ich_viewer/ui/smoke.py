@@ -114,16 +114,18 @@ def _classify_in_window(window: Any, ctx: "SmokeContext") -> str:
     """The classifier panel runs on the opened series by itself; wait for all slices."""
     from ich_viewer.smoke_test import check
 
-    controller = getattr(window, "inference", None)
+    from ich_viewer.ui.inference_panel import EXTENSION_NAME, InferenceController
+
+    controller = window.extensions.get(EXTENSION_NAME, InferenceController)
     check(controller is not None, "the classifier extension is not attached to the window")
     series = window.current_series()
 
     def settled() -> bool:
-        done = series.series_uid in controller.complete
+        done = controller.is_complete(series)
         return done or (bool(controller.problem) and not controller.loading)
 
     check(wait_until(settled, WINDOW_TIMEOUT_S), f"the window's classifier did not finish within {WINDOW_TIMEOUT_S:.0f} s")
-    check(series.series_uid in controller.complete, f"the window's classifier says: {controller.problem}")
+    check(controller.is_complete(series), f"the window's classifier says: {controller.problem}")
     prediction = controller.series_prediction(series)
     check(prediction is not None and len(prediction.slices) == len(series),
           f"the window has {0 if prediction is None else len(prediction.slices)} predictions for {len(series)} slices")
