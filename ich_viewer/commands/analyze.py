@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ich_viewer import RESEARCH_NOTICE
+from ich_viewer.dicom.model import Series
 from ich_viewer.inference.device import DeviceError, describe_device
 from ich_viewer.inference.predict import PredictState, not_analysable, predict_series
 from ich_viewer.inference.results import SeriesPrediction
@@ -46,7 +47,7 @@ def analyze_study(study, loaded: LoadedModel, *, batch_size: int = 16, log: Text
     return results
 
 
-def summary_lines(results: list[tuple[object, SeriesPrediction]], device_text: str,
+def summary_lines(results: list[tuple[Series, SeriesPrediction]], device_text: str,
                   untrained: bool = False) -> list[str]:
     """What the terminal shows: model, device and per series the suspected subtypes."""
     lines = ["WARNING: untrained test weights - these predictions mean nothing."] if untrained else []

@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication
 from ich_viewer.dicom.background import warm_up
 from ich_viewer.options import ViewOptions
 from ich_viewer.paths import resources_dir
+from ich_viewer.ui.extension import ViewerWindow
 from ich_viewer.ui.settings import APPLICATION, ORGANIZATION
 
 if TYPE_CHECKING:  # pragma: no cover - main_window needs the QApplication before pyqtgraph loads
@@ -33,7 +34,7 @@ ICON = "icons/ich-viewer.png"
 
 def application(argv: list[str] | None = None) -> QApplication:
     """The QApplication with names, style and icon (re-used when one exists, as in tests)."""
-    app = QApplication.instance()
+    app = cast("QApplication | None", QApplication.instance())
     if app is None:
         app = QApplication(argv if argv is not None else [sys.argv[0]])
     app.setApplicationName(APPLICATION)
@@ -56,10 +57,11 @@ def _resolve(name: str) -> Callable[..., Any]:
 
 def run_extensions(window: MainWindow, options: ViewOptions, names: list[str] | None = None) -> list[str]:
     """Call each extension; a failure is logged and shown, never fatal. Returns the failures."""
+    viewer: ViewerWindow = window  # mypy checks here that MainWindow is what extensions are promised
     failed = []
     for name in EXTENSIONS if names is None else names:
         try:
-            _resolve(name)(window, options)
+            _resolve(name)(viewer, options)
         except Exception as exc:  # an extension must never take the viewer down
             log.exception("extension %s failed", name)
             failed.append(name)

@@ -66,7 +66,7 @@ def default_base_name(study: Any, deidentify: bool = False) -> str:
 
 def default_folder() -> Path:
     saved = app_settings().value(SETTINGS_FOLDER, "")
-    return Path(saved) if saved else Path.home() / "ICH Viewer reports"
+    return Path(str(saved)) if saved else Path.home() / "ICH Viewer reports"
 
 
 class ExportDialog(QDialog):
@@ -174,7 +174,11 @@ def open_export_dialog(controller: Any) -> ExportDialog | None:
     inference = controller.inference()
     dialog = ExportDialog(window.current_study(), len(results), incomplete_text(results), window,
                           attention_available=getattr(inference, "loaded", None) is not None)
-    dialog.accepted.connect(lambda: (dialog.remember(), run_export(controller, dialog.choice())))
+    def export() -> None:
+        dialog.remember()
+        run_export(controller, dialog.choice())
+
+    dialog.accepted.connect(export)
     dialog.setModal(True)
     dialog.show()
     controller.export_dialog = dialog

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterator, Protocol, TypeVar
 
 if TYPE_CHECKING:  # pragma: no cover
-    from PySide6.QtCore import QObject, Qt, Signal
+    from PySide6.QtCore import QObject, Qt, SignalInstance
     from PySide6.QtGui import QAction
     from PySide6.QtWidgets import QDockWidget, QMenu, QSlider, QStatusBar, QWidget
 
@@ -23,15 +23,15 @@ T = TypeVar("T")
 class ViewerWindow(Protocol):
     """The window as extensions see it (``MainWindow`` implements it)."""
 
-    study_opened: Signal
+    study_opened: SignalInstance
     """(Study) a study is on screen; its first series follows with ``series_shown``."""
-    series_shown: Signal
+    series_shown: SignalInstance
     """(Series) another series is on screen; ``slice_changed`` follows."""
-    slice_changed: Signal
+    slice_changed: SignalInstance
     """(int) the slice on screen changed."""
-    study_closing: Signal
+    study_closing: SignalInstance
     """() the study is about to go: stop work on it (the window waits for nobody)."""
-    window_changed: Signal
+    window_changed: SignalInstance
     """(center, width) the grey-level window changed."""
     extensions: ExtensionRegistry
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 import html
 import logging
 import os
-from typing import Any
+from typing import Any, cast
 
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QLabel, QWidget
 
 from ich_viewer.dicom.model import Series
 from ich_viewer.imaging.palette import band_labels
@@ -413,7 +413,7 @@ class InferenceController(QObject):
     # -- dialogs and menus ---------------------------------------------------------------
     def show_model_info(self) -> ModelInfoDialog:
         if self.info_dialog is None:
-            self.info_dialog = ModelInfoDialog(self.window)
+            self.info_dialog = ModelInfoDialog(cast(QWidget, self.window))
         card = self.loaded.card if self.loaded is not None else None
         self.info_dialog.set_content(card, self.device_text, self.problem or ("Loading…" if self.loading else ""))
         self.info_dialog.show()

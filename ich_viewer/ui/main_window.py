@@ -70,7 +70,7 @@ class MainWindow(QMainWindow):
         self.last_error: tuple[str, str] | None = None
         self._load_log_study: Study | None = None
         self._error_box: QMessageBox | None = None
-        self._dialogs: dict[str, QWidget] = {}
+        self._dialogs: dict[str, Any] = {}
 
         self._loader = StudyLoader(self)
         self._loader.loaded.connect(self._on_loaded)
@@ -261,7 +261,7 @@ class MainWindow(QMainWindow):
         menu.clear()
         items = recent_studies()
         for path in items:
-            menu.addAction(path, lambda p=path: self.open_path(p))
+            menu.addAction(path).triggered.connect(lambda *_, p=path: self.open_path(p))
         if not items:
             menu.addAction("(none)").setEnabled(False)
         menu.addSeparator()
@@ -389,6 +389,8 @@ class MainWindow(QMainWindow):
 
     def _render(self) -> None:
         series, index = self._series, self._index
+        if series is None:
+            return
         header = series.slices[index]
         if self._preset is not None and self._preset.is_default:
             self._set_window(resolve(self._preset, header), update_image=False)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
+from ich_viewer.dicom.model import Series
 from ich_viewer.imaging.palette import SHORT_NAMES, band_labels, label_colour
 from ich_viewer.options import ViewOptions
 from ich_viewer.report.atomic import ExportError
@@ -161,6 +162,12 @@ class ReviewController(QObject):
         self.refresh()
 
     # -- what is shown -------------------------------------------------------------------
+    def _series(self) -> Series:
+        """The shown series, where ``_key()`` already said there is one."""
+        series = self.window.current_series()
+        assert series is not None
+        return series
+
     def _key(self) -> tuple[str, str] | None:
         study, series = self.window.current_study(), self.window.current_series()
         if study is None or series is None:
@@ -176,7 +183,7 @@ class ReviewController(QObject):
 
     def decision_at(self, index: int) -> Decision:
         key, series = self._key(), self.window.current_series()
-        if key is None or not 0 <= index < len(series.slices):
+        if key is None or series is None or not 0 <= index < len(series.slices):
             return Decision()
         return self.store.decision(key[0], key[1], slice_key(series.slices[index]))
 
@@ -186,7 +193,8 @@ class ReviewController(QObject):
         table.setRowCount(len(flagged))
         self._rows = [p.index for p in flagged]
         counts = {ACCEPTED: 0, REJECTED: 0, UNDECIDED: 0}
-        n = len(self.window.current_series()) if self.window.current_series() is not None else 0
+        shown = self.window.current_series()
+        n = len(shown) if shown is not None else 0
         for row, prediction in enumerate(flagged):
             decision = self.decision_at(prediction.index)
             counts[decision.state] += 1
@@ -220,7 +228,9 @@ class ReviewController(QObject):
         if index in self._rows:
             row = self._rows.index(index)
             table.selectRow(row)
-            table.scrollToItem(table.item(row, 0))
+            item = table.item(row, 0)
+            if item is not None:
+                table.scrollToItem(item)
         table.blockSignals(False)
         for button in (self.panel.accept_button, self.panel.reject_button, self.panel.undecided_button):
             button.setEnabled(flagged)
@@ -257,7 +267,7 @@ class ReviewController(QObject):
         if not self._is_flagged(index):
             self.window.show_status(f"Im {index + 1} is not flagged: nothing to accept or reject", 4000)
             return False
-        header = self.window.current_series().slices[index]
+        header = self._series().slices[index]
         try:
             self.store.set_decision(key[0], key[1], slice_key(header), state=state)
         except ExportError as exc:
@@ -272,7 +282,7 @@ class ReviewController(QObject):
         if key is None or not self._is_flagged(index):
             return
         text = self.panel.note.text().strip()
-        header = self.window.current_series().slices[index]
+        header = self._series().slices[index]
         if text == self.store.decision(key[0], key[1], slice_key(header)).note:
             return
         try:
