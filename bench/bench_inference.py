@@ -164,7 +164,7 @@ def gui_numbers(model_dir: Path | None, series: Series, dicom_dir: Path | None) 
 
         def finished() -> bool:
             current = window.current_series()
-            return current is not None and ctl.is_complete(current)
+            return current is not None and ctl.session.is_complete(current)
 
         beats = heartbeat_while(app, finished, 120.0, split_at=lambda: marks.get("first"))
         done = time.perf_counter()

@@ -97,8 +97,8 @@ def test_analyze_and_the_window_give_the_same_numbers(study_dir, model_dir, tmp_
     qtbot.waitUntil(lambda: win.current_series() is not None, timeout=30000)
     series = win.current_series()
     controller = win.extensions["inference"]
-    qtbot.waitUntil(lambda: controller.is_complete(series), timeout=30000)
-    gui = controller.predictions_of(series)
+    qtbot.waitUntil(lambda: controller.session.is_complete(series), timeout=30000)
+    gui = controller.session.predictions_of(series)
     assert len(gui) == N_SLICES
     for prediction in gui.values():
         row = by_uid[prediction.sop_instance_uid]

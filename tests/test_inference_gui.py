@@ -40,7 +40,7 @@ def show(qtbot, win, *series: Series) -> Study:
 
 
 def wait_complete(qtbot, win, series: Series) -> None:
-    qtbot.waitUntil(lambda: win.extensions[INFERENCE].is_complete(series), timeout=30000)
+    qtbot.waitUntil(lambda: win.extensions[INFERENCE].session.is_complete(series), timeout=30000)
 
 
 def test_results_arrive_and_strip_plot_frame_match(qtbot, window, phantom_series):
@@ -49,7 +49,7 @@ def test_results_arrive_and_strip_plot_frame_match(qtbot, window, phantom_series
     series = phantom_series(1)
     show(qtbot, window, series)
     wait_complete(qtbot, window, series)
-    predictions = ctl.predictions_of(series)
+    predictions = ctl.session.predictions_of(series)
     assert sorted(predictions) == list(range(N_SLICES))
     flagged = ctl.flagged_indices()
     assert 0 < len(flagged) < N_SLICES, "thresholds flag some slices, not all"
@@ -133,7 +133,7 @@ def test_study_switch_cancels_the_old_run_without_late_updates(qtbot, window, ph
     seen: list[str] = []
     ctl.slice_predicted.connect(lambda uid, p: seen.append(uid))
     show(qtbot, window, slow)
-    qtbot.waitUntil(lambda: len(ctl.predictions_of(slow)) >= 1, timeout=20000)
+    qtbot.waitUntil(lambda: len(ctl.session.predictions_of(slow)) >= 1, timeout=20000)
     assert ctl.is_running()
     fresh = phantom_series(1)
     show(qtbot, window, fresh)  # a different study
@@ -143,8 +143,8 @@ def test_study_switch_cancels_the_old_run_without_late_updates(qtbot, window, ph
     qtbot.wait(200)  # let any queued signal of the old run arrive
     late = [uid for uid in seen[switched_at:] if uid == slow.series_uid]
     assert late == [], "no result of the cancelled series after the switch"
-    assert not ctl.is_complete(slow) and not ctl.predictions_of(slow)
-    assert sorted(ctl.predictions_of(fresh)) == list(range(N_SLICES))
+    assert not ctl.session.is_complete(slow) and not ctl.session.predictions_of(slow)
+    assert sorted(ctl.session.predictions_of(fresh)) == list(range(N_SLICES))
     assert len(ctl.strip.centres()) == N_SLICES
 
 
@@ -157,7 +157,7 @@ def test_localizer_and_other_modalities_are_not_analysed(qtbot, window, phantom_
     wait_complete(qtbot, window, axial)
     window.show_series(1)
     qtbot.wait(100)
-    assert ctl.runner.is_idle() and not ctl.predictions_of(scout)
+    assert ctl.runner.is_idle() and not ctl.session.predictions_of(scout)
     assert "Not analysed" in ctl.banner.plain_text() and "localizer" in ctl.banner.plain_text()
 
 
@@ -167,13 +167,13 @@ def test_stop_button_keeps_partial_results_and_says_so(qtbot, window, phantom_se
     source = slow.pixel_source
     slow.pixel_source = lambda header: (time.sleep(0.05), source(header))[1]
     show(qtbot, window, slow)
-    qtbot.waitUntil(lambda: len(ctl.predictions_of(slow)) >= 2, timeout=20000)
+    qtbot.waitUntil(lambda: len(ctl.session.predictions_of(slow)) >= 2, timeout=20000)
     assert ctl.panel.run_button.text() == "Stop" and ctl.panel.progress.isVisible()
     qtbot.mouseClick(ctl.panel.run_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(ctl.runner.is_idle, timeout=10000)
     assert "Stopped after" in ctl.banner.plain_text() and "partial" in ctl.banner.plain_text()
     assert ctl.panel.run_button.text() == "Run" and not ctl.panel.progress.isVisible()
-    assert 2 <= len(ctl.predictions_of(slow)) < 30
+    assert 2 <= len(ctl.session.predictions_of(slow)) < 30
 
 
 def test_attention_overlay_toggles_with_g(qtbot, window, phantom_series):
@@ -223,7 +223,7 @@ def test_unavailable_device_is_explained(qtbot, make_window, model_dir, monkeypa
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setenv("ICH_VIEWER_MODEL_DIR", str(model_dir))
     win = make_window(ViewOptions(device="cuda"))
-    qtbot.waitUntil(lambda: bool(win.extensions[INFERENCE].problem), timeout=20000)
+    qtbot.waitUntil(lambda: bool(win.extensions[INFERENCE].session.reason), timeout=20000)
     assert "no CUDA GPU" in win.extensions[INFERENCE].banner.plain_text()
     assert win.extensions[INFERENCE].device_label.text() == "Classifier: off"
 
@@ -258,7 +258,7 @@ def test_viewer_works_without_a_usable_model(qtbot, make_window, phantom_series,
     monkeypatch.setenv("ICH_VIEWER_MODEL_DIR", str(folder))
     win = make_window()
     ctl = win.extensions[INFERENCE]
-    qtbot.waitUntil(lambda: bool(ctl.problem), timeout=20000)
+    qtbot.waitUntil(lambda: bool(ctl.session.reason), timeout=20000)
     series = phantom_series(1)
     show(qtbot, win, series)
     assert win.current_series() is series  # the viewer still reads the study

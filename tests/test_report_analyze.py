@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pydicom
-import pytest
 from pypdf import PdfReader
 
 from ich_viewer.cli import main

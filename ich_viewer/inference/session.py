@@ -139,6 +139,15 @@ class ClassifierSession:
         run = self.run()
         return run is not None and run.state is RunState.RUNNING
 
+    def is_complete(self, series: Series) -> bool:
+        run = self.runs.get(series.series_uid)
+        return run is not None and run.state is RunState.COMPLETE
+
+    def predictions_of(self, series: Series) -> dict[int, SlicePrediction]:
+        """{slice index: prediction} known for ``series`` (a copy)."""
+        run = self.runs.get(series.series_uid)
+        return dict(run.predictions) if run is not None else {}
+
     # -- results of the current run ---------------------------------------------------------
     def add(self, prediction: SlicePrediction) -> bool:
         """A slice's result; False (ignored) unless the shown series' run is running."""

@@ -14,17 +14,16 @@ from __future__ import annotations
 import html
 import logging
 import os
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QLabel, QWidget
 
 from ich_viewer.dicom.model import Series
 from ich_viewer.imaging.palette import band_labels
 from ich_viewer.inference.results import SeriesPrediction, SlicePrediction
-from ich_viewer.inference.session import SHORT_NOTICE, ClassifierSession, ModelState, load_task, predict_task, \
-    slice_caption
+from ich_viewer.inference.session import ClassifierSession, ModelState, load_task, predict_task, slice_caption
 from ich_viewer.options import ViewOptions
 from ich_viewer.ui.extension import ViewerWindow
 from ich_viewer.ui.inference_attention import AttentionOverlay
@@ -33,6 +32,9 @@ from ich_viewer.ui.inference_sidebar import InferencePanel
 from ich_viewer.ui.inference_widgets import SliceFrame, SliceStrip
 from ich_viewer.ui.settings import app_settings
 from ich_viewer.ui.tasks import TaskRunner
+
+if TYPE_CHECKING:  # pragma: no cover - torch stays off the import path until the model loads
+    from ich_viewer.inference.weights import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -92,30 +94,10 @@ class InferenceController(QObject):
         else:
             self.render()
 
-    # -- read-only views of the session (tests, the review panel, the smoke test) ------------
     @property
-    def loaded(self) -> Any:
+    def loaded(self) -> LoadedModel | None:
+        """The model in use (None while loading or without one): ``session.loaded``."""
         return self.session.loaded
-
-    @property
-    def problem(self) -> str:
-        return self.session.reason
-
-    @property
-    def loading(self) -> bool:
-        return self.session.model_state is ModelState.LOADING
-
-    @property
-    def device_text(self) -> str:
-        return self.session.device_text
-
-    def is_complete(self, series: Series) -> bool:
-        run = self.session.runs.get(series.series_uid)
-        return run is not None and run.state.value == "complete"
-
-    def predictions_of(self, series: Series) -> dict[int, SlicePrediction]:
-        run = self.session.runs.get(series.series_uid)
-        return dict(run.predictions) if run is not None else {}
 
     # -- construction ----------------------------------------------------------------
     def _build_widgets(self) -> None:
@@ -139,25 +121,16 @@ class InferenceController(QObject):
         w.statusBar().addPermanentWidget(self.device_label)
         self.info_dialog: ModelInfoDialog | None = None
 
-    def _action(self, name: str, text: str, slot: Any, key: str = "", checkable: bool = False) -> QAction:
-        action = QAction(text, self)
-        action.setObjectName(f"action_{name}")
-        if key:
-            action.setShortcut(QKeySequence(key))
-        action.setCheckable(checkable)
-        action.triggered.connect(lambda *_: slot())
-        self.window.add_action(name, action)  # so Help > Controls lists the keys too
-        return action
-
     def _build_actions(self) -> None:
         w = self.window
+        add = w.add_action
         self.actions: dict[str, QAction] = {
-            "next_flagged": self._action("next_flagged", "Next flagged slice", lambda: self.jump_flagged(1), "N"),
-            "previous_flagged": self._action("previous_flagged", "Previous flagged slice",
-                                             lambda: self.jump_flagged(-1), "P"),
-            "attention": self._action("attention", "Attention map (Grad-CAM)", self.toggle_attention, "G", True),
-            "model_info": self._action("model_info", "Classifier model information…", self.show_model_info),
-            "rerun": self._action("rerun", "Run classifier on this series again", self.rerun),
+            "next_flagged": add("next_flagged", "Next flagged slice", lambda: self.jump_flagged(1), ("N",)),
+            "previous_flagged": add("previous_flagged", "Previous flagged slice", lambda: self.jump_flagged(-1),
+                                    ("P",)),
+            "attention": add("attention", "Attention map (Grad-CAM)", self.toggle_attention, ("G",), True),
+            "model_info": add("model_info", "Classifier model information…", self.show_model_info),
+            "rerun": add("rerun", "Run classifier on this series again", self.rerun),
         }
         menu = w.menu("View").addMenu("&Classifier")
         for name in ("next_flagged", "previous_flagged", "attention"):
@@ -401,7 +374,8 @@ class InferenceController(QObject):
         if self.attention.on:
             self.attention.switch_off()
         elif self.loaded is None:
-            self.window.show_status("No attention map: " + (self.problem or "the classifier is not loaded"), 6000)
+            self.window.show_status("No attention map: " + (self.session.reason or "the classifier is not loaded"),
+                                    6000)
         else:
             self.attention.switch_on(self.loaded, self.session.series, self.window.current_index())
         self.actions["attention"].setChecked(self.attention.on)
@@ -415,7 +389,8 @@ class InferenceController(QObject):
         if self.info_dialog is None:
             self.info_dialog = ModelInfoDialog(cast(QWidget, self.window))
         card = self.loaded.card if self.loaded is not None else None
-        self.info_dialog.set_content(card, self.device_text, self.problem or ("Loading…" if self.loading else ""))
+        loading = self.session.model_state is ModelState.LOADING
+        self.info_dialog.set_content(card, self.session.device_text, self.session.reason or ("Loading…" if loading else ""))
         self.info_dialog.show()
         self.info_dialog.raise_()
         return self.info_dialog

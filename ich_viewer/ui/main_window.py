@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent
@@ -186,10 +186,10 @@ class MainWindow(QMainWindow):
         """The slice slider (a decoration lines its marks up with it)."""
         return self.slider
 
-    def add_action(self, name: str, action: QAction) -> None:
-        """A window-wide shortcut that Help > Controls lists under ``name``."""
-        self.addAction(action)
-        self.actions_.by_name[name] = action
+    def add_action(self, name: str, text: str, slot: Callable[[], object], keys: tuple[str, ...] = (),
+                   checkable: bool = False) -> QAction:
+        """A window-wide action (keys work with menus hidden); Help > Controls lists it."""
+        return self.actions_.add(name, text, slot, keys, checkable)
 
     def show_status(self, text: str, msecs: int = 0) -> None:
         self.statusBar().showMessage(text, msecs)

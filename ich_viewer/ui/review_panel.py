@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtGui import QAction, QColor, QKeySequence
+from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QTableWidget,
     QTableWidgetItem, QVBoxLayout, QWidget,
@@ -121,7 +121,6 @@ class ReviewController(QObject):
 
     # -- wiring ------------------------------------------------------------------------
     def _build_actions(self) -> None:
-        self.actions: dict[str, QAction] = {}
         specs = (
             ("review_accept", "Accept flag on this slice", lambda: self.set_state(ACCEPTED), "A"),
             ("review_reject", "Reject flag on this slice", lambda: self.set_state(REJECTED), "R"),
@@ -129,13 +128,8 @@ class ReviewController(QObject):
             ("review_note", "Edit note for this slice", self.focus_note, "Ctrl+Shift+N"),
             ("export_report", "&Export report…", self.show_export_dialog, "Ctrl+E"),
         )
-        for name, text, slot, key in specs:
-            action = QAction(text, self)
-            action.setObjectName(f"action_{name}")
-            action.setShortcut(QKeySequence(key))
-            action.triggered.connect(lambda *_, s=slot: s())
-            self.window.add_action(name, action)  # Help > Controls lists it
-            self.actions[name] = action
+        self.actions: dict[str, QAction] = {name: self.window.add_action(name, text, slot, (key,))
+                                            for name, text, slot, key in specs}
         menu = self.window.menu("View").addMenu("&Review")
         for name in ("review_accept", "review_reject", "review_undecided", "review_note"):
             menu.addAction(self.actions[name])
