@@ -30,7 +30,34 @@ def _fail(text: str) -> None:
 
 
 def analyze_study(study, loaded: LoadedModel, *, batch_size: int = 16, log: TextIO | None = None) -> list[tuple]:
-    """(Series, SeriesPrediction) for every image series with at least one readable slice."""
+    """(Series, SeriesPrediction) for every image series with at least one readable slice.
+
+    Parameters
+    ----------
+    study
+        A ``Study`` from ``dicom.loader.load_study``.
+    loaded
+        The model (``inference.weights.load_model``).
+    batch_size
+        Slices per forward pass.
+    log
+        Where skipped series and unreadable slices are reported (default: stderr).
+
+    Returns
+    -------
+    list of (Series, SeriesPrediction)
+        In study order; localizers and non-CT series are left out (reported to ``log``).
+
+    Raises
+    ------
+    RuntimeError
+        From torch; unreadable slices never raise.
+
+    Example
+    -------
+    >>> results = analyze_study(load_study(path), load_model(None, "cpu"))  # doctest: +SKIP
+    >>> export_report(study, results, pdf="report.pdf")                    # doctest: +SKIP
+    """
     results: list[tuple] = []
     for series in study.image_series:
         reason = not_analysable(series)
@@ -102,7 +129,25 @@ def write_documents(args: AnalyzeOptions, study, results: list[tuple]) -> int:
 
 
 def run_analyze(args: AnalyzeOptions) -> int:
-    """Run ``ich-viewer analyze``; returns the exit code (module docstring)."""
+    """``ich-viewer analyze``: load the model and the study, classify, write what was asked.
+
+    Parameters
+    ----------
+    args
+        ``AnalyzeOptions`` (from the command line, or built directly in a script).
+
+    Returns
+    -------
+    int
+        The exit code: 0 success, 1 nothing to analyse, 2 no model / bad input / an
+        output that cannot be written (checked before inference starts), 3 results
+        written but the PDF or DICOM export failed. Errors are printed, never raised.
+
+    Example
+    -------
+    >>> run_analyze(AnalyzeOptions(path="/data/ct", json_out="r.json", device="cpu"))  # doctest: +SKIP
+    0
+    """
     try:
         loaded = load_model(args.model_dir, device=args.device)
     except (ModelLoadError, DeviceError) as exc:
