@@ -212,7 +212,7 @@ def test_device_preference_is_saved_and_used(qtbot, window):
     qtbot.waitUntil(lambda: ctl.loaded is not None, timeout=20000)
     assert app_settings().value("inference/device") == "cpu"
     assert str(ctl.loaded.device) == "cpu"
-    ctl._fill_device_menu()
+    ctl.device_menu.aboutToShow.emit()  # as when the reader opens it
     texts = [a.text() for a in ctl.device_menu.actions()]
     assert any(t.startswith("CPU") for t in texts)
 

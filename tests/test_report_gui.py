@@ -65,7 +65,7 @@ def test_keys_change_decisions_which_survive_reopen(qtbot, make_window, flagging
         assert review.decision_at(second).state == "undecided"
         qtbot.keyClick(win, Qt.Key.Key_R)
         table = review.panel.table
-        row = review._rows.index(second)
+        row = [p.index for p in review.flagged_predictions()].index(second)
         assert table.item(row, 2).text() == "Rejected"
         assert "accepted 1" in review.panel.summary.text() and "rejected 1" in review.panel.summary.text()
         study = win.current_study()

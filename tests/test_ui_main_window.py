@@ -56,7 +56,7 @@ def _open(qtbot, win, path) -> None:
 
 
 def _wait_image(qtbot, win) -> None:
-    qtbot.waitUntil(lambda: win._shown_index == win.current_index(), timeout=10000)
+    qtbot.waitUntil(lambda: win.shown_index() == win.current_index(), timeout=10000)
 
 
 def _pixel00(win) -> float:
@@ -260,7 +260,9 @@ def test_cursor_shows_hu_and_patient_position(qtbot, window, study_folder):
 def test_tag_browser_is_searchable_and_follows_the_slice(qtbot, window, study_folder):
     _open(qtbot, window, study_folder)
     qtbot.keyClick(window, "t", Qt.KeyboardModifier.ControlModifier)
-    browser = window._dialogs["tags"]
+    from ich_viewer.ui.tag_browser import TagBrowser
+
+    browser = window.findChild(TagBrowser)
     assert browser.isVisible()
     browser.search.setText("0028,1050")
     rows = browser.visible_rows()
@@ -369,7 +371,7 @@ def test_side_panel_and_slider_decoration(qtbot, window):
     assert dock.widget() is panel and window.dockWidgetArea(dock) == Qt.DockWidgetArea.RightDockWidgetArea
     strip = QLabel("strip")
     window.add_slider_decoration(strip)
-    layout = window._central_layout
-    assert layout.indexOf(strip) == layout.indexOf(window.slider) - 1
+    layout = window.slice_slider().parentWidget().layout()
+    assert layout.indexOf(strip) == layout.indexOf(window.slice_slider()) - 1
     window.show_status("hello")
     assert window.statusBar().currentMessage() == "hello"

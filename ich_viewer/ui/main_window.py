@@ -144,6 +144,10 @@ class MainWindow(QMainWindow):
     def current_index(self) -> int:
         return self._index
 
+    def shown_index(self) -> int | None:
+        """The slice whose pixels are on screen (None while it is still decoding)."""
+        return self._shown_index
+
     def image_view(self) -> SliceView:
         return self.slice_view
 
