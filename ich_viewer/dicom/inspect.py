@@ -84,7 +84,24 @@ def format_text(summary: dict[str, Any]) -> str:
 
 
 def run_inspect(args: InspectOptions) -> int:
-    """0 when at least one image series was found, 1 when nothing readable, 2 for a bad path."""
+    """``ich-viewer inspect PATH [--json]``: print what the loader found.
+
+    Parameters
+    ----------
+    args
+        ``InspectOptions``: the path, and ``json`` for a JSON document instead of text.
+
+    Returns
+    -------
+    int
+        0 when at least one image series was found, 1 when nothing readable, 2 for a
+        path that does not exist or cannot be read (the reason goes to stderr).
+
+    Example
+    -------
+    >>> run_inspect(InspectOptions(path="/data/head-ct", json=True))  # doctest: +SKIP
+    0
+    """
     from ich_viewer.dicom.loader import load_study
 
     try:

@@ -9,7 +9,24 @@ from ich_viewer.phantom.volume import SUBTYPES
 
 
 def run_phantom(args: PhantomOptions) -> int:
-    """Run ``ich-viewer phantom``: 0 written, 2 refused (message on stderr)."""
+    """``ich-viewer phantom OUT``: write a synthetic study and its ground truth.
+
+    Parameters
+    ----------
+    args
+        ``PhantomOptions`` (see ``write_phantom_study`` for what each one does).
+
+    Returns
+    -------
+    int
+        0 written; 2 refused (unknown subtype or syntax, no encoder, an output folder
+        that is not empty), with the reason on stderr.
+
+    Example
+    -------
+    >>> run_phantom(PhantomOptions(out="/tmp/ph", subtypes=["subdural"], slices=24))  # doctest: +SKIP
+    0
+    """
     from ich_viewer.phantom.study import write_phantom_study
 
     subtypes = args.subtypes

@@ -70,7 +70,26 @@ def run_extensions(window: MainWindow, options: ViewOptions, names: list[str] | 
 
 
 def build_window(options: ViewOptions | None = None, extensions: list[str] | None = None) -> MainWindow:
-    """Application + window + extensions (default: all of ``EXTENSIONS``), without the event loop."""
+    """Application + window + extensions, without entering the event loop.
+
+    Parameters
+    ----------
+    options
+        ``ViewOptions`` handed to every extension (``device``, ``no_model``...).
+    extensions
+        "module:function" names to attach; None attaches all of ``EXTENSIONS``, ``[]``
+        gives the bare reading window.
+
+    Returns
+    -------
+    MainWindow
+        Not yet shown. A failing extension is logged and named in the status bar.
+
+    Example
+    -------
+    >>> window = build_window(ViewOptions(no_model=True))  # doctest: +SKIP
+    >>> window.show(); window.open_path("/data/head-ct")    # doctest: +SKIP
+    """
     application()
     from ich_viewer.ui.main_window import MainWindow  # after QApplication: pyqtgraph needs it
 
