@@ -174,6 +174,10 @@ def test_stop_button_keeps_partial_results_and_says_so(qtbot, window, phantom_se
     assert "Stopped after" in ctl.banner.plain_text() and "partial" in ctl.banner.plain_text()
     assert ctl.panel.run_button.text() == "Run" and not ctl.panel.progress.isVisible()
     assert 2 <= len(ctl.session.predictions_of(slow)) < 30
+    qtbot.mouseClick(ctl.panel.run_button, Qt.MouseButton.LeftButton)  # Run: the series afresh
+    wait_complete(qtbot, window, slow)
+    assert len(ctl.session.predictions_of(slow)) == 30 and not ctl.panel.run_button.isVisible()
+    assert "Stopped" not in ctl.banner.plain_text()
 
 
 def test_attention_overlay_toggles_with_g(qtbot, window, phantom_series):

@@ -81,8 +81,8 @@ def test_stop_keeps_partial_results_and_run_starts_again():
     assert not session.add(prediction(1)), "a stopped run takes no more results"
     assert session.button() == "Run"
     assert "Stopped after 1/6 slices (partial)" in session.banner().text
-    assert session.press_button(), "Run starts a fresh run"
-    assert session.running() and session.run().predictions == {}
+    assert session.press_button() and session.run() is None, "Run forgets the partial run"
+    assert session.select(s) and session.running() and session.run().predictions == {}
     assert not session.press_button() and session.run().state is RunState.STOPPED, "Stop stops it"
 
 

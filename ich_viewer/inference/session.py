@@ -125,11 +125,11 @@ class ClassifierSession:
         return True
 
     def rerun(self) -> bool:
-        """Run the shown series again from scratch; True when a run must start."""
+        """Forget the shown series' run; True when showing it again (``select``) will run it."""
         if self.series is None or self.model_state is not ModelState.READY:
             return False
         self.runs.pop(self.series.series_uid, None)
-        return self.select(self.series)
+        return True
 
     def run(self) -> SeriesRun | None:
         """The run of the shown series (None without one)."""
@@ -185,7 +185,7 @@ class ClassifierSession:
         return {RunState.RUNNING: "Stop", RunState.STOPPED: "Run", RunState.FAILED: "Run"}.get(run.state)
 
     def press_button(self) -> bool:
-        """Stop a run, or run again after Stop / an error; True when a run must start."""
+        """Stop a run, or forget it after Stop / an error; True when the series must be selected again."""
         if self.button() == "Stop":
             self.stop()
             return False

@@ -231,17 +231,13 @@ class InferenceController(QObject):
         if self.session.series is not None and self.session.rerun():
             self._show_series(self.session.series)
 
-    def stop(self) -> None:
-        """The reader's Stop: keep what arrived, say that it is partial."""
-        self.runner.cancel()
-        if self.session.stop():
-            self.render()
-
     def _on_run_button(self) -> None:
-        if self.session.button() == "Stop":
-            self.stop()
+        """Stop keeps what arrived and says it is partial; Run starts the series afresh."""
+        self.runner.cancel()
+        if self.session.press_button() and self.session.series is not None:
+            self._show_series(self.session.series)
         else:
-            self.rerun()
+            self.render()
 
     def is_running(self) -> bool:
         return not self.runner.is_idle()
