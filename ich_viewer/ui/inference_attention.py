@@ -37,7 +37,6 @@ class AttentionOverlay(QObject):
         self.on = False
         self.current: Any = None
         """The AttentionMap on screen, or None."""
-        self._wanted: tuple[str, int] | None = None
         self.item = pg.ImageItem(axisOrder="row-major")
         self.item.setZValue(10)
         self.item.setLookupTable(attention_lut())
@@ -65,20 +64,16 @@ class AttentionOverlay(QObject):
             return
         from ich_viewer.inference.gradcam import attention_map
 
-        self._wanted = (series.series_uid, index)
-        self.job.start(lambda _state: (series.series_uid, attention_map(loaded, series, index)))
+        self.job.start(lambda _state: attention_map(loaded, series, index))
 
     def hide(self) -> None:
+        """Hide the map and cancel its computation: a map for an older slice never arrives."""
         self.job.cancel()
         self.item.hide()
         self.current = None
-        self._wanted = None
 
-    def _on_done(self, outcome: Any) -> None:
+    def _on_done(self, amap: Any) -> None:
         if not self.on:
-            return
-        uid, amap = outcome
-        if (uid, amap.index) != self._wanted or amap.index != self.window.current_index():
             return
         self.current = amap
         self.item.setImage(amap.heat, autoLevels=False, levels=(0.0, 1.0))
