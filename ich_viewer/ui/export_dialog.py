@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
@@ -21,6 +21,9 @@ from PySide6.QtWidgets import (
 from ich_viewer.report.atomic import ExportError
 from ich_viewer.tasks import TaskState
 from ich_viewer.ui.settings import app_settings
+
+if TYPE_CHECKING:  # pragma: no cover - review_panel imports this module when the dialog opens
+    from ich_viewer.ui.review_panel import ReviewController
 
 SETTINGS_FOLDER = "report/folder"
 SETTINGS_FORMATS = "report/formats"
@@ -163,7 +166,7 @@ def incomplete_text(results: list[tuple[Any, Any]]) -> str:
     return f"The classifier has not finished ({parts}); the report will say it is incomplete."
 
 
-def open_export_dialog(controller: Any) -> ExportDialog | None:
+def open_export_dialog(controller: ReviewController) -> ExportDialog | None:
     """Show the dialog (non-blocking); Export runs ``run_export``."""
     window = controller.window
     results = controller.results()
@@ -172,8 +175,9 @@ def open_export_dialog(controller: Any) -> ExportDialog | None:
                           "(no study open, no classifier, or it has not produced a result).")
         return None
     inference = controller.inference()
-    dialog = ExportDialog(window.current_study(), len(results), incomplete_text(results), window,
-                          attention_available=getattr(inference, "loaded", None) is not None)
+    dialog = ExportDialog(window.current_study(), len(results), incomplete_text(results), cast(QWidget, window),
+                          attention_available=inference is not None and inference.loaded is not None)
+
     def export() -> None:
         dialog.remember()
         run_export(controller, dialog.choice())
@@ -193,7 +197,7 @@ def confirm_overwrite(window: Any, existing: list[Path]) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
-def run_export(controller: Any, choice: ExportChoice, *, overwrite: bool | None = None) -> TaskState | None:
+def run_export(controller: ReviewController, choice: ExportChoice, *, overwrite: bool | None = None) -> TaskState | None:
     """Start the export in the background; returns the task's state (None when nothing started).
 
     The review controller's ``export_job`` runs it and calls ``export_done`` with the outcome.
@@ -211,10 +215,13 @@ def run_export(controller: Any, choice: ExportChoice, *, overwrite: bool | None 
             window.show_status("Export cancelled: files not replaced", 5000)
             return None
     study, results = window.current_study(), controller.results()
+    if study is None:
+        window.show_error("Nothing to export", "No study is open.")
+        return None
     paths = choice.paths()
     overlay = None
     inference = controller.inference()
-    if choice.attention and getattr(inference, "loaded", None) is not None:
+    if choice.attention and inference is not None and inference.loaded is not None:
         from ich_viewer.report.export import attention_overlay
 
         overlay = attention_overlay(inference.loaded)
