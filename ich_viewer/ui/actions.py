@@ -31,9 +31,9 @@ class WindowActions:
         self._build_help_menu()
         self._build_toolbar()
 
-    def add(self, name: str, text: str, slot: Callable[[], object], keys: tuple[str, ...] = (),
-            checkable: bool = False, tip: str = "", short: str = "") -> QAction:
-        """A window-wide action called ``name``: its keys work with menus hidden; Help > Controls lists it."""
+    def _action(self, name: str, text: str, slot: Callable[[], object], keys: tuple[str, ...] = (),
+                checkable: bool = False, tip: str = "", short: str = "") -> QAction:
+        """A window-wide action: its keys work with menus hidden; Help > Controls lists it."""
         action = QAction(text, self.window)
         if short:
             action.setIconText(short)  # what the toolbar shows
@@ -52,23 +52,23 @@ class WindowActions:
     def _build_file_menu(self) -> None:
         w = self.window
         menu = w.menu("File")
-        menu.addAction(self.add("open_folder", "Open &folder…", w.open_folder_dialog, ("Ctrl+O",), short="Open"))
-        menu.addAction(self.add("open_file", "Open f&ile (DICOM, DICOMDIR, zip)…", w.open_file_dialog, ("Ctrl+Shift+O",)))
-        menu.addAction(self.add("open_demo", "Open &demo study (synthetic)", w.open_demo))
+        menu.addAction(self._action("open_folder", "Open &folder…", w.open_folder_dialog, ("Ctrl+O",), short="Open"))
+        menu.addAction(self._action("open_file", "Open f&ile (DICOM, DICOMDIR, zip)…", w.open_file_dialog, ("Ctrl+Shift+O",)))
+        menu.addAction(self._action("open_demo", "Open &demo study (synthetic)", w.open_demo))
         self.recent_menu = menu.addMenu("Open &recent")
         self.recent_menu.setObjectName("menu_recent")
         self.recent_menu.aboutToShow.connect(w.rebuild_recent_menu)
         menu.addSeparator()
-        menu.addAction(self.add("load_log", "&Load log…", w.show_load_log, ("Ctrl+L",)))
+        menu.addAction(self._action("load_log", "&Load log…", w.show_load_log, ("Ctrl+L",)))
         menu.addSeparator()
-        menu.addAction(self.add("quit", "&Quit", w.close, ("Ctrl+Q",)))
+        menu.addAction(self._action("quit", "&Quit", w.close, ("Ctrl+Q",)))
 
     def _build_view_menu(self) -> None:
         w = self.window
         menu = w.menu("View")
         window_menu = menu.addMenu("&Window preset")
         for preset in PRESETS:
-            action = self.add(
+            action = self._action(
                 f"preset_{preset.key}", _preset_text(preset), partial(w.set_preset, preset), (preset.key,),
                 checkable=True, tip=_preset_tip(preset),
             )
@@ -85,28 +85,28 @@ class WindowActions:
             ("last_slice", "Last slice", w.last_slice, ("End",)),
             ("cine", "Cine play / pause", w.toggle_cine, ("Space",)),
         ):
-            slice_menu.addAction(self.add(name, text, slot, keys, checkable=name == "cine",
+            slice_menu.addAction(self._action(name, text, slot, keys, checkable=name == "cine",
                                               short="Cine" if name == "cine" else ""))
         series_menu = menu.addMenu("S&eries")
-        series_menu.addAction(self.add("next_series", "Next series", lambda: w.step_series(1), ("Right",)))
-        series_menu.addAction(self.add("previous_series", "Previous series", lambda: w.step_series(-1), ("Left",)))
+        series_menu.addAction(self._action("next_series", "Next series", lambda: w.step_series(1), ("Right",)))
+        series_menu.addAction(self._action("previous_series", "Previous series", lambda: w.step_series(-1), ("Left",)))
         menu.addSeparator()
-        menu.addAction(self.add("fit", "&Fit to window", w.fit, ("F",), short="Fit"))
-        menu.addAction(self.add("zoom_in", "Zoom &in", lambda: w.zoom(1.25), ("+", "=")))
-        menu.addAction(self.add("zoom_out", "Zoom &out", lambda: w.zoom(0.8), ("-",)))
-        menu.addAction(self.add("one_to_one", "&Actual pixels (1:1)", w.zoom_one_to_one, ("Ctrl+1",)))
+        menu.addAction(self._action("fit", "&Fit to window", w.fit, ("F",), short="Fit"))
+        menu.addAction(self._action("zoom_in", "Zoom &in", lambda: w.zoom(1.25), ("+", "=")))
+        menu.addAction(self._action("zoom_out", "Zoom &out", lambda: w.zoom(0.8), ("-",)))
+        menu.addAction(self._action("one_to_one", "&Actual pixels (1:1)", w.zoom_one_to_one, ("Ctrl+1",)))
         menu.addSeparator()
-        overlays = self.add("overlays", "Corner &overlays", w.toggle_overlays, ("O",), checkable=True,
+        overlays = self._action("overlays", "Corner &overlays", w.toggle_overlays, ("O",), checkable=True,
                                 short="Overlays")
         overlays.setChecked(True)
         menu.addAction(overlays)
-        menu.addAction(self.add("tags", "DICOM &tags…", w.show_tag_browser, ("Ctrl+T",), short="Tags"))
+        menu.addAction(self._action("tags", "DICOM &tags…", w.show_tag_browser, ("Ctrl+T",), short="Tags"))
 
     def _build_help_menu(self) -> None:
         w = self.window
         menu = w.menu("Help")
-        menu.addAction(self.add("controls", "&Controls…", w.show_controls, ("F1",)))
-        menu.addAction(self.add("about", "&About ICH Viewer", w.show_about))
+        menu.addAction(self._action("controls", "&Controls…", w.show_controls, ("F1",)))
+        menu.addAction(self._action("about", "&About ICH Viewer", w.show_about))
 
     def _build_toolbar(self) -> None:
         bar = QToolBar("Window presets", self.window)

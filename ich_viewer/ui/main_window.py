@@ -190,7 +190,7 @@ class MainWindow(QMainWindow):
     def add_action(self, name: str, text: str, slot: Callable[[], object], keys: tuple[str, ...] = (),
                    checkable: bool = False) -> QAction:
         """A window-wide action (keys work with menus hidden); Help > Controls lists it."""
-        return self.actions_.add(name, text, slot, keys, checkable)
+        return self.actions_._action(name, text, slot, keys, checkable)  # the window's own helper
 
     def show_status(self, text: str, msecs: int = 0) -> None:
         self.statusBar().showMessage(text, msecs)
