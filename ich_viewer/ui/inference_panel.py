@@ -55,7 +55,7 @@ class InferenceController(QObject):
     series_finished = Signal(object, object)
     """Series, SeriesPrediction once every slice of it has a result (or could not be read)."""
     model_ready = Signal()
-    """A model finished loading (or failed: then ``problem`` says why)."""
+    """A model finished loading (or failed: then ``session.reason`` says why)."""
 
     def __init__(self, window: ViewerWindow, options: ViewOptions | None = None) -> None:
         super().__init__(window)  # type: ignore[arg-type]  # a QMainWindow in practice
