@@ -133,13 +133,13 @@ def gui_numbers(model_dir: Path | None, series: Series, dicom_dir: Path | None) 
 
     if model_dir is not None:
         os.environ["ICH_VIEWER_MODEL_DIR"] = str(model_dir)
-    window = build_window(argparse.Namespace(demo=False, path=None, device=None, no_model=False))
+    window = build_window()
     window.resize(1400, 900)
     window.show()
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance()
-    ctl = window.inference
+    ctl = window.extensions["inference"]
     deadline = time.perf_counter() + 60
     while ctl.loaded is None and time.perf_counter() < deadline:
         app.processEvents()
@@ -164,7 +164,7 @@ def gui_numbers(model_dir: Path | None, series: Series, dicom_dir: Path | None) 
 
         def finished() -> bool:
             current = window.current_series()
-            return current is not None and current.series_uid in ctl.complete
+            return current is not None and ctl.session.is_complete(current)
 
         beats = heartbeat_while(app, finished, 120.0, split_at=lambda: marks.get("first"))
         done = time.perf_counter()

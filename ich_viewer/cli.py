@@ -1,8 +1,10 @@
-"""Command line: parses arguments and hands them to the module that does the work."""
+"""Command line: parses arguments into an options dataclass and hands it to the module that does the work."""
 from __future__ import annotations
 
 import argparse
 import sys
+
+from ich_viewer.options import OPTIONS, from_namespace
 
 COMMANDS = ("view", "inspect", "analyze", "phantom")
 
@@ -59,23 +61,24 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv.insert(0, "view")
     args = build_parser().parse_args(argv)
+    options = from_namespace(OPTIONS[args.command], args)
 
     if args.command == "view":
         from ich_viewer.ui.app import run_viewer
 
-        return run_viewer(args)
+        return run_viewer(options)
     if args.command == "inspect":
         from ich_viewer.dicom.inspect import run_inspect
 
-        return run_inspect(args)
+        return run_inspect(options)
     if args.command == "analyze":
-        from ich_viewer.inference.analyze import run_analyze
+        from ich_viewer.commands.analyze import run_analyze
 
-        return run_analyze(args)
+        return run_analyze(options)
     if args.command == "phantom":
         from ich_viewer.phantom.command import run_phantom
 
-        return run_phantom(args)
+        return run_phantom(options)
     raise AssertionError(args.command)
 
 

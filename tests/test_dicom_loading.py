@@ -5,7 +5,6 @@ import json
 import random
 import shutil
 import zipfile
-from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import pytest
 from dicom_helpers import ct_dataset, make_volume, save, slice_marker, tree_digest
 from ich_viewer.dicom.inspect import run_inspect, study_summary
 from ich_viewer.dicom.loader import load_study
+from ich_viewer.options import InspectOptions
 from ich_viewer.phantom.extras import write_dicomdir, write_junk_files, write_localizer, write_truncated_copy
 from ich_viewer.phantom.writer import StudyInfo, write_series
 
@@ -278,7 +278,7 @@ def test_inspect_json_and_text(tmp_path, capsys):
     volume = make_volume(5)
     write(volume, tmp_path / "s", file_names="random", drop_slices=[2], tilt_deg=10)
     (tmp_path / "s" / "junk.txt").write_text("x")
-    assert run_inspect(Namespace(path=str(tmp_path / "s"), json=True)) == 0
+    assert run_inspect(InspectOptions(path=str(tmp_path / "s"), json=True)) == 0
     report = json.loads(capsys.readouterr().out)
     (series,) = report["series"]
     for key in ("series_uid", "description", "modality", "n_slices", "files", "positions_mm", "spacing_mm",
@@ -290,15 +290,15 @@ def test_inspect_json_and_text(tmp_path, capsys):
     assert series["gantry_tilt_deg"] == pytest.approx(10.0, abs=0.05)
     assert any("Missing" in w for w in series["warnings"])
     assert report["skipped"] == [{"path": str(tmp_path / "s" / "junk.txt"), "reason": report["skipped"][0]["reason"]}]
-    assert run_inspect(Namespace(path=str(tmp_path / "s"), json=False)) == 0
+    assert run_inspect(InspectOptions(path=str(tmp_path / "s"), json=False)) == 0
     text = capsys.readouterr().out
     assert "4 slices" in text and "Gantry tilt" in text and "junk.txt" in text
 
 
 def test_inspect_exit_codes(tmp_path, capsys):
-    assert run_inspect(Namespace(path=str(tmp_path / "missing"), json=True)) == 2
+    assert run_inspect(InspectOptions(path=str(tmp_path / "missing"), json=True)) == 2
     assert "no such file or folder" in capsys.readouterr().err
     (tmp_path / "only_text.txt").write_text("hello")
-    assert run_inspect(Namespace(path=str(tmp_path), json=False)) == 1
+    assert run_inspect(InspectOptions(path=str(tmp_path), json=False)) == 1
     captured = capsys.readouterr()
     assert "no readable DICOM images" in captured.err and "only_text.txt" in captured.out

@@ -1,7 +1,6 @@
 """``ich-viewer analyze``: outputs, exit codes, and the same numbers as the window."""
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 
@@ -9,17 +8,9 @@ import pytest
 
 from ich_viewer import LABELS
 from ich_viewer.cli import main
-from ich_viewer.inference.preprocess import InputSpec
-from ich_viewer.inference.testing import SMALL_ARCH, export_random_model
 from ich_viewer.phantom.study import write_phantom_study
 
-SPEC = InputSpec(size=64)
 N_SLICES = 8
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return export_random_model(tmp_path_factory.mktemp("model"), spec=SPEC, arch_changes=SMALL_ARCH, seed=11)
 
 
 @pytest.fixture(scope="module")
@@ -94,23 +85,20 @@ def test_unavailable_device_is_refused(study_dir, model_dir, monkeypatch, capsys
     assert "no CUDA GPU" in capsys.readouterr().err
 
 
-def test_analyze_and_the_window_give_the_same_numbers(study_dir, model_dir, tmp_path, qtbot, isolated_settings,
-                                                      monkeypatch):
+def test_analyze_and_the_window_give_the_same_numbers(study_dir, model_dir, tmp_path, qtbot, monkeypatch, request):
     pytest.importorskip("pytestqt")
     out_json = tmp_path / "r.json"
     assert analyze(str(study_dir), "--json", str(out_json), "--model-dir", str(model_dir)) == 0
     by_uid = {row["sop_instance_uid"]: row for row in json.loads(out_json.read_text())["slices"]}
 
     monkeypatch.setenv("ICH_VIEWER_MODEL_DIR", str(model_dir))
-    from ich_viewer.ui.app import build_window
-
-    win = build_window(argparse.Namespace(demo=False, path=None, device=None, no_model=False))
-    qtbot.addWidget(win)
+    win = request.getfixturevalue("make_window")()  # Qt only when pytest-qt is there
     win.open_path(study_dir)
     qtbot.waitUntil(lambda: win.current_series() is not None, timeout=30000)
     series = win.current_series()
-    qtbot.waitUntil(lambda: series.series_uid in win.inference.complete, timeout=30000)
-    gui = win.inference.predictions[series.series_uid]
+    controller = win.extensions["inference"]
+    qtbot.waitUntil(lambda: controller.session.is_complete(series), timeout=30000)
+    gui = controller.session.predictions_of(series)
     assert len(gui) == N_SLICES
     for prediction in gui.values():
         row = by_uid[prediction.sop_instance_uid]
@@ -118,5 +106,3 @@ def test_analyze_and_the_window_give_the_same_numbers(study_dir, model_dir, tmp_
         assert row["flagged"] == list(prediction.flagged)
         for label in LABELS:
             assert row["probabilities"][label] == pytest.approx(prediction.probabilities[label], abs=1e-6)
-    win.close()
-    assert win.inference.runner.is_idle()

@@ -38,14 +38,10 @@ def head_slice(rows: int = 96, cols: int = 96, centre=(48, 48), radius=30, value
     return image + rng.normal(0, noise, image.shape).astype(np.float32)
 
 
-def phantom_series(n: int = 7, spacing: float = 5.0) -> Series:
+def ring_series(n: int = 7, spacing: float = 5.0) -> Series:
+    """Rings of bone around brain-like tissue: a head without anatomy, for the core's arithmetic."""
     volume = np.stack([head_slice(value=30.0 + 5 * i, seed=i) for i in range(n)])
     return Series.from_array(volume, spacing_mm=spacing)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return export_random_model(tmp_path_factory.mktemp("model"), spec=SPEC, arch_changes=SMALL_ARCH, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +93,7 @@ def test_neighbour_of_other_shape_counts_as_missing():
 
 
 def test_first_last_and_single_slice_repeat_the_centre():
-    series = phantom_series(5)
+    series = ring_series(5)
     vol = [series.hu(i) for i in range(5)]
     np.testing.assert_array_equal(series_input(series, 0, SPEC), stack_input([None, vol[0], vol[1]], SPEC))
     np.testing.assert_array_equal(series_input(series, 4, SPEC), stack_input([vol[3], vol[4], None], SPEC))
@@ -116,7 +112,7 @@ def test_neighbours_are_about_five_mm_away_on_thin_slices():
 
 
 def test_undecodable_neighbour_is_missing_and_centre_error_propagates():
-    series = phantom_series(3)
+    series = ring_series(3)
     broken = series.slices[0].path
 
     source = series.pixel_source
@@ -291,7 +287,7 @@ def test_auto_prefers_cuda_then_mps(monkeypatch):
 # --- predict ---------------------------------------------------------------------------
 
 def test_batching_equals_one_by_one(loaded):
-    series = phantom_series(7)
+    series = ring_series(7)
     batched = list(predict(series, PredictState(loaded, batch_size=4, first_batch=3)))
     singles = list(predict(series, PredictState(loaded, batch_size=1, first_batch=1)))
     assert [p.index for p in batched] == list(range(7))
@@ -308,13 +304,13 @@ def test_flags_follow_thresholds(model_dir, tmp_path):
                               thresholds={label: 0.01 for label in LABELS})
     high = export_random_model(tmp_path / "high", spec=SPEC, arch_changes=SMALL_ARCH, seed=3,
                                thresholds={label: 0.99 for label in LABELS})
-    series = phantom_series(3)
+    series = ring_series(3)
     assert all(p.flagged == LABELS for p in predict(series, PredictState(load_model(low, "cpu"))))
     assert all(p.flagged == () for p in predict(series, PredictState(load_model(high, "cpu"))))
 
 
 def test_progress_cancel_and_order(loaded):
-    series = phantom_series(9)
+    series = ring_series(9)
     seen = []
     results = list(predict(series, PredictState(loaded, batch_size=3, first_batch=1,
                                                 progress=lambda d, t: seen.append((d, t)))))
@@ -335,7 +331,7 @@ def test_progress_cancel_and_order(loaded):
 def test_only_axial_ct_is_analysable():
     from ich_viewer.inference.predict import not_analysable
 
-    series = phantom_series(2)
+    series = ring_series(2)
     assert not_analysable(series) is None
     series.modality = "MR"
     assert "MR" in not_analysable(series)
@@ -344,7 +340,7 @@ def test_only_axial_ct_is_analysable():
 
 
 def test_undecodable_slice_is_skipped_and_reported(loaded):
-    series = phantom_series(4)
+    series = ring_series(4)
     source, broken = series.pixel_source, series.slices[2].path
     series.pixel_source = lambda h: (_ for _ in ()).throw(OSError("truncated")) if h.path == broken else source(h)
     state = PredictState(loaded)
@@ -390,7 +386,7 @@ def test_explained_label_prefers_the_clearest_subtype():
 def test_every_available_device_gives_the_cpu_numbers(model_dir, name):
     if name == "no-gpu":
         pytest.skip("no GPU on this machine: CPU is the only device")
-    series = phantom_series(4)
+    series = ring_series(4)
     cpu = predict_series(series, PredictState(load_model(model_dir, "cpu")))
     other = predict_series(series, PredictState(load_model(model_dir, name)))
     for a, b in zip(cpu.slices, other.slices):

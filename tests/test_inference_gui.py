@@ -4,7 +4,6 @@ Checks plumbing and what the reader sees, never accuracy.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
@@ -18,56 +17,20 @@ from PySide6.QtCore import QPointF, Qt  # noqa: E402
 from ich_viewer import LABELS  # noqa: E402
 from ich_viewer.dicom.model import Series, Study  # noqa: E402
 from ich_viewer.imaging.palette import band_labels, label_hex  # noqa: E402
-from ich_viewer.inference.predict import PredictState, predict_series  # noqa: E402
-from ich_viewer.inference.preprocess import InputSpec  # noqa: E402
-from ich_viewer.inference.testing import SMALL_ARCH, export_random_model  # noqa: E402
-from ich_viewer.inference.weights import CARD_NAME, load_model  # noqa: E402
-from ich_viewer.phantom import generate_phantom  # noqa: E402
+from ich_viewer.inference.weights import CARD_NAME  # noqa: E402
+from ich_viewer.options import ViewOptions  # noqa: E402
 
-SPEC = InputSpec(size=64)
 N_SLICES = 14
-
-
-def phantom_series(seed: int, n: int = N_SLICES, uid: str = "1.2.826.0.1.3680043.8.498.77") -> Series:
-    ph = generate_phantom(seed=seed, subtypes=["subdural", "intraparenchymal"], matrix=128, n_slices=n)
-    return Series.from_array(ph.volume_hu, series_uid=uid, spacing_mm=ph.spacing_mm,
-                             pixel_spacing=ph.pixel_spacing, description=f"phantom {seed}")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """A random network with thresholds placed on the test series' own probabilities, so
-    some slices are flagged (some with two subtypes, some with "any" only) and some not."""
-    probe = export_random_model(tmp_path_factory.mktemp("probe"), spec=SPEC, arch_changes=SMALL_ARCH, seed=7)
-    result = predict_series(phantom_series(1), PredictState(load_model(probe, "cpu")))
-    probs = {label: np.array([s.probabilities[label] for s in result.slices]) for label in LABELS}
-    thresholds = {label: 1 - 1e-6 for label in LABELS}
-    thresholds["subdural"] = float(np.quantile(probs["subdural"], 0.5))
-    thresholds["intraparenchymal"] = float(np.quantile(probs["intraparenchymal"], 0.7))
-    thresholds["any"] = float(np.quantile(probs["any"], 0.6))
-    return export_random_model(tmp_path_factory.mktemp("model"), spec=SPEC, arch_changes=SMALL_ARCH, seed=7,
-                               thresholds=thresholds)
-
-
-def make_window(qtbot, args=None):
-    from ich_viewer.ui.app import build_window
-
-    win = build_window(args or argparse.Namespace(demo=False, path=None, device=None, no_model=False))
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
-    win.activateWindow()
-    return win
+INFERENCE = "inference"
 
 
 @pytest.fixture
-def window(qtbot, isolated_settings, model_dir, monkeypatch):
-    monkeypatch.setenv("ICH_VIEWER_MODEL_DIR", str(model_dir))
-    win = make_window(qtbot)
-    qtbot.waitUntil(lambda: win.inference.loaded is not None, timeout=20000)
-    yield win
-    win.close()
-    assert win.inference.runner.is_idle(), "the classifier thread must stop with the window"
+def window(qtbot, make_window, graded_model_dir, monkeypatch):
+    """The full window with the graded model loaded (closed and checked by make_window)."""
+    monkeypatch.setenv("ICH_VIEWER_MODEL_DIR", str(graded_model_dir))
+    win = make_window()
+    qtbot.waitUntil(lambda: win.extensions[INFERENCE].loaded is not None, timeout=20000)
+    return win
 
 
 def show(qtbot, win, *series: Series) -> Study:
@@ -77,16 +40,16 @@ def show(qtbot, win, *series: Series) -> Study:
 
 
 def wait_complete(qtbot, win, series: Series) -> None:
-    qtbot.waitUntil(lambda: series.series_uid in win.inference.complete, timeout=30000)
+    qtbot.waitUntil(lambda: win.extensions[INFERENCE].session.is_complete(series), timeout=30000)
 
 
-def test_results_arrive_and_strip_plot_frame_match(qtbot, window):
-    ctl = window.inference
+def test_results_arrive_and_strip_plot_frame_match(qtbot, window, phantom_series):
+    ctl = window.extensions[INFERENCE]
     assert "ich_viewer.ui.inference_panel:attach_inference" in __import__("ich_viewer.ui.app", fromlist=["x"]).EXTENSIONS
     series = phantom_series(1)
     show(qtbot, window, series)
     wait_complete(qtbot, window, series)
-    predictions = ctl.predictions[series.series_uid]
+    predictions = ctl.session.predictions_of(series)
     assert sorted(predictions) == list(range(N_SLICES))
     flagged = ctl.flagged_indices()
     assert 0 < len(flagged) < N_SLICES, "thresholds flag some slices, not all"
@@ -112,8 +75,8 @@ def test_results_arrive_and_strip_plot_frame_match(qtbot, window):
     assert [s.index for s in ctl.series_prediction(series).slices] == list(range(N_SLICES))
 
 
-def test_strip_bands_follow_the_slider(qtbot, window):
-    ctl = window.inference
+def test_strip_bands_follow_the_slider(qtbot, window, phantom_series):
+    ctl = window.extensions[INFERENCE]
     series = phantom_series(1)
     show(qtbot, window, series)
     wait_complete(qtbot, window, series)
@@ -125,8 +88,8 @@ def test_strip_bands_follow_the_slider(qtbot, window):
     assert window.current_index() == 3
 
 
-def test_n_and_p_keys_jump_between_flagged_slices(qtbot, window):
-    ctl = window.inference
+def test_n_and_p_keys_jump_between_flagged_slices(qtbot, window, phantom_series):
+    ctl = window.extensions[INFERENCE]
     series = phantom_series(1)
     show(qtbot, window, series)
     wait_complete(qtbot, window, series)
@@ -150,8 +113,8 @@ def test_n_and_p_keys_jump_between_flagged_slices(qtbot, window):
     assert "No flagged slice after" in window.statusBar().currentMessage()
 
 
-def test_plot_click_jumps_to_the_slice(qtbot, window):
-    ctl = window.inference
+def test_plot_click_jumps_to_the_slice(qtbot, window, phantom_series):
+    ctl = window.extensions[INFERENCE]
     series = phantom_series(1)
     show(qtbot, window, series)
     wait_complete(qtbot, window, series)
@@ -162,15 +125,15 @@ def test_plot_click_jumps_to_the_slice(qtbot, window):
     assert window.current_index() == 8
 
 
-def test_study_switch_cancels_the_old_run_without_late_updates(qtbot, window):
-    ctl = window.inference
+def test_study_switch_cancels_the_old_run_without_late_updates(qtbot, window, phantom_series):
+    ctl = window.extensions[INFERENCE]
     slow = phantom_series(2, n=40, uid="1.2.826.0.1.3680043.8.498.88")
     source = slow.pixel_source
     slow.pixel_source = lambda header: (time.sleep(0.05), source(header))[1]  # a slow disk
     seen: list[str] = []
     ctl.slice_predicted.connect(lambda uid, p: seen.append(uid))
     show(qtbot, window, slow)
-    qtbot.waitUntil(lambda: len(ctl.predictions.get(slow.series_uid, {})) >= 1, timeout=20000)
+    qtbot.waitUntil(lambda: len(ctl.session.predictions_of(slow)) >= 1, timeout=20000)
     assert ctl.is_running()
     fresh = phantom_series(1)
     show(qtbot, window, fresh)  # a different study
@@ -180,13 +143,13 @@ def test_study_switch_cancels_the_old_run_without_late_updates(qtbot, window):
     qtbot.wait(200)  # let any queued signal of the old run arrive
     late = [uid for uid in seen[switched_at:] if uid == slow.series_uid]
     assert late == [], "no result of the cancelled series after the switch"
-    assert slow.series_uid not in ctl.complete and slow.series_uid not in ctl.predictions
-    assert sorted(ctl.predictions[fresh.series_uid]) == list(range(N_SLICES))
+    assert not ctl.session.is_complete(slow) and not ctl.session.predictions_of(slow)
+    assert sorted(ctl.session.predictions_of(fresh)) == list(range(N_SLICES))
     assert len(ctl.strip.centres()) == N_SLICES
 
 
-def test_localizer_and_other_modalities_are_not_analysed(qtbot, window):
-    ctl = window.inference
+def test_localizer_and_other_modalities_are_not_analysed(qtbot, window, phantom_series):
+    ctl = window.extensions[INFERENCE]
     scout = phantom_series(1, n=3, uid="1.2.826.0.1.3680043.8.498.90")
     scout.is_localizer = True
     axial = phantom_series(1)
@@ -194,27 +157,31 @@ def test_localizer_and_other_modalities_are_not_analysed(qtbot, window):
     wait_complete(qtbot, window, axial)
     window.show_series(1)
     qtbot.wait(100)
-    assert ctl.runner.is_idle() and scout.series_uid not in ctl.predictions
+    assert ctl.runner.is_idle() and not ctl.session.predictions_of(scout)
     assert "Not analysed" in ctl.banner.plain_text() and "localizer" in ctl.banner.plain_text()
 
 
-def test_stop_button_keeps_partial_results_and_says_so(qtbot, window):
-    ctl = window.inference
+def test_stop_button_keeps_partial_results_and_says_so(qtbot, window, phantom_series):
+    ctl = window.extensions[INFERENCE]
     slow = phantom_series(2, n=30, uid="1.2.826.0.1.3680043.8.498.89")
     source = slow.pixel_source
     slow.pixel_source = lambda header: (time.sleep(0.05), source(header))[1]
     show(qtbot, window, slow)
-    qtbot.waitUntil(lambda: len(ctl.predictions.get(slow.series_uid, {})) >= 2, timeout=20000)
+    qtbot.waitUntil(lambda: len(ctl.session.predictions_of(slow)) >= 2, timeout=20000)
     assert ctl.panel.run_button.text() == "Stop" and ctl.panel.progress.isVisible()
     qtbot.mouseClick(ctl.panel.run_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(ctl.runner.is_idle, timeout=10000)
     assert "Stopped after" in ctl.banner.plain_text() and "partial" in ctl.banner.plain_text()
     assert ctl.panel.run_button.text() == "Run" and not ctl.panel.progress.isVisible()
-    assert 2 <= len(ctl.predictions[slow.series_uid]) < 30
+    assert 2 <= len(ctl.session.predictions_of(slow)) < 30
+    qtbot.mouseClick(ctl.panel.run_button, Qt.MouseButton.LeftButton)  # Run: the series afresh
+    wait_complete(qtbot, window, slow)
+    assert len(ctl.session.predictions_of(slow)) == 30 and not ctl.panel.run_button.isVisible()
+    assert "Stopped" not in ctl.banner.plain_text()
 
 
-def test_attention_overlay_toggles_with_g(qtbot, window):
-    ctl = window.inference
+def test_attention_overlay_toggles_with_g(qtbot, window, phantom_series):
+    ctl = window.extensions[INFERENCE]
     series = phantom_series(1)
     show(qtbot, window, series)
     wait_complete(qtbot, window, series)
@@ -232,41 +199,40 @@ def test_attention_overlay_toggles_with_g(qtbot, window):
 
 
 def test_model_information_dialog(qtbot, window):
-    dialog = window.inference.show_model_info()
+    dialog = window.extensions[INFERENCE].show_model_info()
     text = dialog.text()
     assert "untrained" in text.lower() and "not a diagnosis" in text
     for label in LABELS:
         assert label in text
-    assert window.inference.loaded.info.sha256 in text
+    assert window.extensions[INFERENCE].loaded.info.sha256 in text
     dialog.close()
 
 
 def test_device_preference_is_saved_and_used(qtbot, window):
     from ich_viewer.ui.settings import app_settings
 
-    ctl = window.inference
+    ctl = window.extensions[INFERENCE]
     ctl.set_device_preference("cpu")
     qtbot.waitUntil(lambda: ctl.loaded is not None, timeout=20000)
     assert app_settings().value("inference/device") == "cpu"
     assert str(ctl.loaded.device) == "cpu"
-    ctl._fill_device_menu()
+    ctl.device_menu.aboutToShow.emit()  # as when the reader opens it
     texts = [a.text() for a in ctl.device_menu.actions()]
     assert any(t.startswith("CPU") for t in texts)
 
 
-def test_unavailable_device_is_explained(qtbot, isolated_settings, model_dir, monkeypatch):
+def test_unavailable_device_is_explained(qtbot, make_window, model_dir, monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setenv("ICH_VIEWER_MODEL_DIR", str(model_dir))
-    win = make_window(qtbot, argparse.Namespace(demo=False, path=None, device="cuda", no_model=False))
-    qtbot.waitUntil(lambda: bool(win.inference.problem), timeout=20000)
-    assert "no CUDA GPU" in win.inference.banner.plain_text()
-    assert win.inference.device_label.text() == "Classifier: off"
-    win.close()
+    win = make_window(ViewOptions(device="cuda"))
+    qtbot.waitUntil(lambda: bool(win.extensions[INFERENCE].session.reason), timeout=20000)
+    assert "no CUDA GPU" in win.extensions[INFERENCE].banner.plain_text()
+    assert win.extensions[INFERENCE].device_label.text() == "Classifier: off"
 
 
-def test_saved_device_that_is_missing_falls_back_with_a_note(qtbot, isolated_settings, model_dir, monkeypatch):
+def test_saved_device_that_is_missing_falls_back_with_a_note(qtbot, make_window, model_dir, monkeypatch):
     import torch
 
     from ich_viewer.ui.settings import app_settings
@@ -276,15 +242,14 @@ def test_saved_device_that_is_missing_falls_back_with_a_note(qtbot, isolated_set
     settings = app_settings()
     settings.setValue("inference/device", "cuda")  # saved on a machine with a GPU
     settings.sync()
-    win = make_window(qtbot)
-    qtbot.waitUntil(lambda: win.inference.loaded is not None, timeout=20000)
-    assert str(win.inference.loaded.device) == "cpu"
+    win = make_window()
+    qtbot.waitUntil(lambda: win.extensions[INFERENCE].loaded is not None, timeout=20000)
+    assert str(win.extensions[INFERENCE].loaded.device) == "cpu"
     assert "preference not usable" in win.statusBar().currentMessage()
-    win.close()
 
 
 @pytest.mark.parametrize("damage, reason", [("missing", "No classifier model"), ("tampered", "does not match")])
-def test_viewer_works_without_a_usable_model(qtbot, isolated_settings, model_dir, tmp_path, monkeypatch,
+def test_viewer_works_without_a_usable_model(qtbot, make_window, phantom_series, model_dir, tmp_path, monkeypatch,
                                             damage, reason):
     folder = tmp_path / "models"
     folder.mkdir()
@@ -295,9 +260,9 @@ def test_viewer_works_without_a_usable_model(qtbot, isolated_settings, model_dir
         weights = folder / card["weights_file"]
         weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
     monkeypatch.setenv("ICH_VIEWER_MODEL_DIR", str(folder))
-    win = make_window(qtbot)
-    ctl = win.inference
-    qtbot.waitUntil(lambda: bool(ctl.problem), timeout=20000)
+    win = make_window()
+    ctl = win.extensions[INFERENCE]
+    qtbot.waitUntil(lambda: bool(ctl.session.reason), timeout=20000)
     series = phantom_series(1)
     show(qtbot, win, series)
     assert win.current_series() is series  # the viewer still reads the study
@@ -308,13 +273,11 @@ def test_viewer_works_without_a_usable_model(qtbot, isolated_settings, model_dir
     qtbot.keyClick(win, Qt.Key.Key_G)
     assert not ctl.attention_visible()
     assert reason in ctl.show_model_info().text() or "No classifier is loaded" in ctl.show_model_info().text()
-    win.close()
 
 
-def test_no_model_option_switches_the_classifier_off(qtbot, isolated_settings, model_dir, monkeypatch):
+def test_no_model_option_switches_the_classifier_off(qtbot, make_window, phantom_series, model_dir, monkeypatch):
     monkeypatch.setenv("ICH_VIEWER_MODEL_DIR", str(model_dir))
-    win = make_window(qtbot, argparse.Namespace(demo=False, path=None, device=None, no_model=True))
+    win = make_window(ViewOptions(no_model=True))
     show(qtbot, win, phantom_series(1))
-    assert "--no-model" in win.inference.banner.plain_text()
-    assert win.inference.runner.is_idle() and win.inference.loaded is None
-    win.close()
+    assert "--no-model" in win.extensions[INFERENCE].banner.plain_text()
+    assert win.extensions[INFERENCE].runner.is_idle() and win.extensions[INFERENCE].loaded is None

@@ -5,8 +5,8 @@ working install and fail, with a message, when something is missing or wrong.
 """
 from __future__ import annotations
 
-import argparse
 import io
+import shutil
 
 import numpy as np
 import pytest
@@ -14,6 +14,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from ich_viewer import smoke_test
+from ich_viewer.options import ViewOptions
 from ich_viewer.smoke_test import SmokeContext, SmokeFailure, SmokeRun, run_smoke
 
 ALL_STEPS = ["bundle", "phantom study", "load (headless)", "main window", "qt platform", "open in window",
@@ -21,16 +22,16 @@ ALL_STEPS = ["bundle", "phantom study", "load (headless)", "main window", "qt pl
              "decoders", "decoder processes"]
 
 
-def view_args() -> argparse.Namespace:
-    return argparse.Namespace(command="view", path=None, demo=False, device="cpu", no_model=False, smoke_test=True)
+def view_args() -> ViewOptions:
+    return ViewOptions(device="cpu", smoke_test=True)
 
 
 @pytest.fixture
-def random_model(tmp_path_factory, monkeypatch):
-    """A tiny untrained model standing in for the bundled one (plumbing, not accuracy)."""
-    from ich_viewer.inference.testing import SMALL_ARCH, export_random_model
-
-    folder = export_random_model(tmp_path_factory.mktemp("model"), arch_changes=SMALL_ARCH, any_bias=2.0)
+def random_model(flagging_model_dir, tmp_path, monkeypatch):
+    """A copy of the shared flagging test model standing in for the bundled one (the
+    self-check may write beside it, so the shared folder is never used directly)."""
+    folder = tmp_path / "model"
+    shutil.copytree(flagging_model_dir, folder)
     monkeypatch.setenv("ICH_VIEWER_MODEL_DIR", str(folder))
     return folder
 

@@ -6,25 +6,18 @@ from __future__ import annotations
 import json
 
 import pydicom
-import pytest
 from pypdf import PdfReader
 
 from ich_viewer.cli import main
-from ich_viewer.inference.testing import SMALL_ARCH, export_random_model
 from test_report_support import phantom_study
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return export_random_model(tmp_path_factory.mktemp("model"), arch_changes=SMALL_ARCH, seed=2, any_bias=3.0)
-
-
-def test_analyze_writes_pdf_sr_and_results_with_the_same_flags(tmp_path, isolated_settings, model_dir, capsys):
+def test_analyze_writes_pdf_sr_and_results_with_the_same_flags(tmp_path, isolated_settings, flagging_model_dir, capsys):
     study_dir = tmp_path / "study"
     study, series, _ = phantom_study(study_dir, n_slices=6, matrix=64)
     out = tmp_path / "out"
     out.mkdir()
-    code = main(["analyze", str(study_dir), "--model-dir", str(model_dir), "--device", "cpu",
+    code = main(["analyze", str(study_dir), "--model-dir", str(flagging_model_dir), "--device", "cpu",
                  "--json", str(out / "r.json"), "--report", str(out / "r.pdf"), "--sr", str(out / "dicom")])
     assert code == 0, capsys.readouterr()
     document = json.loads((out / "r.json").read_text())
@@ -43,10 +36,10 @@ def test_analyze_writes_pdf_sr_and_results_with_the_same_flags(tmp_path, isolate
     assert not any(p.suffix == ".pdf" or p.name.startswith("SR_") for p in study_dir.rglob("*"))
 
 
-def test_analyze_refuses_report_inside_the_study(tmp_path, isolated_settings, model_dir, capsys):
+def test_analyze_refuses_report_inside_the_study(tmp_path, isolated_settings, flagging_model_dir, capsys):
     study_dir = tmp_path / "study"
     phantom_study(study_dir, n_slices=4, matrix=64)
-    code = main(["analyze", str(study_dir), "--model-dir", str(model_dir), "--device", "cpu",
+    code = main(["analyze", str(study_dir), "--model-dir", str(flagging_model_dir), "--device", "cpu",
                  "--report", str(study_dir / "r.pdf")])
     assert code != 0
     assert "inside the study folder" in capsys.readouterr().err

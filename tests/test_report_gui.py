@@ -4,7 +4,6 @@ Uses a randomly initialised tiny model biased to flag slices: its predictions me
 they only give the review something to act on."""
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
@@ -14,15 +13,11 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import Qt  # noqa: E402
 
 from ich_viewer.inference.testing import SMALL_ARCH, export_random_model  # noqa: E402
+from ich_viewer.options import ViewOptions  # noqa: E402
 from ich_viewer.report.review import ReviewStore, study_key  # noqa: E402
 from test_report_support import PATIENT_ID, PATIENT_NAME, phantom_study  # noqa: E402
 
 EXTENSIONS = ["ich_viewer.ui.inference_panel:attach_inference", "ich_viewer.ui.review_panel:attach_review"]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return export_random_model(tmp_path_factory.mktemp("model"), arch_changes=SMALL_ARCH, seed=1, any_bias=3.0)
 
 
 @pytest.fixture
@@ -32,38 +27,28 @@ def study_dir(tmp_path):
     return folder
 
 
-def _window(qtbot, model_dir, monkeypatch):
-    from ich_viewer.ui.app import application, run_extensions
-
+def _window(make_window, model_dir, monkeypatch):
+    """The window with the classifier and the review only (no smoke-test hook)."""
     monkeypatch.setenv("ICH_VIEWER_MODEL_DIR", str(model_dir))
-    application()
-    from ich_viewer.ui.main_window import MainWindow
-
-    win = MainWindow()
-    assert run_extensions(win, argparse.Namespace(device="cpu", no_model=False), EXTENSIONS) == []
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
-    win.activateWindow()
-    return win
+    return make_window(ViewOptions(device="cpu"), EXTENSIONS)
 
 
 def _open_and_predict(qtbot, win, folder):
-    with qtbot.waitSignal(win.inference.series_finished, timeout=60000):
+    with qtbot.waitSignal(win.extensions["inference"].series_finished, timeout=60000):
         win.open_path(folder)
-    qtbot.waitUntil(lambda: win.review.panel.table.rowCount() > 0, timeout=5000)
+    qtbot.waitUntil(lambda: win.extensions["review"].panel.table.rowCount() > 0, timeout=5000)
 
 
 def _close(win):
     win.close()
-    assert win.review.export_job is None or win.review.export_job.pool.activeThreadCount() == 0
+    assert win.extensions["review"].export_job.is_idle()
 
 
-def test_keys_change_decisions_which_survive_reopen(qtbot, isolated_settings, model_dir, study_dir, monkeypatch):
-    win = _window(qtbot, model_dir, monkeypatch)
+def test_keys_change_decisions_which_survive_reopen(qtbot, make_window, flagging_model_dir, study_dir, monkeypatch):
+    win = _window(make_window, flagging_model_dir, monkeypatch)
     try:
         _open_and_predict(qtbot, win, study_dir)
-        review = win.review
+        review = win.extensions["review"]
         flagged = [p.index for p in review.flagged_predictions()]
         assert flagged, "the biased test model flags every slice"
         first, second = flagged[0], flagged[1]
@@ -80,7 +65,7 @@ def test_keys_change_decisions_which_survive_reopen(qtbot, isolated_settings, mo
         assert review.decision_at(second).state == "undecided"
         qtbot.keyClick(win, Qt.Key.Key_R)
         table = review.panel.table
-        row = review._rows.index(second)
+        row = [p.index for p in review.flagged_predictions()].index(second)
         assert table.item(row, 2).text() == "Rejected"
         assert "accepted 1" in review.panel.summary.text() and "rejected 1" in review.panel.summary.text()
         study = win.current_study()
@@ -93,37 +78,37 @@ def test_keys_change_decisions_which_survive_reopen(qtbot, isolated_settings, mo
     assert {d.state for d in stored.values()} == {"accepted", "rejected"}
     assert not any(p.name.endswith(".json") for p in study_dir.rglob("*"))  # nothing in the study folder
 
-    win = _window(qtbot, model_dir, monkeypatch)
+    win = _window(make_window, flagging_model_dir, monkeypatch)
     try:
         _open_and_predict(qtbot, win, study_dir)
-        assert win.review.decision_at(first).state == "accepted"
-        assert win.review.decision_at(first).note == "left convexity"
-        assert win.review.decision_at(second).state == "rejected"
+        assert win.extensions["review"].decision_at(first).state == "accepted"
+        assert win.extensions["review"].decision_at(first).note == "left convexity"
+        assert win.extensions["review"].decision_at(second).state == "rejected"
     finally:
         _close(win)
 
 
-def test_keys_ignore_a_slice_that_is_not_flagged(qtbot, isolated_settings, tmp_path, study_dir, monkeypatch):
+def test_keys_ignore_a_slice_that_is_not_flagged(qtbot, make_window, tmp_path, study_dir, monkeypatch):
     quiet = export_random_model(tmp_path / "quiet", arch_changes=SMALL_ARCH, seed=1, any_bias=-6.0)
-    win = _window(qtbot, quiet, monkeypatch)
+    win = _window(make_window, quiet, monkeypatch)
     try:
-        with qtbot.waitSignal(win.inference.series_finished, timeout=60000):
+        with qtbot.waitSignal(win.extensions["inference"].series_finished, timeout=60000):
             win.open_path(study_dir)
-        assert win.review.flagged_predictions() == []
+        assert win.extensions["review"].flagged_predictions() == []
         qtbot.keyClick(win, Qt.Key.Key_A)
-        assert win.review.decision_at(win.current_index()).state == "undecided"
+        assert win.extensions["review"].decision_at(win.current_index()).state == "undecided"
         assert "not flagged" in win.statusBar().currentMessage()
     finally:
         _close(win)
 
 
-def test_export_from_the_window(qtbot, isolated_settings, tmp_path, model_dir, study_dir, monkeypatch):
+def test_export_from_the_window(qtbot, make_window, tmp_path, flagging_model_dir, study_dir, monkeypatch):
     from ich_viewer.ui.export_dialog import ExportDialog, run_export
 
-    win = _window(qtbot, model_dir, monkeypatch)
+    win = _window(make_window, flagging_model_dir, monkeypatch)
     try:
         _open_and_predict(qtbot, win, study_dir)
-        review = win.review
+        review = win.extensions["review"]
         index = review.flagged_predictions()[0].index
         win.set_slice(index)
         qtbot.keyClick(win, Qt.Key.Key_A)
@@ -141,8 +126,8 @@ def test_export_from_the_window(qtbot, isolated_settings, tmp_path, model_dir, s
         dialog.deidentify.setChecked(True)
         assert "20250301" in named and "20250301" not in dialog.base_name.text()
         dialog.accept()
-        qtbot.waitUntil(lambda: getattr(win, "last_export", None) is not None, timeout=60000)
-        result = win.last_export
+        qtbot.waitUntil(lambda: review.last_export is not None, timeout=60000)
+        result = review.last_export
         assert result.pdf.exists() and result.csv.exists() and result.json.exists() and result.sr.exists()
         assert result.key_images == []
         document = json.loads(result.json.read_text())
@@ -154,7 +139,7 @@ def test_export_from_the_window(qtbot, isolated_settings, tmp_path, model_dir, s
 
         # the same names again: refused without consent, nothing changed
         before = result.pdf.read_bytes()
-        win.last_export = None
+        review.last_export = None
         choice = dialog.choice()
         assert set(choice.existing()) == {result.pdf, result.csv, result.json}
         assert run_export(review, choice, overwrite=False) is not None

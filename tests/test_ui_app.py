@@ -1,7 +1,6 @@
 """Application start-up: extensions, names, style, settings."""
 from __future__ import annotations
 
-import argparse
 import sys
 import types
 
@@ -9,6 +8,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
+from ich_viewer.options import ViewOptions  # noqa: E402
 from ich_viewer.ui import app  # noqa: E402
 
 CALLS: list[tuple[object, object]] = []
@@ -36,7 +36,7 @@ def fake_extensions(monkeypatch):
 def test_extensions_run_and_a_failing_one_is_reported_not_fatal(qtbot, isolated_settings, monkeypatch, fake_extensions):
     monkeypatch.setattr(app, "EXTENSIONS", ["fake_viewer_extensions:bad", "fake_viewer_extensions:good",
                                             "no_such_module_xyz:attach"])
-    args = argparse.Namespace(demo=False, path=None)
+    args = ViewOptions()
     window = app.build_window(args)
     qtbot.addWidget(window)
     assert CALLS == [(window, args)]
@@ -66,3 +66,22 @@ def test_settings_file_comes_from_the_environment(isolated_settings):
     assert recent[0] == "/studies/5" and len(recent) == 10 and recent.count("/studies/5") == 1
     clear_recent_studies()
     assert recent_studies() == []
+
+
+def test_extensions_find_each_other_through_the_registry_only():
+    from ich_viewer.ui.extension import ExtensionRegistry
+
+    registry = ExtensionRegistry()
+    panel = object()
+    registry.add("measure", panel)
+    with pytest.raises(ValueError, match="already attached"):
+        registry.add("measure", object())
+    assert registry.get("measure", object) is panel and registry["measure"] is panel
+    assert registry.get("measure", str) is None, "the wrong kind is not handed out"
+    assert registry.get("missing", object) is None and list(registry) == ["measure"]
+
+
+def test_the_real_extensions_register_and_set_no_attributes(make_window):
+    window = make_window(ViewOptions(no_model=True))
+    assert list(window.extensions) == ["inference", "review"]
+    assert not hasattr(window, "inference") and not hasattr(window, "review")

@@ -1,13 +1,13 @@
 """``ich-viewer inspect PATH [--json]``: what the loader found, without opening a window."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Any
 
 from ich_viewer.dicom.model import Series, Study
 from ich_viewer.dicom.pixels import syntax_label
+from ich_viewer.options import InspectOptions
 
 
 def series_summary(series: Series) -> dict[str, Any]:
@@ -83,8 +83,25 @@ def format_text(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_inspect(args: argparse.Namespace) -> int:
-    """0 when at least one image series was found, 1 when nothing readable, 2 for a bad path."""
+def run_inspect(args: InspectOptions) -> int:
+    """``ich-viewer inspect PATH [--json]``: print what the loader found.
+
+    Parameters
+    ----------
+    args
+        ``InspectOptions``: the path, and ``json`` for a JSON document instead of text.
+
+    Returns
+    -------
+    int
+        0 when at least one image series was found, 1 when nothing readable, 2 for a
+        path that does not exist or cannot be read (the reason goes to stderr).
+
+    Example
+    -------
+    >>> run_inspect(InspectOptions(path="/data/head-ct", json=True))  # doctest: +SKIP
+    0
+    """
     from ich_viewer.dicom.loader import load_study
 
     try:
@@ -96,7 +113,7 @@ def run_inspect(args: argparse.Namespace) -> int:
         print(f"ich-viewer inspect: cannot read {args.path}: {exc}", file=sys.stderr)
         return 2
     summary = study_summary(study)
-    if getattr(args, "json", False):
+    if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print(format_text(summary))

@@ -5,8 +5,8 @@ Nothing is ever written inside the opened path.
 """
 from __future__ import annotations
 
+import logging
 import os
-import time
 from collections import Counter
 from typing import Callable, Iterator
 
@@ -14,9 +14,9 @@ from ich_viewer.dicom.grouping import assemble_series
 from ich_viewer.dicom.headers import ImageFile, read_outcome
 from ich_viewer.dicom.model import ProgressCallback, SkippedFile, Study
 from ich_viewer.dicom.sources import FileRef, discover
+from ich_viewer.tasks import Throttle
 
-PROGRESS_INTERVAL_S = 0.05
-"""Progress is reported at most this often (plus at the end), so a UI is not flooded."""
+log = logging.getLogger(__name__)
 
 
 def load_study(
@@ -26,8 +26,37 @@ def load_study(
 ) -> Study:
     """Headers of every image under ``path``, grouped into series and ordered.
 
-    Raises FileNotFoundError when ``path`` does not exist. A study where nothing could be
-    read has no series and says why in ``skipped``.
+    Parameters
+    ----------
+    path
+        A folder (searched recursively), a single DICOM file, a DICOMDIR or a zip file.
+    progress
+        Called as ``progress(files_done, files_total)`` at most every 50 ms and once at
+        the end (``tasks.Throttle``), from the calling thread.
+    cancel
+        Asked before each file; when it returns True reading stops, and the study holds
+        what was read so far plus a warning that loading was cancelled.
+
+    Returns
+    -------
+    Study
+        Its ``series`` sorted along the slice normal, pixels not yet decoded (each
+        ``Series.hu(i)`` decodes on first use); ``skipped`` lists every file that was not
+        an image, with the reason; ``warnings`` what the reader should know (mixed
+        studies, gaps, tilt).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist. One unreadable file never raises: it is skipped. A study
+        where nothing could be read has no series and says why in ``skipped``.
+
+    Example
+    -------
+    >>> study = load_study("/data/head-ct")                      # doctest: +SKIP
+    >>> series = study.image_series[0]                           # doctest: +SKIP
+    >>> series.hu(len(series) // 2).shape                        # doctest: +SKIP
+    (512, 512)
     """
     found = discover(path, cancel)
     study = Study(source=str(path), skipped=list(found.skipped), warnings=list(found.warnings))
@@ -51,13 +80,13 @@ def load_study(
 
 
 class _Progress:
+    """(done, total) to ``callback`` at most every ``tasks.PROGRESS_INTERVAL_S``, and the last."""
+
     def __init__(self, callback: ProgressCallback | None, total: int) -> None:
-        self.callback, self.total, self.last = callback, total, 0.0
+        self.callback, self.total, self.throttle = callback, total, Throttle()
 
     def __call__(self, done: int) -> None:
-        now = time.monotonic()
-        if self.callback is not None and (now - self.last >= PROGRESS_INTERVAL_S or done == self.total):
-            self.last = now
+        if self.callback is not None and self.throttle.ready(done, self.total):
             self.callback(done, self.total)
 
 
@@ -110,4 +139,5 @@ def _tag_text(ds: object, keyword: str) -> str:
     try:
         return str(ds.get(keyword, "") or "").strip()  # type: ignore[attr-defined]
     except Exception:  # an undecodable value leaves the field empty
+        log.debug("%s of the study cannot be decoded", keyword, exc_info=True)
         return ""

@@ -1,4 +1,4 @@
-"""Classifier: network, preprocessing, weights, device, predict(); one Qt worker."""
+"""Classifier: network, preprocessing, weights, device, predict(), the window's session model (all Qt-free)."""
 import os
 
 # OpenMP threads that spin while waiting make torch ~10x slower whenever the cores are

@@ -6,9 +6,12 @@ than a silent fallback, so the reader knows what actually ran.
 """
 from __future__ import annotations
 
+import logging
 import os
 
 import torch
+
+log = logging.getLogger(__name__)
 
 AUTO = "auto"
 CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -73,6 +76,7 @@ def describe_device(device: torch.device) -> str:
         try:
             name = torch.cuda.get_device_name(index)
         except Exception:  # pragma: no cover - driver trouble is reported, not fatal
+            log.warning("CUDA device %d has no readable name", index, exc_info=True)
             name = "GPU"
         return f"CUDA {index}: {name}"
     if device.type == "mps":

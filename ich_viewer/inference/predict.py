@@ -85,6 +85,33 @@ def predict(series: "Series", state: PredictState) -> Iterator[SlicePrediction]:
 
     The cancel flag is checked before each batch; a slice whose pixels cannot be decoded
     is recorded in ``state.errors`` and skipped.
+
+    Parameters
+    ----------
+    series
+        The series to classify (its slices are decoded here if they are not yet).
+    state
+        The model (``weights.load_model``), batch sizes, the slice to start from, the
+        progress callback (``(done, total)`` after each batch), the cancel flag, and
+        ``errors`` that this call fills with ``{slice index: reason}``.
+
+    Returns
+    -------
+    Iterator[SlicePrediction]
+        Lazily, in the order computed (outward from ``state.start_index`` when given):
+        probabilities in ``LABELS`` order and the labels at or above the model's
+        thresholds. Cancelling ends the iteration after the current batch.
+
+    Raises
+    ------
+    RuntimeError
+        From torch (for example out of GPU memory); decode errors never raise.
+
+    Example
+    -------
+    >>> loaded = load_model(None, device="cpu")                  # doctest: +SKIP
+    >>> state = PredictState(loaded, start_index=20)             # doctest: +SKIP
+    >>> flagged = [p.index for p in predict(series, state) if p.flagged]  # doctest: +SKIP
     """
     loaded = state.loaded
     spec, model, device = loaded.spec, loaded.model, loaded.device

@@ -6,18 +6,21 @@ the study, so an export always carries the reader's review.
 """
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass, field
+import logging
 from pathlib import Path
 
 from ich_viewer.dicom.model import Study
+from ich_viewer.options import AnalyzeOptions
 from ich_viewer.report.atomic import ExportError, OutputExistsError
 from ich_viewer.report.data import OverlayFn, build_report
 from ich_viewer.report.decisions import StudyDecisions
 from ich_viewer.report.destination import check_outside_study
 from ich_viewer.report.review import stored_decisions
 from ich_viewer.report.rows import Results
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,9 +54,57 @@ def export_report(
 ) -> ExportResult:
     """Write the requested exports; raises ``ExportError`` (nothing half-written) with the reason.
 
-    ``decisions=None`` uses the decisions stored for this study. ``deidentify`` applies
-    to the PDF, CSV and JSON; DICOM objects always carry the study's identity because
-    they belong to that study. ``paper`` is "A4" or "Letter" (default: by locale).
+    Every destination is checked before anything is written, then each file is written
+    atomically (a temporary file renamed into place).
+
+    Parameters
+    ----------
+    study
+        The study the results belong to (identity, dates, the folder nothing may be
+        written into).
+    results
+        ``[(Series, SeriesPrediction), ...]`` as ``analyze_study`` or the window's
+        ``results_for_study()`` give them; must not be empty.
+    pdf, csv, json
+        Output file paths, or None to skip that format.
+    dicom_dir
+        Folder for the DICOM objects (created when missing); None writes none of them.
+    sr, key_images
+        With ``dicom_dir``: write the Comprehensive SR, and a key-object selection with
+        secondary-capture key images of the flagged slices.
+    decisions
+        The reader's accept / reject decisions and notes; None uses those stored for
+        this study (``report.review``), so an export always carries the review.
+    deidentify
+        Leave the patient's identity out of the PDF, CSV and JSON (``study_dict`` and
+        ``build_rows`` say which fields). DICOM objects always carry the study's
+        identity because they belong to it.
+    overwrite
+        Replace existing files; without it an existing file is an ``OutputExistsError``.
+    overlay
+        ``overlay(series, index) -> heat map in [0, 1]`` blended over the report's slice
+        pictures (``attention_overlay(loaded)`` for Grad-CAM); None draws none.
+    paper
+        "A4" or "Letter" for the PDF (default: by locale).
+
+    Returns
+    -------
+    ExportResult
+        The paths written (``written`` in order, and per format) and the number of
+        flagged slices reported.
+
+    Raises
+    ------
+    ExportError
+        No results, a destination inside the study folder, a DICOM folder that is a
+        file, or a write that failed; ``OutputExistsError`` (a subclass) for a file that
+        exists without ``overwrite``. Nothing is left half-written.
+
+    Example
+    -------
+    >>> export_report(study, results, pdf="out/report.pdf", json="out/report.json",  # doctest: +SKIP
+    ...               dicom_dir="out/dicom", deidentify=True).written
+    [PosixPath('out/report.json'), PosixPath('out/report.pdf'), ...]
     """
     if not results:
         raise ExportError("there are no predictions to export (the classifier has not run on this study)")
@@ -108,26 +159,23 @@ def attention_overlay(loaded) -> OverlayFn:
     return overlay
 
 
-def export_from_analyze(args: argparse.Namespace, study: Study, results: Results) -> list[Path]:
+def export_from_analyze(args: AnalyzeOptions, study: Study, results: Results) -> list[Path]:
     """``ich-viewer analyze --report F.pdf --sr DIR``: the same export as the window's dialog.
 
     The attention overlay is added when the model loads again here; without it the
     report is still complete.
     """
     overlay = None
-    if getattr(args, "report", None):
+    if args.report:
         try:
             from ich_viewer.inference.weights import load_model
 
-            overlay = attention_overlay(load_model(getattr(args, "model_dir", None), device=getattr(args, "device", None)))
+            overlay = attention_overlay(load_model(args.model_dir, device=args.device))
         except Exception:  # the overlay is an extra; the report stands without it
+            log.warning("report without attention maps: the model could not be loaded again", exc_info=True)
             overlay = None
     result = export_report(
-        study, results,
-        pdf=getattr(args, "report", None),
-        dicom_dir=getattr(args, "sr", None),
-        overwrite=bool(getattr(args, "overwrite", False)),
-        deidentify=bool(getattr(args, "deidentify", False)),
+        study, results, pdf=args.report, dicom_dir=args.sr, overwrite=args.overwrite, deidentify=args.deidentify,
         overlay=overlay,
     )
     return result.written

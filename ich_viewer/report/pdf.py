@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import locale
+import logging
 import os
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +34,8 @@ from ich_viewer.report.atomic import atomic_write
 from ich_viewer.report.data import LABEL_ABBREVIATIONS, ReportContent, SeriesSection, summary_lines
 from ich_viewer.report.key_images import KEY_WINDOWS
 from ich_viewer.report.rows import SliceRow
+
+log = logging.getLogger(__name__)
 
 LETTER_TERRITORIES = frozenset({"US", "CA", "MX", "PH", "CL", "CO", "VE", "PR", "GT", "CR", "PA", "DO", "SV", "NI", "BZ"})
 """Where Letter is the usual paper (everywhere else uses A4)."""
@@ -81,6 +84,7 @@ def _fonts() -> tuple[str, str]:
                 pdfmetrics.registerFont(TTFont("ReportSans-Bold", bold))
                 return "ReportSans", "ReportSans-Bold"
             except Exception:  # a broken system font: try the next one
+                log.info("font %s not usable for the report; trying the next", regular, exc_info=True)
                 continue
     return "Helvetica", "Helvetica-Bold"
 

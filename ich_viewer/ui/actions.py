@@ -4,6 +4,7 @@ Every shortcut is a QAction so menus show its key and Help > Controls lists it.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QSize, Qt
@@ -32,6 +33,7 @@ class WindowActions:
 
     def _action(self, name: str, text: str, slot: Callable[[], object], keys: tuple[str, ...] = (),
                 checkable: bool = False, tip: str = "", short: str = "") -> QAction:
+        """A window-wide action: its keys work with menus hidden; Help > Controls lists it."""
         action = QAction(text, self.window)
         if short:
             action.setIconText(short)  # what the toolbar shows
@@ -67,7 +69,7 @@ class WindowActions:
         window_menu = menu.addMenu("&Window preset")
         for preset in PRESETS:
             action = self._action(
-                f"preset_{preset.key}", _preset_text(preset), lambda p=preset: w.set_preset(p), (preset.key,),
+                f"preset_{preset.key}", _preset_text(preset), partial(w.set_preset, preset), (preset.key,),
                 checkable=True, tip=_preset_tip(preset),
             )
             self.preset_group.addAction(action)

@@ -1,18 +1,22 @@
 """Starting the window: QApplication, look, extensions, then the study to open."""
 from __future__ import annotations
 
-import argparse
 import importlib
 import logging
 import sys
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from ich_viewer.dicom.background import warm_up
+from ich_viewer.options import ViewOptions
 from ich_viewer.paths import resources_dir
+from ich_viewer.ui.extension import ViewerWindow
 from ich_viewer.ui.settings import APPLICATION, ORGANIZATION
+
+if TYPE_CHECKING:  # pragma: no cover - main_window needs the QApplication before pyqtgraph loads
+    from ich_viewer.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +25,8 @@ EXTENSIONS: list[str] = [
     "ich_viewer.ui.review_panel:attach_review",
     "ich_viewer.ui.smoke:exit_after_first_paint",
 ]
-"""Dotted "module:function" names, each called as ``f(window, args)`` after the window is built."""
+"""The extension registry: dotted "module:function" names, each called as ``f(window, options)``
+after the window is built (``ui.extension`` and notes/apis.md say what they may use)."""
 
 STYLE_SHEET = "style.qss"
 ICON = "icons/ich-viewer.png"
@@ -29,7 +34,7 @@ ICON = "icons/ich-viewer.png"
 
 def application(argv: list[str] | None = None) -> QApplication:
     """The QApplication with names, style and icon (re-used when one exists, as in tests)."""
-    app = QApplication.instance()
+    app = cast("QApplication | None", QApplication.instance())
     if app is None:
         app = QApplication(argv if argv is not None else [sys.argv[0]])
     app.setApplicationName(APPLICATION)
@@ -50,12 +55,13 @@ def _resolve(name: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module_name), function_name)
 
 
-def run_extensions(window: Any, args: Any, names: list[str] | None = None) -> list[str]:
+def run_extensions(window: MainWindow, options: ViewOptions, names: list[str] | None = None) -> list[str]:
     """Call each extension; a failure is logged and shown, never fatal. Returns the failures."""
+    viewer: ViewerWindow = window  # mypy checks here that MainWindow is what extensions are promised
     failed = []
     for name in EXTENSIONS if names is None else names:
         try:
-            _resolve(name)(window, args)
+            _resolve(name)(viewer, options)
         except Exception as exc:  # an extension must never take the viewer down
             log.exception("extension %s failed", name)
             failed.append(name)
@@ -63,32 +69,52 @@ def run_extensions(window: Any, args: Any, names: list[str] | None = None) -> li
     return failed
 
 
-def build_window(args: Any) -> Any:
-    """Application + window + extensions, without entering the event loop."""
+def build_window(options: ViewOptions | None = None, extensions: list[str] | None = None) -> MainWindow:
+    """Application + window + extensions, without entering the event loop.
+
+    Parameters
+    ----------
+    options
+        ``ViewOptions`` handed to every extension (``device``, ``no_model``...).
+    extensions
+        "module:function" names to attach; None attaches all of ``EXTENSIONS``, ``[]``
+        gives the bare reading window.
+
+    Returns
+    -------
+    MainWindow
+        Not yet shown. A failing extension is logged and named in the status bar.
+
+    Example
+    -------
+    >>> window = build_window(ViewOptions(no_model=True))  # doctest: +SKIP
+    >>> window.show(); window.open_path("/data/head-ct")    # doctest: +SKIP
+    """
     application()
     from ich_viewer.ui.main_window import MainWindow  # after QApplication: pyqtgraph needs it
 
     window = MainWindow()
-    run_extensions(window, args)
+    run_extensions(window, options or ViewOptions(), extensions)
     return window
 
 
-def open_initial(window: Any, args: Any) -> None:
-    if getattr(args, "demo", False):
+def open_initial(window: MainWindow, options: ViewOptions) -> None:
+    if options.demo:
         window.open_demo()
-    elif getattr(args, "path", None):
-        window.open_path(args.path)
+    elif options.path:
+        window.open_path(options.path)
 
 
-def run_viewer(args: argparse.Namespace | Any) -> int:
-    if getattr(args, "smoke_test", False):
+def run_viewer(options: ViewOptions) -> int:
+    """The window's event loop (or the install self-check); returns the exit code."""
+    if options.smoke_test:
         from ich_viewer.ui.smoke import run_smoke_test
 
-        return run_smoke_test(args)
+        return run_smoke_test(options)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     app = application()
     warm_up()  # decoder processes start while the window is built, not on the first study
-    window = build_window(args)
+    window = build_window(options)
     window.show()
-    open_initial(window, args)
+    open_initial(window, options)
     return int(app.exec())

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
@@ -19,7 +19,11 @@ from PySide6.QtWidgets import (
 )
 
 from ich_viewer.report.atomic import ExportError
+from ich_viewer.tasks import TaskState
 from ich_viewer.ui.settings import app_settings
+
+if TYPE_CHECKING:  # pragma: no cover - review_panel imports this module when the dialog opens
+    from ich_viewer.ui.review_panel import ReviewController
 
 SETTINGS_FOLDER = "report/folder"
 SETTINGS_FORMATS = "report/formats"
@@ -65,7 +69,7 @@ def default_base_name(study: Any, deidentify: bool = False) -> str:
 
 def default_folder() -> Path:
     saved = app_settings().value(SETTINGS_FOLDER, "")
-    return Path(saved) if saved else Path.home() / "ICH Viewer reports"
+    return Path(str(saved)) if saved else Path.home() / "ICH Viewer reports"
 
 
 class ExportDialog(QDialog):
@@ -162,7 +166,7 @@ def incomplete_text(results: list[tuple[Any, Any]]) -> str:
     return f"The classifier has not finished ({parts}); the report will say it is incomplete."
 
 
-def open_export_dialog(controller: Any) -> ExportDialog | None:
+def open_export_dialog(controller: ReviewController) -> ExportDialog | None:
     """Show the dialog (non-blocking); Export runs ``run_export``."""
     window = controller.window
     results = controller.results()
@@ -171,9 +175,14 @@ def open_export_dialog(controller: Any) -> ExportDialog | None:
                           "(no study open, no classifier, or it has not produced a result).")
         return None
     inference = controller.inference()
-    dialog = ExportDialog(window.current_study(), len(results), incomplete_text(results), window,
-                          attention_available=getattr(inference, "loaded", None) is not None)
-    dialog.accepted.connect(lambda: (dialog.remember(), run_export(controller, dialog.choice())))
+    dialog = ExportDialog(window.current_study(), len(results), incomplete_text(results), cast(QWidget, window),
+                          attention_available=inference is not None and inference.loaded is not None)
+
+    def export() -> None:
+        dialog.remember()
+        run_export(controller, dialog.choice())
+
+    dialog.accepted.connect(export)
     dialog.setModal(True)
     dialog.show()
     controller.export_dialog = dialog
@@ -188,8 +197,10 @@ def confirm_overwrite(window: Any, existing: list[Path]) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
-def run_export(controller: Any, choice: ExportChoice, *, overwrite: bool | None = None) -> int | None:
-    """Start the export in the background; returns the job generation (None when nothing started).
+def run_export(controller: ReviewController, choice: ExportChoice, *, overwrite: bool | None = None) -> TaskState | None:
+    """Start the export in the background; returns the task's state (None when nothing started).
+
+    The review controller's ``export_job`` runs it and calls ``export_done`` with the outcome.
 
     ``overwrite=None`` asks the user when a file exists; tests pass True or False.
     """
@@ -204,10 +215,13 @@ def run_export(controller: Any, choice: ExportChoice, *, overwrite: bool | None 
             window.show_status("Export cancelled: files not replaced", 5000)
             return None
     study, results = window.current_study(), controller.results()
+    if study is None:
+        window.show_error("Nothing to export", "No study is open.")
+        return None
     paths = choice.paths()
     overlay = None
     inference = controller.inference()
-    if choice.attention and getattr(inference, "loaded", None) is not None:
+    if choice.attention and inference is not None and inference.loaded is not None:
         from ich_viewer.report.export import attention_overlay
 
         overlay = attention_overlay(inference.loaded)
@@ -224,20 +238,15 @@ def run_export(controller: Any, choice: ExportChoice, *, overwrite: bool | None 
         except ExportError as exc:
             return exc
 
-    if controller.export_job is None:
-        from ich_viewer.inference.worker import LatestJob
-
-        controller.export_job = LatestJob(controller)
-        controller.export_job.done.connect(lambda _g, outcome: _export_done(window, outcome))
-        controller.export_job.failed.connect(lambda _g, text: window.show_error("Export failed", text))
     window.show_status("Exporting report…")
-    return controller.export_job.request(job)
+    return controller.export_job.start(lambda _state: job())
 
 
-def _export_done(window: Any, outcome: Any) -> None:
+def export_done(window: Any, outcome: Any) -> Any:
+    """Tell the reader how the export went; returns ``outcome`` when it succeeded, else None."""
     if isinstance(outcome, Exception):
         window.show_error("Export failed", str(outcome))
-        return
+        return None
     folder = outcome.written[0].parent if outcome.written else ""
-    window.last_export = outcome
     window.show_status(f"Report exported: {len(outcome.written)} file(s) in {folder}", 10000)
+    return outcome

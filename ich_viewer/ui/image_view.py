@@ -64,6 +64,9 @@ class SliceImageItem(pg.ImageItem):
     of 5 ms for 512 px onto 800 px here), and the conversion costs 0.3 ms.
     """
 
+    qimage: QImage | None
+    """Set by pyqtgraph's ``render`` (declared for the type checker)."""
+
     def render(self) -> None:
         super().render()
         qimage = self.qimage

@@ -12,7 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, Signal
 
 from ich_viewer.imaging.palette import SHORT_NAMES
-from ich_viewer.inference.worker import LatestJob
+from ich_viewer.ui.tasks import TaskRunner
 
 MAX_ALPHA = 115
 """At most ~45 % opacity: the image always shows through."""
@@ -37,15 +37,14 @@ class AttentionOverlay(QObject):
         self.on = False
         self.current: Any = None
         """The AttentionMap on screen, or None."""
-        self._wanted: tuple[str, int] | None = None
         self.item = pg.ImageItem(axisOrder="row-major")
         self.item.setZValue(10)
         self.item.setLookupTable(attention_lut())
         self.item.hide()
         window.image_view().view_box.addItem(self.item)
-        self.job = LatestJob(self)
+        self.job = TaskRunner(self)
         self.job.done.connect(self._on_done)
-        self.job.failed.connect(lambda _g, text: self.failed.emit(text))
+        self.job.failed.connect(self.failed)
 
     def switch_on(self, loaded: Any, series: Any, index: int) -> None:
         self.on = True
@@ -65,20 +64,16 @@ class AttentionOverlay(QObject):
             return
         from ich_viewer.inference.gradcam import attention_map
 
-        self._wanted = (series.series_uid, index)
-        self.job.request(lambda: (series.series_uid, attention_map(loaded, series, index)))
+        self.job.start(lambda _state: attention_map(loaded, series, index))
 
     def hide(self) -> None:
+        """Hide the map and cancel its computation: a map for an older slice never arrives."""
         self.job.cancel()
         self.item.hide()
         self.current = None
-        self._wanted = None
 
-    def _on_done(self, generation: int, outcome: Any) -> None:
-        if generation != self.job.generation or not self.on:
-            return
-        uid, amap = outcome
-        if (uid, amap.index) != self._wanted or amap.index != self.window.current_index():
+    def _on_done(self, amap: Any) -> None:
+        if not self.on:
             return
         self.current = amap
         self.item.setImage(amap.heat, autoLevels=False, levels=(0.0, 1.0))

@@ -1,75 +1,77 @@
 """The classifier in the window: runs on every shown series and shows what it found.
 
-``attach_inference(window, args)`` (registered in ``ui.app.EXTENSIONS``) builds an
+``attach_inference(window, options)`` (registered in ``ui.app.EXTENSIONS``) builds an
 ``InferenceController``: a side panel (banner, progress, legend, probability plot), a
 colour strip beside the slice slider, a frame around the image, N / P to jump between
 flagged slices, G for the attention overlay, Help > Model information and the device
 choice. Without a usable model the viewer keeps working and the banner says why.
+
+The controller is a view: what is loaded, what ran and what the banner says live in the
+Qt-free ``inference.session.ClassifierSession``; events go to it, then ``render`` paints.
 """
 from __future__ import annotations
 
 import html
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QLabel
+from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtWidgets import QLabel, QWidget
 
+from ich_viewer.dicom.model import Series
 from ich_viewer.imaging.palette import band_labels
 from ich_viewer.inference.results import SeriesPrediction, SlicePrediction
-from ich_viewer.inference.worker import InferenceRunner, LatestJob
+from ich_viewer.inference.session import ClassifierSession, ModelState, load_task, predict_task, slice_caption
+from ich_viewer.options import ViewOptions
+from ich_viewer.ui.extension import ViewerWindow
 from ich_viewer.ui.inference_attention import AttentionOverlay
 from ich_viewer.ui.inference_dialog import ModelInfoDialog
-from ich_viewer.ui.inference_sidebar import SHORT_NOTICE, InferencePanel, banner_content, slice_caption
+from ich_viewer.ui.inference_sidebar import InferencePanel
 from ich_viewer.ui.inference_widgets import SliceFrame, SliceStrip
 from ich_viewer.ui.settings import app_settings
+from ich_viewer.ui.tasks import TaskRunner
+
+if TYPE_CHECKING:  # pragma: no cover - torch stays off the import path until the model loads
+    from ich_viewer.inference.weights import LoadedModel
 
 log = logging.getLogger(__name__)
 
+EXTENSION_NAME = "inference"
 DEVICE_KEY = "inference/device"
 SHUTDOWN_TIMEOUT_S = 3.0
 REFRESH_MS = 120
+BATCH_SIZE = 4
 DEVICE_CHOICES = (("auto", "Automatic (GPU when available)"), ("cpu", "CPU"), ("cuda", "NVIDIA GPU (CUDA)"),
                   ("mps", "Apple GPU (MPS)"))
 
 
 class InferenceController(QObject):
-    """Glue between the window, the worker and the widgets; one per window."""
+    """Glue between the window, the session, the background tasks and the widgets."""
 
     slice_predicted = Signal(str, object)
     """series UID, SlicePrediction (current run only)."""
     series_finished = Signal(object, object)
     """Series, SeriesPrediction once every slice of it has a result (or could not be read)."""
     model_ready = Signal()
-    """A model finished loading (or failed: then ``problem`` says why)."""
+    """A model finished loading (or failed: then ``session.reason`` says why)."""
 
-    def __init__(self, window: Any, args: Any = None) -> None:
-        super().__init__(window)
+    def __init__(self, window: ViewerWindow, options: ViewOptions | None = None) -> None:
+        super().__init__(window)  # type: ignore[arg-type]  # a QMainWindow in practice
+        options = options or ViewOptions()
         self.window = window
-        self.enabled = not bool(getattr(args, "no_model", False))
-        self.device_override: str | None = getattr(args, "device", None) or None
-        self.loaded: Any = None
-        self.problem = ""
-        self.device_text = ""
-        self.loading = False
-        self.predictions: dict[str, dict[int, SlicePrediction]] = {}
-        self.errors: dict[str, dict[int, str]] = {}
-        self.complete: set[str] = set()
-        self.started_at: dict[str, str] = {}
-        self._series: Any = None
-        self._skip_reason: str | None = None
-        self._stopped = False
-
-        self.runner = InferenceRunner(self, batch_size=4, threads=max(1, (os.cpu_count() or 1) - 1))
-        self.runner.result.connect(self._on_result)
+        self.session = ClassifierSession(enabled=not options.no_model)
+        self.device_override: str | None = options.device or None
+        self.threads = max(1, (os.cpu_count() or 1) - 1)
+        self.runner = TaskRunner(self)
+        self.runner.partial.connect(self._on_result)
         self.runner.progress.connect(self._on_progress)
-        self.runner.finished.connect(self._on_finished)
+        self.runner.done.connect(self._on_finished)
         self.runner.failed.connect(self._on_failed)
-        self.model_job = LatestJob(self)
+        self.model_job = TaskRunner(self)
         self.model_job.done.connect(self._on_model_loaded)
-        self.model_job.failed.connect(lambda g, text: self._set_problem(f"The classifier could not be loaded: {text}"))
+        self.model_job.failed.connect(lambda text: self._on_model_loaded(f"The classifier could not be loaded: {text}"))
 
         self._build_widgets()
         self._build_actions()
@@ -82,15 +84,20 @@ class InferenceController(QObject):
         self._progress_value: tuple[int, int] | None = None
         self.plot.defer_redraw = True
 
-        window.study_opened.connect(self._on_study_opened)
+        window.study_opened.connect(lambda *_: self.session.clear())
         window.series_shown.connect(self._on_series_shown)
         window.slice_changed.connect(self._on_slice_changed)
         window.study_closing.connect(self._on_study_closing)
         window.installEventFilter(self)
-        if self.enabled:
+        if self.session.model_state is ModelState.LOADING:
             self.reload_model()
         else:
-            self._set_problem("Classifier switched off (--no-model).")
+            self.render()
+
+    @property
+    def loaded(self) -> LoadedModel | None:
+        """The model in use (None while loading or without one): ``session.loaded``."""
+        return self.session.loaded
 
     # -- construction ----------------------------------------------------------------
     def _build_widgets(self) -> None:
@@ -101,7 +108,7 @@ class InferenceController(QObject):
         self.plot.slice_clicked.connect(w.set_slice)
         self.dock = w.add_side_panel(self.panel, "Classifier")
         self.dock.setMinimumWidth(300)
-        self.strip = SliceStrip(getattr(w, "slider", None))
+        self.strip = SliceStrip(w.slice_slider())
         self.strip.slice_clicked.connect(w.set_slice)
         w.add_slider_decoration(self.strip)
         view = w.image_view()
@@ -114,28 +121,16 @@ class InferenceController(QObject):
         w.statusBar().addPermanentWidget(self.device_label)
         self.info_dialog: ModelInfoDialog | None = None
 
-    def _action(self, name: str, text: str, slot: Any, key: str = "", checkable: bool = False) -> QAction:
-        action = QAction(text, self.window)
-        action.setObjectName(f"action_{name}")
-        if key:
-            action.setShortcut(QKeySequence(key))
-        action.setCheckable(checkable)
-        action.triggered.connect(lambda *_: slot())
-        self.window.addAction(action)
-        registry = getattr(getattr(self.window, "actions_", None), "by_name", None)
-        if isinstance(registry, dict):  # so Help > Controls lists the keys too
-            registry[name] = action
-        return action
-
     def _build_actions(self) -> None:
         w = self.window
+        add = w.add_action
         self.actions: dict[str, QAction] = {
-            "next_flagged": self._action("next_flagged", "Next flagged slice", lambda: self.jump_flagged(1), "N"),
-            "previous_flagged": self._action("previous_flagged", "Previous flagged slice",
-                                             lambda: self.jump_flagged(-1), "P"),
-            "attention": self._action("attention", "Attention map (Grad-CAM)", self.toggle_attention, "G", True),
-            "model_info": self._action("model_info", "Classifier model information…", self.show_model_info),
-            "rerun": self._action("rerun", "Run classifier on this series again", self.rerun),
+            "next_flagged": add("next_flagged", "Next flagged slice", lambda: self.jump_flagged(1), ("N",)),
+            "previous_flagged": add("previous_flagged", "Previous flagged slice", lambda: self.jump_flagged(-1),
+                                    ("P",)),
+            "attention": add("attention", "Attention map (Grad-CAM)", self.toggle_attention, ("G",), True),
+            "model_info": add("model_info", "Classifier model information…", self.show_model_info),
+            "rerun": add("rerun", "Run classifier on this series again", self.rerun),
         }
         menu = w.menu("View").addMenu("&Classifier")
         for name in ("next_flagged", "previous_flagged", "attention"):
@@ -166,186 +161,101 @@ class InferenceController(QObject):
     def reload_model(self) -> None:
         """Load (again) in the background; the current series is re-run when it is ready."""
         self.runner.cancel()
-        self.loading = True
-        self.loaded = None
-        self.problem = ""
-        self.device_label.setText("Classifier: loading…")
-        self.banner.set_message("running", "Loading the classifier…", SHORT_NOTICE)
-        preference = self.device_preference()
-        threads = self.runner.threads
+        self.session.model_loading()
+        self.render()
         saved = self.device_override is None  # a saved preference may name a GPU this machine lacks
-        self.model_job.request(lambda: _load(preference, threads, fall_back=saved))
+        self.model_job.start(load_task(self.device_preference(), self.threads, fall_back=saved))
 
-    def _on_model_loaded(self, generation: int, outcome: Any) -> None:
-        if generation != self.model_job.generation:
-            return
-        self.loading = False
+    def _on_model_loaded(self, outcome: Any) -> None:
         if isinstance(outcome, str):
-            self._set_problem(outcome)
+            self.session.model_failed(outcome)
+            self.render()
         else:
-            self.loaded, self.device_text, note = outcome
+            loaded, device_text, note = outcome
             if note:
                 self.window.show_status(note, 15000)
-            self.problem = ""
-            untrained = " – UNTRAINED test weights" if self.loaded.card.get("untrained") else ""
-            self.device_label.setText(f"Classifier: {self.device_text}")
-            self.device_label.setToolTip(f"{self.loaded.info.name} {self.loaded.info.version}{untrained}")
-            self.panel.model_line.setText(
-                f"Model {html.escape(self.loaded.info.name)} {html.escape(self.loaded.info.version)}{untrained} · "
-                f"{html.escape(self.device_text)}")
-            self.panel.legend.set_thresholds(self.loaded.thresholds)
-            self.panel.set_results_visible(True)
-            self.strip.show()
-            self.predictions.clear()
-            self.errors.clear()
-            self.complete.clear()
-            if self._series is not None:
-                self._show_series(self._series)
+            self.session.model_ready(loaded, device_text)
+            if self.session.series is not None:
+                self._show_series(self.session.series)
             else:
-                self.banner.set_message("running", "Classifier ready – open a study", SHORT_NOTICE)
+                self.render()
         self.model_ready.emit()
         if self.info_dialog is not None and self.info_dialog.isVisible():
             self.show_model_info()
 
-    def _set_problem(self, text: str) -> None:
-        self.loading = False
-        self.loaded = None
-        self.problem = text
-        self.device_label.setText("Classifier: off")
-        self.device_label.setToolTip(text)
-        notice = "" if "without predictions" in text else "The viewer works normally without the classifier."
-        self.banner.set_message("off", f"<b>No predictions.</b> {html.escape(text)}", notice)
-        self.panel.set_results_visible(False)  # an empty plot and legend only puzzle the reader
-        self.strip.hide()
-        self.panel.model_line.setText("")
-        self.panel.legend.set_thresholds(None)
-        self.panel.progress.hide()
-        self.panel.run_button.hide()
-
     # -- study and series ------------------------------------------------------------
-    def _on_study_opened(self, study: Any) -> None:
-        self.predictions.clear()
-        self.errors.clear()
-        self.complete.clear()
-
     def _on_study_closing(self) -> None:
         self.runner.cancel()
         self.attention.hide()
         if not self.runner.wait(SHUTDOWN_TIMEOUT_S):
             log.warning("classifier still running %.1f s after the study closed", SHUTDOWN_TIMEOUT_S)
-        self._series = None
+        self.session.close()
         self.strip.reset(0)
         self.plot.reset(0, None)
         self.frame.set_slice([], "")
-        self.attention.hide()
-        self.panel.progress.hide()
-        self.panel.run_button.hide()
-        if self.loaded is not None:
-            self.banner.set_message("running", "Classifier ready – open a study", SHORT_NOTICE)
+        self.render()
 
-    def _on_series_shown(self, series: Any) -> None:
+    def _on_series_shown(self, series: Series) -> None:
         self.runner.cancel()
         self._show_series(series)
 
-    def _show_series(self, series: Any) -> None:
+    def _show_series(self, series: Series) -> None:
+        """Paint what is known of ``series`` and start a run when the session wants one."""
         self._refresh_timer.stop()
         self._progress_value = None
-        self._skip_reason = None
-        self._series = series
-        self._stopped = False
         self.attention.hide()
-        uid = series.series_uid
+        start = self.session.select(series)
         thresholds = self.loaded.thresholds if self.loaded is not None else None
         self.strip.reset(len(series))
         self.plot.reset(len(series), thresholds)
-        known = self.predictions.get(uid, {})
-        for prediction in known.values():
+        run = self.session.run()
+        for prediction in (run.predictions.values() if run is not None else ()):
             self.strip.set_flags(prediction.index, prediction.flagged)
             self.plot.set_values(prediction.index, prediction.probabilities)
         self.plot.redraw()
         self._on_slice_changed(self.window.current_index())
-        if self.loaded is None:
-            if self.problem:
-                self._set_problem(self.problem)
-            return
-        from ich_viewer.inference.predict import not_analysable
+        if start:
+            self.panel.progress.setRange(0, len(series))
+            self.panel.progress.setValue(0)
+            QTimer.singleShot(0, lambda s=series: self._start(s))  # after the window has set the slice
+        self.render()
 
-        reason = self._skip_reason = not_analysable(series)
-        if reason:
-            self.panel.progress.hide()
-            self.panel.run_button.hide()
-            self.banner.set_message("running", f"Not analysed: this series is {html.escape(reason)}.", SHORT_NOTICE)
+    def _start(self, series: Series) -> None:
+        if series is not self.session.series or not self.session.running() or self.loaded is None:
             return
-        if uid in self.complete:
-            self.panel.progress.hide()
-            self.panel.run_button.hide()
-            self._update_banner()
-            return
-        self.panel.progress.setRange(0, len(series))
-        self.panel.progress.setValue(0)
-        self.panel.progress.show()
-        self.panel.run_button.setText("Stop")
-        self.panel.run_button.show()
-        self._update_banner(running=True)
-        QTimer.singleShot(0, lambda s=series: self._start(s))  # after the window has set the slice
-
-    def _start(self, series: Any) -> None:
-        if series is not self._series or self.loaded is None:
-            return
-        from datetime import datetime, timezone
-
-        self.predictions[series.series_uid] = {}
-        self.errors[series.series_uid] = {}
-        self.started_at[series.series_uid] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self.runner.start(series, self.loaded, start_index=self.window.current_index())
+        self.runner.start(predict_task(series, self.loaded, start_index=self.window.current_index(),
+                                       batch_size=BATCH_SIZE, threads=self.threads))
 
     def rerun(self) -> None:
-        if self._series is None or self.loaded is None:
-            return
-        self.complete.discard(self._series.series_uid)
-        self.predictions.pop(self._series.series_uid, None)
         self.runner.cancel()
-        self._show_series(self._series)
-
-    def stop(self) -> None:
-        """The reader's Stop: keep what arrived, say that it is partial."""
-        if self.runner.is_idle() and self._series is not None and self._series.series_uid in self.complete:
-            return
-        self.runner.cancel()
-        self._stopped = True
-        self.panel.progress.hide()
-        self.panel.run_button.setText("Run")
-        self._update_banner()
+        if self.session.series is not None and self.session.rerun():
+            self._show_series(self.session.series)
 
     def _on_run_button(self) -> None:
-        if self.panel.run_button.text() == "Stop":
-            self.stop()
+        """Stop keeps what arrived and says it is partial; Run starts the series afresh."""
+        self.runner.cancel()
+        if self.session.press_button() and self.session.series is not None:
+            self._show_series(self.session.series)
         else:
-            self.rerun()
+            self.render()
 
     def is_running(self) -> bool:
         return not self.runner.is_idle()
 
-    # -- worker signals -----------------------------------------------------------------
-    def _current(self, generation: int, uid: str) -> bool:
-        return (generation == self.runner.generation and self._series is not None
-                and uid == self._series.series_uid)
-
-    def _on_result(self, generation: int, uid: str, prediction: SlicePrediction) -> None:
-        if not self._current(generation, uid):
-            return  # a late signal from a cancelled run
-        self.predictions.setdefault(uid, {})[prediction.index] = prediction
+    # -- worker signals (the runner delivers the current run's only) -----------------------
+    def _on_result(self, prediction: SlicePrediction) -> None:
+        if self.session.series is None or not self.session.add(prediction):
+            return
         self.strip.set_flags(prediction.index, prediction.flagged)
         self.plot.set_values(prediction.index, prediction.probabilities)
         if prediction.index == self.window.current_index():
             self._update_frame()
         self._schedule_refresh()
-        self.slice_predicted.emit(uid, prediction)
+        self.slice_predicted.emit(self.session.series.series_uid, prediction)
 
-    def _on_progress(self, generation: int, done: int, total: int) -> None:
-        if generation == self.runner.generation:
-            self._progress_value = (done, total)
-            self._schedule_refresh()
+    def _on_progress(self, done: int, total: int) -> None:
+        self._progress_value = (done, total)
+        self._schedule_refresh()
 
     def _schedule_refresh(self) -> None:
         if not self._refresh_timer.isActive():
@@ -358,47 +268,50 @@ class InferenceController(QObject):
             self.panel.progress.setRange(0, max(total, 1))
             self.panel.progress.setValue(done)
         self.plot.redraw(force=False)
-        self._update_banner()
+        self.render()
 
-    def _on_finished(self, generation: int, uid: str, cancelled: bool, errors: dict) -> None:
-        if not self._current(generation, uid) or cancelled:
+    def _on_finished(self, errors: dict[int, str]) -> None:
+        series = self.session.series
+        if series is None or not self.session.finish(errors):
             return
-        self.errors[uid] = dict(errors)
-        self.complete.add(uid)
-        self.panel.progress.hide()
-        self.panel.run_button.hide()
         self.plot.redraw()
-        self._update_banner()
+        self.render()
         if errors:
             self.window.show_status(f"Classifier: {len(errors)} slice(s) could not be read", 8000)
-        self.series_finished.emit(self._series, self.series_prediction(self._series))
+        self.series_finished.emit(series, self.series_prediction(series))
 
-    def _on_failed(self, generation: int, uid: str, message: str) -> None:
-        if not self._current(generation, uid):
-            return
-        self.panel.progress.hide()
-        self.panel.run_button.setText("Run")
-        self.banner.set_message("off", f"<b>The classifier stopped with an error.</b> {html.escape(message)}",
-                                SHORT_NOTICE)
+    def _on_failed(self, message: str) -> None:
+        self.session.fail(message)
+        self.render()
 
     # -- what the reader sees -----------------------------------------------------------
-    def _update_banner(self, running: bool | None = None) -> None:
-        series = self._series
-        if series is None or self.loaded is None or self._skip_reason:
-            return
-        uid = series.series_uid
-        if running is None:
-            running = not self._stopped and uid not in self.complete and not self.runner.is_idle()
-        slices = sorted(self.predictions.get(uid, {}).values(), key=lambda p: p.index)
-        name = series.description or (f"Series {series.series_number}" if series.series_number is not None else "")
-        state, text = banner_content(slices, len(series), running=running, stopped=self._stopped,
-                                     unreadable=len(self.errors.get(uid, {})), series_name=name)
-        self.banner.set_message(state, text, self._notice())
-
-    def _notice(self) -> str:
-        if self.loaded is not None and self.loaded.card.get("untrained"):
-            return "<b>UNTRAINED test weights: these predictions mean nothing.</b> " + SHORT_NOTICE
-        return SHORT_NOTICE
+    def render(self) -> None:
+        """The one paint step: device line, banner, progress and button from the session."""
+        session = self.session
+        loaded = session.loaded
+        if session.model_state is ModelState.READY and loaded is not None:
+            untrained = " – UNTRAINED test weights" if session.untrained else ""
+            self.device_label.setText(f"Classifier: {session.device_text}")
+            self.device_label.setToolTip(f"{loaded.info.name} {loaded.info.version}{untrained}")
+            self.panel.model_line.setText(f"Model {html.escape(loaded.info.name)} {html.escape(loaded.info.version)}"
+                                          f"{untrained} · {html.escape(session.device_text)}")
+            self.panel.legend.set_thresholds(loaded.thresholds)
+        elif session.model_state is ModelState.LOADING:
+            self.device_label.setText("Classifier: loading…")
+        else:
+            self.device_label.setText("Classifier: off")
+            self.device_label.setToolTip(session.reason)
+            self.panel.model_line.setText("")
+            self.panel.legend.set_thresholds(None)
+        off = session.model_state is ModelState.OFF
+        self.panel.set_results_visible(not off)  # an empty plot and legend only puzzle the reader
+        self.strip.setVisible(not off)
+        banner = session.banner()
+        self.banner.set_message(banner.state, banner.text, banner.notice)
+        button = session.button()
+        self.panel.progress.setVisible(session.running())
+        self.panel.run_button.setVisible(button is not None)
+        self.panel.run_button.setText(button or "Run")
 
     def _update_frame(self) -> None:
         prediction = self.prediction_at(self.window.current_index())
@@ -410,47 +323,36 @@ class InferenceController(QObject):
         self.frame.set_slice(labels, caption)
 
     def _on_slice_changed(self, index: int) -> None:
-        self.strip.set_current(index if self._series is not None else None)
-        self.plot.set_current(index if self._series is not None else None)
-        self.attention.request(self.loaded, self._series, index)  # the old map goes at once
+        shown = index if self.session.series is not None else None
+        self.strip.set_current(shown)
+        self.plot.set_current(shown)
+        self.attention.request(self.loaded, self.session.series, index)  # the old map goes at once
         self._update_frame()
 
     def prediction_at(self, index: int) -> SlicePrediction | None:
-        if self._series is None:
-            return None
-        return self.predictions.get(self._series.series_uid, {}).get(index)
+        return self.session.prediction_at(index)
 
     def flagged_indices(self) -> list[int]:
-        if self._series is None:
-            return []
-        return sorted(i for i, p in self.predictions.get(self._series.series_uid, {}).items() if p.flagged)
+        return self.session.flagged_indices()
 
     def jump_flagged(self, step: int) -> None:
         """N / P: the nearest flagged slice after (step > 0) or before the current one."""
-        if self._series is None:
+        if self.session.series is None:
             return
         current = self.window.current_index()
-        flagged = self.flagged_indices()
-        candidates = [i for i in flagged if i > current] if step > 0 else [i for i in flagged if i < current][::-1]
-        if candidates:
-            self.window.set_slice(candidates[0])
+        target = self.session.jump_target(current, step)
+        if target is not None:
+            self.window.set_slice(target)
             return
         where = "after" if step > 0 else "before"
-        still = " yet (the classifier is still running)" if self.is_running() else ""
+        still = " yet (the classifier is still running)" if self.session.running() else ""
         self.window.show_status(f"No flagged slice {where} slice {current + 1}{still}", 4000)
 
-    def series_prediction(self, series: Any) -> SeriesPrediction | None:
+    def series_prediction(self, series: Series) -> SeriesPrediction | None:
         """What is known for ``series`` as a SeriesPrediction (None without a model)."""
-        if self.loaded is None:
-            return None
-        from datetime import datetime, timezone
+        return self.session.series_prediction(series)
 
-        slices = sorted(self.predictions.get(series.series_uid, {}).values(), key=lambda p: p.index)
-        return SeriesPrediction(series_uid=series.series_uid, model=self.loaded.info, slices=slices,
-                                started_at=self.started_at.get(series.series_uid, ""),
-                                finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-
-    def results_for_study(self) -> list[tuple[Any, SeriesPrediction]]:
+    def results_for_study(self) -> list[tuple[Series, SeriesPrediction]]:
         """(Series, SeriesPrediction) for every series of the open study with results."""
         study = self.window.current_study()
         if study is None or self.loaded is None:
@@ -468,9 +370,10 @@ class InferenceController(QObject):
         if self.attention.on:
             self.attention.switch_off()
         elif self.loaded is None:
-            self.window.show_status("No attention map: " + (self.problem or "the classifier is not loaded"), 6000)
+            self.window.show_status("No attention map: " + (self.session.reason or "the classifier is not loaded"),
+                                    6000)
         else:
-            self.attention.switch_on(self.loaded, self._series, self.window.current_index())
+            self.attention.switch_on(self.loaded, self.session.series, self.window.current_index())
         self.actions["attention"].setChecked(self.attention.on)
         self._update_frame()
 
@@ -480,9 +383,10 @@ class InferenceController(QObject):
     # -- dialogs and menus ---------------------------------------------------------------
     def show_model_info(self) -> ModelInfoDialog:
         if self.info_dialog is None:
-            self.info_dialog = ModelInfoDialog(self.window)
+            self.info_dialog = ModelInfoDialog(cast(QWidget, self.window))
         card = self.loaded.card if self.loaded is not None else None
-        self.info_dialog.set_content(card, self.device_text, self.problem or ("Loading…" if self.loading else ""))
+        loading = self.session.model_state is ModelState.LOADING
+        self.info_dialog.set_content(card, self.session.device_text, self.session.reason or ("Loading…" if loading else ""))
         self.info_dialog.show()
         self.info_dialog.raise_()
         return self.info_dialog
@@ -526,35 +430,8 @@ class InferenceController(QObject):
         return stopped
 
 
-def _load(preference: str | None, threads: int | None, fall_back: bool = False) -> Any:
-    """In a pool thread: (LoadedModel, device text, note), or the reason as a string.
-
-    ``fall_back``: an unavailable saved device falls back to automatic, with a note;
-    an explicit ``--device`` is an error instead, so the reader knows what ran.
-    """
-    import torch
-
-    from ich_viewer.inference.device import DeviceError, describe_device
-    from ich_viewer.inference.weights import ModelLoadError, load_model
-
-    if threads:
-        torch.set_num_threads(threads)  # leave a core to the event loop
-    note = ""
-    try:
-        try:
-            loaded = load_model(None, device=preference)
-        except DeviceError as exc:
-            if not fall_back:
-                raise
-            note = f"Classifier device preference not usable ({exc}); using the automatic choice"
-            loaded = load_model(None, device=None)
-    except (ModelLoadError, DeviceError) as exc:
-        return str(exc)
-    return loaded, describe_device(loaded.device), note
-
-
-def attach_inference(window: Any, args: Any = None) -> InferenceController:
+def attach_inference(window: ViewerWindow, options: ViewOptions | None = None) -> InferenceController:
     """Extension entry point (``ui.app.EXTENSIONS``): the classifier for this window."""
-    controller = InferenceController(window, args)
-    window.inference = controller
+    controller = InferenceController(window, options)
+    window.extensions.add(EXTENSION_NAME, controller)
     return controller

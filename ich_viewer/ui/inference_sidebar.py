@@ -1,60 +1,10 @@
-"""The Classifier side panel and the texts it shows (banner, caption over the image)."""
+"""The Classifier side panel (its texts come from ``inference.session``)."""
 from __future__ import annotations
-
-import html
-from typing import Sequence
 
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from ich_viewer import LABELS
-from ich_viewer.imaging.palette import SHORT_NAMES, label_hex
-from ich_viewer.inference.results import SlicePrediction
 from ich_viewer.ui.inference_plot import ProbabilityPlot
 from ich_viewer.ui.inference_widgets import Banner, Legend
-
-SHORT_NOTICE = "Research / decision support – not a diagnosis."
-
-
-def _names(labels: Sequence[str]) -> str:
-    return ", ".join(f"{label} ({SHORT_NAMES[label]})" for label in labels)
-
-
-def banner_content(slices: Sequence[SlicePrediction], n_total: int, *, running: bool, stopped: bool = False,
-                   unreadable: int = 0, series_name: str = "") -> tuple[str, str]:
-    """(state, html) of the study banner for the predictions of the shown series."""
-    flagged = [s for s in slices if s.flagged]
-    subtypes = [label for label in LABELS[:-1] if any(label in s.flagged for s in flagged)]
-    done = len(slices) + unreadable
-    where = f"{html.escape(series_name)}: " if series_name else ""
-    if subtypes:
-        finding = f"Suspected {_names(subtypes)}"
-    elif flagged:
-        finding = "Suspected hemorrhage, subtype unclear"
-    else:
-        finding = ""
-    count = f"{len(flagged)} of {n_total} slices flagged"
-    if running:
-        state = "suspected" if finding else "running"
-        text = f"{where}{finding + ' so far – ' + count if finding else 'Classifier running'} ({done}/{n_total} analysed)…"
-    elif finding:
-        state, text = "suspected", f"{where}<b>{finding}</b> – {count}"
-    else:
-        state, text = "none", f"{where}No hemorrhage flagged on {len(slices)} slice{'s' if len(slices) != 1 else ''}"
-    if stopped and not running:
-        text = f"Stopped after {done}/{n_total} slices (partial). " + text
-    if unreadable:
-        text += f" ({unreadable} slice{'s' if unreadable != 1 else ''} could not be read)"
-    return state, text
-
-
-def slice_caption(prediction: SlicePrediction | None) -> str:
-    """Rich text over the image for the slice on screen: only when something is flagged."""
-    if prediction is None or not prediction.flagged:
-        return ""
-    shown = [label for label in LABELS if label in prediction.flagged]
-    parts = [f"<span style='color:{label_hex(label)}'>■</span>&nbsp;{SHORT_NAMES[label]}&nbsp;"
-             f"{prediction.probabilities[label]:.2f}" for label in shown]
-    return f"Slice {prediction.index + 1}: " + " · ".join(parts)
 
 
 class InferencePanel(QWidget):

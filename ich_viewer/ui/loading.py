@@ -1,8 +1,9 @@
-"""Loading off the UI thread: headers in a pool thread, pixels by the BackgroundDecoder.
+"""Loading off the UI thread: headers, thumbnails, the slice on screen, the whole series.
 
-Every load gets a generation number; each signal carries it and the window ignores
-signals from an older generation, so a slow old load can never overwrite a new study.
-``shutdown`` cancels everything and waits (bounded) so no thread outlives the window.
+Each is a plain function run by its own ``TaskRunner``; ``cancel`` (a new study) cancels
+all four, and a runner drops every late report of a cancelled task, so a slow old load
+can never overwrite a new study. ``shutdown`` cancels everything and waits (bounded) so
+no thread outlives the window.
 """
 from __future__ import annotations
 
@@ -13,16 +14,18 @@ import time
 from typing import Any, Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 
 from ich_viewer.dicom.background import BackgroundDecoder
 from ich_viewer.imaging.presets import default_window
 from ich_viewer.imaging.windowing import window_to_uint8
+from ich_viewer.tasks import TaskState
+from ich_viewer.ui.tasks import TaskRunner
 
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 96
-PROGRESS_INTERVAL_S = 0.05
+DECODE_POLL_S = 0.05
 
 
 _gc_lock = threading.Lock()
@@ -64,78 +67,60 @@ def thumbnail_of(series: Any) -> np.ndarray:
 
 
 class StudyLoader(QObject):
-    """Runs load_study, the per-series decoder and small decode jobs for one window."""
+    """Headers, thumbnails, the slice on screen and background decoding for one window."""
 
-    progress = Signal(int, int, int)
-    """generation, files done, files total."""
-    loaded = Signal(int, object)
-    """generation, Study."""
-    failed = Signal(int, str)
-    """generation, readable reason."""
-    slice_decoded = Signal(int, str, int)
-    """generation, series UID, slice index (the pixels are now in the series cache)."""
-    thumbnail_ready = Signal(int, str, object)
-    """generation, series UID, uint8 thumbnail (or None when it cannot be decoded)."""
+    progress = Signal(int, int)
+    """files done, files total."""
+    loaded = Signal(object)
+    """Study."""
+    failed = Signal(str)
+    """readable reason."""
+    slice_decoded = Signal(str, int)
+    """series UID, slice index (the pixels are now in the series cache, or its error is)."""
+    thumbnail_ready = Signal(str, object)
+    """series UID, uint8 thumbnail (or None when it cannot be decoded)."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(3)
-        self.generation = 0
-        self._cancel = threading.Event()
-        self._decoders: list[Any] = []
-        self._pending_slice: tuple[int, Any, int] | None = None
-        self._slice_job_running = False
-        self._lock = threading.Lock()
+        self.headers = TaskRunner(self)
+        self.headers.progress.connect(self.progress)
+        self.headers.done.connect(self.loaded)
+        self.headers.failed.connect(self.failed)
+        self.thumbnails = TaskRunner(self)
+        self.thumbnails.partial.connect(self._on_thumbnail)
+        self.slice = TaskRunner(self)
+        self.slice.done.connect(lambda item: self.slice_decoded.emit(*item))
+        self.decoder = TaskRunner(self, threads=2)  # a cancelled decoder winds down while the next starts
+        self.decoder.partial.connect(lambda item: self.slice_decoded.emit(*item))
+        self._runners = (self.headers, self.thumbnails, self.slice, self.decoder)
+        self._decoding: tuple[Any, int, TaskState] | None = None
+
+    def _on_thumbnail(self, item: tuple[str, Any, int]) -> None:
+        uid, image, index = item
+        self.thumbnail_ready.emit(uid, image)
+        # The thumbnail decoded its slice (the middle one, where a series opens): a decoder
+        # that started meanwhile skips it, so this is the only news that it is ready.
+        self.slice_decoded.emit(uid, index)
 
     # -- headers ---------------------------------------------------------------------
-    def start(self, path: str | Callable[[], Any]) -> int:
-        """Cancel whatever runs and start reading ``path``; returns the new generation.
+    def start(self, path: str | Callable[[], Any]) -> TaskState:
+        """Cancel whatever runs and start reading ``path``.
 
         ``path`` may be a function that first produces the path (e.g. generating the
         demo study), so that work also stays off the UI thread.
         """
         self.cancel()
-        generation, cancel = self.generation, self._cancel
-        self.pool.start(lambda: self._load(generation, path, cancel))
-        return generation
-
-    def _load(self, generation: int, path: str | Callable[[], Any], cancel: threading.Event) -> None:
-        last = [0.0]
-
-        def progress(done: int, total: int) -> None:
-            now = time.monotonic()
-            if now - last[0] >= PROGRESS_INTERVAL_S or done >= total:
-                last[0] = now
-                self.progress.emit(generation, done, total)
-
-        try:
-            from ich_viewer.dicom.loader import load_study
-
-            if callable(path):
-                path = str(path())
-            with _CollectorPaused():
-                study = load_study(path, progress=progress, cancel=cancel.is_set)
-        except Exception as exc:  # any loader failure is shown, never raised into Qt
-            log.exception("loading %s failed", path)
-            if not cancel.is_set():
-                self.failed.emit(generation, f"{type(exc).__name__}: {exc}")
-            return
-        if not cancel.is_set():
-            self.loaded.emit(generation, study)
+        return self.headers.start(lambda state: _load(path, state))
 
     # -- pixels ----------------------------------------------------------------------
     def decode_series(self, series: Any, start_index: int) -> None:
         """Decode every slice of ``series`` in the background, nearest ``start_index`` first."""
-        self._stop_decoders(wait_s=0.0)
+        self.decoder.cancel()
+        self._decoding = None
         if all(series.is_decoded(i) for i in range(series.n_slices)):
             return
-        generation, uid = self.generation, series.series_uid
-        decoder = BackgroundDecoder(
-            series, on_slice=lambda i: self.slice_decoded.emit(generation, uid, i), start_index=start_index
-        )
-        self._decoders.append(decoder)
-        decoder.start()
+        state = self.decoder.start(lambda state: _decode_all(series, start_index, state))
+        self._decoding = (series, start_index, state)
 
     def request_slice(self, series: Any, index: int) -> None:
         """Decode one slice soon (the one on screen); only the latest request is kept.
@@ -143,69 +128,72 @@ class StudyLoader(QObject):
         Skipped for the slice a running decoder of this series starts with: it is
         decoded first there, and decoding it twice would only slow both down.
         """
-        if any(d.series is series and d.start_index == index and not d.done() for d in self._decoders):
-            return
-        with self._lock:
-            self._pending_slice = (self.generation, series, index)
-            if self._slice_job_running:
+        if self._decoding is not None:
+            decoding, start, state = self._decoding
+            if decoding is series and start == index and not state.cancelled() and not self.decoder.is_idle():
                 return
-            self._slice_job_running = True
-        self.pool.start(self._decode_pending)
-
-    def _decode_pending(self) -> None:
-        while True:
-            with self._lock:
-                job, self._pending_slice = self._pending_slice, None
-                if job is None:
-                    self._slice_job_running = False
-                    return
-            generation, series, index = job
-            if generation != self.generation:
-                continue
-            try:
-                series.hu(index)
-            except Exception:  # the series remembers the reason; the window shows it
-                pass
-            self.slice_decoded.emit(generation, series.series_uid, index)
+        self.slice.start(lambda state: _decode_one(series, index))
 
     def request_thumbnails(self, series_list: list[Any]) -> None:
-        generation, cancel = self.generation, self._cancel
-        self.pool.start(lambda: self._thumbnails(generation, list(series_list), cancel))
-
-    def _thumbnails(self, generation: int, series_list: list[Any], cancel: threading.Event) -> None:
-        for series in series_list:
-            if cancel.is_set():
-                return
-            try:
-                image = thumbnail_of(series)
-            except Exception:
-                image = None
-            self.thumbnail_ready.emit(generation, series.series_uid, image)
+        series_list = list(series_list)
+        self.thumbnails.start(lambda state: _thumbnails(series_list, state))
 
     # -- stopping --------------------------------------------------------------------
-    def _stop_decoders(self, wait_s: float) -> bool:
-        for decoder in self._decoders:
-            decoder.cancel()
-        all_done = True
-        deadline = time.monotonic() + wait_s
-        for decoder in self._decoders:
-            all_done &= bool(decoder.wait(max(0.0, deadline - time.monotonic())))
-        self._decoders = [d for d in self._decoders if not d.done()]
-        return all_done
+    def is_idle(self) -> bool:
+        return all(runner.is_idle() for runner in self._runners)
 
     def cancel(self) -> None:
-        """Stop the current load and decoding without waiting; later signals are stale."""
-        self._cancel.set()
-        self._stop_decoders(wait_s=0.0)
-        self.generation += 1
-        self._cancel = threading.Event()
+        """Stop the current load and decoding without waiting; later reports are dropped."""
+        for runner in self._runners:
+            runner.cancel()
+        self._decoding = None
 
     def shutdown(self, timeout_s: float = 5.0) -> bool:
-        """Cancel everything and wait up to ``timeout_s``; True when all stopped."""
-        self._cancel.set()
-        self.generation += 1  # anything still queued is now stale
-        decoders_done = self._stop_decoders(wait_s=timeout_s)
-        pool_done = self.pool.waitForDone(int(timeout_s * 1000))
-        if not (decoders_done and pool_done):
+        """Cancel everything and wait up to ``timeout_s`` in all; True when all stopped."""
+        self.cancel()
+        deadline = time.monotonic() + timeout_s
+        stopped = True
+        for runner in self._runners:
+            stopped &= runner.wait(max(0.0, deadline - time.monotonic()))
+        if not stopped:
             log.warning("background work did not stop within %.1f s", timeout_s)
-        return decoders_done and pool_done
+        return stopped
+
+
+def _load(path: str | Callable[[], Any], state: TaskState) -> Any:
+    from ich_viewer.dicom.loader import load_study
+
+    if callable(path):
+        path = str(path())
+    with _CollectorPaused():
+        return load_study(path, progress=state.set_progress, cancel=state.cancelled)
+
+
+def _decode_one(series: Any, index: int) -> tuple[str, int]:
+    try:
+        series.hu(index)
+    except Exception as exc:  # the series remembers the reason; the window shows it
+        log.debug("slice %d of %s cannot be decoded: %s", index, series.series_uid, exc)
+    return series.series_uid, index
+
+
+def _decode_all(series: Any, start_index: int, state: TaskState) -> None:
+    """The BackgroundDecoder as a task: each decoded slice is a partial result."""
+    uid = series.series_uid
+    decoder = BackgroundDecoder(series, on_slice=lambda i: state.set_partial_result((uid, i)),
+                                start_index=start_index).start()
+    while not decoder.wait(DECODE_POLL_S):
+        if state.cancelled():
+            decoder.cancel()
+
+
+def _thumbnails(series_list: list[Any], state: TaskState) -> None:
+    for series in series_list:
+        if state.cancelled():
+            return
+        try:
+            image = thumbnail_of(series)
+        except Exception as exc:
+            log.info("no thumbnail for %s: %s", series.series_uid, exc)
+            image = None
+        state.set_partial_result((series.series_uid, image, series.n_slices // 2))

@@ -1,27 +1,30 @@
 """The reading window: one study, one series on screen, keyboard-first.
 
-Others extend it through the signals and methods listed in notes/apis.md (side panels,
-a decoration beside the slice slider, items on the image's ViewBox, menus).
+Others extend it through ``ui.extension.ViewerWindow``, the signals and methods listed in
+notes/apis.md (side panels, a decoration beside the slice slider, items on the image's
+ViewBox, menus, actions), and find each other in ``window.extensions``.
 """
 from __future__ import annotations
 
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QAction, QCloseEvent
 from PySide6.QtWidgets import (
     QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMenu, QMessageBox, QProgressBar,
     QSlider, QWidget,
 )
 
 from ich_viewer import RESEARCH_NOTICE, __version__
+from ich_viewer.dicom.model import Series, Study
 from ich_viewer.imaging.geometry import patient_position
-from ich_viewer.imaging.presets import DEFAULT, PRESETS, Preset, resolve
-from ich_viewer.imaging.windowing import adjust_window, window_bounds
+from ich_viewer.imaging.presets import DEFAULT, Preset
+from ich_viewer.imaging.windowing import adjust_window
 from ich_viewer.ui.actions import WindowActions
+from ich_viewer.ui.extension import ExtensionRegistry
 from ich_viewer.ui.help_dialog import ControlsDialog
 from ich_viewer.ui.image_view import SliceView
 from ich_viewer.ui.load_log import LoadLogDialog, load_summary
@@ -29,6 +32,7 @@ from ich_viewer.ui.loading import StudyLoader
 from ich_viewer.ui.overlays import CORNERS, overlay_texts
 from ich_viewer.ui.series_browser import SeriesBrowser
 from ich_viewer.ui.settings import add_recent_study, app_settings, clear_recent_studies, recent_studies
+from ich_viewer.ui.state import ViewerState
 from ich_viewer.ui.tag_browser import TagBrowser
 
 log = logging.getLogger(__name__)
@@ -37,10 +41,11 @@ MENU_ORDER = ("File", "View", "Tools", "Help")
 DRAG_HU_PER_PIXEL = {"fine": 0.2, "normal": 1.0, "coarse": 10.0}
 CINE_FPS = 12
 SHUTDOWN_TIMEOUT_S = 5.0
-CUSTOM = "Custom"
 
 
 class MainWindow(QMainWindow):
+    """Implements ``ui.extension.ViewerWindow`` for the extensions in ``ui.app.EXTENSIONS``."""
+
     study_opened = Signal(object)
     series_shown = Signal(object)
     slice_changed = Signal(int)
@@ -53,18 +58,16 @@ class MainWindow(QMainWindow):
         self.setObjectName("main_window")
         self.setWindowTitle("ICH Viewer")
         self.setAcceptDrops(True)
-        self._study: Any = None
-        self._series: Any = None
-        self._index = 0
+        self.extensions = ExtensionRegistry()
+        self.state = ViewerState()
+        """What is on screen (Qt-free); the window paints it."""
         self._shown_index: int | None = None
-        self._preset: Preset | None = DEFAULT
-        self._window: tuple[float, float] = (40.0, 80.0)
         self._menus: dict[str, QMenu] = {}
         self._last_source: str | None = None
         self.last_error: tuple[str, str] | None = None
-        self._load_log_study: Any = None
+        self._load_log_study: Study | None = None
         self._error_box: QMessageBox | None = None
-        self._dialogs: dict[str, QWidget] = {}
+        self._dialogs: dict[str, Any] = {}
 
         self._loader = StudyLoader(self)
         self._loader.loaded.connect(self._on_loaded)
@@ -129,14 +132,18 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.window_label)
 
     # -- extension surface (notes/apis.md) -------------------------------------------------
-    def current_study(self) -> Any:
-        return self._study
+    def current_study(self) -> Study | None:
+        return self.state.study
 
-    def current_series(self) -> Any:
-        return self._series
+    def current_series(self) -> Series | None:
+        return self.state.series
 
     def current_index(self) -> int:
-        return self._index
+        return self.state.index
+
+    def shown_index(self) -> int | None:
+        """The slice whose pixels are on screen (None while it is still decoding)."""
+        return self._shown_index
 
     def image_view(self) -> SliceView:
         return self.slice_view
@@ -175,6 +182,15 @@ class MainWindow(QMainWindow):
     def add_slider_decoration(self, widget: QWidget) -> None:
         """Put ``widget`` just left of the slice slider, same height (slice 1 at the top)."""
         self._central_layout.insertWidget(self._central_layout.indexOf(self.slider), widget)
+
+    def slice_slider(self) -> QSlider:
+        """The slice slider (a decoration lines its marks up with it)."""
+        return self.slider
+
+    def add_action(self, name: str, text: str, slot: Callable[[], object], keys: tuple[str, ...] = (),
+                   checkable: bool = False) -> QAction:
+        """A window-wide action (keys work with menus hidden); Help > Controls lists it."""
+        return self.actions_._action(name, text, slot, keys, checkable)  # the window's own helper
 
     def show_status(self, text: str, msecs: int = 0) -> None:
         self.statusBar().showMessage(text, msecs)
@@ -246,28 +262,22 @@ class MainWindow(QMainWindow):
         menu.clear()
         items = recent_studies()
         for path in items:
-            menu.addAction(path, lambda p=path: self.open_path(p))
+            menu.addAction(path).triggered.connect(lambda *_, p=path: self.open_path(p))
         if not items:
             menu.addAction("(none)").setEnabled(False)
         menu.addSeparator()
         menu.addAction("Clear recent", clear_recent_studies)
 
-    def _on_progress(self, generation: int, done: int, total: int) -> None:
-        if generation != self._loader.generation:
-            return
+    def _on_progress(self, done: int, total: int) -> None:
         self.progress_bar.setRange(0, max(total, 1))
         self.progress_bar.setValue(done)
         self.show_status(f"Reading headers: {done}/{total} files")
 
-    def _on_load_failed(self, generation: int, message: str) -> None:
-        if generation != self._loader.generation:
-            return
+    def _on_load_failed(self, message: str) -> None:
         self.progress_bar.hide()
         self.show_error("Could not open the study", f"{self._last_source or 'the demo study'}\n\n{message}")
 
-    def _on_loaded(self, generation: int, study: Any) -> None:
-        if generation != self._loader.generation:
-            return
+    def _on_loaded(self, study: Study) -> None:
         self.progress_bar.hide()
         self._load_log_study = study
         if not study.series:
@@ -278,31 +288,27 @@ class MainWindow(QMainWindow):
         self.show_study(study)
         self.show_status(load_summary(study), 15000)
 
-    def show_study(self, study: Any) -> None:
+    def show_study(self, study: Study) -> None:
         """Show an already loaded Study (open_path ends here; tests and demos may call it)."""
-        if self._study is not None and self._study is not study:
+        if self.state.study is not None and self.state.study is not study:
             self.close_study()
-        self._study = study
+        self.state.study = study
         self._load_log_study = study
         self.setWindowTitle(f"ICH Viewer - {Path(study.source).name or study.source}")
         self.series_browser.set_series(study.series)
         self._loader.request_thumbnails(study.series)
         self.study_opened.emit(study)
         self._refresh_dialogs()
-        image_series = study.image_series or study.series
-        first = max(image_series, key=lambda s: s.n_slices)
-        self.show_series(study.series.index(first))
+        self.show_series(self.state.first_series())
 
     def close_study(self) -> None:
         """Stop work on the current study and clear the screen (nothing is kept running)."""
-        if self._study is not None:
+        if self.state.study is not None:
             self.study_closing.emit()
         self._cine.stop()
         self.actions_.by_name["cine"].setChecked(False)
         self._loader.cancel()
-        self._study = None
-        self._series = None
-        self._index = 0
+        self.state.clear()
         self._shown_index = None
         self.slice_view.clear()
         self.slice_view.overlays.set_texts({c: "" for c in CORNERS})
@@ -313,19 +319,13 @@ class MainWindow(QMainWindow):
         self.slider.blockSignals(False)
 
     # -- series and slices ---------------------------------------------------------------
-    def show_series(self, series_or_row: Any) -> None:
-        if self._study is None:
+    def show_series(self, series_or_row: Series | int) -> None:
+        series = self.state.series_at(series_or_row)
+        if series is None:
             return
-        if isinstance(series_or_row, int):
-            if not 0 <= series_or_row < len(self._study.series):
-                return
-            series = self._study.series[series_or_row]
-        else:
-            series = series_or_row
-        self._series = series
+        start = self.state.show(series)
         self._shown_index = None
-        start = series.n_slices // 2
-        self.series_browser.set_current(self._study.series.index(series))
+        self.series_browser.set_current(self.state.row() or 0)
         self.slider.blockSignals(True)
         self.slider.setRange(0, max(0, series.n_slices - 1))
         self.slider.blockSignals(False)
@@ -334,19 +334,15 @@ class MainWindow(QMainWindow):
         self.set_slice(start, force=True)
 
     def step_series(self, step: int) -> None:
-        if self._study is None or self._series is None:
-            return
-        row = self._study.series.index(self._series) + step
-        if 0 <= row < len(self._study.series):
+        row = self.state.neighbour_row(step)
+        if row is not None:
             self.show_series(row)
 
     def set_slice(self, index: int, force: bool = False) -> None:
-        if self._series is None:
+        target = self.state.slice_target(index, force)
+        if target is None:
             return
-        index = int(min(max(index, 0), self._series.n_slices - 1))
-        if index == self._index and not force:
-            return
-        self._index = index
+        self.state.index = index = target
         self.slider.blockSignals(True)
         self.slider.setValue(index)
         self.slider.blockSignals(False)
@@ -356,14 +352,14 @@ class MainWindow(QMainWindow):
             self._update_tag_browser()
 
     def step_slice(self, step: int) -> None:
-        self.set_slice(self._index + step)
+        self.set_slice(self.state.index + step)
 
     def last_slice(self) -> None:
-        if self._series is not None:
-            self.set_slice(self._series.n_slices - 1)
+        if self.state.series is not None:
+            self.set_slice(self.state.series.n_slices - 1)
 
     def toggle_cine(self) -> None:
-        if self._cine.isActive() or self._series is None:
+        if self._cine.isActive() or self.state.series is None:
             self._cine.stop()
         else:
             self._cine.start()
@@ -373,16 +369,18 @@ class MainWindow(QMainWindow):
         return self._cine.isActive()
 
     def _cine_step(self) -> None:
-        if self._series is None:
+        if self.state.series is None:
             self._cine.stop()
             return
-        self.set_slice((self._index + 1) % self._series.n_slices)
+        self.set_slice(self.state.cine_next())
 
     def _render(self) -> None:
-        series, index = self._series, self._index
-        header = series.slices[index]
-        if self._preset is not None and self._preset.is_default:
-            self._set_window(resolve(self._preset, header), update_image=False)
+        series, index = self.state.series, self.state.index
+        if series is None:
+            return
+        own = self.state.slice_window()
+        if own is not None:
+            self._set_window(own, update_image=False)
         if series.is_decoded(index):
             self.slice_view.set_image(series.hu(index), self.current_levels(), series.pixel_spacing)
             self._shown_index = index
@@ -398,50 +396,47 @@ class MainWindow(QMainWindow):
                 self._loader.request_slice(series, index)
         self._update_overlays()
 
-    def _on_slice_decoded(self, generation: int, series_uid: str, index: int) -> None:
-        if generation != self._loader.generation or self._series is None:
-            return
-        if series_uid == self._series.series_uid and index == self._index and self._shown_index != index:
+    def _on_slice_decoded(self, series_uid: str, index: int) -> None:
+        series = self.state.series
+        if series is not None and series_uid == series.series_uid and index == self.state.index \
+                and self._shown_index != index:
             self._render()
 
-    def _on_thumbnail(self, generation: int, series_uid: str, image: Any) -> None:
-        if generation == self._loader.generation:
-            self.series_browser.set_thumbnail(series_uid, image)
+    def _on_thumbnail(self, series_uid: str, image: Any) -> None:
+        self.series_browser.set_thumbnail(series_uid, image)
 
     # -- windowing -------------------------------------------------------------------------
     def set_preset(self, preset: Preset | str) -> None:
         """Select a preset (a Preset or its key "1".."9", "0")."""
-        if isinstance(preset, str):
-            preset = next(p for p in PRESETS if p.key == preset)
-        self._preset = preset
-        self.actions_.presets[preset.key].setChecked(True)
-        header = self._series.slices[self._index] if self._series is not None else None
-        self._set_window(resolve(preset, header))
+        window = self.state.choose_preset(preset)
+        assert self.state.preset is not None
+        self.actions_.presets[self.state.preset.key].setChecked(True)
+        self._set_window(window)
 
     def set_window(self, center: float, width: float) -> None:
         """A window of the reader's own (leaves every preset)."""
-        self._preset = None
+        self.state.preset = None
         checked = self.actions_.preset_group.checkedAction()
         if checked is not None:
             checked.setChecked(False)
         self._set_window((center, width))
 
     def _set_window(self, window: tuple[float, float], update_image: bool = True) -> None:
-        self._window = (float(window[0]), float(window[1]))
+        self.state.window = (float(window[0]), float(window[1]))
         if update_image:
             self.slice_view.set_levels(self.current_levels())
             self._update_overlays()
         self._update_window_label()
-        self.window_changed.emit(*self._window)
+        self.window_changed.emit(*self.state.window)
 
     def current_window(self) -> tuple[float, float]:
-        return self._window
+        return self.state.window
 
     def current_levels(self) -> tuple[float, float]:
-        return window_bounds(*self._window)
+        return self.state.levels()
 
     def preset_name(self) -> str:
-        return self._preset.name if self._preset is not None else CUSTOM
+        return self.state.preset_name()
 
     def _on_window_drag(self, dx: float, dy: float, modifiers: Any) -> None:
         if modifiers & Qt.KeyboardModifier.ShiftModifier:
@@ -450,18 +445,19 @@ class MainWindow(QMainWindow):
             step = DRAG_HU_PER_PIXEL["coarse"]
         else:
             step = DRAG_HU_PER_PIXEL["normal"]
-        self.set_window(*adjust_window(*self._window, dx, dy, step))
+        self.set_window(*adjust_window(*self.state.window, dx, dy, step))
 
     def _update_window_label(self) -> None:
-        center, width = self._window
+        center, width = self.state.window
         self.window_label.setText(f"{self.preset_name()}   W {width:g}  L {center:g}")
 
     # -- overlays, cursor, zoom ----------------------------------------------------------------
     def _update_overlays(self) -> None:
-        if self._series is None:
+        state = self.state
+        if state.series is None:
             return
         self.slice_view.overlays.set_texts(
-            overlay_texts(self._study, self._series, self._index, self._window, self.preset_name()))
+            overlay_texts(state.study, state.series, state.index, state.window, state.preset_name()))
 
     def toggle_overlays(self) -> None:
         overlays = self.slice_view.overlays
@@ -481,13 +477,13 @@ class MainWindow(QMainWindow):
         self.slice_view.zoom(1.0 / self.slice_view.zoom_factor())
 
     def _on_cursor(self, row: float, col: float) -> None:
-        image = self.slice_view.image_item.image
-        if image is None or self._series is None or self._shown_index is None:
+        image, series = self.slice_view.image_item.image, self.state.series
+        if image is None or series is None or self._shown_index is None:
             return
         r, c = int(row), int(col)
         value = float(image[r, c])
         text = f"x {c}  y {r}   {value:.0f} HU"
-        position = patient_position(self._series.slices[self._shown_index], r, c)
+        position = patient_position(series.slices[self._shown_index], r, c)
         if position is not None:
             text += "   ({:.1f}, {:.1f}, {:.1f}) mm".format(*position)
         self.cursor_label.setText(text)
@@ -512,11 +508,12 @@ class MainWindow(QMainWindow):
         browser = self._dialogs.get("tags")
         if browser is None:
             return
-        if self._series is None:
+        series, index = self.state.series, self.state.index
+        if series is None:
             browser.set_dataset(None, "No study open")
             return
-        header = self._series.slices[self._index]
-        browser.set_dataset(header.dataset, f"Slice {self._index + 1}/{self._series.n_slices}: {header.path}")
+        header = series.slices[index]
+        browser.set_dataset(header.dataset, f"Slice {index + 1}/{series.n_slices}: {header.path}")
 
     def show_load_log(self) -> LoadLogDialog:
         dialog = self._dialog("load_log", lambda: LoadLogDialog(self))
@@ -528,8 +525,8 @@ class MainWindow(QMainWindow):
         return dialog
 
     def _refresh_dialogs(self) -> None:
-        if "load_log" in self._dialogs and self._study is not None:
-            self._dialogs["load_log"].set_study(self._study)
+        if "load_log" in self._dialogs and self.state.study is not None:
+            self._dialogs["load_log"].set_study(self.state.study)
         self._update_tag_browser()
 
     def show_controls(self) -> ControlsDialog:
@@ -566,7 +563,7 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> bool:
         """Stop timers and background work (bounded wait); True when everything stopped."""
         self._cine.stop()
-        if self._study is not None:
+        if self.state.study is not None:
             self.study_closing.emit()
         stopped = self._loader.shutdown(SHUTDOWN_TIMEOUT_S)
         for dialog in self._dialogs.values():

@@ -2,7 +2,7 @@
 
 Decisions go straight to ``report.review.ReviewStore`` (the program's data folder, keyed
 by study and series UID) and come back when the study is opened again. Predictions come
-from the inference controller (``window.inference``); without it the panel says so.
+from the inference controller (``window.extensions["inference"]``); without it the panel says so.
 """
 from __future__ import annotations
 
@@ -11,16 +11,21 @@ import logging
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtGui import QAction, QColor, QKeySequence
+from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QTableWidget,
     QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
+from ich_viewer.dicom.model import Series
 from ich_viewer.imaging.palette import SHORT_NAMES, band_labels, label_colour
+from ich_viewer.options import ViewOptions
 from ich_viewer.report.atomic import ExportError
 from ich_viewer.report.decisions import ACCEPTED, REJECTED, UNDECIDED, Decision, slice_key
 from ich_viewer.report.review import ReviewStore, study_key
+from ich_viewer.ui.extension import ViewerWindow
+from ich_viewer.ui.inference_panel import EXTENSION_NAME as INFERENCE, InferenceController
+from ich_viewer.ui.tasks import TaskRunner
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +83,8 @@ class ReviewPanel(QWidget):
 class ReviewController(QObject):
     """One per window: keeps the panel, the keys and the store in step with the shown slice."""
 
-    def __init__(self, window: Any, args: Any = None) -> None:
-        super().__init__(window)
+    def __init__(self, window: ViewerWindow, options: ViewOptions | None = None) -> None:
+        super().__init__(window)  # type: ignore[arg-type]  # a QMainWindow in practice
         self.window = window
         self.store = ReviewStore()
         self.panel = ReviewPanel()
@@ -89,9 +94,13 @@ class ReviewController(QObject):
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(200)
         self._refresh_timer.timeout.connect(self.refresh)
-        self._connected_inference: Any = None
-        self.export_job: Any = None
-        """A LatestJob made on the first export."""
+        self._connected_inference: InferenceController | None = None
+        self.export_job = TaskRunner(self)
+        """Runs the export off the UI thread (``ui.export_dialog.run_export``)."""
+        self.export_job.done.connect(self._on_export_done)
+        self.export_job.failed.connect(lambda text: window.show_error("Export failed", text))
+        self.last_export: Any = None
+        """The ExportResult of the last export that succeeded."""
         self.export_dialog: Any = None
         self._build_actions()
 
@@ -112,7 +121,6 @@ class ReviewController(QObject):
 
     # -- wiring ------------------------------------------------------------------------
     def _build_actions(self) -> None:
-        self.actions: dict[str, QAction] = {}
         specs = (
             ("review_accept", "Accept flag on this slice", lambda: self.set_state(ACCEPTED), "A"),
             ("review_reject", "Reject flag on this slice", lambda: self.set_state(REJECTED), "R"),
@@ -120,37 +128,27 @@ class ReviewController(QObject):
             ("review_note", "Edit note for this slice", self.focus_note, "Ctrl+Shift+N"),
             ("export_report", "&Export report…", self.show_export_dialog, "Ctrl+E"),
         )
-        registry = getattr(getattr(self.window, "actions_", None), "by_name", None)
-        for name, text, slot, key in specs:
-            action = QAction(text, self.window)
-            action.setObjectName(f"action_{name}")
-            action.setShortcut(QKeySequence(key))
-            action.triggered.connect(lambda *_, s=slot: s())
-            self.window.addAction(action)
-            self.actions[name] = action
-            if isinstance(registry, dict):  # Help > Controls lists it
-                registry[name] = action
+        self.actions: dict[str, QAction] = {name: self.window.add_action(name, text, slot, (key,))
+                                            for name, text, slot, key in specs}
         menu = self.window.menu("View").addMenu("&Review")
         for name in ("review_accept", "review_reject", "review_undecided", "review_note"):
             menu.addAction(self.actions[name])
         self.window.menu("File").addAction(self.actions["export_report"])
 
-    def inference(self) -> Any:
+    def inference(self) -> InferenceController | None:
         """The inference controller (it may be attached after this extension)."""
-        controller = getattr(self.window, "inference", None)
+        controller = self.window.extensions.get(INFERENCE, InferenceController)
         if controller is not None and controller is not self._connected_inference:
             self._connect_inference(controller)
         return controller
 
-    def _connect_inference(self, controller: Any = None) -> None:
-        controller = controller or getattr(self.window, "inference", None)
+    def _connect_inference(self, controller: InferenceController | None = None) -> None:
+        controller = controller or self.window.extensions.get(INFERENCE, InferenceController)
         if controller is None or controller is self._connected_inference:
             return
         self._connected_inference = controller
-        for name in ("slice_predicted", "series_finished"):
-            signal = getattr(controller, name, None)
-            if signal is not None:
-                signal.connect(lambda *_: self._refresh_timer.start())
+        for signal in (controller.slice_predicted, controller.series_finished):
+            signal.connect(lambda *_: self._refresh_timer.start())
 
     def _on_study_changed(self) -> None:
         self.store.forget_cache()  # another window may have reviewed the same study
@@ -158,6 +156,12 @@ class ReviewController(QObject):
         self.refresh()
 
     # -- what is shown -------------------------------------------------------------------
+    def _series(self) -> Series:
+        """The shown series, where ``_key()`` already said there is one."""
+        series = self.window.current_series()
+        assert series is not None
+        return series
+
     def _key(self) -> tuple[str, str] | None:
         study, series = self.window.current_study(), self.window.current_series()
         if study is None or series is None:
@@ -173,7 +177,7 @@ class ReviewController(QObject):
 
     def decision_at(self, index: int) -> Decision:
         key, series = self._key(), self.window.current_series()
-        if key is None or not 0 <= index < len(series.slices):
+        if key is None or series is None or not 0 <= index < len(series.slices):
             return Decision()
         return self.store.decision(key[0], key[1], slice_key(series.slices[index]))
 
@@ -183,7 +187,8 @@ class ReviewController(QObject):
         table.setRowCount(len(flagged))
         self._rows = [p.index for p in flagged]
         counts = {ACCEPTED: 0, REJECTED: 0, UNDECIDED: 0}
-        n = len(self.window.current_series()) if self.window.current_series() is not None else 0
+        shown = self.window.current_series()
+        n = len(shown) if shown is not None else 0
         for row, prediction in enumerate(flagged):
             decision = self.decision_at(prediction.index)
             counts[decision.state] += 1
@@ -217,7 +222,9 @@ class ReviewController(QObject):
         if index in self._rows:
             row = self._rows.index(index)
             table.selectRow(row)
-            table.scrollToItem(table.item(row, 0))
+            item = table.item(row, 0)
+            if item is not None:
+                table.scrollToItem(item)
         table.blockSignals(False)
         for button in (self.panel.accept_button, self.panel.reject_button, self.panel.undecided_button):
             button.setEnabled(flagged)
@@ -254,7 +261,7 @@ class ReviewController(QObject):
         if not self._is_flagged(index):
             self.window.show_status(f"Im {index + 1} is not flagged: nothing to accept or reject", 4000)
             return False
-        header = self.window.current_series().slices[index]
+        header = self._series().slices[index]
         try:
             self.store.set_decision(key[0], key[1], slice_key(header), state=state)
         except ExportError as exc:
@@ -269,7 +276,7 @@ class ReviewController(QObject):
         if key is None or not self._is_flagged(index):
             return
         text = self.panel.note.text().strip()
-        header = self.window.current_series().slices[index]
+        header = self._series().slices[index]
         if text == self.store.decision(key[0], key[1], slice_key(header)).note:
             return
         try:
@@ -300,9 +307,12 @@ class ReviewController(QObject):
         """Let a running export finish (bounded); True when no export thread is left."""
         if self.export_dialog is not None:
             self.export_dialog.close()
-        if self.export_job is None:
-            return True
-        return self.export_job.pool.waitForDone(int(timeout_s * 1000))
+        return self.export_job.wait(timeout_s)
+
+    def _on_export_done(self, outcome: Any) -> None:
+        from ich_viewer.ui.export_dialog import export_done
+
+        self.last_export = export_done(self.window, outcome) or self.last_export
 
     def show_export_dialog(self) -> Any:
         from ich_viewer.ui.export_dialog import open_export_dialog
@@ -310,8 +320,11 @@ class ReviewController(QObject):
         return open_export_dialog(self)
 
 
-def attach_review(window: Any, args: Any = None) -> ReviewController:
+EXTENSION_NAME = "review"
+
+
+def attach_review(window: ViewerWindow, options: ViewOptions | None = None) -> ReviewController:
     """Extension entry point (``ui.app.EXTENSIONS``)."""
-    controller = ReviewController(window, args)
-    window.review = controller
+    controller = ReviewController(window, options)
+    window.extensions.add(EXTENSION_NAME, controller)
     return controller

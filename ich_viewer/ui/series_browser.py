@@ -53,7 +53,7 @@ class SeriesBrowser(QListWidget):
     def set_series(self, series_list: list[Any]) -> None:
         self.clear()
         self._uids = [s.series_uid for s in series_list]
-        self._thumbnailed: set[str] = set()
+        self._thumbnailed = set()
         for series in series_list:
             item = QListWidgetItem(_placeholder(), series_caption(series))
             item.setToolTip("\n".join([series.series_uid, *series.warnings]))

@@ -26,7 +26,7 @@ def recent_studies() -> list[str]:
     value = app_settings().value(RECENT_KEY, [])
     if isinstance(value, str):  # QSettings returns a bare string for a one-item list
         value = [value]
-    return [str(v) for v in (value or []) if v]
+    return [str(v) for v in (value if isinstance(value, (list, tuple)) else []) if v]
 
 
 def add_recent_study(path: str) -> list[str]:

@@ -112,23 +112,25 @@ def _open(window: Any, ctx: "SmokeContext") -> str:
 
 def _classify_in_window(window: Any, ctx: "SmokeContext") -> str:
     """The classifier panel runs on the opened series by itself; wait for all slices."""
+    from ich_viewer.inference.session import ModelState
     from ich_viewer.smoke_test import check
+    from ich_viewer.ui.inference_panel import EXTENSION_NAME, InferenceController
 
-    controller = getattr(window, "inference", None)
+    controller = window.extensions.get(EXTENSION_NAME, InferenceController)
     check(controller is not None, "the classifier extension is not attached to the window")
     series = window.current_series()
 
     def settled() -> bool:
-        done = series.series_uid in controller.complete
-        return done or (bool(controller.problem) and not controller.loading)
+        session = controller.session
+        return session.is_complete(series) or session.model_state is ModelState.OFF
 
     check(wait_until(settled, WINDOW_TIMEOUT_S), f"the window's classifier did not finish within {WINDOW_TIMEOUT_S:.0f} s")
-    check(series.series_uid in controller.complete, f"the window's classifier says: {controller.problem}")
+    check(controller.session.is_complete(series), f"the window's classifier says: {controller.session.reason}")
     prediction = controller.series_prediction(series)
     check(prediction is not None and len(prediction.slices) == len(series),
           f"the window has {0 if prediction is None else len(prediction.slices)} predictions for {len(series)} slices")
     ctx.extra["window_prediction"] = prediction
-    return (f"{len(prediction.slices)} slices on {controller.device_text or prediction.model.device}, "
+    return (f"{len(prediction.slices)} slices on {controller.session.device_text or prediction.model.device}, "
             f"{len(prediction.flagged_slices)} flagged")
 
 

@@ -72,7 +72,9 @@ class TagBrowser(QDialog):
         for i in range(self.tree.topLevelItemCount()):
             self._filter(self.tree.topLevelItem(i), needle)
 
-    def _filter(self, item: QTreeWidgetItem, needle: str) -> bool:
+    def _filter(self, item: QTreeWidgetItem | None, needle: str) -> bool:
+        if item is None:
+            return False
         haystack = " ".join(item.text(c) for c in range(4)).lower().replace(" ", "")
         hit = not needle or needle in haystack or needle in haystack.replace("(", "").replace(")", "")
         child_hit = False
@@ -89,7 +91,7 @@ class TagBrowser(QDialog):
         rows = []
         for i in range(self.tree.topLevelItemCount()):
             item = self.tree.topLevelItem(i)
-            if not item.isHidden():
+            if item is not None and not item.isHidden():
                 rows.append((item.text(0), item.text(3)))
         return rows
 

@@ -6,16 +6,17 @@ Exit codes: 0 success; 1 nothing could be analysed (no readable image series);
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import TextIO
 
 from ich_viewer import RESEARCH_NOTICE
+from ich_viewer.dicom.model import Series
 from ich_viewer.inference.device import DeviceError, describe_device
 from ich_viewer.inference.predict import PredictState, not_analysable, predict_series
 from ich_viewer.inference.results import SeriesPrediction
 from ich_viewer.inference.weights import LoadedModel, ModelLoadError, load_model
+from ich_viewer.options import AnalyzeOptions
 
 EXIT_OK, EXIT_NOTHING, EXIT_INPUT, EXIT_DOCUMENTS = 0, 1, 2, 3
 
@@ -29,7 +30,34 @@ def _fail(text: str) -> None:
 
 
 def analyze_study(study, loaded: LoadedModel, *, batch_size: int = 16, log: TextIO | None = None) -> list[tuple]:
-    """(Series, SeriesPrediction) for every image series with at least one readable slice."""
+    """(Series, SeriesPrediction) for every image series with at least one readable slice.
+
+    Parameters
+    ----------
+    study
+        A ``Study`` from ``dicom.loader.load_study``.
+    loaded
+        The model (``inference.weights.load_model``).
+    batch_size
+        Slices per forward pass.
+    log
+        Where skipped series and unreadable slices are reported (default: stderr).
+
+    Returns
+    -------
+    list of (Series, SeriesPrediction)
+        In study order; localizers and non-CT series are left out (reported to ``log``).
+
+    Raises
+    ------
+    RuntimeError
+        From torch; unreadable slices never raise.
+
+    Example
+    -------
+    >>> results = analyze_study(load_study(path), load_model(None, "cpu"))  # doctest: +SKIP
+    >>> export_report(study, results, pdf="report.pdf")                    # doctest: +SKIP
+    """
     results: list[tuple] = []
     for series in study.image_series:
         reason = not_analysable(series)
@@ -46,7 +74,7 @@ def analyze_study(study, loaded: LoadedModel, *, batch_size: int = 16, log: Text
     return results
 
 
-def summary_lines(results: list[tuple[object, SeriesPrediction]], device_text: str,
+def summary_lines(results: list[tuple[Series, SeriesPrediction]], device_text: str,
                   untrained: bool = False) -> list[str]:
     """What the terminal shows: model, device and per series the suspected subtypes."""
     lines = ["WARNING: untrained test weights - these predictions mean nothing."] if untrained else []
@@ -64,7 +92,7 @@ def summary_lines(results: list[tuple[object, SeriesPrediction]], device_text: s
     return lines
 
 
-def _check_outputs(args: argparse.Namespace, study) -> str | None:
+def _check_outputs(args: AnalyzeOptions, study) -> str | None:
     """Refuse early (before minutes of inference) an output that will not be writable."""
     from ich_viewer.report.atomic import ExportError
     from ich_viewer.report.destination import check_outside_study
@@ -77,27 +105,19 @@ def _check_outputs(args: argparse.Namespace, study) -> str | None:
             check_outside_study(path, study)
         except ExportError as exc:
             return str(exc)
-        if path.exists() and not getattr(args, "overwrite", False):
+        if path.exists() and not args.overwrite:
             return f"{path} already exists; choose another name or pass --overwrite"
         if not path.parent.exists():
             return f"cannot write {path}: the folder {path.parent} does not exist"
     return None
 
 
-def write_documents(args: argparse.Namespace, study, results: list[tuple]) -> int:
-    """``--report F.pdf`` / ``--sr DIR``: owned by the report module (ich_viewer.report.export).
-
-    Hook for the report helper: implement ``export_from_analyze(args, study, results)
-    -> list[Path]`` there (raise ``ExportError`` with a readable message on failure).
-    """
-    if not (getattr(args, "report", None) or getattr(args, "sr", None)):
+def write_documents(args: AnalyzeOptions, study, results: list[tuple]) -> int:
+    """``--report F.pdf`` / ``--sr DIR`` through the window's export (``report.export``)."""
+    if not (args.report or args.sr):
         return EXIT_OK
-    try:
-        from ich_viewer.report.export import export_from_analyze
-    except ImportError:
-        _fail("--report/--sr are not available in this build yet; JSON/CSV results were still written")
-        return EXIT_DOCUMENTS
     from ich_viewer.report.atomic import ExportError
+    from ich_viewer.report.export import export_from_analyze
 
     try:
         for written in export_from_analyze(args, study, results):
@@ -108,9 +128,28 @@ def write_documents(args: argparse.Namespace, study, results: list[tuple]) -> in
     return EXIT_OK
 
 
-def run_analyze(args: argparse.Namespace) -> int:
+def run_analyze(args: AnalyzeOptions) -> int:
+    """``ich-viewer analyze``: load the model and the study, classify, write what was asked.
+
+    Parameters
+    ----------
+    args
+        ``AnalyzeOptions`` (from the command line, or built directly in a script).
+
+    Returns
+    -------
+    int
+        The exit code: 0 success, 1 nothing to analyse, 2 no model / bad input / an
+        output that cannot be written (checked before inference starts), 3 results
+        written but the PDF or DICOM export failed. Errors are printed, never raised.
+
+    Example
+    -------
+    >>> run_analyze(AnalyzeOptions(path="/data/ct", json_out="r.json", device="cpu"))  # doctest: +SKIP
+    0
+    """
     try:
-        loaded = load_model(getattr(args, "model_dir", None), device=getattr(args, "device", None))
+        loaded = load_model(args.model_dir, device=args.device)
     except (ModelLoadError, DeviceError) as exc:
         _fail(f"no predictions: {exc}")
         return EXIT_INPUT
@@ -145,7 +184,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     from ich_viewer.report.atomic import ExportError
     from ich_viewer.report.tabular import write_csv, write_json
 
-    overwrite = bool(getattr(args, "overwrite", False))
+    overwrite = args.overwrite
     try:
         if args.json_out:
             _say(f"wrote {write_json(args.json_out, study, results, overwrite=overwrite)}")

@@ -1,0 +1,83 @@
+"""Each sub-command's options as a typed dataclass, built from the parsed command line.
+
+The commands read these, never an ``argparse.Namespace``: a misspelt or missing option
+is then a type error (mypy) or a ``TypeError`` at the call, not a silent ``getattr``
+default. ``tests/test_options.py`` checks that every parser option has a field here.
+Qt-free and import-free, so every layer may take its options from here.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+O = TypeVar("O")
+
+
+@dataclass(frozen=True)
+class ViewOptions:
+    """``ich-viewer [view] [PATH] [--demo] [--device D] [--no-model] [--smoke-test]``."""
+
+    path: str | None = None
+    demo: bool = False
+    device: str | None = None
+    """auto, cpu, cuda, cuda:N, mps; None: the saved preference, else automatic."""
+    no_model: bool = False
+    smoke_test: bool = False
+
+
+@dataclass(frozen=True)
+class InspectOptions:
+    """``ich-viewer inspect PATH [--json]``."""
+
+    path: str
+    json: bool = False
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    """``ich-viewer analyze PATH [--json F] [--csv F] [--report F.pdf] [--sr DIR] ...``."""
+
+    path: str
+    json_out: str | None = None
+    csv_out: str | None = None
+    report: str | None = None
+    """PDF report path."""
+    sr: str | None = None
+    """Folder for the DICOM SR and key images."""
+    device: str | None = None
+    model_dir: str | None = None
+    overwrite: bool = False
+    deidentify: bool = False
+    """Leave patient identity out of the PDF, CSV and JSON (the flag is added by issue 15)."""
+
+
+@dataclass(frozen=True)
+class PhantomOptions:
+    """``ich-viewer phantom OUT [--seed N] [--subtypes ...] ...``."""
+
+    out: str
+    seed: int = 0
+    subtypes: list[str] | None = None
+    slices: int | None = None
+    thickness: float | None = None
+    matrix: int = 512
+    syntax: str = "explicit"
+    tilt: float = 0.0
+    messy: bool = False
+    dicomdir: bool = False
+    unsigned: bool = False
+    drop: list[int] | None = None
+
+
+OPTIONS: dict[str, type[Any]] = {
+    "view": ViewOptions, "inspect": InspectOptions, "analyze": AnalyzeOptions, "phantom": PhantomOptions,
+}
+"""Sub-command name -> its options class."""
+
+
+def from_namespace(cls: type[O], namespace: argparse.Namespace) -> O:
+    """``cls`` filled from the parsed arguments; a field the parser lacks keeps its default."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in vars(namespace).items() if k in names})
