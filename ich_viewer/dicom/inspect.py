@@ -30,6 +30,7 @@ def series_summary(series: Series) -> dict[str, Any]:
         "files": [h.path if h.frame is None else f"{h.path}#frame={h.frame + 1}" for h in series.slices],
         "positions_mm": [_round(p) for p in series.positions_mm],
         "warnings": list(series.warnings),
+        "not_analysed_reason": series.refusal,
     }
 
 

@@ -144,10 +144,16 @@ def study_dict(study: Study, *, deidentify: bool = False) -> dict:
         "study_date": keep(study.study_date),
         "accession_number": keep(study.accession_number),
         "institution": keep(study.institution),
-        "study_description": study.study_description,
-        "source": keep(study.source),
+        "study_description": keep(study.study_description),
+        "source": keep(_escaped(study.source)),
         "deidentified": deidentify,
     }
+
+
+def _escaped(text: str) -> str:
+    from ich_viewer.report.notes import safe_text  # (notes imports this module)
+
+    return safe_text(text)
 
 
 def deidentified_age(age: str) -> str:

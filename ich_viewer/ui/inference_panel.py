@@ -448,7 +448,8 @@ class InferenceController(QObject):
         slices = sorted(self.predictions.get(series.series_uid, {}).values(), key=lambda p: p.index)
         return SeriesPrediction(series_uid=series.series_uid, model=self.loaded.info, slices=slices,
                                 started_at=self.started_at.get(series.series_uid, ""),
-                                finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                                finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                errors=dict(self.errors.get(series.series_uid, {})))
 
     def results_for_study(self) -> list[tuple[Any, SeriesPrediction]]:
         """(Series, SeriesPrediction) for every series of the open study with results."""
