@@ -36,7 +36,7 @@ def study_folders(study: Study) -> set[Path]:
         for header in series.slices:
             if ZIP_SEPARATOR in header.path or header.path.startswith("<memory>"):
                 continue  # inside a zip file or in memory: nothing can be written there
-            folders.add(Path(header.path).parent)
+            folders.add(Path(os.path.realpath(header.path)).parent)  # a linked image: its real folder
     return {Path(os.path.realpath(folder)) for folder in folders}
 
 

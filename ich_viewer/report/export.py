@@ -52,8 +52,10 @@ def export_report(
     """Write the requested exports; raises ``ExportError`` (nothing half-written) with the reason.
 
     ``decisions=None`` uses the decisions stored for this study. ``deidentify`` applies
-    to the PDF, CSV and JSON; DICOM objects always carry the study's identity because
-    they belong to that study. ``paper`` is "A4" or "Letter" (default: by locale).
+    to every output: names, IDs, dates, places, descriptions, file paths and reader notes
+    leave the PDF, CSV and JSON, and the DICOM objects follow PS3.15's Basic Profile
+    with the Retain UIDs Option (so they still join the study in the PACS).
+    ``paper`` is "A4" or "Letter" (default: by locale).
     """
     if not results:
         raise ExportError("there are no predictions to export (the classifier has not run on this study)")
@@ -88,11 +90,9 @@ def export_report(
         if dicom_dir is not None:
             from ich_viewer.report.dicom_export import write_dicom
 
-            identified = content
-            if deidentify:  # the DICOM objects belong to the study: built from the identified content
-                identified = build_report(study, results, decisions, overlay=overlay)
-                identified._pictures = content._pictures  # pictures carry no identity; render once
-            dicom = write_dicom(dicom_dir, identified, study, sr=sr, key_images=key_images, overwrite=overwrite)
+            # still joined to the study by its UIDs (PS3.15 Retain UIDs Option) when de-identified
+            dicom = write_dicom(dicom_dir, content, study, sr=sr, key_images=key_images, overwrite=overwrite,
+                                deidentify=deidentify)
             result.sr, result.key_images, result.kos = dicom.sr, dicom.key_images, dicom.kos
             result.written.extend(p for p in (dicom.sr, *dicom.key_images, dicom.kos) if p is not None)
     return result
