@@ -221,6 +221,32 @@ def test_zip_bomb_is_refused_within_a_second(tmp_path):
     assert "zip bomb" in study.skipped[0].reason
 
 
+def test_deflate_bomb_is_refused_within_a_second(tmp_path):
+    """A deflated data set of 500 KB that would inflate to 512 MiB (pydicom inflates it whole)."""
+    import io
+    import zlib
+
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.filewriter import write_file_meta_info
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.2", "1.2.3"
+    buffer = io.BytesIO()
+    buffer.write(b"\0" * 128 + b"DICM")
+    write_file_meta_info(buffer, meta)
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    body = b"\x09\x00\x10\x00OB\x00\x00" + (512 * 1024**2).to_bytes(4, "little")
+    buffer.write(packer.compress(body) + b"".join(packer.compress(bytes(1 << 24)) for _ in range(32)) + packer.flush())
+    path = tmp_path / "bomb.dcm"
+    path.write_bytes(buffer.getvalue())
+    started = time.perf_counter()
+    study = load_study(path)
+    assert time.perf_counter() - started < 1.0
+    assert "decompression bomb" in study.skipped[0].reason
+
+
 def test_large_zip_member_is_streamed_not_read_whole(tmp_path):
     """A stored (uncompressed) 200 MB member of junk: refused from its header, never read into memory."""
     import resource

@@ -154,6 +154,7 @@ def _refuse_command_set_junk(stream: BinaryIO, start: int) -> None:
     file of zeros is millions of such empty elements. Real files hold none or a handful.
     """
     stream.seek(start)
+    syntax = b""
     while True:  # skip the explicit-VR little-endian meta group 0002
         head = stream.read(8)
         if len(head) < 8 or head[:2] != b"\x02\x00":
@@ -162,10 +163,17 @@ def _refuse_command_set_junk(stream: BinaryIO, start: int) -> None:
             extra = stream.read(4)
             if len(extra) < 4:
                 return
-            stream.seek(struct.unpack("<I", extra)[0], 1)
+            length = struct.unpack("<I", extra)[0]
         else:
-            stream.seek(struct.unpack("<H", head[6:8])[0], 1)
+            length = struct.unpack("<H", head[6:8])[0]
+        if head[:4] == b"\x02\x00\x10\x00" and length < 256:
+            syntax = stream.read(length)
+        else:
+            stream.seek(length, 1)
     stream.seek(-len(head), 1)
+    if syntax.rstrip(b"\x00 ").decode("latin-1") == DEFLATED_LE:
+        _refuse_deflate_bomb(stream)
+        return
     run = 0
     while run < MAX_IMPLAUSIBLE_RUN:
         head = stream.read(8)
@@ -178,6 +186,44 @@ def _refuse_command_set_junk(stream: BinaryIO, start: int) -> None:
         run += 1
     raise NotAnImage(f"not a DICOM header: {run} elements in a row in group 0000 (zeros or junk where the "
                      "data set should be)")
+
+
+MAX_INFLATED_BYTES = 2 * 1024**3
+"""A deflated data set larger than this when inflated is refused (pydicom inflates it whole)."""
+
+
+def _refuse_deflate_bomb(stream: BinaryIO) -> None:
+    """Inflate the deflated data set in bounded chunks, counting, before pydicom inflates it whole."""
+    import zlib
+
+    begin = stream.tell()
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    packed = inflated = 0
+    try:
+        while True:
+            chunk = stream.read(1 << 16)
+            if not chunk:
+                break
+            packed += len(chunk)
+            data = inflater.decompress(chunk, 1 << 20)
+            inflated += len(data)
+            while inflater.unconsumed_tail:
+                inflated += len(inflater.decompress(inflater.unconsumed_tail, 1 << 20))
+                _check_inflation(inflated, packed)
+            _check_inflation(inflated, packed)
+            if inflater.eof:
+                break
+    except zlib.error:
+        pass  # pydicom reports the corrupt stream in its own words
+    stream.seek(begin)
+
+
+def _check_inflation(inflated: int, packed: int) -> None:
+    from ich_viewer.dicom.sources import BOMB_MIN_BYTES, BOMB_RATIO
+
+    if inflated > MAX_INFLATED_BYTES or (inflated > BOMB_MIN_BYTES and inflated > BOMB_RATIO * max(1, packed)):
+        raise NotAnImage(f"deflated data set expands more than {inflated // max(1, packed)} times "
+                         f"(over {inflated >> 20} MB): a decompression bomb, not read")
 
 
 def _read_header(stream: BinaryIO, size: int, cancel: Callable[[], bool] | None = None) -> tuple[Any, _PixelElement]:

@@ -13,7 +13,7 @@ reach our SR, KOS and key images are listed here, as in PS3.15 Table E.1-1:
 
 Private attributes are removed. Free text we generate ourselves (series descriptions,
 key-image captions) holds no identity and is put back by the caller; reader notes are
-left out of de-identified exports altogether.
+clinical content and stay as the reader wrote them (the export dialog says so).
 """
 from __future__ import annotations
 

@@ -52,8 +52,8 @@ def export_report(
     """Write the requested exports; raises ``ExportError`` (nothing half-written) with the reason.
 
     ``decisions=None`` uses the decisions stored for this study. ``deidentify`` applies
-    to every output: names, IDs, dates, places, descriptions, file paths and reader notes
-    leave the PDF, CSV and JSON, and the DICOM objects follow PS3.15's Basic Profile
+    to every output: names, IDs, dates, places, descriptions and file paths leave the
+    PDF, CSV and JSON (reader notes stay as written), and the DICOM objects follow PS3.15's Basic Profile
     with the Retain UIDs Option (so they still join the study in the PACS).
     ``paper`` is "A4" or "Letter" (default: by locale).
     """

@@ -115,7 +115,7 @@ def _row(series: Series, pred: SlicePrediction, decisions: dict | object, deiden
         probabilities={label: float(pred.probabilities[label]) for label in LABELS},
         flagged=tuple(pred.flagged),
         decision=state,
-        note=("[removed: de-identified]" if note else "") if deidentify else note,
+        note=note,  # the reader's own words stay (clinical content); the dialog says so
     )
 
 

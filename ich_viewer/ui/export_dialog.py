@@ -94,10 +94,11 @@ class ExportDialog(QDialog):
         self.base_name = QLineEdit(default_base_name(study))
         self.base_name.setObjectName("export_name")
         self.deidentify = QCheckBox("De-identify every file (DICOM PS3.15 Basic Profile: no name, ID, dates, "
-                                    "accession, institution, descriptions, notes, file paths)")
+                                    "accession, institution, descriptions, file paths)")
         self.deidentify.setToolTip(
             "UIDs are kept (the profile's Retain UIDs Option), so the SR, key images and selection still "
-            "link to the study in the PACS; whoever holds the PACS can therefore re-identify them."
+            "link to the study in the PACS; whoever holds the PACS can therefore re-identify them. "
+            "Reader notes are kept as written: keep names out of them."
         )
         self.deidentify.setObjectName("export_deidentify")
         self._study = study
