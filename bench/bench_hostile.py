@@ -2,8 +2,8 @@
 
 Run: .venv/bin/python bench/bench_hostile.py   (prints JSON; numbers go to docs/reliability.md)
 
-Every case runs in a fresh subprocess so peak RSS (ru_maxrss) belongs to that case
-alone. Goal (issue 15): any single file or zip member is accepted or refused within 1 s,
+Every case is written by one subprocess and read by a fresh one, so peak RSS (ru_maxrss,
+measured from after the imports) belongs to reading that case alone. Goal (issue 15): any single file or zip member is accepted or refused within 1 s,
 and memory stays below 2x the decoded volume.
 """
 from __future__ import annotations
@@ -21,9 +21,12 @@ import io, json, resource, sys, time, zipfile, zlib
 from pathlib import Path
 sys.path.insert(0, sys.argv[3])
 from ich_viewer.dicom.loader import load_study
-kind, folder = sys.argv[1], Path(sys.argv[2])
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-if kind == "zeros-64MB":
+kind, folder, mode = sys.argv[1], Path(sys.argv[2]), sys.argv[4]
+if mode == "load":
+    import numpy, pydicom.filereader, pydicom.pixels  # imported before the baseline: not the case's cost
+    from ich_viewer.dicom import grouping, headers, pixels
+    path = Path(sys.argv[5])
+elif kind == "zeros-64MB":
     path = folder / "zeros.dcm"
     with open(path, "wb") as f:
         f.write(b"\0" * 128 + b"DICM"); f.truncate(64 << 20)
@@ -47,6 +50,9 @@ elif kind.startswith("study"):
             for p in sorted(path.rglob("*")):
                 if p.is_file(): z.write(p, p.relative_to(path).as_posix())
         path = archive
+if mode == "prepare":
+    print(path)
+    sys.exit(0)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
 study = load_study(path)
@@ -74,8 +80,11 @@ def main() -> int:
     results = []
     for kind in CASES:
         with tempfile.TemporaryDirectory() as folder:
-            out = subprocess.run([sys.executable, "-c", CASE, kind, folder, str(ROOT)], capture_output=True, text=True,
-                                 timeout=600)
+            prepared = subprocess.run([sys.executable, "-c", CASE, kind, folder, str(ROOT), "prepare"],
+                                      capture_output=True, text=True, timeout=600)
+            path = prepared.stdout.strip().splitlines()[-1]
+            out = subprocess.run([sys.executable, "-c", CASE, kind, folder, str(ROOT), "load", path],
+                                 capture_output=True, text=True, timeout=600)
             if out.returncode:
                 results.append({"case": kind, "error": out.stderr[-500:]})
             else:
