@@ -200,7 +200,7 @@ def _build_series(uid: str, stack: list[_Entry], localizer: bool, part: int | No
         refusals.append(shared)
     refusal = "; ".join(r for r in refusals if r) or None
     if refusal and not localizer:
-        warnings.append(f"Not analysed: {refusal}")
+        warnings.append("Not analysed: " + refusal.replace("unsafe to analyse: ", ""))
     return Series(
         series_uid=uid,
         slices=[e.header for e in ordered],
@@ -227,8 +227,8 @@ def _shared_uids(headers: list[SliceHeader]) -> str | None:
     clashes = sum(n for n in counts.values() if n > 1)
     if not clashes:
         return None
-    return (f"{clashes} of {len(headers)} images with different pixel data share a SOPInstanceUID "
-            "(a broken export): results could not be traced to one image")
+    return (f"unsafe to analyse: {clashes} of {len(headers)} images with different pixel data share a "
+            "SOPInstanceUID (a broken export), so results could not be traced to one image")
 
 
 def _reading_order(series: Series) -> tuple:

@@ -104,5 +104,5 @@ def series_refusal(problems: list[str | None], n_slices: int) -> str | None:
         return None
     distinct = list(dict.fromkeys(bad))
     more = f" (and {len(distinct) - 1} other problem(s))" if len(distinct) > 1 else ""
-    return (f"HU rescale unusable on {len(bad)} of {n_slices} slice(s): {distinct[0]}{more}; "
-            "the HU scale cannot be trusted, so the series is not analysed")
+    return (f"unsafe to analyse: its HU scale cannot be trusted ({distinct[0]}{more}, "
+            f"on {len(bad)} of {n_slices} slice(s))")

@@ -25,8 +25,12 @@ def safe_text(text: str) -> str:
         text.encode("utf-8")
         return text
     except UnicodeEncodeError:
-        return os.fsencode(text).decode("utf-8", "backslashreplace") if _fs_round_trips(text) else \
-            text.encode("utf-8", "backslashreplace").decode("utf-8")
+        pass
+    try:
+        raw = os.fsencode(text)
+    except UnicodeEncodeError:  # surrogates that did not come from a file name
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def _fs_round_trips(text: str) -> bool:

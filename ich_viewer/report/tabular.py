@@ -27,8 +27,8 @@ FORMAT_NAME = "ich-viewer-slice-results"
 FORMAT_VERSION = 1
 CSV_MODEL_FIELDS: tuple[str, ...] = ("model_name", "model_version", "model_sha256", "device", "analyzed_at")
 CSV_FIELDS: tuple[str, ...] = (*ROW_FIELDS, *CSV_MODEL_FIELDS, "warnings")
-"""``warnings``: the row's series warnings, then the study's warnings, refused series and
-skipped files (the same on every row, so a filtered sheet still shows them)."""
+"""``warnings``: every warning of the study and its series, unanalysed slices and series,
+and skipped files; the same on every row, so a filtered sheet still shows them."""
 
 
 def results_document(
@@ -108,18 +108,14 @@ def csv_text(study: Study, results: Results, decisions: StudyDecisions | None = 
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     models = {series.series_uid: prediction for series, prediction in results}
-    notes = study_notes(study, results, deidentify=deidentify)
-    common = notes.lines()
-    per_series = {series.series_uid: series_notes(series, prediction.errors, study, deidentify=deidentify)
-                  for series, prediction in results}
+    warnings = " | ".join(study_notes(study, results, deidentify=deidentify).lines())
     for row in build_rows(results, decisions, deidentify=deidentify):
         prediction = models[row.series_uid]
         values = row.to_csv()
         values["file"] = safe_text(values["file"])
         writer.writerow({
             **values,
-            "warnings": " | ".join(per_series[row.series_uid] + [line for line in common
-                                                                 if not line.startswith("warning: series ")]),
+            "warnings": warnings,
             "model_name": prediction.model.name,
             "model_version": prediction.model.version,
             "model_sha256": prediction.model.sha256,
