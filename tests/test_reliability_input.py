@@ -353,6 +353,17 @@ def test_non_utf8_file_names_reach_every_output(base, model_dir, tmp_path, capsy
     assert "\\xe9" in row["file"]
     assert os.path.basename(bytes.fromhex(row["file_bytes_hex"])) in raw_names
     (out / "r.csv").read_text(encoding="utf-8-sig")
+    capsys.readouterr()
+    assert main(["inspect", str(folder)]) == 0 and "\\xe9" in capsys.readouterr().out
+    assert main(["inspect", str(folder), "--json"]) == 0
+    assert "\\xe9" in json.loads(capsys.readouterr().out)["series"][0]["files"][0]
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}  # a terminal that refuses surrogates
+    shown = subprocess.run([sys.executable, "-m", "ich_viewer", "inspect", str(folder)], capture_output=True,
+                           env=env, timeout=120)
+    assert shown.returncode == 0 and b"\\xe9" in shown.stdout, shown.stderr[-500:]
 
 
 def test_unreadable_folder_is_listed_as_skipped(base, tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ from typing import Any
 
 from ich_viewer.dicom.model import Series, Study
 from ich_viewer.dicom.pixels import syntax_label
+from ich_viewer.dicom.sources import safe_text
 
 
 def series_summary(series: Series) -> dict[str, Any]:
@@ -49,6 +50,17 @@ def study_summary(study: Study) -> dict[str, Any]:
         "warnings": list(study.warnings),
         "skipped": [{"path": f.path, "reason": f.reason} for f in study.skipped],
     }
+
+
+def _printable(value: Any) -> Any:
+    """The summary with every text escaped where a file name is not valid UTF-8."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, dict):
+        return {key: _printable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_printable(item) for item in value]
+    return value
 
 
 def _round(value: float | None) -> float | None:
@@ -96,9 +108,9 @@ def run_inspect(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"ich-viewer inspect: cannot read {args.path}: {exc}", file=sys.stderr)
         return 2
-    summary = study_summary(study)
+    summary = _printable(study_summary(study))
     if getattr(args, "json", False):
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(summary, indent=2, allow_nan=False))
     else:
         print(format_text(summary))
     if not study.series:

@@ -27,6 +27,22 @@ DICOMDIR_NAME = "DICOMDIR"
 _DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 
 
+def safe_text(text: str) -> str:
+    """``text`` that any UTF-8 writer accepts: undecodable bytes of a file name (kept by
+    Python as lone surrogates) are shown as ``\\xNN`` escapes, so printing or saving a
+    name never fails (the raw bytes stay recoverable with ``os.fsencode`` on the original)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = os.fsencode(text)
+    except UnicodeEncodeError:  # surrogates that did not come from a file name
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 @dataclass(frozen=True)
 class FileRef:
     """One candidate file; picklable so worker processes can re-open it."""

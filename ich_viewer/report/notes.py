@@ -13,24 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from ich_viewer.dicom.model import Series, Study
+from ich_viewer.dicom.sources import safe_text
 from ich_viewer.report.rows import Results
 
 REMOVED = "[removed]"
-
-
-def safe_text(text: str) -> str:
-    """``text`` that any UTF-8 writer accepts: undecodable bytes of a file name (kept by
-    Python as lone surrogates) are shown as ``\\xNN`` escapes."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        pass
-    try:
-        raw = os.fsencode(text)
-    except UnicodeEncodeError:  # surrogates that did not come from a file name
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return raw.decode("utf-8", "backslashreplace")
 
 
 def _fs_round_trips(text: str) -> bool:

@@ -7,6 +7,7 @@ from typing import Iterable, Sequence
 
 from ich_viewer import LABELS
 from ich_viewer.dicom.model import Series, Study
+from ich_viewer.dicom.sources import safe_text
 from ich_viewer.inference.results import ModelInfo, SeriesPrediction, SlicePrediction
 from ich_viewer.report.decisions import UNDECIDED, Decision, StudyDecisions, slice_key
 
@@ -145,15 +146,9 @@ def study_dict(study: Study, *, deidentify: bool = False) -> dict:
         "accession_number": keep(study.accession_number),
         "institution": keep(study.institution),
         "study_description": keep(study.study_description),
-        "source": keep(_escaped(study.source)),
+        "source": keep(safe_text(study.source)),
         "deidentified": deidentify,
     }
-
-
-def _escaped(text: str) -> str:
-    from ich_viewer.report.notes import safe_text  # (notes imports this module)
-
-    return safe_text(text)
 
 
 def deidentified_age(age: str) -> str:
