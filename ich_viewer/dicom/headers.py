@@ -147,11 +147,13 @@ class _HeaderGuard:
         return self.reason is not None
 
 
-def _refuse_command_set_junk(stream: BinaryIO, start: int) -> None:
-    """Refuse zeros (or other group-0000 runs) after the meta header before pydicom sees them.
+def _precheck_data_set(stream: BinaryIO, start: int) -> None:
+    """Refuse, before pydicom sees them, inputs pydicom would spend unbounded work on.
 
-    pydicom reads group 0000 as a network command set with no limit and no callback; a
-    file of zeros is millions of such empty elements. Real files hold none or a handful.
+    - zeros (or other group-0000 runs) after the meta header: pydicom reads group 0000 as
+      a network command set with no limit and no callback, and a file of zeros is
+      millions of such empty elements (real files hold none or a handful);
+    - a deflated data set that inflates to a bomb (pydicom inflates it whole in memory).
     """
     stream.seek(start)
     syntax = b""
@@ -241,7 +243,7 @@ def _read_header(stream: BinaryIO, size: int, cancel: Callable[[], bool] | None 
             raise NotAnImage("zip archive (open the zip file itself to read the images in it)")
         if len(start) < 8 or start[:2] not in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08"):
             raise NotAnImage("not a DICOM file (no DICM marker and no DICOM data set at the start)")
-    _refuse_command_set_junk(stream, 132 if has_marker else 0)
+    _precheck_data_set(stream, 132 if has_marker else 0)
     stream.seek(0)
     guard = _HeaderGuard(cancel)
     try:
