@@ -21,7 +21,7 @@ EXIT_OK, EXIT_NOTHING, EXIT_INPUT, EXIT_DOCUMENTS = 0, 1, 2, 3
 
 
 def _say(text: str, stream: TextIO | None = None) -> None:
-    from ich_viewer.report.notes import safe_text  # a non-UTF-8 file name must not crash the console
+    from ich_viewer.dicom.sources import safe_text  # a non-UTF-8 file name must not crash the console
 
     print(safe_text(text), file=stream or sys.stdout, flush=True)
 

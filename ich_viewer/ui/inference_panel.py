@@ -378,6 +378,13 @@ class InferenceController(QObject):
             return
         self.panel.progress.hide()
         self.panel.run_button.setText("Run")
+        if message.startswith("NonFiniteOutputError"):
+            # the model itself is broken: flags it made before the NaN are not to be trusted either
+            self.predictions.pop(uid, None)
+            self.strip.reset(len(self._series) if self._series is not None else 0)
+            self.plot.reset(len(self._series) if self._series is not None else 0,
+                            self.loaded.thresholds if self.loaded is not None else None)
+            self.plot.redraw()
         self.banner.set_message("off", f"<b>The classifier stopped with an error.</b> {html.escape(message)}",
                                 SHORT_NOTICE)
 
