@@ -343,6 +343,8 @@ def test_non_utf8_file_names_reach_every_output(base, model_dir, tmp_path, capsy
         raw_names.append(name)
         with open(os.path.join(os.fsencode(folder), name), "wb") as handle:
             handle.write(path.read_bytes())
+    with open(os.path.join(os.fsencode(folder), b"junk\xff.txt"), "wb") as handle:
+        handle.write(b"not an image")
     out = tmp_path / "out"
     out.mkdir()
     code = analyze(str(folder), "--json", str(out / "r.json"), "--csv", str(out / "r.csv"),
@@ -352,6 +354,8 @@ def test_non_utf8_file_names_reach_every_output(base, model_dir, tmp_path, capsy
     row = doc["slices"][0]
     assert "\\xe9" in row["file"]
     assert os.path.basename(bytes.fromhex(row["file_bytes_hex"])) in raw_names
+    (junk,) = doc["skipped"]
+    assert junk["path"].endswith("junk\\xff.txt") and bytes.fromhex(junk["path_bytes_hex"]).endswith(b"junk\xff.txt")
     (out / "r.csv").read_text(encoding="utf-8-sig")
     capsys.readouterr()
     assert main(["inspect", str(folder)]) == 0 and "\\xe9" in capsys.readouterr().out

@@ -104,8 +104,12 @@ def study_notes(study: Study, results: Results, *, deidentify: bool = False) -> 
                 "description": "" if deidentify else safe_text(series.description),
                 "reason": scrub(_why_not(series)),
             })
-    notes.skipped = [{"path": "" if deidentify else safe_text(f.path), "reason": scrub(f.reason)}
-                     for f in study.skipped]
+    for skipped in study.skipped:
+        entry = {"path": "" if deidentify else safe_text(skipped.path), "reason": scrub(skipped.reason)}
+        raw = None if deidentify else raw_bytes_hex(skipped.path)
+        if raw is not None:
+            entry["path_bytes_hex"] = raw  # the escaped text alone could not give the name back
+        notes.skipped.append(entry)
     return notes
 
 
