@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N, mps")
     analyze.add_argument("--model-dir", default=None, help="folder with weights and model card")
     analyze.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    analyze.add_argument("--deidentify", action="store_true",
+                         help="de-identify every output (DICOM PS3.15 Basic Profile, UIDs retained)")
 
     phantom = sub.add_parser("phantom", help="write a synthetic head CT study")
     phantom.add_argument("out", help="output folder (created; must be empty or new)")

@@ -148,7 +148,7 @@ def test_duplicate_positions_and_duplicate_files(tmp_path):
     assert len(series) == 5
     assert [f.reason for f in study.skipped] == [f"duplicate of {paths[1]} (same SOPInstanceUID)"] or [
         f.reason for f in study.skipped
-    ] == [f"duplicate of {tmp_path / 'copy_of_second.dcm'} (same SOPInstanceUID)"]
+    ] == [f"duplicate of {tmp_path / 'copy_of_second.dcm'} (same SOPInstanceUID and pixel data)"]
     assert any("duplicate slice position" in w for w in series.warnings)
 
 

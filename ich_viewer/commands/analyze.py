@@ -22,7 +22,9 @@ EXIT_OK, EXIT_NOTHING, EXIT_INPUT, EXIT_DOCUMENTS = 0, 1, 2, 3
 
 
 def _say(text: str, stream: TextIO | None = None) -> None:
-    print(text, file=stream or sys.stdout, flush=True)
+    from ich_viewer.dicom.sources import safe_text  # a non-UTF-8 file name must not crash the console
+
+    print(safe_text(text), file=stream or sys.stdout, flush=True)
 
 
 def _fail(text: str) -> None:
@@ -93,21 +95,33 @@ def summary_lines(results: list[tuple[Series, SeriesPrediction]], device_text: s
 
 
 def _check_outputs(args: AnalyzeOptions, study) -> str | None:
-    """Refuse early (before minutes of inference) an output that will not be writable."""
+    """Refuse early (before minutes of inference) an output that will not be writable.
+
+    Every destination gets the same checks: not inside any folder the study's images came
+    from, no silent overwrite, and an existing folder to write into (``--sr DIR`` itself
+    may be new; its parent must exist).
+    """
     from ich_viewer.report.atomic import ExportError
     from ich_viewer.report.destination import check_outside_study
 
-    for target in (args.json_out, args.csv_out):
-        if not target:
-            continue
+    overwrite = args.overwrite
+    targets = [(t, "file") for t in (args.json_out, args.csv_out, args.report) if t]
+    if args.sr:
+        targets.append((args.sr, "folder"))
+    for target, kind in targets:
         path = Path(target)
         try:
             check_outside_study(path, study)
         except ExportError as exc:
             return str(exc)
-        if path.exists() and not args.overwrite:
-            return f"{path} already exists; choose another name or pass --overwrite"
-        if not path.parent.exists():
+        if kind == "file":
+            if path.is_dir():
+                return f"cannot write {path}: it is a folder"
+            if path.exists() and not overwrite:
+                return f"{path} already exists; choose another name or pass --overwrite"
+        elif path.exists() and not path.is_dir():
+            return f"{path} is a file, not a folder for the DICOM objects"
+        if not path.parent.is_dir():
             return f"cannot write {path}: the folder {path.parent} does not exist"
     return None
 
@@ -176,23 +190,43 @@ def run_analyze(args: AnalyzeOptions) -> int:
               + (f" ({skipped} file(s) skipped; see `ich-viewer inspect`)" if skipped else ""))
         return EXIT_NOTHING
 
-    results = analyze_study(study, loaded)
-    if not results:
-        _fail(f"nothing could be analysed in {path}: no slice of any series could be decoded")
-        return EXIT_NOTHING
-
+    from ich_viewer.inference.guards import NonFiniteOutputError
     from ich_viewer.report.atomic import ExportError
+    from ich_viewer.report.notes import study_notes
     from ich_viewer.report.tabular import write_csv, write_json
 
+    try:
+        results = analyze_study(study, loaded)
+    except NonFiniteOutputError as exc:
+        _fail(f"no predictions: {exc}")
+        return EXIT_INPUT
     overwrite = args.overwrite
+    deidentify = args.deidentify
+    notes = study_notes(study, results, deidentify=deidentify).lines()
+    if not results:
+        _fail(f"nothing could be analysed in {path}:")
+        for line in notes:
+            _say(f"  {line}", sys.stderr)
+        if args.json_out:  # a pipeline reading the JSON learns why instead of finding no file
+            try:
+                _say(f"wrote {write_json(args.json_out, study, results, overwrite=overwrite, deidentify=deidentify)}"
+                     " (no results; it says why)")
+            except ExportError as exc:
+                _fail(str(exc))
+        return EXIT_NOTHING
+
     try:
         if args.json_out:
-            _say(f"wrote {write_json(args.json_out, study, results, overwrite=overwrite)}")
+            _say(f"wrote {write_json(args.json_out, study, results, overwrite=overwrite, deidentify=deidentify)}")
         if args.csv_out:
-            _say(f"wrote {write_csv(args.csv_out, study, results, overwrite=overwrite)}")
+            _say(f"wrote {write_csv(args.csv_out, study, results, overwrite=overwrite, deidentify=deidentify)}")
     except ExportError as exc:
         _fail(str(exc))
         return EXIT_INPUT
     for line in summary_lines(results, device_text, untrained=bool(loaded.card.get("untrained"))):
         _say(line)
+    if notes:
+        _say(f"{len(notes)} warning(s), series not analysed or files left out:")
+        for line in notes:
+            _say(f"  {line}")
     return write_documents(args, study, results)

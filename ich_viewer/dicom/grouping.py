@@ -5,6 +5,7 @@ stack of their series) are kept apart so scrolling and the classifier never see 
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import defaultdict
 from concurrent.futures.process import BrokenProcessPool
@@ -17,6 +18,7 @@ from ich_viewer.dicom.headers import ImageFile
 from ich_viewer.dicom.model import PixelDecodeError, Series, SkippedFile, SliceHeader
 from ich_viewer.dicom import workers as worker_pool
 from ich_viewer.dicom.pixels import DecodeJob, decode_job, decode_job_isolated
+from ich_viewer.dicom.plausibility import series_refusal
 
 NO_SERIES_UID = "(no SeriesInstanceUID)"
 
@@ -95,19 +97,52 @@ def _label(image: ImageFile) -> str:
 
 
 def _unique_entries(images: list[ImageFile]) -> tuple[list[_Entry], list[SkippedFile]]:
-    """Drop copies of the same image (same SOPInstanceUID and frame) found twice."""
-    seen: dict[tuple[str, int | None], str] = {}
+    """Drop copies of the same image (same SOPInstanceUID and the same pixel data) found twice.
+
+    Images that only share the UID but hold different pixels are all kept: dropping them
+    would turn a 36-slice series into one slice that looks clean (``_shared_uids`` then
+    stops the series from being analysed, loudly).
+    """
+    by_uid: dict[str, list[ImageFile]] = defaultdict(list)
+    for image in images:
+        if image.headers[0].sop_instance_uid:
+            by_uid[image.headers[0].sop_instance_uid].append(image)
+    copies: dict[int, ImageFile] = {}
+    for group in by_uid.values():
+        if len(group) < 2:
+            continue
+        first_with: dict[bytes, ImageFile] = {}
+        for image in group:
+            digest = _pixel_digest(image)
+            if digest is not None and digest in first_with:
+                copies[id(image)] = first_with[digest]
+            elif digest is not None:
+                first_with[digest] = image
     entries: list[_Entry] = []
     skipped: list[SkippedFile] = []
     for image in images:
-        header = image.headers[0]
-        key = (header.sop_instance_uid, header.frame)
-        if header.sop_instance_uid and key in seen:
-            skipped.append(SkippedFile(image.ref.display, f"duplicate of {seen[key]} (same SOPInstanceUID)"))
+        original = copies.get(id(image))
+        if original is not None:
+            skipped.append(SkippedFile(image.ref.display,
+                                       f"duplicate of {original.ref.display} (same SOPInstanceUID and pixel data)"))
             continue
-        seen[key] = image.ref.display
         entries.extend(_Entry(h, j, image) for h, j in zip(image.headers, image.jobs))
     return entries, skipped
+
+
+def _pixel_digest(image: ImageFile) -> bytes | None:
+    """sha256 of the bytes after the header (the pixel data), None when unreadable."""
+    job = image.jobs[0]
+    start = job.native.offset if job.native is not None else 0
+    digest = hashlib.sha256()
+    try:
+        with image.ref.open() as stream:
+            stream.seek(start)
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.digest()
 
 
 def _split_stacks(members: list[_Entry]) -> list[list[_Entry]]:
@@ -159,6 +194,13 @@ def _build_series(uid: str, stack: list[_Entry], localizer: bool, part: int | No
         for note in entry.image.notes:
             if note not in warnings:
                 warnings.append(note)
+    refusals = [series_refusal([h.rescale_problem for h in headers], len(headers))]
+    shared = _shared_uids(headers)
+    if shared:
+        refusals.append(shared)
+    refusal = "; ".join(r for r in refusals if r) or None
+    if refusal and not localizer:
+        warnings.append("Not analysed: " + refusal.replace("unsafe to analyse: ", ""))
     return Series(
         series_uid=uid,
         slices=[e.header for e in ordered],
@@ -172,7 +214,21 @@ def _build_series(uid: str, stack: list[_Entry], localizer: bool, part: int | No
         gantry_tilt_deg=geometry.gantry_tilt_deg,
         warnings=warnings,
         is_localizer=localizer,
+        refusal=refusal,
     )
+
+
+def _shared_uids(headers: list[SliceHeader]) -> str | None:
+    """Distinct images under one SOPInstanceUID: viewable, but results could not name their image."""
+    counts: dict[tuple[str, int | None], int] = defaultdict(int)
+    for header in headers:
+        if header.sop_instance_uid:
+            counts[(header.sop_instance_uid, header.frame)] += 1
+    clashes = sum(n for n in counts.values() if n > 1)
+    if not clashes:
+        return None
+    return (f"unsafe to analyse: {clashes} of {len(headers)} images with different pixel data share a "
+            "SOPInstanceUID (a broken export), so results could not be traced to one image")
 
 
 def _reading_order(series: Series) -> tuple:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import struct
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 from ich_viewer.dicom.model import SkippedFile, SliceHeader
 from ich_viewer.dicom.pixels import NATIVE_SYNTAXES, DecodeJob, NativeLayout, PixelSpec
+from ich_viewer.dicom.plausibility import check_rescale
 from ich_viewer.dicom.sources import FileRef
 
 MAX_MATRIX = 8192
@@ -61,8 +62,11 @@ class ImageFile:
     """Facts worth a series warning (e.g. corrected 12-bit wrap)."""
 
 
-def read_image_file(ref: FileRef) -> ImageFile:
-    """Parse the header of ``ref``; raises ``NotAnImage`` with the reason it cannot be used."""
+def read_image_file(ref: FileRef, cancel: Callable[[], bool] | None = None) -> ImageFile:
+    """Parse the header of ``ref``; raises ``NotAnImage`` with the reason it cannot be used.
+
+    ``cancel`` is asked while the header is parsed, so a huge file cannot hold up a cancel.
+    """
     _quiet_pydicom()
     try:
         size = ref.size()
@@ -74,7 +78,7 @@ def read_image_file(ref: FileRef) -> ImageFile:
         warnings.simplefilter("ignore")  # pydicom warns about every odd value; reasons go to the log
         try:
             with ref.open() as stream:
-                ds, pixel = _read_header(stream, size)
+                ds, pixel = _read_header(stream, size, cancel)
         except NotAnImage:
             raise
         except OSError as exc:
@@ -87,10 +91,10 @@ def read_image_file(ref: FileRef) -> ImageFile:
             raise NotAnImage(f"unreadable DICOM header value ({type(exc).__name__}: {exc})") from exc
 
 
-def read_outcome(ref: FileRef) -> "ImageFile | SkippedFile":
+def read_outcome(ref: FileRef, cancel: Callable[[], bool] | None = None) -> "ImageFile | SkippedFile":
     """The image file, or why it is left out; never raises for a bad file."""
     try:
-        return read_image_file(ref)
+        return read_image_file(ref, cancel)
     except NotAnImage as exc:
         return SkippedFile(ref.display, str(exc))
     except Exception as exc:  # a reader bug on one file must not lose the study
@@ -105,9 +109,129 @@ class _PixelElement:
     fragments: int | None
 
 
-def _read_header(stream: BinaryIO, size: int) -> tuple[Any, _PixelElement]:
+MAX_HEADER_ELEMENTS = 100_000
+"""More top-level elements than any real header holds (a few hundred); beyond it, junk."""
+MAX_IMPLAUSIBLE_RUN = 64
+"""Consecutive elements in group 0000 or out of tag order before the header counts as junk."""
+
+
+class _HeaderGuard:
+    """pydicom ``stop_when`` callback: stop at the pixel data, on junk, or on cancel.
+
+    Without it a file of zeros after 'DICM' parses as millions of empty (0000,0000)
+    elements: 8 s for 16 MB. With it every file is accepted or refused in bounded work.
+    """
+
+    _PIXEL_TAGS = frozenset({_PIXEL_DATA, *_FLOAT_PIXEL_TAGS})
+
+    def __init__(self, cancel: Callable[[], bool] | None) -> None:
+        self.cancel = cancel
+        self.last = -1
+        self.count = 0
+        self.run = 0
+        self.reason: str | None = None
+
+    def __call__(self, tag: int, vr: str | None, length: int) -> bool:
+        if tag in self._PIXEL_TAGS:
+            return True
+        self.count += 1
+        self.run = self.run + 1 if (tag >> 16 == 0 or tag <= self.last) else 0
+        self.last = max(self.last, tag)
+        if self.run >= MAX_IMPLAUSIBLE_RUN:
+            self.reason = (f"not a DICOM header: {self.run} elements in a row are in group 0000 or out of order "
+                           "(zeros or junk where the data set should be)")
+        elif self.count > MAX_HEADER_ELEMENTS:
+            self.reason = f"not a DICOM header: more than {MAX_HEADER_ELEMENTS} elements before any pixel data"
+        elif self.count % 256 == 0 and self.cancel is not None and self.cancel():
+            self.reason = "loading cancelled"
+        return self.reason is not None
+
+
+def _precheck_data_set(stream: BinaryIO, start: int) -> None:
+    """Refuse, before pydicom sees them, inputs pydicom would spend unbounded work on.
+
+    - zeros (or other group-0000 runs) after the meta header: pydicom reads group 0000 as
+      a network command set with no limit and no callback, and a file of zeros is
+      millions of such empty elements (real files hold none or a handful);
+    - a deflated data set that inflates to a bomb (pydicom inflates it whole in memory).
+    """
+    stream.seek(start)
+    syntax = b""
+    while True:  # skip the explicit-VR little-endian meta group 0002
+        head = stream.read(8)
+        if len(head) < 8 or head[:2] != b"\x02\x00":
+            break
+        if head[4:6] in _LONG_VRS:
+            extra = stream.read(4)
+            if len(extra) < 4:
+                return
+            length = struct.unpack("<I", extra)[0]
+        else:
+            length = struct.unpack("<H", head[6:8])[0]
+        if head[:4] == b"\x02\x00\x10\x00" and length < 256:
+            syntax = stream.read(length)
+        else:
+            stream.seek(length, 1)
+    stream.seek(-len(head), 1)
+    if syntax.rstrip(b"\x00 ").decode("latin-1") == DEFLATED_LE:
+        _refuse_deflate_bomb(stream)
+        return
+    run = 0
+    while run < MAX_IMPLAUSIBLE_RUN:
+        head = stream.read(8)
+        if len(head) < 8 or head[:2] != b"\x00\x00":
+            return
+        (length,) = struct.unpack("<I", head[4:8])
+        if length == 0xFFFFFFFF:
+            return
+        stream.seek(length, 1)
+        run += 1
+    raise NotAnImage(f"not a DICOM header: {run} elements in a row in group 0000 (zeros or junk where the "
+                     "data set should be)")
+
+
+MAX_INFLATED_BYTES = 2 * 1024**3
+"""A deflated data set larger than this when inflated is refused (pydicom inflates it whole)."""
+
+
+def _refuse_deflate_bomb(stream: BinaryIO) -> None:
+    """Inflate the deflated data set in bounded chunks, counting, before pydicom inflates it whole."""
+    import zlib
+
+    begin = stream.tell()
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    packed = inflated = 0
+    try:
+        while True:
+            chunk = stream.read(1 << 16)
+            if not chunk:
+                break
+            packed += len(chunk)
+            data = inflater.decompress(chunk, 1 << 20)
+            inflated += len(data)
+            while inflater.unconsumed_tail:
+                inflated += len(inflater.decompress(inflater.unconsumed_tail, 1 << 20))
+                _check_inflation(inflated, packed)
+            _check_inflation(inflated, packed)
+            if inflater.eof:
+                break
+    except zlib.error:
+        pass  # pydicom reports the corrupt stream in its own words
+    stream.seek(begin)
+
+
+def _check_inflation(inflated: int, packed: int) -> None:
+    from ich_viewer.dicom.sources import BOMB_MIN_BYTES, BOMB_RATIO
+
+    if inflated > MAX_INFLATED_BYTES or (inflated > BOMB_MIN_BYTES and inflated > BOMB_RATIO * max(1, packed)):
+        raise NotAnImage(f"deflated data set expands more than {inflated // max(1, packed)} times "
+                         f"(over {inflated >> 20} MB): a decompression bomb, not read")
+
+
+def _read_header(stream: BinaryIO, size: int, cancel: Callable[[], bool] | None = None) -> tuple[Any, _PixelElement]:
     import pydicom
     from pydicom.errors import InvalidDicomError
+    from pydicom.filereader import read_partial
 
     stream.seek(128)
     has_marker = stream.read(4) == b"DICM"
@@ -119,15 +243,19 @@ def _read_header(stream: BinaryIO, size: int) -> tuple[Any, _PixelElement]:
             raise NotAnImage("zip archive (open the zip file itself to read the images in it)")
         if len(start) < 8 or start[:2] not in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08"):
             raise NotAnImage("not a DICOM file (no DICM marker and no DICOM data set at the start)")
+    _precheck_data_set(stream, 132 if has_marker else 0)
     stream.seek(0)
+    guard = _HeaderGuard(cancel)
     try:
-        ds = pydicom.dcmread(stream, stop_before_pixels=True, force=not has_marker)
+        ds = read_partial(stream, guard, force=not has_marker)
     except InvalidDicomError as exc:
         raise NotAnImage(f"not a DICOM file ({exc})") from exc
     except (EOFError, struct.error) as exc:
         raise NotAnImage(f"truncated DICOM header ({type(exc).__name__}: {exc})") from exc
     except Exception as exc:  # a corrupt header never stops the other files
         raise NotAnImage(f"unreadable DICOM header ({type(exc).__name__}: {exc})") from exc
+    if guard.reason is not None:
+        raise NotAnImage(guard.reason)
     syntax = _transfer_syntax(ds)
     if syntax == DEFLATED_LE:
         return _deflated(stream, ds, syntax)
@@ -264,7 +392,8 @@ def _image_file(ref: FileRef, ds: Any, pixel: _PixelElement) -> ImageFile:
     bits_stored = _int(_get(ds, "BitsStored")) or bits_allocated
     if not 1 <= bits_stored <= bits_allocated:
         raise NotAnImage(f"BitsStored {bits_stored} does not fit BitsAllocated {bits_allocated}")
-    signed = _int(_get(ds, "PixelRepresentation")) == 1
+    representation = _int(_get(ds, "PixelRepresentation"))
+    signed = representation == 1
     n_frames = _int(_get(ds, "NumberOfFrames")) or 1
     if not 1 <= n_frames <= MAX_FRAMES:
         raise NotAnImage(f"implausible NumberOfFrames {n_frames}")
@@ -276,8 +405,19 @@ def _image_file(ref: FileRef, ds: Any, pixel: _PixelElement) -> ImageFile:
         )
     if pixel.fragments is not None and n_frames > pixel.fragments:
         raise NotAnImage(f"NumberOfFrames {n_frames} but only {pixel.fragments} compressed fragment(s)")
+    bits_notes: list[str] = []
+    if pixel.value_length is not None and pixel.value_length > frame_bytes * n_frames + 1:
+        # (one byte more is the even-length padding of an odd-sized value)
+        bits_notes.append(
+            f"pixel data holds {pixel.value_length} bytes but {n_frames} frame(s) of {rows}x{columns}x"
+            f"{bits_allocated} bits need only {frame_bytes * n_frames}: Rows, Columns, BitsAllocated or "
+            "NumberOfFrames may be wrong, and only part of the data is shown"
+        )
 
     modality = str(_get(ds, "Modality") or "").strip().upper()
+    hu_checked = modality in ("CT", "")
+    if representation is None and hu_checked:
+        bits_notes.append("PixelRepresentation missing: stored values read as unsigned")
     image_type = _strings(_get(ds, "ImageType"))
     padding = _padding(ds, bits_stored, signed)
     notes: list[str] = []
@@ -298,8 +438,13 @@ def _image_file(ref: FileRef, ds: Any, pixel: _PixelElement) -> ImageFile:
     jobs: list[DecodeJob] = []
     for frame in range(n_frames):
         geometry = _frame_geometry(ds, frame if n_frames > 1 else None)
-        slope, intercept = geometry.pop("rescale")
-        rsna_wrap = _is_rsna_wrap(modality, bits_stored, signed, intercept, ds)
+        slope, intercept, rescale_problems, repairs = geometry.pop("rescale")
+        if not hu_checked:  # other modalities (MR, PT) have no HU scale to check
+            rescale_problems, repairs = [], []
+        for note in repairs + bits_notes:
+            if note not in notes:
+                notes.append(note)
+        rsna_wrap = not rescale_problems and _is_rsna_wrap(modality, bits_stored, signed, intercept, ds)
         if rsna_wrap and _RSNA_NOTE not in notes:
             notes.append(_RSNA_NOTE)
         header = SliceHeader(
@@ -307,6 +452,7 @@ def _image_file(ref: FileRef, ds: Any, pixel: _PixelElement) -> ImageFile:
             frame=frame if n_frames > 1 else None,
             rescale_slope=slope,
             rescale_intercept=intercept,
+            rescale_problem="; ".join(rescale_problems) or None,
             **geometry,
             **common,
         )
@@ -379,15 +525,17 @@ def _frame_geometry(ds: Any, frame: int | None) -> dict[str, Any]:
     spacing = _floats(value("PixelMeasuresSequence", "PixelSpacing"), 2)
     if spacing is None or spacing[0] <= 0 or spacing[1] <= 0:
         spacing = _floats(_get(ds, "ImagerPixelSpacing"), 2)
-    slope = _float(value("PixelValueTransformationSequence", "RescaleSlope"))
-    intercept = _float(value("PixelValueTransformationSequence", "RescaleIntercept"))
+    slope, intercept, problems, repairs = check_rescale(
+        value("PixelValueTransformationSequence", "RescaleSlope"),
+        value("PixelValueTransformationSequence", "RescaleIntercept"),
+    )
     width = _float(value("FrameVOILUTSequence", "WindowWidth"))
     return dict(
         position=position,
         orientation=orientation,
         pixel_spacing=spacing if spacing and spacing[0] > 0 and spacing[1] > 0 else (1.0, 1.0),
         slice_thickness=_float(value("PixelMeasuresSequence", "SliceThickness")),
-        rescale=(1.0 if not slope else slope, intercept or 0.0),
+        rescale=(slope, intercept, problems, repairs),
         window_center=_float(value("FrameVOILUTSequence", "WindowCenter")),
         window_width=width if width and width > 0 else None,
     )

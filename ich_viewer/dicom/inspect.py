@@ -8,6 +8,7 @@ from typing import Any
 from ich_viewer.dicom.model import Series, Study
 from ich_viewer.dicom.pixels import syntax_label
 from ich_viewer.options import InspectOptions
+from ich_viewer.dicom.sources import safe_text
 
 
 def series_summary(series: Series) -> dict[str, Any]:
@@ -30,6 +31,7 @@ def series_summary(series: Series) -> dict[str, Any]:
         "files": [h.path if h.frame is None else f"{h.path}#frame={h.frame + 1}" for h in series.slices],
         "positions_mm": [_round(p) for p in series.positions_mm],
         "warnings": list(series.warnings),
+        "not_analysed_reason": series.refusal,
     }
 
 
@@ -48,6 +50,17 @@ def study_summary(study: Study) -> dict[str, Any]:
         "warnings": list(study.warnings),
         "skipped": [{"path": f.path, "reason": f.reason} for f in study.skipped],
     }
+
+
+def _printable(value: Any) -> Any:
+    """The summary with every text escaped where a file name is not valid UTF-8."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, dict):
+        return {key: _printable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_printable(item) for item in value]
+    return value
 
 
 def _round(value: float | None) -> float | None:
@@ -112,9 +125,9 @@ def run_inspect(args: InspectOptions) -> int:
     except OSError as exc:
         print(f"ich-viewer inspect: cannot read {args.path}: {exc}", file=sys.stderr)
         return 2
-    summary = study_summary(study)
+    summary = _printable(study_summary(study))
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(summary, indent=2, allow_nan=False))
     else:
         print(format_text(summary))
     if not study.series:

@@ -103,7 +103,11 @@ def _outcomes(files: list[FileRef], cancel: Callable[[], bool] | None) -> Iterat
         if cancel is not None and cancel():
             yield done, None
             return
-        yield done + 1, read_outcome(ref)
+        outcome = read_outcome(ref, cancel)
+        if cancel is not None and cancel():  # cancelled inside this file: its outcome is not used
+            yield done, None
+            return
+        yield done + 1, outcome
 
 
 def _fill_study_fields(study: Study, images: list[ImageFile]) -> None:

@@ -43,6 +43,8 @@ class SliceHeader:
     slice_location: float | None = None
     rescale_slope: float = 1.0
     rescale_intercept: float = 0.0
+    rescale_problem: str | None = None
+    """Why this slice's HU scale cannot be trusted (then it is never analysed), else None."""
     window_center: float | None = None
     """First value of WindowCenter, None when absent."""
     window_width: float | None = None
@@ -76,6 +78,9 @@ class Series:
     gantry_tilt_deg: float = 0.0
     warnings: list[str] = field(default_factory=list)
     is_localizer: bool = False
+    refusal: str | None = None
+    """Why this series must not be analysed although it can be viewed (broken HU scale,
+    images that cannot be told apart); None when nothing speaks against it."""
 
     def __post_init__(self) -> None:
         self._cache: dict[int, np.ndarray] = {}

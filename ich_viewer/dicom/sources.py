@@ -1,11 +1,11 @@
 """Where the bytes of each candidate file come from: a folder, one file, a DICOMDIR or a zip.
 
-Everything here only reads. Zip members are read into memory on demand and never
-extracted, so opening a study leaves its folder exactly as it was.
+Everything here only reads. Zip members are streamed on demand (never extracted, never
+held whole in memory), so opening a study leaves its folder exactly as it was and a zip
+bomb costs no more than its header.
 """
 from __future__ import annotations
 
-import io
 import os
 import threading
 import zipfile
@@ -17,10 +17,30 @@ from ich_viewer.dicom.model import SkippedFile
 
 ZIP_SEPARATOR = "!/"
 MAX_MEMBER_BYTES = 2 * 1024**3
-"""Zip members larger than this are skipped instead of being read into memory."""
+"""Zip members larger than this are skipped."""
+BOMB_RATIO = 100
+BOMB_MIN_BYTES = 64 * 1024**2
+"""A member that expands above BOMB_MIN_BYTES at more than BOMB_RATIO times its compressed
+size is refused as a zip bomb (CT images compress 2-10 times; zeros 1,000 times)."""
 
 DICOMDIR_NAME = "DICOMDIR"
 _DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+
+
+def safe_text(text: str) -> str:
+    """``text`` that any UTF-8 writer accepts: undecodable bytes of a file name (kept by
+    Python as lone surrogates) are shown as ``\\xNN`` escapes, so printing or saving a
+    name never fails (the raw bytes stay recoverable with ``os.fsencode`` on the original)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = os.fsencode(text)
+    except UnicodeEncodeError:  # surrogates that did not come from a file name
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)
@@ -40,7 +60,8 @@ class FileRef:
         """A seekable, read-only stream over the file's bytes."""
         if self.member is None:
             return open(self.path, "rb")
-        return io.BytesIO(_archive(self.path).read(self.member))
+        # streamed: a forward seek decompresses and discards, so memory stays bounded
+        return _archive(self.path).open(self.member)  # type: ignore[return-value]
 
     def size(self) -> int:
         if self.member is None:
@@ -90,7 +111,8 @@ def discover(path: str | os.PathLike[str], cancel: CancelCheck | None = None) ->
     if not root.exists():
         raise FileNotFoundError(f"no such file or folder: {root}")
     if root.is_dir():
-        return Discovery(list(_walk_folder(root, cancel)), [], [])
+        skipped: list[SkippedFile] = []
+        return Discovery(list(_walk_folder(root, cancel, skipped)), skipped, [])
     if root.name.upper() == DICOMDIR_NAME or _is_dicomdir(root):
         return _from_dicomdir(root, cancel)
     if not _has_dicm_marker(root) and zipfile.is_zipfile(root):
@@ -98,9 +120,17 @@ def discover(path: str | os.PathLike[str], cancel: CancelCheck | None = None) ->
     return Discovery([FileRef(str(root))], [], [])
 
 
-def _walk_folder(root: Path, cancel: CancelCheck | None) -> Iterator[FileRef]:
-    """Every regular file below ``root`` in a stable order (symlinked folders not followed)."""
-    for folder, dirs, names in os.walk(root):
+def _walk_folder(root: Path, cancel: CancelCheck | None, skipped: list[SkippedFile] | None = None) -> Iterator[FileRef]:
+    """Every regular file below ``root`` in a stable order (symlinked folders not followed).
+
+    A folder that cannot be listed lands in ``skipped`` with the reason, like a file.
+    """
+    def unreadable(exc: OSError) -> None:
+        if skipped is not None:
+            where = exc.filename if exc.filename is not None else str(root)
+            skipped.append(SkippedFile(os.fsdecode(where), f"cannot read the folder: {exc.strerror or exc}"))
+
+    for folder, dirs, names in os.walk(root, onerror=unreadable):
         if cancel is not None and cancel():
             return
         dirs.sort()
@@ -152,6 +182,10 @@ def _from_zip(path: Path) -> Discovery:
             skipped.append(SkippedFile(ref.display, "encrypted zip member (password protected)"))
         elif info.file_size > MAX_MEMBER_BYTES:
             skipped.append(SkippedFile(ref.display, f"zip member too large to read ({info.file_size} bytes)"))
+        elif info.file_size > BOMB_MIN_BYTES and info.file_size > BOMB_RATIO * max(1, info.compress_size):
+            ratio = info.file_size / max(1, info.compress_size)
+            skipped.append(SkippedFile(ref.display, f"zip member expands {ratio:.0f} times to {info.file_size} bytes "
+                                                    "(a zip bomb, or not an image); not read"))
         else:
             files.append(ref)
     return Discovery(files, skipped, [])
@@ -176,12 +210,38 @@ def _from_dicomdir(path: Path, cancel: CancelCheck | None) -> Discovery:
     files: list[FileRef] = []
     skipped: list[SkippedFile] = []
     for parts in referenced:
+        escape = _leaves_folder(folder, parts)
+        if escape:
+            shown = "\\".join(parts)
+            skipped.append(SkippedFile(f"{path} -> {shown}", f"DICOMDIR reference not followed: {escape}"))
+            continue
         found = _resolve_case_insensitive(folder, parts)
+        if found is not None and _leaves_folder(folder, parts, found):
+            skipped.append(SkippedFile(str(found), "DICOMDIR reference not followed: it resolves (through a link) "
+                                                   "outside the DICOMDIR's folder"))
+            continue
         if found is None:
             skipped.append(SkippedFile(str(folder.joinpath(*parts)), "listed in the DICOMDIR but missing"))
         else:
             files.append(FileRef(str(found)))
     return Discovery(files, skipped, [])
+
+
+def _leaves_folder(folder: Path, parts: tuple[str, ...], found: Path | None = None) -> str | None:
+    """Why a DICOMDIR reference would reach outside the DICOMDIR's folder, or None.
+
+    PS3.10 file IDs are relative components of upper-case letters, digits and '_'; a
+    component that is absolute, '..', or holds a path separator is refused outright, and
+    a file found through a link must still lie inside the folder.
+    """
+    if found is None:
+        for part in parts:
+            if part in (".", "..") or "/" in part or "\\" in part or ":" in part or "\x00" in part:
+                return f"component {part!r} would leave the DICOMDIR's folder"
+        return None
+    base = os.path.realpath(folder)
+    real = os.path.realpath(found)
+    return None if real.startswith(base.rstrip(os.sep) + os.sep) else "outside the DICOMDIR's folder"
 
 
 def _dicomdir_references(path: Path) -> list[tuple[str, ...]]:

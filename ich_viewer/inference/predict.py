@@ -17,7 +17,8 @@ from ich_viewer import LABELS
 from ich_viewer.dicom.background import outward_order
 from ich_viewer.dicom.model import PixelDecodeError
 from ich_viewer.inference.model import to_probabilities
-from ich_viewer.inference.preprocess import brain_fraction, series_input
+from ich_viewer.inference.guards import check_finite_outputs, checked_input
+from ich_viewer.inference.preprocess import brain_fraction
 from ich_viewer.inference.results import SeriesPrediction, SlicePrediction, flagged_labels
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,6 +57,8 @@ def not_analysable(series: "Series") -> str | None:
     The network knows axial head CT only: a scout or another modality would get
     confident-looking but meaningless numbers.
     """
+    if getattr(series, "refusal", None):
+        return str(series.refusal)
     if getattr(series, "is_localizer", False):
         return "a localizer (scout) image, not an axial head CT"
     modality = (getattr(series, "modality", "") or "").upper()
@@ -127,13 +130,15 @@ def predict(series: "Series", state: PredictState) -> Iterator[SlicePrediction]:
             inputs, kept = [], []
             for index in batch:
                 try:
-                    inputs.append(series_input(series, index, spec))
+                    inputs.append(checked_input(series, index, spec))
                     kept.append(index)
                 except (PixelDecodeError, ValueError) as exc:
                     state.errors[index] = str(exc)
             if inputs:
                 tensor = torch.from_numpy(np.stack(inputs)).to(device)
-                probs = to_probabilities(model(tensor))
+                outputs = model(tensor)
+                check_finite_outputs(outputs.detach().cpu().numpy(), series, kept)
+                probs = to_probabilities(outputs)
                 scored = (brain_fraction(tensor, spec) >= spec.min_brain_fraction).cpu().numpy()
             done += len(batch)
             for row, index in enumerate(kept):
@@ -162,7 +167,7 @@ def predict_series(series: "Series", state: PredictState) -> SeriesPrediction:
     started = _now()
     slices = sorted(predict(series, state), key=lambda s: s.index)
     return SeriesPrediction(series_uid=series.series_uid, model=state.loaded.info, slices=slices,
-                            started_at=started, finished_at=_now())
+                            started_at=started, finished_at=_now(), errors=dict(state.errors))
 
 
 def _now() -> str:

@@ -58,6 +58,8 @@ class SeriesPrediction:
     started_at: str = ""
     """ISO 8601 time the run started (UTC)."""
     finished_at: str = ""
+    errors: dict[int, str] = field(default_factory=dict)
+    """Slices (display index) that were not analysed, and why: they reach every export."""
 
     @property
     def flagged_slices(self) -> list[SlicePrediction]:

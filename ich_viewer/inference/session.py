@@ -164,10 +164,17 @@ class ClassifierSession:
         run.errors, run.state = dict(errors), RunState.COMPLETE
         return True
 
-    def fail(self, message: str) -> None:
+    def fail(self, message: str) -> bool:
+        """The run ended with an error; True when its predictions were dropped because the
+        model itself produced non-finite outputs (flags made before that are not trusted)."""
         run = self.run()
-        if run is not None and run.state is RunState.RUNNING:
-            run.state, run.reason = RunState.FAILED, message
+        if run is None or run.state is not RunState.RUNNING:
+            return False
+        run.state, run.reason = RunState.FAILED, message
+        if message.startswith("NonFiniteOutputError"):
+            run.predictions.clear()
+            return True
+        return False
 
     def stop(self) -> bool:
         """The reader's Stop: keep what arrived; True when something was running."""
@@ -213,7 +220,8 @@ class ClassifierSession:
         run = self.runs.get(series.series_uid)
         slices = sorted(run.predictions.values(), key=lambda p: p.index) if run is not None else []
         return SeriesPrediction(series_uid=series.series_uid, model=self.loaded.info, slices=slices,
-                                started_at=run.started_at if run is not None else "", finished_at=_now())
+                                started_at=run.started_at if run is not None else "", finished_at=_now(),
+                                errors=dict(run.errors) if run is not None else {})
 
     def banner(self) -> BannerView:
         """The banner for the model state and the shown series' run."""

@@ -175,6 +175,23 @@ def read_card(model_dir: str | os.PathLike | None = None) -> dict:
     return card
 
 
+def _load_failure(exc: Exception) -> str:
+    """Why torch.load refused the file, in our words.
+
+    PyTorch's own message advises re-running with ``weights_only=False``, which would
+    run whatever code the file holds; a user must never be told that.
+    """
+    import pickle
+
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text or "Unsupported global" in text:
+        return ("it holds more than plain tensors (Python objects or code that loading would run); "
+                "weights are only ever read as plain tensors, so this file is refused. "
+                "Export the model again with `python -m trainer`.")
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    return f"it is not a readable weights file ({type(exc).__name__}: {first[:200]})"
+
+
 def load_model(model_dir: str | os.PathLike | None = None, device: str | torch.device | None = None) -> LoadedModel:
     """Check the card and the weights, build the network and move it to ``device``."""
     folder = Path(model_dir) if model_dir is not None else paths.models_dir()
@@ -208,7 +225,7 @@ def load_model(model_dir: str | os.PathLike | None = None, device: str | torch.d
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ModelLoadError(f"The weights file {weights_path} cannot be read: {exc}") from exc
+        raise ModelLoadError(f"The weights file {weights_path} cannot be used: {_load_failure(exc)}") from exc
     model = build_model(arch)
     try:
         model.load_state_dict(state, strict=True)

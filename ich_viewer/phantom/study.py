@@ -55,7 +55,7 @@ def write_ground_truth(phantom: Phantom, files: dict[int, Path], folder: Path, d
         spacing_mm=np.array(phantom.spacing_mm),
     )
     info = {"seed": phantom.seed, "subtypes": list(phantom.subtypes), "synthetic": True, **phantom.info}
-    (folder / "phantom.json").write_text(json.dumps(info, indent=2, default=float))
+    (folder / "phantom.json").write_text(json.dumps(info, indent=2, default=float, allow_nan=False))
     (folder / "README.txt").write_text(GROUND_TRUTH_README.format(seed=phantom.seed, labels=", ".join(LABELS)))
 
 

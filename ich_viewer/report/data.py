@@ -16,6 +16,7 @@ from ich_viewer.dicom.model import Series, Study
 from ich_viewer.imaging.palette import SHORT_NAMES
 from ich_viewer.inference.results import ModelInfo, SeriesPrediction
 from ich_viewer.report.decisions import REJECTED, StudyDecisions
+from ich_viewer.report.notes import study_notes
 from ich_viewer.report.rows import Results, SliceRow, build_rows, decision_counts, study_dict, utc_now_iso
 
 OverlayFn = Callable[[Series, int], Optional[np.ndarray]]
@@ -129,6 +130,7 @@ def build_report(
         generated_at=utc_now_iso(),
         deidentified=deidentify,
         overlay=overlay,
+        warnings=study_notes(study, results, deidentify=deidentify).lines(),
     )
 
 

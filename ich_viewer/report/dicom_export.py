@@ -24,6 +24,7 @@ from pydicom.uid import CTImageStorage, RLELossless, generate_uid
 from ich_viewer import LABELS, RESEARCH_NOTICE, __version__
 from ich_viewer.dicom.model import Series, SliceHeader, Study
 from ich_viewer.report.atomic import ExportError, atomic_write
+from ich_viewer.report.deidentify import deidentify_dataset
 from ich_viewer.report.data import LABEL_ABBREVIATIONS, KeyImage, ReportContent, SeriesSection
 from ich_viewer.report.key_images import KEY_WINDOWS, direction_letter
 from ich_viewer.report.rows import SliceRow
@@ -272,9 +273,22 @@ def _write_dataset(path: Path, dataset: Dataset, overwrite: bool) -> Path:
     return atomic_write(path, lambda handle: handle.write(data), overwrite=overwrite)
 
 
+def _finish(dataset: Dataset, deidentify: bool) -> Dataset:
+    """De-identify (PS3.15 Basic Profile, UIDs retained) and put back the text we generated."""
+    if not deidentify:
+        return dataset
+    ours = {key: dataset.get(key) for key in ("SeriesDescription", "ImageComments") if key in dataset}
+    deidentify_dataset(dataset)
+    for key, value in ours.items():  # our own wording: no identity in it
+        setattr(dataset, key, value)
+    return dataset
+
+
 def write_dicom(out_dir: str | os.PathLike, content: ReportContent, study: Study, *, sr: bool = True,
-                key_images: bool = True, overwrite: bool = False) -> DicomExport:
-    """Write SR_<uid>.dcm, KO_<uid>.dcm and SC_<n>_<uid>.dcm into ``out_dir`` (created when missing)."""
+                key_images: bool = True, overwrite: bool = False, deidentify: bool = False) -> DicomExport:
+    """Write SR_<uid>.dcm, KO_<uid>.dcm and SC_<n>_<uid>.dcm into ``out_dir`` (created when missing).
+
+    ``deidentify``: every object is de-identified per ``report.deidentify``."""
     folder = Path(out_dir)
     written: list[Path] = []
     sr_path = kos_path = None
@@ -283,15 +297,17 @@ def write_dicom(out_dir: str | os.PathLike, content: ReportContent, study: Study
         if sr:
             document = build_sr(content, study)
             if document is not None:
-                sr_path = _write_dataset(folder / f"SR_{document.SOPInstanceUID}.dcm", document, overwrite)
+                sr_path = _write_dataset(folder / f"SR_{document.SOPInstanceUID}.dcm", _finish(document, deidentify),
+                                         overwrite)
                 written.append(sr_path)
         if key_images:
             images, kos = build_key_images(content, study)
             for number, image in enumerate(images, start=1):
-                sc_paths.append(_write_dataset(folder / f"SC_{number:03d}_{image.SOPInstanceUID}.dcm", image, overwrite))
+                sc_paths.append(_write_dataset(folder / f"SC_{number:03d}_{image.SOPInstanceUID}.dcm",
+                                               _finish(image, deidentify), overwrite))
                 written.append(sc_paths[-1])
             if kos is not None:
-                kos_path = _write_dataset(folder / f"KO_{kos.SOPInstanceUID}.dcm", kos, overwrite)
+                kos_path = _write_dataset(folder / f"KO_{kos.SOPInstanceUID}.dcm", _finish(kos, deidentify), overwrite)
                 written.append(kos_path)
     except Exception as exc:
         # The objects only make sense together: remove what this call wrote before failing.

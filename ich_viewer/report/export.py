@@ -76,9 +76,10 @@ def export_report(
         The reader's accept / reject decisions and notes; None uses those stored for
         this study (``report.review``), so an export always carries the review.
     deidentify
-        Leave the patient's identity out of the PDF, CSV and JSON (``study_dict`` and
-        ``build_rows`` say which fields). DICOM objects always carry the study's
-        identity because they belong to it.
+        Applies to every output: names, IDs, dates, places, descriptions and file paths
+        leave the PDF, CSV and JSON (reader notes stay as written), and the DICOM objects
+        follow PS3.15's Basic Profile with the Retain UIDs Option (so they still join the
+        study in the PACS).
     overwrite
         Replace existing files; without it an existing file is an ``OutputExistsError``.
     overlay
@@ -139,11 +140,9 @@ def export_report(
         if dicom_dir is not None:
             from ich_viewer.report.dicom_export import write_dicom
 
-            identified = content
-            if deidentify:  # the DICOM objects belong to the study: built from the identified content
-                identified = build_report(study, results, decisions, overlay=overlay)
-                identified._pictures = content._pictures  # pictures carry no identity; render once
-            dicom = write_dicom(dicom_dir, identified, study, sr=sr, key_images=key_images, overwrite=overwrite)
+            # still joined to the study by its UIDs (PS3.15 Retain UIDs Option) when de-identified
+            dicom = write_dicom(dicom_dir, content, study, sr=sr, key_images=key_images, overwrite=overwrite,
+                                deidentify=deidentify)
             result.sr, result.key_images, result.kos = dicom.sr, dicom.key_images, dicom.kos
             result.written.extend(p for p in (dicom.sr, *dicom.key_images, dicom.kos) if p is not None)
     return result

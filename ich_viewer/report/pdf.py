@@ -30,6 +30,7 @@ from reportlab.platypus import (
 
 from ich_viewer import LABELS
 from ich_viewer.imaging.palette import LABEL_COLOURS
+from ich_viewer.report.notes import safe_text
 from ich_viewer.report.atomic import atomic_write
 from ich_viewer.report.data import LABEL_ABBREVIATIONS, ReportContent, SeriesSection, summary_lines
 from ich_viewer.report.key_images import KEY_WINDOWS
@@ -155,7 +156,7 @@ def _numbered_canvas(header_left: str, header_right: str, notice: str, fonts: tu
 
 
 def _p(text: str, style: ParagraphStyle) -> Paragraph:
-    return Paragraph(escape(text), style)
+    return Paragraph(escape(safe_text(text)), style)
 
 
 def _format_name(raw: str) -> str:
@@ -197,13 +198,15 @@ def study_fields(content: ReportContent) -> list[tuple[str, str]]:
     sex_age = " / ".join(v for v in (study["patient_sex"], study["patient_age"]) if v) or "-"
     series = "; ".join(
         f"{'Se ' + str(s.series.series_number) + ': ' if s.series.series_number is not None else ''}"
-        f"{s.series.description or '(no description)'} ({len(s.series.slices)} slices)"
+        f"{removed if content.deidentified else (s.series.description or '(no description)')} "
+        f"({len(s.series.slices)} slices)"
         for s in content.sections
     ) or "-"
+    study_text = removed if content.deidentified else (study["study_description"] or "-")
     return [
         ("Patient", name), ("Patient ID", pid), ("Sex / age", sex_age), ("Study date", date),
         ("Accession", accession), ("Institution", institution),
-        ("Study", study["study_description"] or "-"), ("Series", series),
+        ("Study", study_text), ("Series", series),
     ]
 
 
@@ -346,10 +349,15 @@ def _story(content: ReportContent, styles: _Styles, width: float) -> list:
         _p("Study", styles.h2),
         _key_value_table(study_fields(content), styles, width),
     ]
+    if content.warnings:
+        # before the results: a reader must know what was not looked at before reading "no flags"
+        story.append(_p(f"Warnings, series not analysed and files left out ({len(content.warnings)})", styles.h3))
+        story.extend(_p(line, styles.small) for line in content.warnings)
     for section in content.sections:
         series = section.series
         number = f"Series {series.series_number}: " if series.series_number is not None else "Series: "
-        story.append(_p(f"{number}{series.description or '(no description)'}", styles.h2))
+        title = "(description removed: de-identified)" if content.deidentified else series.description
+        story.append(_p(f"{number}{title or '(no description)'}", styles.h2))
         lines = summary_lines(section)
         story.append(_p(lines[0], styles.strong))
         story.extend(_p(line, styles.body) for line in lines[1:])

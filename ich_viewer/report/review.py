@@ -125,7 +125,7 @@ class ReviewStore:
                 if items
             },
         }
-        data = (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+        data = (json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
         try:
             atomic_write_bytes(self.file_for(study_uid), data, overwrite=True)
         except ExportError as exc:

@@ -7,6 +7,7 @@ from typing import Iterable, Sequence
 
 from ich_viewer import LABELS
 from ich_viewer.dicom.model import Series, Study
+from ich_viewer.dicom.sources import safe_text
 from ich_viewer.inference.results import ModelInfo, SeriesPrediction, SlicePrediction
 from ich_viewer.report.decisions import UNDECIDED, Decision, StudyDecisions, slice_key
 
@@ -115,7 +116,7 @@ def _row(series: Series, pred: SlicePrediction, decisions: dict | object, deiden
         probabilities={label: float(pred.probabilities[label]) for label in LABELS},
         flagged=tuple(pred.flagged),
         decision=state,
-        note=note,
+        note=note,  # the reader's own words stay (clinical content); the dialog says so
     )
 
 
@@ -144,8 +145,8 @@ def study_dict(study: Study, *, deidentify: bool = False) -> dict:
         "study_date": keep(study.study_date),
         "accession_number": keep(study.accession_number),
         "institution": keep(study.institution),
-        "study_description": study.study_description,
-        "source": keep(study.source),
+        "study_description": keep(study.study_description),
+        "source": keep(safe_text(study.source)),
         "deidentified": deidentify,
     }
 

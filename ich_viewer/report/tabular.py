@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ich_viewer import LABELS, RESEARCH_NOTICE, __version__
 from ich_viewer.dicom.model import Study
-from ich_viewer.report.atomic import atomic_write_bytes
+from ich_viewer.report.atomic import ExportError, atomic_write_bytes
+from ich_viewer.report.notes import raw_bytes_hex, safe_text, series_notes, study_notes
 from ich_viewer.report.decisions import StudyDecisions
 from ich_viewer.report.destination import check_outside_study
 from ich_viewer.report.review import stored_decisions
@@ -25,7 +26,9 @@ from ich_viewer.report.rows import (
 FORMAT_NAME = "ich-viewer-slice-results"
 FORMAT_VERSION = 1
 CSV_MODEL_FIELDS: tuple[str, ...] = ("model_name", "model_version", "model_sha256", "device", "analyzed_at")
-CSV_FIELDS: tuple[str, ...] = (*ROW_FIELDS, *CSV_MODEL_FIELDS)
+CSV_FIELDS: tuple[str, ...] = (*ROW_FIELDS, *CSV_MODEL_FIELDS, "warnings")
+"""``warnings``: every warning of the study and its series, unanalysed slices and series,
+and skipped files; the same on every row, so a filtered sheet still shows them."""
 
 
 def results_document(
@@ -41,7 +44,7 @@ def results_document(
         series_blocks.append({
             "series_uid": series.series_uid,
             "series_number": series.series_number,
-            "description": series.description,
+            "description": "" if deidentify else safe_text(series.description),
             "n_slices": len(series.slices),
             "n_predicted": len(prediction.slices),
             "model": model_dict(prediction.model),
@@ -49,7 +52,9 @@ def results_document(
             "finished_at": prediction.finished_at,
             "suspected": prediction.suspected_labels(),
             "review": decision_counts(series_rows),
+            "warnings": series_notes(series, prediction.errors, study, deidentify=deidentify),
         })
+    notes = study_notes(study, results, deidentify=deidentify)
     first = results[0][1] if results else None
     return {
         "format": FORMAT_NAME,
@@ -62,8 +67,30 @@ def results_document(
         "analyzed_at": first.started_at if first else "",
         "study": study_dict(study, deidentify=deidentify),
         "series": series_blocks,
-        "slices": [row.to_json() for row in rows],
+        "slices": [_json_row(row) for row in rows],
+        "warnings": notes.warnings,
+        "not_analysed": notes.not_analysed,
+        "skipped": notes.skipped,
     }
+
+
+def _json_row(row) -> dict:
+    """A row with its file name escaped where needed and the raw bytes kept beside it."""
+    data = row.to_json()
+    raw = raw_bytes_hex(row.file)
+    data["file"] = safe_text(row.file)
+    if raw is not None:
+        data["file_bytes_hex"] = raw
+    return data
+
+
+def json_bytes(document: dict) -> bytes:
+    """Strict JSON (no NaN or Infinity, which other programs reject) as UTF-8."""
+    try:
+        text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        raise ExportError(f"the results hold a value that is not a finite number; nothing was written ({exc})") from exc
+    return (text + "\n").encode("utf-8")
 
 
 def write_json(
@@ -72,8 +99,7 @@ def write_json(
 ) -> Path:
     check_outside_study(path, study)
     document = results_document(study, results, decisions, deidentify=deidentify)
-    data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    return atomic_write_bytes(path, data, overwrite=overwrite)
+    return atomic_write_bytes(path, json_bytes(document), overwrite=overwrite)
 
 
 def csv_text(study: Study, results: Results, decisions: StudyDecisions | None = None, *, deidentify: bool = False) -> str:
@@ -82,10 +108,14 @@ def csv_text(study: Study, results: Results, decisions: StudyDecisions | None = 
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     models = {series.series_uid: prediction for series, prediction in results}
+    warnings = " | ".join(study_notes(study, results, deidentify=deidentify).lines())
     for row in build_rows(results, decisions, deidentify=deidentify):
         prediction = models[row.series_uid]
+        values = row.to_csv()
+        values["file"] = safe_text(values["file"])
         writer.writerow({
-            **row.to_csv(),
+            **values,
+            "warnings": warnings,
             "model_name": prediction.model.name,
             "model_version": prediction.model.version,
             "model_sha256": prediction.model.sha256,

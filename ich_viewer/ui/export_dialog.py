@@ -97,7 +97,13 @@ class ExportDialog(QDialog):
         folder_row.addWidget(browse)
         self.base_name = QLineEdit(default_base_name(study))
         self.base_name.setObjectName("export_name")
-        self.deidentify = QCheckBox("De-identify (no name, ID, dates, accession, institution, file paths)")
+        self.deidentify = QCheckBox("De-identify every file (DICOM PS3.15 Basic Profile: no name, ID, dates, "
+                                    "accession, institution, descriptions, file paths)")
+        self.deidentify.setToolTip(
+            "UIDs are kept (the profile's Retain UIDs Option), so the SR, key images and selection still "
+            "link to the study in the PACS; whoever holds the PACS can therefore re-identify them. "
+            "Reader notes are kept as written: keep names out of them."
+        )
         self.deidentify.setObjectName("export_deidentify")
         self._study = study
         self.deidentify.toggled.connect(self._update_default_name)
@@ -115,7 +121,8 @@ class ExportDialog(QDialog):
         form.addRow("", self.attention)
         layout = QVBoxLayout(self)
         info = QLabel(f"{n_results} series with predictions. Decisions from the review panel are included. "
-                      "DICOM objects keep the patient's identity: they belong to the study.")
+                      "De-identified DICOM objects keep the study's UIDs (PS3.15 Retain UIDs Option) so "
+                      "they still link to the study in the PACS.")
         info.setWordWrap(True)
         layout.addWidget(info)
         if incomplete:

@@ -281,7 +281,11 @@ class InferenceController(QObject):
         self.series_finished.emit(series, self.series_prediction(series))
 
     def _on_failed(self, message: str) -> None:
-        self.session.fail(message)
+        if self.session.fail(message):  # a broken model: the flags it already made go too
+            n_slices = len(self.session.series) if self.session.series is not None else 0
+            self.strip.reset(n_slices)
+            self.plot.reset(n_slices, self.loaded.thresholds if self.loaded is not None else None)
+            self.plot.redraw()
         self.render()
 
     # -- what the reader sees -----------------------------------------------------------
