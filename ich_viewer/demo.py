@@ -41,14 +41,17 @@ LICENCE = "Creative Commons Attribution 4.0 International (CC BY 4.0)"
 LICENCE_URL = "https://creativecommons.org/licenses/by/4.0/"
 
 SHORT_CREDIT = "CT-ICH pt 071, Hssayeni et al., PhysioNet, CC BY 4.0"
-"""Fits the demo's StudyDescription (LO, 64 characters) after the 'CT HEAD - ' prefix."""
-STUDY_DESCRIPTION = f"CT HEAD - {SHORT_CREDIT}"
+"""Fits the demo's StudyDescription (LO, 64 characters)."""
+STUDY_DESCRIPTION = SHORT_CREDIT
+"""Short, so the image's corner texts do not run into each other on a small screen."""
 
 TRAINING_NOTE = (
     "This patient was part of the classifier's training data: its flags here show how the "
     "program works, not how accurate it is. Accuracy on patients the network never saw is in "
     "the model card."
 )
+TRAINING_NOTE_SHORT = "This patient was in the classifier's training data: its flags show the mechanics, not accuracy."
+"""The same, where one line must do (the notice strip over the demo)."""
 CHANGES_NOTE = (
     "Changes from the source: HU rebuilt from the data set's brain (40/120) and bone (700/3200) "
     "JPEG windows and stored as DICOM CT; pixel spacing (0.32 mm) and orientation are assumed, "

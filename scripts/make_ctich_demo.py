@@ -87,7 +87,7 @@ def dataset(number: int, index: int, n: int, pixels: np.ndarray, labels: dict[st
     ds.SOPInstanceUID = sop_uid
     ds.Modality = "CT"
     ds.Manufacturer = ""
-    ds.InstitutionName = "PhysioNet CT-ICH"
+    ds.InstitutionName = ""
     ds.ReferringPhysicianName = ""
     ds.StudyDate = ds.StudyTime = ""
     ds.AccessionNumber = ""

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from ich_viewer import LABELS, RESEARCH_NOTICE, __version__
+from ich_viewer.demo import source_notes
 from ich_viewer.dicom.model import Study
 from ich_viewer.report.atomic import atomic_write_bytes
 from ich_viewer.report.decisions import StudyDecisions
@@ -61,6 +62,7 @@ def results_document(
         "model": model_dict(first.model) if first else None,
         "analyzed_at": first.started_at if first else "",
         "study": study_dict(study, deidentify=deidentify),
+        "source_notes": source_notes(study),
         "series": series_blocks,
         "slices": [row.to_json() for row in rows],
     }

@@ -20,6 +20,7 @@ EXTENSIONS: list[str] = [
     "ich_viewer.ui.inference_panel:attach_inference",
     "ich_viewer.ui.review_panel:attach_review",
     "ich_viewer.ui.smoke:exit_after_first_paint",
+    "ich_viewer.ui.first_run:attach_first_run",
 ]
 """Dotted "module:function" names, each called as ``f(window, args)`` after the window is built."""
 
@@ -74,8 +75,9 @@ def build_window(args: Any) -> Any:
 
 
 def open_initial(window: Any, args: Any) -> None:
-    if getattr(args, "demo", False):
-        window.open_demo()
+    demo = getattr(args, "demo", None)
+    if demo:
+        window.open_demo(demo if isinstance(demo, str) else "ct-ich")
     elif getattr(args, "path", None):
         window.open_path(args.path)
 
@@ -90,5 +92,8 @@ def run_viewer(args: argparse.Namespace | Any) -> int:
     warm_up()  # decoder processes start while the window is built, not on the first study
     window = build_window(args)
     window.show()
-    open_initial(window, args)
+    from ich_viewer.ui.first_run import first_start
+
+    if not first_start(window, args):  # the very first start opens the demo with the guide on it
+        open_initial(window, args)
     return int(app.exec())
