@@ -160,6 +160,9 @@ def _ranges(numbers: list[int]) -> str:
 
 def source_notes(study: Any) -> list[str]:
     """Paragraphs a report about ``study`` must carry (credit and training note for the demo)."""
-    if not is_demo_study(study):
+    info = demo_info()
+    if info is None or not is_demo_study(study):
         return []
-    return credit_lines() + [TRAINING_NOTE]
+    reference = (f"Reference labels of the data set's readers (slice numbers = Im numbers here): "
+                 f"{label_summary(info)}.")
+    return credit_lines() + [reference, TRAINING_NOTE]
