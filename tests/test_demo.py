@@ -190,3 +190,21 @@ def test_smoke_demo_step_passes_on_the_bundled_demo(tmp_path):
     detail = smoke_test.step_demo(smoke_test.SmokeContext(workdir=tmp_path))
     assert re.match(r"29 slices 650x650 decoded, air -1000 HU, brain median \d\d HU", detail), detail
     assert LABELS  # label order untouched by the demo module
+
+
+def test_a_fresh_clone_carries_every_demo_file(info):
+    """The demo is committed (not generated, not ignored): a fresh clone and the packaged app have it."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    result = subprocess.run(["git", "ls-files", "--", str(info.folder.relative_to(ROOT))], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    tracked = set(result.stdout.split())
+    manifest = json.loads((info.folder / demo.MANIFEST).read_text())
+    wanted = {f"{info.folder.relative_to(ROOT).as_posix()}/{name}"
+              for name in [item["file"] for item in manifest["slices"]] + ["README.md", demo.MANIFEST]}
+    assert wanted <= tracked, sorted(wanted - tracked)[:5]
+    ignored = subprocess.run(["git", "check-ignore", *sorted(wanted)], cwd=ROOT, capture_output=True, text=True)
+    assert ignored.stdout == "", ignored.stdout

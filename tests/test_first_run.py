@@ -124,9 +124,11 @@ def test_not_flagged_grey_matches_the_strip(qapp):
 def test_notice_strip_only_while_the_demo_is_open_and_about_box_has_the_credit(qtbot, isolated_settings, tmp_path):
     from ich_viewer.phantom.writer import write_series
 
+    from ich_viewer.ui.app import open_initial
+
     win = make_window(qtbot)
     notice = win.first_run.notice
-    win.open_demo()
+    open_initial(win, argparse.Namespace(path=None, demo="ct-ich"))  # ich-viewer --demo
     wait_demo(qtbot, win)
     assert notice.isVisible()
     assert demo.SHORT_CREDIT in notice.plain_text() and demo.TRAINING_NOTE_SHORT in notice.plain_text()
