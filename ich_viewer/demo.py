@@ -145,17 +145,14 @@ def label_summary(info: DemoInfo) -> str:
 
 
 def _ranges(numbers: list[int]) -> str:
-    numbers = sorted(set(numbers))
-    runs: list[str] = []
-    start = prev = numbers[0]
-    for n in numbers[1:] + [None]:  # type: ignore[list-item]
-        if n is not None and n == prev + 1:
-            prev = n
-            continue
-        runs.append(f"{start}" if start == prev else f"{start}-{prev}")
-        if n is not None:
-            start = prev = n
-    return ", ".join(runs)
+    """[11, 12, 13, 20] -> '11-13, 20'."""
+    runs: list[list[int]] = []
+    for n in sorted(set(numbers)):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def source_notes(study: Any) -> list[str]:
