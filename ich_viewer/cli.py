@@ -18,7 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     view = sub.add_parser("view", help="open the viewer window (default)")
     view.add_argument("path", nargs="?", help="study folder, DICOM file, DICOMDIR or zip")
-    view.add_argument("--demo", action="store_true", help="open a generated demo study")
+    view.add_argument("--demo", nargs="?", const="ct-ich", default=None, choices=("ct-ich", "phantom"),
+                      help="open a built-in study: ct-ich (default: a real head CT, CT-ICH patient 071, "
+                           "CC BY 4.0) or phantom (synthetic)")
     view.add_argument("--device", help="inference device: auto, cpu, cuda, cuda:N, mps")
     view.add_argument("--no-model", action="store_true", help="do not run the classifier")
     view.add_argument("--smoke-test", action="store_true", help="self-check of an install; exits 0 when all works")

@@ -20,7 +20,8 @@ class ViewOptions:
     """``ich-viewer [view] [PATH] [--demo] [--device D] [--no-model] [--smoke-test]``."""
 
     path: str | None = None
-    demo: bool = False
+    demo: str | None = None
+    """"ct-ich" (the real demo study) or "phantom"; None opens PATH or nothing."""
     device: str | None = None
     """auto, cpu, cuda, cuda:N, mps; None: the saved preference, else automatic."""
     no_model: bool = False

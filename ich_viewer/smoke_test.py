@@ -204,6 +204,29 @@ def step_load(ctx: SmokeContext) -> str:
     return f"{len(series)} slices, spacing {series.spacing_mm} mm, HU {mid.min():.0f}..{mid.max():.0f}"
 
 
+def step_demo(ctx: SmokeContext) -> str:
+    """The bundled real demo study (what a new user opens first) loads and decodes in full."""
+    from ich_viewer import demo
+    from ich_viewer.dicom.loader import load_study
+
+    info = demo.demo_info()
+    check(info is not None, f"the demo study is missing from {demo.demo_root()} (resources/demo not bundled)")
+    study = load_study(info.dicom_dir)
+    check(study.study_uid == info.study_uid, "the demo's Study Instance UID does not match its manifest")
+    check(demo.SHORT_CREDIT in study.study_description,
+          f"the demo's StudyDescription {study.study_description!r} lacks the credit")
+    series = study.image_series
+    check(len(series) == 1 and len(series[0]) == info.n_slices,
+          f"expected 1 series of {info.n_slices} slices, found {[len(s) for s in series]}")
+    volume = series[0].volume_hu()  # decodes every slice (JPEG-LS lossless)
+    air, brain = float(volume[:, :8, :8].mean()), float(np.median(volume[volume.shape[0] // 2][
+        (volume[volume.shape[0] // 2] > 0) & (volume[volume.shape[0] // 2] < 80)]))
+    check(air <= -990.0, f"air in the corner reads {air:.0f} HU, not about -1000")
+    check(20.0 <= brain <= 45.0, f"brain tissue reads {brain:.0f} HU (median), not 20..45")
+    return (f"{info.n_slices} slices {volume.shape[1]}x{volume.shape[2]} decoded, air {air:.0f} HU, "
+            f"brain median {brain:.0f} HU; {study.study_description}")
+
+
 def step_classify(ctx: SmokeContext) -> str:
     from ich_viewer.inference.predict import PredictState, predict_series
     from ich_viewer.inference.weights import load_model
@@ -414,6 +437,7 @@ STEPS: tuple[tuple[str, Callable[[SmokeContext], str], tuple[str, ...]], ...] = 
     ("bundle", step_bundle, ()),
     ("phantom study", step_phantom, ()),
     ("load (headless)", step_load, ("phantom study",)),
+    ("demo study", step_demo, ()),
 )
 AFTER_WINDOW: tuple[tuple[str, Callable[[SmokeContext], str], tuple[str, ...]], ...] = (
     ("classify", step_classify, ("load (headless)",)),

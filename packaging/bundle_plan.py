@@ -14,6 +14,13 @@ APP_NAME = "ich-viewer"
 
 FLAVOURS = ("cpu", "cuda")
 
+DEMO_FOLDER = "resources/demo/ct-ich-071"
+"""The bundled real demo study (travels with ``resources/``); check_bundle.py looks for
+every DICOM file its manifest lists and for the credit in its README. Must match
+``ich_viewer.demo.demo_root()`` (a test checks)."""
+DEMO_CREDIT_MARKS = ("CC BY 4.0", "Hssayeni", "PhysioNet", "training data")
+"""Words the bundled demo's README must carry: the licence, the credit, the training-data note."""
+
 DECODER_DISTRIBUTIONS = (
     "pydicom",
     "pylibjpeg",

@@ -48,6 +48,23 @@ def dist_info_names(root: Path) -> set[str]:
     return names
 
 
+def check_demo(folder: Path) -> tuple[bool, str]:
+    """The real demo study: every file its manifest lists, and its README's credit."""
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        return False, f"MISSING: {manifest} (the app's --demo and first start need it)"
+    listed = [item["file"] for item in json.loads(manifest.read_text(encoding="utf-8")).get("slices", [])]
+    missing = [name for name in listed if not (folder / name).is_file()]
+    readme = folder / "README.md"
+    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    absent = [mark for mark in plan.DEMO_CREDIT_MARKS if mark not in text]
+    if not listed or missing or absent:
+        return False, (f"{len(missing)} of {len(listed)} DICOM files missing" if missing or not listed
+                       else f"README lacks {', '.join(absent)}")
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    return True, f"{len(listed)} DICOM files, credit in README, {size / 2**20:.1f} MiB"
+
+
 def run_checks(bundle: Path, flavour: str) -> list[tuple[str, bool, str]]:
     inner = internal_dir(bundle)
     results: list[tuple[str, bool, str]] = []
@@ -58,6 +75,7 @@ def run_checks(bundle: Path, flavour: str) -> list[tuple[str, bool, str]]:
     exe = bundle / (plan.APP_NAME + (".exe" if sys.platform == "win32" else ""))
     add("executable", exe.is_file(), str(exe))
     add("resources", (inner / "resources").is_dir(), "resources/ bundled")
+    add("demo study", *check_demo(inner / plan.DEMO_FOLDER))
     card = inner / "models" / "model_card.json"
     # not fatal for the build: the app copes without a model (and its smoke test says so)
     add("model", True, f"{card.relative_to(bundle)} present" if card.is_file()

@@ -114,3 +114,18 @@ def test_slices_without_brain_are_not_scored(tmp_path):
     assert by_index[0].to_dict()["note"] == ""
     assert InputSpec.from_dict(spec.to_dict()).min_brain_fraction == 0.02
     assert "min_brain_fraction" not in InputSpec(size=48).to_dict()  # off: old cache keys unchanged
+
+
+def test_an_unscored_slice_is_never_written_or_shown_as_negative(tmp_path):
+    from ich_viewer.inference.session import slice_caption
+    from ich_viewer.report.rows import build_rows
+
+    spec = InputSpec(size=48, min_brain_fraction=0.02)
+    loaded = load_model(export_random_model(tmp_path, spec=spec, arch_changes=SMALL_ARCH), device="cpu")
+    series = Series.from_array(np.stack([_head(), _head(skull=False, brain=False)]), spacing_mm=5.0)
+    result = predict_series(series, PredictState(loaded=loaded))
+    rows = {row.index: row for row in build_rows([(series, result)])}
+    assert rows[1].to_json()["probabilities"] is None and rows[1].to_json()["note"] == NO_BRAIN_NOTE
+    assert all(rows[1].to_csv()[label] == "" for label in LABELS)
+    assert rows[0].to_json()["probabilities"] is not None and rows[0].to_csv()["any"] != ""
+    assert NO_BRAIN_NOTE in slice_caption(result.slices[1])

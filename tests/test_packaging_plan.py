@@ -182,9 +182,12 @@ def test_app_runtime_imports_neither_torchvision_nor_trainer_nor_matplotlib():
 
 
 def make_fake_bundle(root: Path) -> Path:
+    import shutil
+
     bundle = root / "ich-viewer"
     inner = bundle / "_internal"
     (inner / "resources").mkdir(parents=True)
+    shutil.copytree(ROOT / plan.DEMO_FOLDER, inner / plan.DEMO_FOLDER)
     bundle.joinpath("ich-viewer").write_bytes(b"\x7fELF")
     for dist in plan.DECODER_DISTRIBUTIONS:
         (inner / f"{dist.replace('-', '_')}-1.0.dist-info").mkdir()
@@ -247,3 +250,32 @@ def test_install_desktop_points_the_menu_entry_at_the_bundle(tmp_path):
     missing = subprocess.run(["sh", str(ROOT / "packaging" / "install-desktop.sh"), str(tmp_path)],
                              env=env, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 1 and "build it first" in missing.stdout
+
+
+def test_the_spec_bundles_the_demo_study_where_the_app_looks_for_it(monkeypatch):
+    """resources/ goes in whole; the demo inside it is where ich_viewer.demo finds it, at most 5 MB."""
+    from ich_viewer import demo, paths
+
+    rec = run_spec(monkeypatch, None, [], "2.13.0+cpu")
+    assert (str(ROOT / "resources"), "resources") in rec.analysis["datas"]
+    assert demo.demo_root().relative_to(paths.bundle_root()).as_posix() == plan.DEMO_FOLDER
+    size = sum(p.stat().st_size for p in (ROOT / plan.DEMO_FOLDER).rglob("*") if p.is_file())
+    assert 1_000_000 < size <= 5_000_000, size
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fake bundle has Linux file names")
+def test_check_bundle_fails_without_the_demo_or_its_credit(tmp_path, capsys):
+    bundle = make_fake_bundle(tmp_path)
+    demo_dir = bundle / "_internal" / plan.DEMO_FOLDER
+    assert check_bundle.main([str(bundle)]) == 0
+    assert "29 DICOM files, credit in README" in capsys.readouterr().out
+
+    readme = demo_dir / "README.md"
+    readme.write_text(readme.read_text().replace("CC BY 4.0", "some licence"))
+    assert check_bundle.main([str(bundle)]) == 1
+    assert "README lacks CC BY 4.0" in capsys.readouterr().out
+
+    next((demo_dir / "dicom").glob("*.dcm")).unlink()
+    assert check_bundle.main([str(bundle)]) == 1
+    out = capsys.readouterr().out
+    assert "[FAIL] demo study" in out and "1 of 29 DICOM files missing" in out

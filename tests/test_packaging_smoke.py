@@ -17,7 +17,8 @@ from ich_viewer import smoke_test
 from ich_viewer.options import ViewOptions
 from ich_viewer.smoke_test import SmokeContext, SmokeFailure, SmokeRun, run_smoke
 
-ALL_STEPS = ["bundle", "phantom study", "load (headless)", "main window", "qt platform", "open in window",
+ALL_STEPS = ["bundle", "phantom study", "load (headless)", "demo study", "main window", "qt platform",
+             "open demo in window", "open in window",
              "classify in window", "close window", "classify", "export PDF+JSON+SR", "read back JSON", "read back PDF", "read back SR",
              "decoders", "decoder processes"]
 
@@ -45,11 +46,13 @@ def test_smoke_test_passes_on_a_working_install(qapp, isolated_settings, random_
     text = out.getvalue()
     assert run.ok, text
     assert [s.name for s in run.steps] == ALL_STEPS
-    assert text.strip().splitlines()[-2].startswith("smoke test PASSED: 15 steps")
-    assert text.strip().splitlines()[-1] == "smoke-test: 15 passed, 0 failed"
+    assert text.strip().splitlines()[-2].startswith("smoke test PASSED: 17 steps")
+    assert text.strip().splitlines()[-1] == "smoke-test: 17 passed, 0 failed"
     details = {s.name: s.detail for s in run.steps}
     assert "bit-exact: jpeg-lossless, jpeg2000" in details["decoders"]
     assert "12 slices shown" in details["open in window"]
+    assert "29 slices 650x650 decoded" in details["demo study"] and "CC BY 4.0" in details["demo study"]
+    assert "credit strip shown" in details["open demo in window"]
     assert "Comprehensive 3D SR" in details["read back SR"] or "SR" in details["read back SR"]
     for line in text.splitlines()[1:-2]:  # every step printed with its time
         assert line.startswith(("[ok  ]", "[FAIL]")) and " s  " in line
@@ -67,8 +70,9 @@ def test_smoke_test_fails_and_says_so_without_a_model(isolated_settings, tmp_pat
     assert not result["classify"].ok and str(empty) in result["classify"].detail
     assert result["export PDF+JSON+SR"].detail == "not run: needs step(s) classify"
     assert result["phantom study"].ok and result["decoders"].ok and result["decoder processes"].ok  # the rest ran
+    assert result["demo study"].ok
     assert out.getvalue().strip().splitlines()[-2].startswith("smoke test FAILED")
-    assert out.getvalue().strip().splitlines()[-1] == "smoke-test: 4 passed, 6 failed"
+    assert out.getvalue().strip().splitlines()[-1] == "smoke-test: 5 passed, 6 failed"
 
 
 def test_untrained_weights_in_the_bundle_fail_the_classify_step(isolated_settings, random_model, monkeypatch):

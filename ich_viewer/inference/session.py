@@ -279,7 +279,10 @@ def banner_content(slices: Sequence[SlicePrediction], n_total: int, *, running: 
 
 
 def slice_caption(prediction: SlicePrediction | None) -> str:
-    """Rich text over the image for the slice on screen: only when something is flagged."""
+    """Rich text over the image for the slice on screen: only when something is flagged or
+    the slice was not scored (a reader must not take "no colour" there for "negative")."""
+    if prediction is not None and not prediction.scored:
+        return f"Slice {prediction.index + 1}: {prediction.note}"
     if prediction is None or not prediction.flagged:
         return ""
     shown = [label for label in LABELS if label in prediction.flagged]

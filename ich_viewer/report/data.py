@@ -12,6 +12,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ich_viewer import LABELS, RESEARCH_NOTICE, __version__
+from ich_viewer.demo import source_notes
 from ich_viewer.dicom.model import Series, Study
 from ich_viewer.imaging.palette import SHORT_NAMES
 from ich_viewer.inference.results import ModelInfo, SeriesPrediction
@@ -82,6 +83,8 @@ class ReportContent:
     deidentified: bool = False
     overlay: OverlayFn | None = None
     warnings: list[str] = field(default_factory=list)
+    source_notes: list[str] = field(default_factory=list)
+    """Where the images come from, when that must be said (the bundled demo's credit and training note)."""
 
     _pictures: dict = field(default_factory=dict, repr=False)
 
@@ -131,6 +134,7 @@ def build_report(
         deidentified=deidentify,
         overlay=overlay,
         warnings=study_notes(study, results, deidentify=deidentify).lines(),
+        source_notes=source_notes(study),
     )
 
 

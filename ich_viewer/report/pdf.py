@@ -353,6 +353,10 @@ def _story(content: ReportContent, styles: _Styles, width: float) -> list:
         # before the results: a reader must know what was not looked at before reading "no flags"
         story.append(_p(f"Warnings, series not analysed and files left out ({len(content.warnings)})", styles.h3))
         story.extend(_p(line, styles.small) for line in content.warnings)
+    if content.source_notes:  # the demo's CC BY 4.0 credit and its training-data note
+        story.append(_p("Source of the images", styles.h3))
+        story.extend(_p(line, styles.small) for line in content.source_notes[:-1])
+        story.append(_p(content.source_notes[-1], styles.notice))
     for section in content.sections:
         series = section.series
         number = f"Series {series.series_number}: " if series.series_number is not None else "Series: "

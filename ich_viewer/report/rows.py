@@ -34,6 +34,8 @@ class SliceRow:
     decision: str
     """"accepted", "rejected" or "undecided" for a reviewed or flagged slice, else ""."""
     note: str
+    scored: bool = True
+    """False for a slice without brain: its probabilities are written empty (null), never as 0."""
 
     def to_json(self) -> dict:
         return {
@@ -43,7 +45,7 @@ class SliceRow:
             "file": self.file,
             "sop_instance_uid": self.sop_instance_uid,
             "location_mm": self.location_mm,
-            "probabilities": {label: self.probabilities[label] for label in LABELS},
+            "probabilities": ({label: self.probabilities[label] for label in LABELS} if self.scored else None),
             "flagged": list(self.flagged),
             "decision": self.decision,
             "note": self.note,
@@ -57,7 +59,7 @@ class SliceRow:
             "file": self.file,
             "sop_instance_uid": self.sop_instance_uid,
             "location_mm": "" if self.location_mm is None else format_mm(self.location_mm),
-            **{label: format_probability(self.probabilities[label]) for label in LABELS},
+            **{label: format_probability(self.probabilities[label]) if self.scored else "" for label in LABELS},
             "flagged": ";".join(self.flagged),
             "decision": self.decision,
             "note": self.note,
@@ -116,7 +118,8 @@ def _row(series: Series, pred: SlicePrediction, decisions: dict | object, deiden
         probabilities={label: float(pred.probabilities[label]) for label in LABELS},
         flagged=tuple(pred.flagged),
         decision=state,
-        note=note,  # the reader's own words stay (clinical content); the dialog says so
+        note=note or pred.note,  # the reader's own words stay (clinical content); the dialog says so
+        scored=pred.scored,
     )
 
 

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from ich_viewer import LABELS, RESEARCH_NOTICE, __version__
+from ich_viewer.demo import source_notes
 from ich_viewer.dicom.model import Study
 from ich_viewer.report.atomic import ExportError, atomic_write_bytes
 from ich_viewer.report.notes import raw_bytes_hex, safe_text, series_notes, study_notes
@@ -66,6 +67,7 @@ def results_document(
         "model": model_dict(first.model) if first else None,
         "analyzed_at": first.started_at if first else "",
         "study": study_dict(study, deidentify=deidentify),
+        "source_notes": source_notes(study),
         "series": series_blocks,
         "slices": [_json_row(row) for row in rows],
         "warnings": notes.warnings,

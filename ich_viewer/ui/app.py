@@ -24,6 +24,7 @@ EXTENSIONS: list[str] = [
     "ich_viewer.ui.inference_panel:attach_inference",
     "ich_viewer.ui.review_panel:attach_review",
     "ich_viewer.ui.smoke:exit_after_first_paint",
+    "ich_viewer.ui.first_run:attach_first_run",
 ]
 """The extension registry: dotted "module:function" names, each called as ``f(window, options)``
 after the window is built (``ui.extension`` and notes/apis.md say what they may use)."""
@@ -100,7 +101,7 @@ def build_window(options: ViewOptions | None = None, extensions: list[str] | Non
 
 def open_initial(window: MainWindow, options: ViewOptions) -> None:
     if options.demo:
-        window.open_demo()
+        window.open_demo(options.demo)
     elif options.path:
         window.open_path(options.path)
 
@@ -116,5 +117,8 @@ def run_viewer(options: ViewOptions) -> int:
     warm_up()  # decoder processes start while the window is built, not on the first study
     window = build_window(options)
     window.show()
-    open_initial(window, options)
+    from ich_viewer.ui.first_run import first_start
+
+    if not first_start(window, options):  # the very first start opens the demo with the guide on it
+        open_initial(window, options)
     return int(app.exec())

@@ -199,6 +199,12 @@ class InferenceController(QObject):
         self.runner.cancel()
         self._show_series(series)
 
+    def _paint(self, prediction: SlicePrediction) -> None:
+        """A slice on the strip and the plot; one without brain stays unpainted (not "negative")."""
+        if prediction.scored:
+            self.strip.set_flags(prediction.index, prediction.flagged)
+            self.plot.set_values(prediction.index, prediction.probabilities)
+
     def _show_series(self, series: Series) -> None:
         """Paint what is known of ``series`` and start a run when the session wants one."""
         self._refresh_timer.stop()
@@ -210,8 +216,7 @@ class InferenceController(QObject):
         self.plot.reset(len(series), thresholds)
         run = self.session.run()
         for prediction in (run.predictions.values() if run is not None else ()):
-            self.strip.set_flags(prediction.index, prediction.flagged)
-            self.plot.set_values(prediction.index, prediction.probabilities)
+            self._paint(prediction)
         self.plot.redraw()
         self._on_slice_changed(self.window.current_index())
         if start:
@@ -246,8 +251,7 @@ class InferenceController(QObject):
     def _on_result(self, prediction: SlicePrediction) -> None:
         if self.session.series is None or not self.session.add(prediction):
             return
-        self.strip.set_flags(prediction.index, prediction.flagged)
-        self.plot.set_values(prediction.index, prediction.probabilities)
+        self._paint(prediction)
         if prediction.index == self.window.current_index():
             self._update_frame()
         self._schedule_refresh()

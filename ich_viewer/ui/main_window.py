@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QSlider, QWidget,
 )
 
-from ich_viewer import RESEARCH_NOTICE, __version__
 from ich_viewer.dicom.model import Series, Study
 from ich_viewer.imaging.geometry import patient_position
 from ich_viewer.imaging.presets import DEFAULT, Preset
@@ -192,6 +191,10 @@ class MainWindow(QMainWindow):
         """A window-wide action (keys work with menus hidden); Help > Controls lists it."""
         return self.actions_._action(name, text, slot, keys, checkable)  # the window's own helper
 
+    def action(self, name: str) -> QAction | None:
+        """The window's action called ``name`` (None when there is none)."""
+        return self.actions_.by_name.get(name)
+
     def show_status(self, text: str, msecs: int = 0) -> None:
         self.statusBar().showMessage(text, msecs)
 
@@ -231,16 +234,17 @@ class MainWindow(QMainWindow):
         self.progress_bar.show()
         self.show_status(f"Reading {path} …")
 
-    def open_demo(self) -> None:
-        """The built-in synthetic study (generated on first use, in the background)."""
-        from ich_viewer.phantom.demo import demo_study_path
+    def open_demo(self, kind: str = "ct-ich") -> None:
+        """A built-in study: "ct-ich" (real, bundled) or "phantom" (synthetic, made on first use)."""
+        from ich_viewer.demo import demo_study_path
 
         self.close_study()
         self._last_source = None
-        self._loader.start(demo_study_path)
+        self._loader.start(lambda: demo_study_path(kind))
         self.progress_bar.setRange(0, 0)
         self.progress_bar.show()
-        self.show_status("Preparing the demo study (generated once, then re-used) …")
+        self.show_status("Preparing the synthetic demo study (generated once, then re-used) …" if kind == "phantom"
+                         else "Opening the demo study (CT-ICH patient 071) …")
 
     def open_folder_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open study folder", self._dialog_start())
@@ -535,12 +539,14 @@ class MainWindow(QMainWindow):
         dialog.raise_()
         return dialog
 
-    def show_about(self) -> None:
-        box = QMessageBox(QMessageBox.Icon.Information, "About ICH Viewer",
-                          f"ICH Viewer {__version__}\n\n{RESEARCH_NOTICE}", QMessageBox.StandardButton.Ok, self)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.setWindowModality(Qt.WindowModality.NonModal)
-        box.show()
+    def show_about(self) -> QWidget:
+        """Version, research-use statement, model card and the demo's credit (ui/about.py)."""
+        from ich_viewer.ui.about import AboutDialog
+
+        dialog = self._dialog("about", lambda: AboutDialog(self))
+        dialog.show()
+        dialog.raise_()
+        return dialog
 
     # -- drag and drop, closing -------------------------------------------------------------
     def dragEnterEvent(self, event: Any) -> None:  # noqa: N802

@@ -59,6 +59,7 @@ def window_steps(args: Any) -> Callable[["SmokeRun", "SmokeContext"], None]:
         holder: dict[str, Any] = {}
         run.step("main window", lambda: _build(holder, args))
         run.step("qt platform", lambda: step_qt_platform(ctx), ("main window",))
+        run.step("open demo in window", lambda: _open_demo(holder["window"]), ("main window", "demo study"))
         run.step("open in window", lambda: _open(holder["window"], ctx), ("main window", "phantom study"))
         run.step("classify in window", lambda: _classify_in_window(holder["window"], ctx), ("open in window",))
         if "window" in holder:
@@ -108,6 +109,29 @@ def _open(window: Any, ctx: "SmokeContext") -> str:
     shot.save(str(ctx.workdir / "window.png"))
     ctx.study, ctx.series = window.current_study(), series
     return f"{len(series)} slices shown, slice {middle + 1} on screen, window {shot.width()}x{shot.height()}"
+
+
+def _open_demo(window: Any) -> str:
+    """File > Open demo study, as a new user does: the real CT shows, with its credit strip."""
+    from ich_viewer import demo
+    from ich_viewer.smoke_test import check
+
+    info = demo.demo_info()
+    window.open_demo("ct-ich")
+
+    def shown() -> bool:
+        series = window.current_series()
+        return window.last_error is not None or (
+            series is not None and series.series_uid == info.series_uid
+            and window.slice_view.image_item.image is not None)
+
+    check(wait_until(shown, WINDOW_TIMEOUT_S), f"the demo showed no image within {WINDOW_TIMEOUT_S:.0f} s")
+    check(window.last_error is None, f"the window reported an error: {window.last_error}")
+    image = window.slice_view.image_item.image
+    notice = getattr(getattr(window, "first_run", None), "notice", None)
+    check(notice is not None and notice.isVisible(), "the demo's credit and training-data strip is not shown")
+    return (f"{len(window.current_series())} slices, image {image.shape[0]}x{image.shape[1]} on screen, "
+            "credit strip shown")
 
 
 def _classify_in_window(window: Any, ctx: "SmokeContext") -> str:

@@ -1,0 +1,86 @@
+"""Screenshots of the first start on the real demo, as a new user sees it.
+
+    xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python scripts/make_first_run_screenshots.py
+    xvfb-run -a -s "-screen 0 1366x768x24"  .venv/bin/python scripts/make_first_run_screenshots.py --viewer
+
+Starts the window exactly as ``ich-viewer`` does on a fresh install (private settings in a
+temporary folder, so the guide's "shown once" flag is unset), fills the screen, waits for
+the classifier to finish on the demo, goes to ``--slice`` and saves
+docs/first-run-<W>x<H>.png with the guide on it. With ``--viewer`` it then closes the guide
+with one key and saves docs/screenshot-viewer.png (the README's picture).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    parser.add_argument("--slice", type=int, default=13, help="1-based slice to show (13: both subtypes labelled)")
+    parser.add_argument("--viewer", action="store_true", help="also save docs/screenshot-viewer.png without the guide")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="ich-first-run-"))
+    os.environ["ICH_VIEWER_SETTINGS"] = str(tmp / "settings.ini")
+    os.environ["ICH_VIEWER_DATA_DIR"] = str(tmp / "data")
+
+    from PySide6.QtCore import QCoreApplication, Qt
+    from PySide6.QtTest import QTest
+
+    from ich_viewer.ui.app import application, build_window
+    from ich_viewer.ui.first_run import first_start
+
+    app = application()
+    view_args = argparse.Namespace(path=None, demo=None, device=args.device, no_model=False, smoke_test=False)
+    window = build_window(view_args)
+    screen = app.primaryScreen().availableGeometry()
+    window.setGeometry(screen)
+    window.show()
+    assert first_start(window, view_args), "the first start did not open the demo"
+
+    def wait(condition, seconds: float) -> bool:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            QCoreApplication.processEvents()
+            if condition():
+                return True
+            time.sleep(0.02)
+        return False
+
+    def finished() -> bool:
+        series = window.current_series()
+        controller = getattr(window, "inference", None)
+        return series is not None and controller is not None and series.series_uid in controller.complete
+
+    if not wait(finished, 300):
+        print("the classifier did not finish; screenshots would not show its colours", file=sys.stderr)
+        return 1
+    window.set_slice(args.slice - 1)
+    wait(lambda: window.current_series().is_decoded(args.slice - 1), 30)
+    wait(lambda: False, 1.5)  # let the strip, frame and panels repaint
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = f"first-run-{screen.width()}x{screen.height()}.png"
+    window.grab().save(str(args.out / name))
+    print(args.out / name)
+    if args.viewer:
+        QTest.keyClick(window.slice_view, Qt.Key.Key_Escape)
+        wait(lambda: not window.first_run.guide.isVisible(), 5)
+        wait(lambda: False, 1.0)
+        window.grab().save(str(args.out / "screenshot-viewer.png"))
+        print(args.out / "screenshot-viewer.png")
+    window.close()
+    window.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
