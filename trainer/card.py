@@ -135,9 +135,10 @@ def _performance(card: dict, metrics: dict, cv: dict) -> list[str]:
         + (f"The bundle is the {members} fold models as one ensemble (logits averaged); each slice below was "
            "scored by the fold model that never saw its patient, so the numbers describe one fold model and "
            "the ensemble is expected to do at least as well. " if members > 1 else "")
-        + "Probabilities are calibrated (Platt scaling per label, cross-fitted: each fold calibrated on the "
-        "others). AUC and sensitivity/specificity 95% intervals: bootstrap over patients. "
-        "Sensitivity/specificity use thresholds chosen on the other folds' predictions.",
+        + "AUC, sensitivity and specificity are measured on the out-of-fold scores; the bundle's per-label "
+        "calibration (Platt scaling) is one monotone map per label, so it changes none of them - the thresholds "
+        "below are the same operating points on the calibrated scale the app shows. 95% intervals: bootstrap "
+        "over patients. Sensitivity/specificity use thresholds chosen on the other folds' predictions.",
         "",
         "| label | AUC (95% CI) | operating rule | sensitivity (95% CI) | specificity (95% CI) | bundle threshold | positive slices / patients |",
         "|---|---|---|---|---|---|---|",
@@ -176,8 +177,8 @@ def _performance(card: dict, metrics: dict, cv: dict) -> list[str]:
         lines += [f"Operating points: {metrics['operating_rule']}", ""]
     calibration = metrics.get("calibration")
     if calibration:
-        lines += ["Calibration (expected calibration error, 10 bins, out-of-fold; see "
-                  "docs/training/reliability.png):", "", "| label | ECE uncalibrated | ECE calibrated |", "|---|---|---|"]
+        lines += ["Calibration (expected calibration error, 10 bins, out-of-fold; \"calibrated\" is cross-fitted: "
+                  "each fold calibrated on the other folds; see docs/training/reliability.png):", "", "| label | ECE uncalibrated | ECE calibrated |", "|---|---|---|"]
         lines += [f"| {label} | {_fmt(c['ece_raw'])} | {_fmt(c['ece_calibrated'])} |" for label, c in calibration.items()]
         lines.append("")
     gate = metrics.get("post_hoc_levers", {}).get("no brain gate")

@@ -112,9 +112,9 @@ def run_reproduce(args) -> int:
         evaluation = full_evaluation(real, chosen["probs"], chosen["fold_of"], config.spec(), seed=config.split_seed)
         metrics.update(evaluation["report"])
         metrics["first_stage_cross_validation"] = chosen["metrics"]
-        title = f"CT-ICH patient-level {config.folds}-fold CV (out-of-fold slices, calibrated)"
+        title = f"CT-ICH patient-level {config.folds}-fold CV (out-of-fold real slices)"
         plot_roc(real.labels, evaluation["probs"], metrics["cross_validation"], figures / "roc_cv.png", title)
-        plot_reliability(real.labels, evaluation["raw"], evaluation["probs"], figures / "reliability.png",
+        plot_reliability(real.labels, evaluation["probs"], evaluation["calibrated"], figures / "reliability.png",
                          "Reliability on out-of-fold slices: before and after cross-fitted Platt scaling")
         figures.mkdir(parents=True, exist_ok=True)
         (figures / "split.json").write_text(json.dumps({"seed": config.split_seed, "folds": config.folds,

@@ -79,19 +79,25 @@ def full_evaluation(data: CachedSet, probs: np.ndarray, fold_of: np.ndarray, spe
         and scored["with slice context"]["labels"]["any"]["auc"] >= scored["first stage"]["labels"]["any"]["auc"]
     chosen_name = "with slice context" if use_context else "first stage"
     chosen = variants[chosen_name]
+    # Ranking metrics and operating points come from the uncalibrated out-of-fold scores:
+    # the bundle's calibration is one monotone map per label, so it moves no slice past
+    # another, whereas cross-fitted calibrations differ per fold and would distort a pooled
+    # AUC. The cross-fitted calibration is used for what it measures: calibration error.
     calibrated_oof = cross_fitted(labels, chosen, fold_of)
     calibration = fit_calibration(labels, chosen)
     final = calibrate(chosen, calibration)
     final[brain < MIN_BRAIN_FRACTION] = 0.0
-    metrics = evaluate(labels, calibrated_oof, groups, fold_of, seed=seed)
-    points = {label: operating_point(labels[:, k], calibrated_oof[:, k], groups, fold_of,
+    metrics = scored[chosen_name]
+    points = {label: operating_point(labels[:, k], chosen[:, k], groups, fold_of,
                                      OPERATING_RULES[label], seed=seed + k) for k, label in enumerate(LABELS)}
     # The bundle's thresholds: the same rules on the out-of-fold predictions calibrated as bundled.
     thresholds = {label: threshold_for(labels[:, k], final[:, k], OPERATING_RULES[label])
                   for k, label in enumerate(LABELS)}
+    for label in LABELS:
+        points[label]["threshold"] = thresholds[label]
     report = {
         "cross_validation": metrics,
-        "exam_level": exam_level(labels, calibrated_oof, groups, seed=seed),
+        "exam_level": exam_level(labels, chosen, groups, seed=seed),
         "operating_points": points,
         "operating_rule": OPERATING_NOTE,
         "calibration": calibration_report(labels, chosen, calibrated_oof),
@@ -110,4 +116,4 @@ def full_evaluation(data: CachedSet, probs: np.ndarray, fold_of: np.ndarray, spe
         "second_stage": chosen_name,
     }
     return {"report": report, "thresholds": thresholds, "calibration": calibration,
-            "probs": calibrated_oof, "raw": chosen, "brain": brain, "use_context": use_context}
+            "probs": chosen, "calibrated": calibrated_oof, "brain": brain, "use_context": use_context}
