@@ -28,8 +28,9 @@ def test_parsed_arguments_become_typed_options():
     args = build_parser().parse_args(["analyze", "/data/ct", "--json", "r.json", "--device", "cpu", "--overwrite"])
     options = from_namespace(AnalyzeOptions, args)
     assert options == AnalyzeOptions(path="/data/ct", json_out="r.json", device="cpu", overwrite=True)
-    assert options.deidentify is False, "defined (and false) until the parser offers the flag"
-    assert from_namespace(ViewOptions, build_parser().parse_args(["view", "--demo"])) == ViewOptions(demo=True)
+    assert options.deidentify is False
+    assert from_namespace(AnalyzeOptions, build_parser().parse_args(["analyze", "x", "--deidentify"])).deidentify
+    assert from_namespace(ViewOptions, build_parser().parse_args(["view", "--demo"])) == ViewOptions(demo="ct-ich")
 
 
 def test_deidentify_reaches_the_export(monkeypatch, tmp_path):

@@ -1,8 +1,6 @@
 """The window says why a series with a broken HU scale is not analysed (issue 15)."""
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
 pytest.importorskip("pytestqt")
@@ -13,37 +11,33 @@ from ich_viewer.inference.preprocess import InputSpec  # noqa: E402
 from ich_viewer.inference.testing import SMALL_ARCH, export_random_model  # noqa: E402
 
 
-def test_window_shows_why_a_series_is_not_analysed(qtbot, isolated_settings, tmp_path, monkeypatch):
-    from ich_viewer.ui.app import build_window
+def test_window_shows_why_a_series_is_not_analysed(qtbot, make_window, tmp_path, monkeypatch):
     from ich_viewer.ui.load_log import load_log_rows
 
     model = export_random_model(tmp_path / "model", spec=InputSpec(size=48), arch_changes=SMALL_ARCH, seed=2)
     monkeypatch.setenv("ICH_VIEWER_MODEL_DIR", str(model))
     folder = edit_series(small_study(tmp_path / "base"), tmp_path / "s", RescaleIntercept="nan")
-    win = build_window(argparse.Namespace(demo=False, path=None, device=None, no_model=False))
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitUntil(lambda: win.inference.loaded is not None, timeout=20000)
+    win = make_window()
+    inference = win.extensions["inference"]
+    qtbot.waitUntil(lambda: inference.loaded is not None, timeout=20000)
     study = load_study(folder)
     win.show_study(study)
     qtbot.wait(200)
-    banner = win.inference.banner.plain_text()
+    banner = inference.banner.plain_text()
     assert "Not analysed" in banner and "RescaleIntercept nan is not a finite number" in banner
-    assert not win.inference.predictions.get(study.series[0].series_uid)
+    assert not inference.session.predictions_of(study.series[0])
     assert any("RescaleIntercept nan" in message for _, _, message in load_log_rows(study))
     win.close()
-    assert win.inference.runner.is_idle()
+    assert inference.runner.is_idle()
 
 
-def test_window_drops_every_flag_of_a_model_that_gives_nan(qtbot, isolated_settings, tmp_path, monkeypatch):
+def test_window_drops_every_flag_of_a_model_that_gives_nan(qtbot, make_window, tmp_path, monkeypatch):
     import json
     import shutil
 
     import torch
 
     from ich_viewer.inference.weights import CARD_NAME, WEIGHTS_NAME, sha256_file
-    from ich_viewer.ui.app import build_window
-
     model = export_random_model(tmp_path / "model", spec=InputSpec(size=48), arch_changes=SMALL_ARCH, seed=2,
                                 any_bias=3.0)
     state = torch.load(model / WEIGHTS_NAME, weights_only=True)
@@ -54,14 +48,13 @@ def test_window_drops_every_flag_of_a_model_that_gives_nan(qtbot, isolated_setti
     (model / CARD_NAME).write_text(json.dumps(card))
     monkeypatch.setenv("ICH_VIEWER_MODEL_DIR", str(model))
     study = load_study(small_study(tmp_path / "study"))
-    win = build_window(argparse.Namespace(demo=False, path=None, device=None, no_model=False))
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitUntil(lambda: win.inference.loaded is not None, timeout=20000)
+    win = make_window()
+    inference = win.extensions["inference"]
+    qtbot.waitUntil(lambda: inference.loaded is not None, timeout=20000)
     win.show_study(study)
-    qtbot.waitUntil(lambda: "stopped with an error" in win.inference.banner.plain_text(), timeout=30000)
-    assert "non-finite outputs" in win.inference.banner.plain_text()
-    assert not win.inference.predictions.get(study.series[0].series_uid)
+    qtbot.waitUntil(lambda: "stopped with an error" in inference.banner.plain_text(), timeout=30000)
+    assert "non-finite outputs" in inference.banner.plain_text()
+    assert not inference.session.predictions_of(study.series[0])
     win.close()
-    assert win.inference.runner.is_idle()
+    assert inference.runner.is_idle()
     shutil.rmtree(tmp_path / "model")

@@ -198,7 +198,9 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
             inputs = augment(torch.from_numpy(batch_hu)).to(device)
             targets = torch.from_numpy(batch_labels.astype(np.float32)).to(device)
             t1 = time.monotonic()
-            loss = weighted_bce(model(inputs), targets)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                logits = model(inputs)  # bf16 on a GPU (issue 10); the loss in float32
+            loss = weighted_bce(logits.float(), targets)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

@@ -128,8 +128,10 @@ def _open_demo(window: Any) -> str:
     check(wait_until(shown, WINDOW_TIMEOUT_S), f"the demo showed no image within {WINDOW_TIMEOUT_S:.0f} s")
     check(window.last_error is None, f"the window reported an error: {window.last_error}")
     image = window.slice_view.image_item.image
-    notice = getattr(getattr(window, "first_run", None), "notice", None)
-    check(notice is not None and notice.isVisible(), "the demo's credit and training-data strip is not shown")
+    from ich_viewer.ui.first_run import EXTENSION_NAME, FirstRun
+
+    first_run = window.extensions.get(EXTENSION_NAME, FirstRun)
+    check(first_run is not None and first_run.notice.isVisible(), "the demo's credit and training-data strip is not shown")
     return (f"{len(window.current_series())} slices, image {image.shape[0]}x{image.shape[1]} on screen, "
             "credit strip shown")
 
