@@ -89,8 +89,8 @@ def test_guide_fits_common_screens_without_scrolling(qtbot, make_window, isolate
     card = guide.card.geometry()
     assert guide.rect().contains(card), (card, guide.rect())
     assert guide.geometry().top() >= win.menuBar().height() - 1, "the menu bar stays usable"
-    assert guide.text.height() <= guide.scroll.viewport().height() + 1, "the whole guide is readable at once"
-    assert not guide.scroll.verticalScrollBar().isVisible()
+    assert guide.text.height() <= guide.scroll_area.viewport().height() + 1, "the whole guide is readable at once"
+    assert not guide.scroll_area.verticalScrollBar().isVisible()
     guide.dismiss()
     close(win)
 

@@ -117,6 +117,9 @@ class Calibrated(nn.Module):
     out-of-fold predictions, so a weights file never silently carries its own calibration.
     """
 
+    cal_scale: torch.Tensor
+    cal_bias: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("cal_scale", torch.ones(len(LABELS)), persistent=False)
@@ -187,16 +190,20 @@ class ICHEnsemble(Calibrated):
         member = {**self.arch, "members": 1}
         self.members = nn.ModuleList(ICHNet(member) for _ in range(self.arch["members"]))
 
+    def nets(self) -> list[ICHNet]:
+        return [m for m in self.members if isinstance(m, ICHNet)]
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([m.features(x) for m in self.members], dim=1)
+        return torch.cat([m.features(x) for m in self.nets()], dim=1)
 
     def classify(self, feats: torch.Tensor) -> torch.Tensor:
-        chunks = feats.chunk(len(self.members), dim=1)
-        raw = torch.stack([m.raw_logits(c) for m, c in zip(self.members, chunks)]).mean(dim=0)
+        nets = self.nets()
+        chunks = feats.chunk(len(nets), dim=1)
+        raw = torch.stack([m.raw_logits(c) for m, c in zip(nets, chunks)]).mean(dim=0)
         return self.calibrate(raw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raw = torch.stack([m.raw_logits(m.features(x)) for m in self.members]).mean(dim=0)
+        raw = torch.stack([m.raw_logits(m.features(x)) for m in self.nets()]).mean(dim=0)
         return self.calibrate(raw)
 
 

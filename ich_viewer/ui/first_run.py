@@ -16,10 +16,10 @@ once the window is on screen.
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QAction, QColor, QKeySequence, QPainter, QPaintEvent
+from PySide6.QtGui import QAction, QColor, QKeyEvent, QKeySequence, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QApplication, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QToolBar, QVBoxLayout, QWidget,
 )
@@ -29,8 +29,10 @@ from ich_viewer.imaging.palette import SHORT_NAMES, label_hex
 from ich_viewer.imaging.presets import PRESETS
 from ich_viewer.ui.about import model_card_path
 from ich_viewer.options import ViewOptions
-from ich_viewer.ui.extension import ViewerWindow
 from ich_viewer.ui.settings import app_settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ich_viewer.ui.main_window import MainWindow
 
 SHOWN_KEY = "first_run/guide_shown"
 """QSettings flag: the guide has been shown once (it then waits for Help > First-run guide)."""
@@ -62,7 +64,7 @@ def set_guide_shown(shown: bool = True) -> None:
 EXTENSION_NAME = "first_run"
 
 
-def action_keys(window: ViewerWindow) -> dict[str, str]:
+def action_keys(window: MainWindow) -> dict[str, str]:
     """The keys the guide names, read from the window's actions so the guide never lies."""
     keys = dict(DEFAULT_KEYS)
     for name in DEFAULT_KEYS:
@@ -77,7 +79,7 @@ def _swatch(colour: str) -> str:
             "&nbsp;&nbsp;&nbsp;</span>")
 
 
-def guide_html(window: ViewerWindow, two_columns: bool = False) -> str:
+def guide_html(window: MainWindow, two_columns: bool = False) -> str:
     """The guide's text (rich text for a QLabel); every key comes from ``action_keys``.
 
     ``two_columns`` puts the keys and limits beside the rest, so a 1366x768 screen needs no scrolling.
@@ -136,7 +138,7 @@ class FirstRunGuide(QWidget):
     the guide and does nothing else (so "N" does not also jump to a flagged slice).
     """
 
-    def __init__(self, window: ViewerWindow) -> None:
+    def __init__(self, window: MainWindow) -> None:
         host = window  # the whole window below the menu bar: room for two columns on a small screen
         super().__init__(host)
         self.setObjectName("first_run_guide")
@@ -153,15 +155,15 @@ class FirstRunGuide(QWidget):
         self.text.setWordWrap(True)
         self.text.setMargin(14)
         self.text.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.scroll = QScrollArea(self.card)
-        self.scroll.setWidgetResizable(False)  # _place sizes the text: QLabel's own guess misses tables
-        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.scroll.setStyleSheet("QScrollArea, QScrollArea > QWidget > QWidget { background: transparent; }")
-        self.scroll.setWidget(self.text)
+        self.scroll_area = QScrollArea(self.card)
+        self.scroll_area.setWidgetResizable(False)  # _place sizes the text: QLabel's own guess misses tables
+        self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll_area.setStyleSheet("QScrollArea, QScrollArea > QWidget > QWidget { background: transparent; }")
+        self.scroll_area.setWidget(self.text)
         layout = QVBoxLayout(self.card)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.scroll)
+        layout.addWidget(self.scroll_area)
         host.installEventFilter(self)
         self.hide()
 
@@ -171,7 +173,9 @@ class FirstRunGuide(QWidget):
         self.show()
         self.raise_()
         self.setFocus(Qt.FocusReason.OtherFocusReason)
-        QApplication.instance().installEventFilter(self)
+        app = QApplication.instance()
+        if app is not None:
+            app.installEventFilter(self)
         set_guide_shown(True)
 
     def dismiss(self) -> None:
@@ -196,7 +200,7 @@ class FirstRunGuide(QWidget):
         if not self.isVisible():
             return False
         if kind in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress) and self._in_window(watched):
-            if event.key() in MODIFIER_KEYS:
+            if isinstance(event, QKeyEvent) and event.key() in MODIFIER_KEYS:
                 return False
             if kind == QEvent.Type.ShortcutOverride:
                 event.accept()  # no window shortcut fires: the key press comes to us instead
@@ -239,7 +243,7 @@ class FirstRunGuide(QWidget):
         height = max(120, min(self.height() - 2 * margin, wanted + 2))
         text_width = width - 2
         if wanted + 2 > height:  # too tall for this screen: the text scrolls, next to a scroll bar
-            text_width -= self.scroll.verticalScrollBar().sizeHint().width()
+            text_width -= self.scroll_area.verticalScrollBar().sizeHint().width()
             wanted = self._text_height(text_width)
         self.text.setFixedSize(text_width, wanted)
         self.card.setGeometry((self.width() - width) // 2, max(margin, (self.height() - height) // 2), width, height)
@@ -248,7 +252,7 @@ class FirstRunGuide(QWidget):
 class DemoNotice(QToolBar):
     """A strip under the toolbar while the bundled demo is open: credit and training note."""
 
-    def __init__(self, window: ViewerWindow) -> None:
+    def __init__(self, window: MainWindow) -> None:
         super().__init__("Demo study notice", window)
         self.setObjectName("demo_notice")
         self.setMovable(False)
@@ -289,7 +293,7 @@ class DemoNotice(QToolBar):
 class FirstRun(QObject):
     """What ``attach_first_run`` hangs on the window as ``window.first_run``."""
 
-    def __init__(self, window: ViewerWindow) -> None:
+    def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
         self.guide = FirstRunGuide(window)
@@ -306,14 +310,14 @@ class FirstRun(QObject):
         self.notice.setVisible(demo.is_demo_study(study))
 
 
-def attach_first_run(window: ViewerWindow, options: ViewOptions | None = None) -> FirstRun:
+def attach_first_run(window: MainWindow, options: ViewOptions | None = None) -> FirstRun:
     """Extension: Help > First-run guide, and the demo notice strip."""
     first_run = FirstRun(window)
     window.extensions.add(EXTENSION_NAME, first_run)
     return first_run
 
 
-def first_start(window: ViewerWindow, options: ViewOptions) -> bool:
+def first_start(window: MainWindow, options: ViewOptions) -> bool:
     """On the very first start, show the guide and (when nothing else was asked) open the demo.
 
     Returns True when it opened a study itself (the caller then opens nothing).

@@ -117,6 +117,8 @@ def _open_demo(window: Any) -> str:
     from ich_viewer.smoke_test import check
 
     info = demo.demo_info()
+    check(info is not None, "the demo study is missing from this install")
+    assert info is not None
     window.open_demo("ct-ich")
 
     def shown() -> bool:
