@@ -68,9 +68,9 @@ class Receiver:
         request = event.request
         try:
             ds = event.dataset
-            sop_uid = str(ds.SOPInstanceUID)
-            study_uid, series_uid = str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)
-            ds_class = str(ds.SOPClassUID)
+            sop_uid, study_uid, series_uid, ds_class = (
+                str(ds.get(k, "") or "") for k in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID",
+                                                   "SOPClassUID"))
             image = is_image(ds)
         except Exception as exc:  # whatever a broken encoding raises
             return self._refuse(CANNOT_UNDERSTAND, peer, f"cannot decode the dataset: {type(exc).__name__}: {exc}")
