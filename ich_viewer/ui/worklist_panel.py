@@ -1,0 +1,421 @@
+"""The worklist in the window: what the DICOM node received, flagged studies on top.
+
+The panel reads the node's SQLite index (``node.worklist``) every second and redraws
+only when it changed, so it follows a node running in this window (the "Receive"
+toggle) or in another process (``ich-viewer serve`` on the same data folder) alike.
+Double-click opens a study from the node's store. Query/retrieve runs as a
+``TaskRunner`` task with a progress bar and Cancel. The node settings live in
+QSettings (``node/*``), the same values ``ich-viewer serve`` takes as flags.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
+    QLineEdit, QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from ich_viewer.node.config import AllowRule, ConfigError, NodeConfig, Peer
+from ich_viewer.node.pipeline import Analyser
+from ich_viewer.node.scp import Receiver, StorageNode
+from ich_viewer.node.store import Store
+from ich_viewer.node.worklist import StudyEntry, Worklist
+from ich_viewer.paths import data_dir
+from ich_viewer.tasks import TaskState
+from ich_viewer.ui.extension import ViewerWindow
+from ich_viewer.ui.settings import app_settings
+from ich_viewer.ui.tasks import TaskRunner
+
+log = logging.getLogger(__name__)
+
+EXTENSION_NAME = "worklist"
+COLUMNS = ("Status", "Suspected", "Patient", "Study date", "Description", "Images", "Arrived")
+POLL_MS = 1000
+STATUS_TEXT = {"receiving": "Receiving…", "analysing": "Analysing…", "flagged": "FLAGGED",
+               "negative": "Nothing flagged", "failed": "Failed"}
+FLAG_COLOUR = QColor(150, 30, 30)
+AnalyserFactory = Callable[[Peer | None, str], Analyser | None]
+"""(send-to peer, our AE title) -> the analyser a node started from the window uses."""
+
+
+def node_settings() -> dict[str, Any]:
+    """The node's settings as stored (defaults as ``ich-viewer serve``'s)."""
+    s = app_settings()
+    allow = s.value("node/allow", "")
+    return {
+        "port": int(s.value("node/port", 11112)), "ae_title": str(s.value("node/ae_title", "ICHVIEWER")),
+        "allow": str(allow or ""), "data": str(s.value("node/data", "") or ""),
+        "quiet": float(s.value("node/quiet", 5.0)), "send_to": str(s.value("node/send_to", "") or ""),
+        "pacs": str(s.value("node/pacs", "") or ""),
+    }
+
+
+def save_node_settings(values: dict[str, Any]) -> None:
+    s = app_settings()
+    for key, value in values.items():
+        s.setValue(f"node/{key}", value)
+    s.sync()
+
+
+def config_from_settings(values: dict[str, Any]) -> NodeConfig:
+    """Raises ``ConfigError`` naming the bad value."""
+    return NodeConfig(
+        data_dir=Path(values["data"]) if values["data"] else data_dir(), port=int(values["port"]),
+        ae_title=values["ae_title"], quiet_s=float(values["quiet"]),
+        allow=tuple(AllowRule.parse(rule) for rule in values["allow"].split() if rule),
+        send_to=Peer.parse(values["send_to"]) if values["send_to"] else None,
+    )
+
+
+class WorklistPanel(QWidget):
+    """Toggle, state line, table, query/retrieve controls."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.receive_button = QPushButton("Receive")
+        self.receive_button.setCheckable(True)
+        self.receive_button.setObjectName("worklist_receive")
+        self.settings_button = QPushButton("Settings…")
+        self.query_button = QPushButton("Query PACS…")
+        self.state = QLabel("Node stopped.")
+        self.state.setWordWrap(True)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setObjectName("worklist_table")
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.progress = QProgressBar()
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.hide()
+        top = QHBoxLayout()
+        for w in (self.receive_button, self.settings_button, self.query_button):
+            top.addWidget(w)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.progress, 1)
+        bottom.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.state)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(bottom)
+
+    def show_entries(self, entries: list[StudyEntry]) -> None:
+        self.table.setRowCount(len(entries))
+        for row, e in enumerate(entries):
+            suspected = ", ".join(e.suspected) if e.status == "flagged" else (e.reason if e.status == "failed" else "")
+            patient = " ".join(p for p in (e.patient_name.replace("^", " "), f"({e.patient_id})" if e.patient_id else "") if p)
+            values = (STATUS_TEXT.get(e.status, e.status), suspected, patient, _date(e.study_date), e.description,
+                      str(e.instances), time.strftime("%H:%M:%S", time.localtime(e.received_at)))
+            for column, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                item.setData(Qt.ItemDataRole.UserRole, e.study_instance_uid)
+                if e.flagged:
+                    item.setBackground(FLAG_COLOUR)
+                    item.setForeground(QColor("white"))
+                font = item.font()
+                font.setBold(e.review == "unread")
+                item.setFont(font)
+                if column == 1 and e.status == "failed":
+                    item.setToolTip(e.reason)
+                self.table.setItem(row, column, item)
+
+
+def _date(value: str) -> str:
+    return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 and value.isdigit() else value
+
+
+class WorklistController(QObject):
+    """Owns the node started from the window, the polling and the retrieve task."""
+
+    def __init__(self, window: ViewerWindow, analyser_factory: AnalyserFactory) -> None:
+        super().__init__(window)  # type: ignore[arg-type]
+        self.window = window
+        self.analyser_factory = analyser_factory
+        self.panel = WorklistPanel()
+        self.node: StorageNode | None = None
+        self._worklist: Worklist | None = None
+        self._worklist_path: Path | None = None
+        self._version: object = None
+        self.entries: list[StudyEntry] = []
+        self.retrieve = TaskRunner(self)
+        self.timer = QTimer(self)
+        self.timer.setInterval(POLL_MS)
+        self.timer.timeout.connect(self.refresh)
+        self.panel.receive_button.toggled.connect(self.set_receiving)
+        self.panel.settings_button.clicked.connect(self.edit_settings)
+        self.panel.query_button.clicked.connect(self.query_dialog)
+        self.panel.table.cellDoubleClicked.connect(self._open_row)
+        self.panel.cancel_button.clicked.connect(self.retrieve.cancel)
+        self.retrieve.progress.connect(self._on_progress)
+        self.retrieve.done.connect(self._on_retrieved)
+        self.retrieve.failed.connect(self._on_retrieve_failed)
+        window.installEventFilter(self)
+        self.timer.start()
+        self.refresh()
+
+    # -- the index -------------------------------------------------------------------
+    def worklist(self) -> Worklist:
+        path = self.config_path()
+        if self._worklist is None or self._worklist_path != path:
+            if self._worklist is not None:
+                self._worklist.close()
+            self._worklist, self._worklist_path, self._version = Worklist(path), path, None
+        return self._worklist
+
+    def config_path(self) -> Path:
+        values = node_settings()
+        return (Path(values["data"]) if values["data"] else data_dir()) / "node" / "worklist.sqlite"
+
+    def refresh(self) -> None:
+        """Redraw when the index changed (a node here or in another process wrote to it)."""
+        try:
+            worklist = self.worklist()
+            version = worklist.version()
+            if version == self._version:
+                return
+            self._version = version
+            self.entries = worklist.entries()
+        except Exception as exc:  # a locked or unreadable index must not break the window
+            self.panel.state.setText(f"Worklist unavailable: {exc}")
+            return
+        self.panel.show_entries(self.entries)
+        self._update_state()
+
+    def _update_state(self) -> None:
+        flagged = sum(e.flagged for e in self.entries)
+        counts = f"{len(self.entries)} studies, {flagged} flagged"
+        if self.node is not None:
+            cfg = self.node.config
+            self.panel.state.setText(f"Receiving as {cfg.ae_title} on port {self.node.port}. {counts}.")
+        else:
+            self.panel.state.setText(f"Node stopped. {counts}.")
+
+    # -- the node ----------------------------------------------------------------------
+    def set_receiving(self, on: bool) -> None:
+        if on and self.node is None:
+            try:
+                config = config_from_settings(node_settings())
+                node = StorageNode(config, self.analyser_factory(config.send_to, config.ae_title))
+                node.start()
+            except (ConfigError, OSError) as exc:
+                self.window.show_error("Cannot start the DICOM node", str(exc))
+                self.panel.receive_button.setChecked(False)
+                return
+            self.node = node
+            self.window.show_status(f"DICOM node {config.ae_title} listening on port {node.port}", 5000)
+        elif not on and self.node is not None:
+            self.node.stop()
+            self.node = None
+        self._update_state()
+
+    def edit_settings(self) -> None:
+        dialog = NodeSettingsDialog(node_settings(), self.panel)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            values = dialog.values()
+            try:
+                config_from_settings(values)
+            except ConfigError as exc:
+                self.window.show_error("Node settings", str(exc))
+                return
+            save_node_settings(values)
+            if self.node is not None:  # restart with the new settings
+                self.set_receiving(False)
+                self.panel.receive_button.setChecked(False)
+                self.panel.receive_button.setChecked(True)
+            self.refresh()
+
+    # -- opening -----------------------------------------------------------------------
+    def _open_row(self, row: int, _column: int) -> None:
+        item = self.panel.table.item(row, 0)
+        if item is None:
+            return
+        uid = item.data(Qt.ItemDataRole.UserRole)
+        entry = next((e for e in self.entries if e.study_instance_uid == uid), None)
+        if entry is None:
+            return
+        self.worklist().set_review(uid, "read")
+        self.window.open_path(entry.folder)
+
+    # -- query / retrieve ----------------------------------------------------------------
+    def query_dialog(self) -> None:
+        dialog = QueryDialog(self, self.panel)
+        dialog.exec()
+
+    def start_retrieve(self, peer: Peer, study_uid: str, ae_title: str) -> None:
+        root = self.config_path().parent
+        worklist_path = self.config_path()
+
+        def task(state: TaskState) -> int:
+            worklist = Worklist(worklist_path)  # this thread's own connection
+            try:
+                from ich_viewer.node.scu import retrieve_study
+
+                return retrieve_study(peer, study_uid, Receiver(Store(root), worklist), state, calling=ae_title)
+            finally:
+                worklist.close()
+
+        self.panel.progress.setRange(0, 0)
+        self.panel.progress.show()
+        self.panel.cancel_button.show()
+        self.window.show_status(f"Retrieving {study_uid} from {peer} …", 5000)
+        self.retrieve.start(task)
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.panel.progress.setRange(0, max(total, 1))
+        self.panel.progress.setValue(done)
+
+    def _retrieve_finished(self) -> None:
+        self.panel.progress.hide()
+        self.panel.cancel_button.hide()
+        self.refresh()
+
+    def _on_retrieved(self, count: object) -> None:
+        self._retrieve_finished()
+        self.window.show_status(f"Retrieved {count} instance(s) into the worklist", 8000)
+
+    def _on_retrieve_failed(self, text: str) -> None:
+        self._retrieve_finished()
+        self.window.show_error("Retrieve failed", text)
+
+    # -- closing -------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        self.timer.stop()
+        self.retrieve.shutdown(10.0)
+        if self.node is not None:
+            self.node.stop()
+            self.node = None
+        if self._worklist is not None:
+            self._worklist.close()
+            self._worklist = None
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if watched is self.window and event.type() == QEvent.Type.Close:
+            self.shutdown()
+        return False
+
+
+class NodeSettingsDialog(QDialog):
+    """AE title, port, allowed peers, data folder, quiet time, where results go."""
+
+    def __init__(self, values: dict[str, Any], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("DICOM node settings")
+        self.port = QSpinBox()
+        self.port.setRange(1, 65535)
+        self.port.setValue(int(values["port"]))
+        self.ae_title = QLineEdit(values["ae_title"])
+        self.allow = QLineEdit(values["allow"])
+        self.allow.setPlaceholderText("AE@HOST … (empty: any AE from this machine only)")
+        self.data = QLineEdit(values["data"])
+        self.data.setPlaceholderText(str(data_dir()))
+        self.quiet = QDoubleSpinBox()
+        self.quiet.setRange(0.0, 600.0)
+        self.quiet.setValue(float(values["quiet"]))
+        self.send_to = QLineEdit(values["send_to"])
+        self.send_to.setPlaceholderText("AE@HOST:PORT (empty: do not send results)")
+        self.pacs = QLineEdit(values["pacs"])
+        self.pacs.setPlaceholderText("AE@HOST:PORT to query")
+        form = QFormLayout(self)
+        for label, widget in (("AE title", self.ae_title), ("Port", self.port), ("Allowed peers", self.allow),
+                              ("Data folder", self.data), ("Quiet time (s)", self.quiet),
+                              ("Send results to", self.send_to), ("PACS to query", self.pacs)):
+            form.addRow(label, widget)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def values(self) -> dict[str, Any]:
+        return {"port": self.port.value(), "ae_title": self.ae_title.text().strip(), "allow": self.allow.text().strip(),
+                "data": self.data.text().strip(), "quiet": self.quiet.value(), "send_to": self.send_to.text().strip(),
+                "pacs": self.pacs.text().strip()}
+
+
+class QueryDialog(QDialog):
+    """C-FIND on the configured PACS; "Retrieve" C-GETs the chosen study into the worklist."""
+
+    def __init__(self, controller: WorklistController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.setWindowTitle("Query PACS")
+        values = node_settings()
+        self.ae_title = values["ae_title"]
+        self.peer = QLineEdit(values["pacs"])
+        self.peer.setPlaceholderText("AE@HOST:PORT")
+        self.patient_name = QLineEdit()
+        self.patient_id = QLineEdit()
+        self.dates = QLineEdit()
+        self.dates.setPlaceholderText("YYYYMMDD or YYYYMMDD-YYYYMMDD")
+        self.description = QLineEdit()
+        self.search = QPushButton("Search")
+        self.results = QTableWidget(0, 4)
+        self.results.setHorizontalHeaderLabels(("Patient", "Date", "Description", "Study UID"))
+        self.results.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.results.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.message = QLabel("")
+        self.retrieve_button = QPushButton("Retrieve")
+        form = QFormLayout(self)
+        for label, widget in (("PACS", self.peer), ("Patient name", self.patient_name), ("Patient ID", self.patient_id),
+                              ("Dates", self.dates), ("Description", self.description)):
+            form.addRow(label, widget)
+        form.addRow(self.search)
+        form.addRow(self.results)
+        form.addRow(self.message)
+        form.addRow(self.retrieve_button)
+        self.search.clicked.connect(self.run_search)
+        self.retrieve_button.clicked.connect(self.run_retrieve)
+
+    def run_search(self) -> None:
+        """C-FIND is one short round trip; it runs here, and a failure says the remote status."""
+        from ich_viewer.node.scu import RemoteError, StudyQuery, find_studies
+
+        start, _, end = self.dates.text().strip().partition("-")
+        try:
+            peer = Peer.parse(self.peer.text().strip())
+            found = find_studies(peer, StudyQuery(
+                patient_name=self.patient_name.text().strip(), patient_id=self.patient_id.text().strip(),
+                date_from=start, date_to=end or start, description=self.description.text().strip()),
+                calling=self.ae_title)
+        except (RemoteError, ConfigError) as exc:
+            self.message.setText(str(exc))
+            return
+        save_node_settings({"pacs": self.peer.text().strip()})
+        self.results.setRowCount(len(found))
+        for row, study in enumerate(found):
+            for column, key in enumerate(("PatientID", "StudyDate", "StudyDescription", "StudyInstanceUID")):
+                self.results.setItem(row, column, QTableWidgetItem(study[key]))
+        self.message.setText(f"{len(found)} studies found.")
+
+    def run_retrieve(self) -> None:
+        row = self.results.currentRow()
+        item = self.results.item(row, 3) if row >= 0 else None
+        if item is None:
+            self.message.setText("Choose a study first.")
+            return
+        try:
+            peer = Peer.parse(self.peer.text().strip())
+        except ConfigError as exc:
+            self.message.setText(str(exc))
+            return
+        self.controller.start_retrieve(peer, item.text(), self.ae_title)
+        self.accept()
+
+
+def attach_worklist_panel(window: ViewerWindow, analyser_factory: AnalyserFactory) -> WorklistController:
+    """Add the worklist dock (called by ``commands.node.attach_worklist``, listed in ``EXTENSIONS``)."""
+    controller = WorklistController(window, analyser_factory)
+    window.add_side_panel(controller.panel, "Worklist")
+    window.extensions.add(EXTENSION_NAME, controller)
+    return controller
