@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any, Callable
 
 from ich_viewer.options import OPTIONS, from_namespace
 
@@ -131,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("serve", "worklist", "query", "retrieve", "send"):
         from ich_viewer.commands import node
 
-        runner = {"serve": node.run_serve, "worklist": node.run_worklist, "query": node.run_query,
-                  "retrieve": node.run_retrieve, "send": node.run_send}[args.command]
+        runners: dict[str, Callable[[Any], int]] = {
+            "serve": node.run_serve, "worklist": node.run_worklist, "query": node.run_query,
+            "retrieve": node.run_retrieve, "send": node.run_send}
+        runner = runners[args.command]
         return int(runner(options))
     raise AssertionError(args.command)
 

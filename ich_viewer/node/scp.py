@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
@@ -145,9 +145,9 @@ class StorageNode:
         ae.acse_timeout = 30
         ae.dimse_timeout = 60
         for context in AllStoragePresentationContexts:
-            ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+            ae.add_supported_context(str(context.abstract_syntax), ALL_TRANSFER_SYNTAXES)
         ae.add_supported_context(Verification)
-        handlers = [
+        handlers: list[Any] = [
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self.receiver.on_store),
@@ -202,7 +202,7 @@ class StorageNode:
 
 def _encode(event: Any) -> bytes:
     """The received instance as a DICOM file (preamble, meta, the dataset's bytes as sent)."""
-    buffer = BytesIO()
+    buffer = DicomBytesIO()
     buffer.write(b"\x00" * 128 + b"DICM")
     meta: FileMetaDataset = event.file_meta
     write_file_meta_info(buffer, meta, enforce_standard=True)

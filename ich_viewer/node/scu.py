@@ -132,8 +132,8 @@ def retrieve_study(peer: Peer, study_uid: str, receiver: Receiver, state: TaskSt
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
     roles = []
     for context in StoragePresentationContexts[:120]:  # 128 contexts at most in one association
-        ae.add_requested_context(context.abstract_syntax)
-        roles.append(build_role(context.abstract_syntax, scp_role=True))
+        ae.add_requested_context(str(context.abstract_syntax))
+        roles.append(build_role(str(context.abstract_syntax), scp_role=True))
     source = f"{peer.ae_title}@{peer.host} (C-GET)"
     assoc = _associate(ae, peer, ext_neg=roles,
                        evt_handlers=[(evt.EVT_C_STORE, receiver.on_store, [source])])

@@ -49,9 +49,9 @@ def node_settings() -> dict[str, Any]:
     s = app_settings()
     allow = s.value("node/allow", "")
     return {
-        "port": int(s.value("node/port", 11112)), "ae_title": str(s.value("node/ae_title", "ICHVIEWER")),
+        "port": int(str(s.value("node/port", 11112))), "ae_title": str(s.value("node/ae_title", "ICHVIEWER")),
         "allow": str(allow or ""), "data": str(s.value("node/data", "") or ""),
-        "quiet": float(s.value("node/quiet", 5.0)), "send_to": str(s.value("node/send_to", "") or ""),
+        "quiet": float(str(s.value("node/quiet", 5.0))), "send_to": str(s.value("node/send_to", "") or ""),
         "pacs": str(s.value("node/pacs", "") or ""),
     }
 
