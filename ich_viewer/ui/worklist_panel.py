@@ -17,7 +17,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
+    QAbstractItemView, QDialog, QDialogButtonBox, QDockWidget, QDoubleSpinBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
     QLineEdit, QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
@@ -26,6 +26,7 @@ from ich_viewer.node.pipeline import Analyser
 from ich_viewer.node.scp import Receiver, StorageNode
 from ich_viewer.node.store import Store
 from ich_viewer.node.worklist import StudyEntry, Worklist
+from ich_viewer.imaging.palette import SHORT_NAMES
 from ich_viewer.paths import data_dir
 from ich_viewer.tasks import TaskState
 from ich_viewer.ui.extension import ViewerWindow
@@ -35,7 +36,7 @@ from ich_viewer.ui.tasks import TaskRunner
 log = logging.getLogger(__name__)
 
 EXTENSION_NAME = "worklist"
-COLUMNS = ("Status", "Suspected", "Patient", "Study date", "Description", "Images", "Arrived")
+COLUMNS = ("Status", "Suspected", "Patient", "Study date", "Description", "Images", "Arrived", "From")
 POLL_MS = 1000
 STATUS_TEXT = {"receiving": "Receiving…", "analysing": "Analysing…", "flagged": "FLAGGED",
                "negative": "Nothing flagged", "failed": "Failed"}
@@ -114,10 +115,11 @@ class WorklistPanel(QWidget):
     def show_entries(self, entries: list[StudyEntry]) -> None:
         self.table.setRowCount(len(entries))
         for row, e in enumerate(entries):
-            suspected = ", ".join(e.suspected) if e.status == "flagged" else (e.reason if e.status == "failed" else "")
+            suspected = (" ".join(SHORT_NAMES.get(label, label) for label in e.suspected) if e.status == "flagged"
+                         else (e.reason if e.status == "failed" else ""))
             patient = " ".join(p for p in (e.patient_name.replace("^", " "), f"({e.patient_id})" if e.patient_id else "") if p)
             values = (STATUS_TEXT.get(e.status, e.status), suspected, patient, _date(e.study_date), e.description,
-                      str(e.instances), time.strftime("%H:%M:%S", time.localtime(e.received_at)))
+                      str(e.instances), time.strftime("%H:%M:%S", time.localtime(e.received_at)), e.source)
             for column, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 item.setData(Qt.ItemDataRole.UserRole, e.study_instance_uid)
@@ -127,8 +129,8 @@ class WorklistPanel(QWidget):
                 font = item.font()
                 font.setBold(e.review == "unread")
                 item.setFont(font)
-                if column == 1 and e.status == "failed":
-                    item.setToolTip(e.reason)
+                if column == 1:
+                    item.setToolTip(e.reason if e.status == "failed" else ", ".join(e.suspected))
                 self.table.setItem(row, column, item)
 
 
@@ -145,6 +147,7 @@ class WorklistController(QObject):
         self.analyser_factory = analyser_factory
         self.panel = WorklistPanel()
         self.node: StorageNode | None = None
+        self.dock: QDockWidget | None = None
         self._worklist: Worklist | None = None
         self._worklist_path: Path | None = None
         self._version: object = None
@@ -192,6 +195,12 @@ class WorklistController(QObject):
             return
         self.panel.show_entries(self.entries)
         self._update_state()
+
+    def show_panel(self) -> None:
+        """Bring the worklist tab to the front (it shares the right side with other panels)."""
+        if self.dock is not None:
+            self.dock.show()
+            self.dock.raise_()
 
     def _update_state(self) -> None:
         flagged = sum(e.flagged for e in self.entries)
@@ -416,6 +425,6 @@ class QueryDialog(QDialog):
 def attach_worklist_panel(window: ViewerWindow, analyser_factory: AnalyserFactory) -> WorklistController:
     """Add the worklist dock (called by ``commands.node.attach_worklist``, listed in ``EXTENSIONS``)."""
     controller = WorklistController(window, analyser_factory)
-    window.add_side_panel(controller.panel, "Worklist")
+    controller.dock = window.add_side_panel(controller.panel, "Worklist")
     window.extensions.add(EXTENSION_NAME, controller)
     return controller
