@@ -28,36 +28,10 @@ from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[at
 
 from ich_viewer.node.config import AllowRule, NodeConfig, Peer
 from ich_viewer.node.scp import StorageNode
-from orthanc_helpers import Orthanc, orthanc_binary
+from node_fixtures import _ensure, pacs, storescu  # noqa: F401 (fixtures)
 
 SLICES = 10
 FINAL = ("flagged", "negative", "failed")
-
-
-def _ensure(binary: str, package: str) -> str | None:
-    """The tool's path; installs the Debian package when missing and running as root."""
-    if shutil.which(binary) or Path(f"/usr/sbin/{binary}").exists():
-        return shutil.which(binary) or f"/usr/sbin/{binary}"
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "-q", package], capture_output=True, timeout=600,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-    return shutil.which(binary) or (f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists() else None)
-
-
-@pytest.fixture(scope="module")
-def pacs(tmp_path_factory):
-    if _ensure("Orthanc", "orthanc") is None or orthanc_binary() is None:
-        pytest.skip("Orthanc is not installed and cannot be installed here (apt-get install orthanc)")
-    with Orthanc(tmp_path_factory.mktemp("orthanc")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def storescu():
-    path = _ensure("storescu", "dcmtk")
-    if path is None:
-        pytest.skip("DCMTK is not installed and cannot be installed here (apt-get install dcmtk)")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -208,7 +182,7 @@ def test_duplicates_stored_once_and_two_associations_make_one_study(make_node, s
 
 # -- bad input -------------------------------------------------------------------------------
 def test_unknown_peers_are_rejected_and_echo_answers_the_allowed(make_node, tmp_path):
-    echoscu = _ensure("echoscu", "dcmtk")
+    echoscu = _ensure("echoscu", "dcmtk") or pytest.skip("DCMTK (echoscu) is not installed and cannot be installed here")
     node = make_node(allow=(AllowRule.parse("ORTHANC@127.0.0.1"), AllowRule.parse("FARAWAY@10.255.0.1")))
     ok = subprocess.run([echoscu, "-aet", "ORTHANC", "-aec", "ICHVIEWER", "127.0.0.1", str(node.port)],
                         capture_output=True, text=True, timeout=30)
@@ -366,3 +340,63 @@ def test_serve_command_receives_and_stops_cleanly(tmp_path, study_files, storesc
         rest = server.communicate(timeout=30)[0]
     assert server.returncode == 0, rest
     assert "stopped" in rest
+
+
+def test_store_full_refuses_with_out_of_resources_and_leaves_nothing(tmp_path, study_files, storescu, monkeypatch):
+    """A node whose writes hit a size limit (RLIMIT_FSIZE: EFBIG, the same path as ENOSPC) answers
+    0xA700, leaves no partial file, says so, and stores again once an instance fits."""
+    import resource
+    import signal
+
+    from ich_viewer.phantom.study import write_phantom_study
+    from orthanc_helpers import free_port
+
+    big = sorted(write_phantom_study(tmp_path / "big", seed=17, subtypes=[], n_slices=2, matrix=512).rglob("*.dcm"))
+    small = study_files(18)[:1]
+    limit = 200_000
+    assert big[0].stat().st_size > limit > small[0].stat().st_size
+
+    def limit_file_size() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    port, data = free_port(), tmp_path / "data"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    server = subprocess.Popen([sys.executable, "-m", "ich_viewer", "serve", "--port", str(port), "--data", str(data),
+                               "--quiet", "60"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                              preexec_fn=limit_file_size)
+    try:
+        line = server.stdout.readline()
+        while line and "listening as" not in line:
+            line = server.stdout.readline()
+        assert "listening as" in line
+        ae = scu("SCANNER")
+        assoc = ae.associate("127.0.0.1", port, ae_title="ICHVIEWER")
+        assert assoc.send_c_store(dcmread(big[0])).Status == 0xA700
+        assert assoc.send_c_store(dcmread(small[0])).Status == 0x0000, "the node keeps serving"
+        assoc.release()
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0]
+    assert "store full" in output and "0xA700" in output
+    assert list((data / "node" / "incoming").iterdir()) == [], "no partial file left behind"
+    assert len(list((data / "node" / "studies").rglob("*.dcm"))) == 1
+
+
+def test_query_and_retrieve_from_the_command_line(pacs, study_files, tmp_path, flagging_model_dir, capsys):
+    """``ich-viewer query`` finds the study, ``retrieve`` stores and analyses it, ``worklist`` lists it."""
+    from ich_viewer.cli import main
+
+    pacs.upload(study_files(19))
+    assert main(["query", pacs.peer, "--patient-id", "PHANTOM-19", "--date", "19000101-29991231", "--json"]) == 0
+    [found] = json.loads(capsys.readouterr().out)
+    data = str(tmp_path / "data")
+    assert main(["retrieve", pacs.peer, found["StudyInstanceUID"], "--data", data, "--device", "cpu",
+                 "--model-dir", str(flagging_model_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"retrieved {SLICES} instance(s)" in out and "flagged" in out
+    assert main(["worklist", "--json", "--data", data]) == 0
+    [entry] = json.loads(capsys.readouterr().out)
+    assert entry["status"] == "flagged" and entry["analyses"] == 1 and entry["instances"] == SLICES
+    assert main(["query", "NOBODY@127.0.0.1:1"]) == 1
+    assert "cannot reach" in capsys.readouterr().err

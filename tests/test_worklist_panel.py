@@ -10,6 +10,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 
 from ich_viewer.options import ViewOptions
+from node_fixtures import pacs  # noqa: F401 (fixture)
 from orthanc_helpers import free_port
 
 WORKLIST_EXTENSION = "ich_viewer.commands.node:attach_worklist"
@@ -90,3 +91,36 @@ def test_worklist_panel_follows_a_node_in_another_process_order(make_window, qtb
     assert [table.item(r, 0).text() for r in range(3)] == ["FLAGGED", "Failed", "Nothing flagged"]
     assert table.item(1, 1).text() == "no image series"
     worklist.close()
+
+
+def test_query_dialog_and_retrieve_from_orthanc_with_progress(make_window, qtbot, node_settings_for_test, pacs,
+                                                              tmp_path):
+    """Query PACS… finds the study on a real Orthanc; Retrieve runs as a task, then the study is
+    analysed (no node running) and listed; double-click opens it."""
+    from ich_viewer.phantom.study import write_phantom_study
+    from ich_viewer.ui.worklist_panel import EXTENSION_NAME, QueryDialog, WorklistController
+
+    files = sorted(write_phantom_study(tmp_path / "q", seed=33, subtypes=["epidural"], n_slices=8, matrix=128)
+                   .rglob("*.dcm"))
+    pacs.upload(files)
+    window = make_window(ViewOptions(device="cpu"), extensions=[WORKLIST_EXTENSION])
+    controller = window.extensions.get(EXTENSION_NAME, WorklistController)
+    dialog = QueryDialog(controller, controller.panel)
+    dialog.peer.setText(pacs.peer)
+    dialog.patient_id.setText("PHANTOM-33")
+    dialog.run_search()
+    assert dialog.results.rowCount() == 1 and dialog.message.text() == "1 studies found."
+    dialog.results.selectRow(0)
+    dialog.run_retrieve()
+    assert controller.panel.progress.isVisible() or not controller.retrieve.is_idle() or controller.entries
+    qtbot.waitUntil(lambda: controller.retrieve.is_idle() and not controller.panel.progress.isVisible(), timeout=60000)
+    qtbot.waitUntil(lambda: controller.panel.table.rowCount() == 1, timeout=3000)
+    assert controller.panel.table.item(0, 0).text() == "FLAGGED"
+    assert controller.entries[0].source.endswith("(C-GET)")
+    controller.panel.table.cellDoubleClicked.emit(0, 0)
+    qtbot.waitUntil(lambda: window.current_study() is not None, timeout=20000)
+    assert len(window.current_series()) == 8
+
+    dialog.peer.setText("NOBODY@127.0.0.1:1")
+    dialog.run_search()
+    assert "cannot reach" in dialog.message.text()

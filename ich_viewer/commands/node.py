@@ -219,11 +219,10 @@ def run_retrieve(options: RetrieveOptions) -> int:
             return EXIT_OK
         pipeline = Pipeline(worklist, store, StoreAnalyser(options.model_dir, options.device), quiet_s=0)
         for uid in options.study_uid:
-            entry = worklist.take_due(0.0) if worklist.get(uid) else None
-            while entry is not None:
-                outcome = pipeline.analyse(entry.study_instance_uid, Path(entry.folder), entry.last_received_at)
-                print(f"{entry.study_instance_uid}: {outcome.status} {', '.join(outcome.suspected)} {outcome.reason}")
-                entry = worklist.take_due(0.0)
+            entry = worklist.take(uid)
+            if entry is not None:
+                outcome = pipeline.analyse(uid, Path(entry.folder), entry.last_received_at)
+                print(f"{uid}: {outcome.status} {', '.join(outcome.suspected)} {outcome.reason}".rstrip())
     except (RemoteError, ConfigError) as exc:
         print(f"ich-viewer retrieve: {exc}", file=sys.stderr)
         return EXIT_FAILED

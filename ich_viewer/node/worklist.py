@@ -166,6 +166,14 @@ class Worklist:
         entry = self.get(row["study_uid"])
         return entry
 
+    def take(self, study_uid: str) -> StudyEntry | None:
+        """This study, marked "analysing" when it was "receiving" (None otherwise): analyse it now."""
+        with self._tx() as db:
+            if db.execute("UPDATE studies SET status='analysing', analyses=analyses+1"
+                          " WHERE study_uid=? AND status='receiving'", (study_uid,)).rowcount != 1:
+                return None
+        return self.get(study_uid)
+
     def finish(self, study_uid: str, status: str, *, suspected: list[str] | None = None, flagged_slices: int = 0,
                reason: str = "", now: float | None = None) -> bool:
         """Store an analysis result; False when the study changed meanwhile (it will run again)."""

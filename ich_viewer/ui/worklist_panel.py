@@ -263,15 +263,25 @@ class WorklistController(QObject):
         dialog.exec()
 
     def start_retrieve(self, peer: Peer, study_uid: str, ae_title: str) -> None:
-        root = self.config_path().parent
+        """C-GET into the store; without a running node the study is analysed right after
+        (the same ``Pipeline.analyse`` the node uses), so it never waits as "receiving"."""
         worklist_path = self.config_path()
+        root = worklist_path.parent
+        analyser = None if self.node is not None else self.analyser_factory(None, ae_title)
 
         def task(state: TaskState) -> int:
-            worklist = Worklist(worklist_path)  # this thread's own connection
-            try:
-                from ich_viewer.node.scu import retrieve_study
+            from ich_viewer.node.pipeline import Pipeline
+            from ich_viewer.node.scu import retrieve_study
 
-                return retrieve_study(peer, study_uid, Receiver(Store(root), worklist), state, calling=ae_title)
+            worklist, store = Worklist(worklist_path), Store(root)  # this thread's own connection
+            try:
+                count = retrieve_study(peer, study_uid, Receiver(store, worklist), state, calling=ae_title)
+                taken = worklist.take(study_uid) if analyser is not None and not state.cancelled() else None
+                if analyser is not None and taken is not None:
+                    state.set_status("Analysing the retrieved study …")
+                    Pipeline(worklist, store, analyser, quiet_s=0).analyse(
+                        study_uid, Path(taken.folder), taken.last_received_at)
+                return count
             finally:
                 worklist.close()
 
