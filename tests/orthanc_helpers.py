@@ -127,7 +127,6 @@ class Orthanc:
         return self.post_json(f"/modalities/{modality}/store", {"Resources": [study_id], "Synchronous": True})
 
     def find_study(self, study_uid: str) -> str | None:
-        found = self.post_json("/tools/lookup", None) if False else self.request(
-            "POST", "/tools/lookup", study_uid.encode(), "text/plain")
+        found = self.request("POST", "/tools/lookup", study_uid.encode(), "text/plain")
         studies = [f["ID"] for f in found if f["Type"] == "Study"]
         return studies[0] if studies else None

@@ -96,7 +96,7 @@ def test_worklist_panel_follows_a_node_in_another_process_order(make_window, qtb
 def test_query_dialog_and_retrieve_from_orthanc_with_progress(make_window, qtbot, node_settings_for_test, pacs,
                                                               tmp_path):
     """Query PACS… finds the study on a real Orthanc; Retrieve runs as a task, then the study is
-    analysed (no node running) and listed; double-click opens it."""
+    analysed (no node running) and listed; double-click opens it; its results are sent back."""
     from ich_viewer.phantom.study import write_phantom_study
     from ich_viewer.ui.worklist_panel import EXTENSION_NAME, QueryDialog, WorklistController
 
@@ -120,6 +120,17 @@ def test_query_dialog_and_retrieve_from_orthanc_with_progress(make_window, qtbot
     controller.panel.table.cellDoubleClicked.emit(0, 0)
     qtbot.waitUntil(lambda: window.current_study() is not None, timeout=20000)
     assert len(window.current_series()) == 8
+
+    # the SR, key images and KOS go back to Orthanc, into the same study
+    from ich_viewer.ui.worklist_panel import save_node_settings
+
+    save_node_settings({"send_to": pacs.peer})
+    controller.panel.table.selectRow(0)
+    controller.panel.send_button.click()
+    qtbot.waitUntil(lambda: controller.sending.is_idle(), timeout=30000)
+    study_id = pacs.find_study(controller.entries[0].study_instance_uid)
+    modalities = {s["MainDicomTags"].get("Modality") for s in pacs.get(f"/studies/{study_id}/series")}
+    assert {"CT", "SR", "KO"} <= modalities
 
     dialog.peer.setText("NOBODY@127.0.0.1:1")
     dialog.run_search()

@@ -84,6 +84,9 @@ class WorklistPanel(QWidget):
         self.receive_button.setObjectName("worklist_receive")
         self.settings_button = QPushButton("Settings…")
         self.query_button = QPushButton("Query PACS…")
+        self.send_button = QPushButton("Send results")
+        self.send_button.setToolTip("C-STORE the selected study's SR, key images and KOS to the "
+                                    "'Send results to' destination (else the PACS) of the settings")
         self.state = QLabel("Node stopped.")
         self.state.setWordWrap(True)
         self.table = QTableWidget(0, len(COLUMNS))
@@ -101,7 +104,7 @@ class WorklistPanel(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.hide()
         top = QHBoxLayout()
-        for w in (self.receive_button, self.settings_button, self.query_button):
+        for w in (self.receive_button, self.settings_button, self.query_button, self.send_button):
             top.addWidget(w)
         bottom = QHBoxLayout()
         bottom.addWidget(self.progress, 1)
@@ -153,12 +156,16 @@ class WorklistController(QObject):
         self._version: object = None
         self.entries: list[StudyEntry] = []
         self.retrieve = TaskRunner(self)
+        self.sending = TaskRunner(self)
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.refresh)
         self.panel.receive_button.toggled.connect(self.set_receiving)
         self.panel.settings_button.clicked.connect(self.edit_settings)
         self.panel.query_button.clicked.connect(self.query_dialog)
+        self.panel.send_button.clicked.connect(self.send_selected)
+        self.sending.done.connect(lambda n: self.window.show_status(f"Sent {n} result object(s)", 8000))
+        self.sending.failed.connect(lambda text: self.window.show_error("Sending results failed", text))
         self.panel.table.cellDoubleClicked.connect(self._open_row)
         self.panel.cancel_button.clicked.connect(self.retrieve.cancel)
         self.retrieve.progress.connect(self._on_progress)
@@ -308,10 +315,41 @@ class WorklistController(QObject):
         self._retrieve_finished()
         self.window.show_error("Retrieve failed", text)
 
+    # -- sending results back --------------------------------------------------------------
+    def send_selected(self) -> None:
+        """Send the selected study's DICOM results (written by the analysis) with C-STORE."""
+        row = self.panel.table.currentRow()
+        item = self.panel.table.item(row, 0) if row >= 0 else None
+        if item is None:
+            self.window.show_status("Choose a study in the worklist first", 5000)
+            return
+        values = node_settings()
+        target = values["send_to"] or values["pacs"]
+        try:
+            peer = Peer.parse(target)
+        except ConfigError as exc:
+            self.window.show_error("Send results", f"No destination: set 'Send results to' in Settings… ({exc})")
+            return
+        folder = Store(self.config_path().parent).results_folder(str(item.data(Qt.ItemDataRole.UserRole))) / "dicom"
+        files = sorted(folder.glob("*.dcm")) if folder.is_dir() else []
+        if not files:
+            self.window.show_status("No results to send for this study (nothing flagged, or not analysed yet)", 8000)
+            return
+        ae_title = values["ae_title"]
+
+        def task(state: TaskState) -> int:
+            from ich_viewer.node.scu import send_files
+
+            return send_files(peer, files, state, calling=ae_title)
+
+        self.window.show_status(f"Sending {len(files)} result object(s) to {peer} …", 5000)
+        self.sending.start(task)
+
     # -- closing -------------------------------------------------------------------------
     def shutdown(self) -> None:
         self.timer.stop()
         self.retrieve.shutdown(10.0)
+        self.sending.shutdown(10.0)
         if self.node is not None:
             self.node.stop()
             self.node = None
