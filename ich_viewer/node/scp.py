@@ -54,6 +54,11 @@ class Receiver:
         self.store_non_image = store_non_image
         self._write_lock = threading.Lock()
         self.counts = {"stored": 0, "duplicates": 0, "refused": 0}
+        self._count_lock = threading.Lock()
+
+    def _count(self, key: str) -> None:
+        with self._count_lock:  # several associations store at once
+            self.counts[key] += 1
 
     def on_store(self, event: Any, source: str = "") -> int:
         """The C-STORE handler: a status for the sender, never an exception."""
@@ -82,7 +87,7 @@ class Receiver:
         if not image and not self.store_non_image:
             return self._refuse(SOP_CLASS_NOT_SUPPORTED, peer, f"non-image SOP class {UID(ds_class).name} refused")
         if self.worklist.has_instance(sop_uid):
-            self.counts["duplicates"] += 1
+            self._count("duplicates")
             log.info("duplicate instance %s from %s: already stored", sop_uid, peer)
             return SUCCESS
         try:
@@ -91,7 +96,7 @@ class Receiver:
             return self._refuse(CANNOT_UNDERSTAND, peer, f"cannot encode the dataset: {type(exc).__name__}: {exc}")
         with self._write_lock:  # a duplicate arriving in parallel is stored once
             if self.worklist.has_instance(sop_uid):
-                self.counts["duplicates"] += 1
+                self._count("duplicates")
                 return SUCCESS
             try:
                 stored = self.store.write(study_uid, series_uid, sop_uid, data)
@@ -109,11 +114,11 @@ class Receiver:
                 study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid, path=str(stored.path),
                 sha256=stored.sha256, folder=str(self.store.study_folder(study_uid)), identity=identity,
                 source=peer, now=time.time())
-        self.counts["stored"] += 1
+        self._count("stored")
         return SUCCESS
 
     def _refuse(self, status: int, peer: str, reason: str) -> int:
-        self.counts["refused"] += 1
+        self._count("refused")
         log.warning("refused an instance from %s with status 0x%04X: %s", peer, status, reason)
         return status
 
