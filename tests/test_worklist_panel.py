@@ -65,8 +65,14 @@ def test_worklist_panel_receives_lists_flagged_first_and_opens(make_window, qtbo
     assert window.current_study().study_uid == controller.entries[0].study_instance_uid
     assert controller.worklist().get(controller.entries[0].study_instance_uid).review == "read"
 
-    controller.panel.receive_button.setChecked(False)
-    assert controller.node is None and "Node stopped" in controller.panel.state.text()
+    window.close()  # the node stops with the window; the toggle is remembered
+    assert controller.node is None
+    second = make_window(ViewOptions(device="cpu"), extensions=[WORKLIST_EXTENSION])
+    again = second.extensions.get(EXTENSION_NAME, WorklistController)
+    assert again.node is not None and again.node.port == port, "listening again after a restart"
+    qtbot.waitUntil(lambda: again.panel.table.rowCount() == 1, timeout=3000)
+    again.panel.receive_button.setChecked(False)
+    assert again.node is None and "Node stopped" in again.panel.state.text()
 
 
 def test_worklist_panel_follows_a_node_in_another_process_order(make_window, qtbot, node_settings_for_test,

@@ -124,6 +124,8 @@ def run_serve(options: ServeOptions) -> int:
     from ich_viewer.node.scp import StorageNode
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # not a line per instance
+    logging.getLogger("highdicom").setLevel(logging.WARNING)
     try:
         config = node_config(options)
     except ConfigError as exc:

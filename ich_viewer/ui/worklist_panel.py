@@ -54,6 +54,7 @@ def node_settings() -> dict[str, Any]:
         "allow": str(allow or ""), "data": str(s.value("node/data", "") or ""),
         "quiet": float(str(s.value("node/quiet", 5.0))), "send_to": str(s.value("node/send_to", "") or ""),
         "pacs": str(s.value("node/pacs", "") or ""),
+        "receiving": str(s.value("node/receiving", "false")).lower() == "true",
     }
 
 
@@ -174,6 +175,8 @@ class WorklistController(QObject):
         window.installEventFilter(self)
         self.timer.start()
         self.refresh()
+        if node_settings()["receiving"]:  # the reader left the node on: listen again
+            self.panel.receive_button.setChecked(True)
 
     # -- the index -------------------------------------------------------------------
     def worklist(self) -> Worklist:
@@ -234,6 +237,8 @@ class WorklistController(QObject):
         elif not on and self.node is not None:
             self.node.stop()
             self.node = None
+        if self.node is not None or not on:
+            save_node_settings({"receiving": "true" if self.node is not None else "false"})
         self._update_state()
 
     def edit_settings(self) -> None:
@@ -347,6 +352,7 @@ class WorklistController(QObject):
 
     # -- closing -------------------------------------------------------------------------
     def shutdown(self) -> None:
+        """Window closing: stop the node (its toggle state stays saved for the next start)."""
         self.timer.stop()
         self.retrieve.shutdown(10.0)
         self.sending.shutdown(10.0)
