@@ -14,6 +14,7 @@ C-STORE SCU send it to a fresh node each repeat. Prints one JSON document:
   by sending a warm-up study first).
 - ``receive``: instances/s and MB/s of Orthanc -> node with the analysis off (a node
   without an analyser), i.e. association, decoding checks, hashing, atomic write, index.
+- ``receive_storescu``: the same with DCMTK's ``storescu`` as the sender.
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -90,6 +93,25 @@ def main() -> int:
                              "instances_per_s": round(args.slices / median, 1),
                              "mb_per_s": round(nbytes / 1e6 / median, 1),
                              "seconds_all": [round(r, 3) for r in rates]}
+
+        # -- the same with DCMTK's storescu as the sender (another vendor's client) -------------
+        storescu = shutil.which("storescu")
+        if storescu:
+            times = []
+            for rep in range(repeats):
+                node = StorageNode(NodeConfig(data_dir=tmp / f"dcmtk{rep}", port=0, quiet_s=QUIET_S), None)
+                node.start()
+                start = time.perf_counter()
+                subprocess.run([storescu, "-aet", "SCANNER", "-aec", "ICHVIEWER", "127.0.0.1", str(node.port),
+                                *map(str, studies[0])], check=True, capture_output=True)
+                times.append(time.perf_counter() - start)
+                assert node.counts["stored"] == args.slices
+                node.stop()
+            median = statistics.median(times)
+            result["receive_storescu"] = {"instances_per_s": round(args.slices / median, 1),
+                                          "mb_per_s": round(nbytes / 1e6 / median, 1),
+                                          "seconds_all": [round(t, 3) for t in times],
+                                          "note": "includes starting the storescu process"}
 
         # -- last instance -> flagged ----------------------------------------------------
         analyser = StoreAnalyser(None, args.device)
