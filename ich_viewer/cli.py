@@ -99,6 +99,8 @@ def add_node_commands(sub: argparse._SubParsersAction) -> None:
     retrieve.add_argument("--no-analysis", action="store_true")
     retrieve.add_argument("--device", default=None)
     retrieve.add_argument("--model-dir", default=None)
+    retrieve.add_argument("--move-to", metavar="AE",
+                          help="C-MOVE to this AE title (e.g. a running `serve` the PACS knows) instead of C-GET")
 
     send = sub.add_parser("send", help="C-STORE files (e.g. the SR from analyze --sr) to a PACS")
     send.add_argument("peer", metavar="AE@HOST:PORT")

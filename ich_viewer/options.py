@@ -125,6 +125,8 @@ class RetrieveOptions:
     no_analysis: bool = False
     device: str | None = None
     model_dir: str | None = None
+    move_to: str | None = None
+    """C-MOVE to this AE title (a running node the PACS knows) instead of C-GET."""
 
 
 @dataclass(frozen=True)

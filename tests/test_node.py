@@ -400,3 +400,21 @@ def test_query_and_retrieve_from_the_command_line(pacs, study_files, tmp_path, f
     assert entry["status"] == "flagged" and entry["analyses"] == 1 and entry["instances"] == SLICES
     assert main(["query", "NOBODY@127.0.0.1:1"]) == 1
     assert "cannot reach" in capsys.readouterr().err
+
+
+def test_c_move_from_orthanc_to_the_running_node(pacs, make_node, study_files, capsys):
+    """``retrieve --move-to ICHVIEWER``: Orthanc pushes the study to the node, which analyses it;
+    a destination Orthanc does not know fails with the remote status."""
+    from ich_viewer.cli import main
+
+    files = study_files(20)
+    pacs.upload(files)
+    node = make_node()
+    pacs.add_modality("ichmove", "ICHVIEWER", node.port)
+    study_uid = str(dcmread(files[0]).StudyInstanceUID)
+    assert main(["retrieve", pacs.peer, study_uid, "--move-to", "ICHVIEWER"]) == 0
+    assert f"sent {SLICES} instance(s)" in capsys.readouterr().out
+    [entry] = wait_final(node)
+    assert entry.status == "flagged" and entry.instances == SLICES
+    assert main(["retrieve", pacs.peer, study_uid, "--move-to", "UNKNOWNAE"]) == 1
+    assert "to UNKNOWNAE failed: 0x" in capsys.readouterr().err  # Orthanc 1.10 answers 0xC000

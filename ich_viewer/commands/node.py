@@ -213,6 +213,13 @@ def run_retrieve(options: RetrieveOptions) -> int:
     store, worklist = Store(root), Worklist(root / "worklist.sqlite")
     try:
         peer = Peer.parse(options.peer)
+        if options.move_to:  # the node that receives (and analyses) is the one listening as move_to
+            from ich_viewer.node.scu import move_study
+
+            for uid in options.study_uid:
+                n = move_study(peer, uid, options.move_to, calling=options.ae_title)
+                print(f"{peer} sent {n} instance(s) of {uid} to {options.move_to}")
+            return EXIT_OK
         receiver = Receiver(store, worklist)
         for uid in options.study_uid:
             n = retrieve_study(peer, uid, receiver, calling=options.ae_title)

@@ -18,6 +18,7 @@ from pynetdicom import AE, StoragePresentationContexts, build_role, evt
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
 from pynetdicom.status import code_to_category
@@ -163,6 +164,47 @@ def retrieve_study(peer: Peer, study_uid: str, receiver: Receiver, state: TaskSt
         if assoc.is_established:
             assoc.release()
     return received
+
+
+def move_study(peer: Peer, study_uid: str, destination: str, state: TaskState | None = None,
+               calling: str = DEFAULT_AE_TITLE) -> int:
+    """C-MOVE one study to ``destination`` (an AE title the peer knows: our running node).
+
+    For a PACS that refuses C-GET. The instances arrive at the node on their own
+    associations; returns the number the peer reports as sent. Raises ``RemoteError``
+    with the remote status (for an unknown ``destination`` the standard says 0xA801;
+    Orthanc 1.10 answers 0xC000).
+    """
+    state = state or TaskState()
+    ae = _ae(calling)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+    assoc = _associate(ae, peer)
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = study_uid
+    sent = 0
+    try:
+        for status, _identifier in assoc.send_c_move(query, destination, StudyRootQueryRetrieveInformationModelMove,
+                                                     msg_id=1):
+            if not status:
+                raise RemoteError(f"C-MOVE from {peer}: no answer (connection lost or timed out)")
+            code = int(status.Status)
+            done = int(status.get("NumberOfCompletedSuboperations", 0) or 0)
+            failed = int(status.get("NumberOfFailedSuboperations", 0) or 0)
+            remaining = int(status.get("NumberOfRemainingSuboperations", 0) or 0)
+            sent = done
+            state.set_progress(done + failed, done + failed + remaining)
+            if state.cancelled():
+                assoc.send_c_cancel(1, query=query)
+            if code == 0xFE00:
+                raise RemoteError(f"C-MOVE from {peer} cancelled after {done} instances")
+            if code not in (0x0000, 0xFF00, 0xFF01):
+                raise RemoteError(f"C-MOVE from {peer} to {destination} failed: {describe_status(code)}"
+                                  + (f", {failed} instance(s) not sent" if failed else ""))
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    return sent
 
 
 def send_files(peer: Peer, paths: Iterable[Path], state: TaskState | None = None,
