@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from ich_viewer.node.store import Store
 from ich_viewer.node.worklist import Worklist
@@ -44,13 +44,11 @@ class Analyser(Protocol):
 class Pipeline:
     """One background thread: takes the next quiet study, analyses it, writes the result."""
 
-    def __init__(self, worklist: Worklist, store: Store, analyser: Analyser, *, quiet_s: float,
-                 on_result: Callable[[str, Outcome], None] | None = None) -> None:
+    def __init__(self, worklist: Worklist, store: Store, analyser: Analyser, *, quiet_s: float) -> None:
         self.worklist = worklist
         self.store = store
         self.analyser = analyser
         self.quiet_s = quiet_s
-        self.on_result = on_result
         self._state = TaskState()
         self._thread: threading.Thread | None = None
         self.completed: list[tuple[str, Outcome, float]] = []
@@ -95,11 +93,6 @@ class Pipeline:
             self.completed.append((study_uid, outcome, latency))
             log.info("study %s: %s %s (%.2f s after the quiet time)", study_uid, outcome.status,
                      ", ".join(outcome.suspected), latency)
-            if self.on_result is not None:
-                try:
-                    self.on_result(study_uid, outcome)
-                except Exception:
-                    log.exception("after-analysis step for %s failed", study_uid)
         else:
             log.info("study %s received more instances during analysis; it will be analysed again", study_uid)
         return outcome

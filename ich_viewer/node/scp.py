@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -214,9 +213,3 @@ def _encode(event: Any) -> bytes:
     buffer.write(event.request.DataSet.getvalue())
     return buffer.getvalue()
 
-
-def stored_paths(worklist: Worklist, study_uid: str) -> list[Path]:
-    """The files of one study (for tests and for sending a study on)."""
-    with worklist._lock:
-        rows = worklist._db.execute("SELECT path FROM instances WHERE study_uid=?", (study_uid,)).fetchall()
-    return [Path(r[0]) for r in rows]

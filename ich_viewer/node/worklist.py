@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 STATUSES = ("receiving", "analysing", "flagged", "negative", "failed")
 REVIEW_STATES = ("unread", "read")
@@ -209,12 +209,12 @@ class Worklist:
             rows = self._db.execute("SELECT * FROM studies").fetchall()
         return sorted((_entry(r) for r in rows), key=sort_key)
 
-    def version(self) -> tuple[int, float]:
+    def version(self) -> tuple[int, float, int, int]:
         """Cheap change marker for a panel that polls: (row count, latest change time)."""
         with self._lock:
             row = self._db.execute("SELECT COUNT(*), MAX(MAX(last_received_at), COALESCE(MAX(analysed_at), 0)),"
                                    " SUM(analyses), GROUP_CONCAT(status || review) FROM studies").fetchone()
-        return (row[0], row[1] or 0.0, row[2] or 0, hash(row[3] or ""))  # type: ignore[return-value]
+        return (int(row[0]), float(row[1] or 0.0), int(row[2] or 0), hash(row[3] or ""))
 
 
 def _entry(row: sqlite3.Row) -> StudyEntry:
@@ -241,7 +241,3 @@ class _Transaction:
         finally:
             self._worklist._lock.release()
 
-
-def iter_json(entries: list[StudyEntry]) -> Iterator[dict[str, Any]]:
-    for entry in entries:
-        yield entry.to_json()
