@@ -402,16 +402,16 @@ def test_query_and_retrieve_from_the_command_line(pacs, study_files, tmp_path, f
 
 
 def test_c_move_from_orthanc_to_the_running_node(pacs, make_node, study_files, capsys):
-    """``retrieve --move-to ICHVIEWER``: Orthanc pushes the study to the node, which analyses it;
+    """``retrieve --move-to AE``: Orthanc pushes the study to the node, which analyses it;
     a destination Orthanc does not know fails with the remote status."""
     from ich_viewer.cli import main
 
     files = study_files(20)
     pacs.upload(files)
-    node = make_node()
-    pacs.add_modality("ichmove", "ICHVIEWER", node.port)
+    node = make_node(ae_title="ICHMOVE")  # its own AE title: Orthanc resolves C-MOVE destinations by title
+    pacs.add_modality("ichmove", "ICHMOVE", node.port)
     study_uid = str(dcmread(files[0]).StudyInstanceUID)
-    assert main(["retrieve", pacs.peer, study_uid, "--move-to", "ICHVIEWER"]) == 0
+    assert main(["retrieve", pacs.peer, study_uid, "--move-to", "ICHMOVE"]) == 0
     assert f"sent {SLICES} instance(s)" in capsys.readouterr().out
     [entry] = wait_final(node)
     assert entry.status == "flagged" and entry.instances == SLICES
