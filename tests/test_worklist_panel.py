@@ -114,8 +114,9 @@ def test_query_dialog_and_retrieve_from_orthanc_with_progress(make_window, qtbot
     dialog = QueryDialog(controller, controller.panel)
     dialog.peer.setText(pacs.peer)
     dialog.patient_id.setText("PHANTOM-33")
-    dialog.run_search()
-    assert dialog.results.rowCount() == 1 and dialog.message.text() == "1 studies found."
+    dialog.run_search()  # on a TaskRunner: the window stays responsive
+    qtbot.waitUntil(lambda: dialog.message.text() == "1 studies found.", timeout=20000)
+    assert dialog.results.rowCount() == 1
     dialog.results.selectRow(0)
     dialog.run_retrieve()
     assert controller.panel.progress.isVisible() or not controller.retrieve.is_idle() or controller.entries
@@ -138,6 +139,8 @@ def test_query_dialog_and_retrieve_from_orthanc_with_progress(make_window, qtbot
     modalities = {s["MainDicomTags"].get("Modality") for s in pacs.get(f"/studies/{study_id}/series")}
     assert {"CT", "SR", "KO"} <= modalities
 
+    dialog = QueryDialog(controller, controller.panel)
     dialog.peer.setText("NOBODY@127.0.0.1:1")
     dialog.run_search()
-    assert "cannot reach" in dialog.message.text()
+    qtbot.waitUntil(lambda: "cannot reach" in dialog.message.text(), timeout=20000)
+    dialog.done(0)

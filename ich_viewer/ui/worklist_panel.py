@@ -437,29 +437,46 @@ class QueryDialog(QDialog):
         form.addRow(self.results)
         form.addRow(self.message)
         form.addRow(self.retrieve_button)
+        self.finder = TaskRunner(self)
+        self.finder.done.connect(self._on_found)
+        self.finder.failed.connect(self._on_find_failed)
         self.search.clicked.connect(self.run_search)
         self.retrieve_button.clicked.connect(self.run_retrieve)
 
     def run_search(self) -> None:
-        """C-FIND is one short round trip; it runs here, and a failure says the remote status."""
-        from ich_viewer.node.scu import RemoteError, StudyQuery, find_studies
+        """C-FIND on a ``TaskRunner`` (a slow PACS never freezes the window); a failure says the remote status."""
+        from ich_viewer.node.scu import StudyQuery, find_studies
 
         start, _, end = self.dates.text().strip().partition("-")
         try:
             peer = Peer.parse(self.peer.text().strip())
-            found = find_studies(peer, StudyQuery(
-                patient_name=self.patient_name.text().strip(), patient_id=self.patient_id.text().strip(),
-                date_from=start, date_to=end or start, description=self.description.text().strip()),
-                calling=self.ae_title)
-        except (RemoteError, ConfigError) as exc:
+        except ConfigError as exc:
             self.message.setText(str(exc))
             return
+        query = StudyQuery(patient_name=self.patient_name.text().strip(), patient_id=self.patient_id.text().strip(),
+                           date_from=start, date_to=end or start, description=self.description.text().strip())
+        calling = self.ae_title
+        self.message.setText(f"Searching {peer} …")
+        self.search.setEnabled(False)
+        self.finder.start(lambda state: find_studies(peer, query, calling=calling))
+
+    def _on_found(self, found: object) -> None:
+        self.search.setEnabled(True)
+        studies = found if isinstance(found, list) else []
         save_node_settings({"pacs": self.peer.text().strip()})
-        self.results.setRowCount(len(found))
-        for row, study in enumerate(found):
+        self.results.setRowCount(len(studies))
+        for row, study in enumerate(studies):
             for column, key in enumerate(("PatientID", "StudyDate", "StudyDescription", "StudyInstanceUID")):
                 self.results.setItem(row, column, QTableWidgetItem(study[key]))
-        self.message.setText(f"{len(found)} studies found.")
+        self.message.setText(f"{len(studies)} studies found.")
+
+    def _on_find_failed(self, text: str) -> None:
+        self.search.setEnabled(True)
+        self.message.setText(text)
+
+    def done(self, result: int) -> None:  # noqa: D102 - closing waits (bounded) for a running search
+        self.finder.shutdown(5.0)
+        super().done(result)
 
     def run_retrieve(self) -> None:
         row = self.results.currentRow()
