@@ -28,6 +28,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	@scripts/qt_system_check.sh --offscreen
+	@scripts/node_system_check.sh
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any, Callable
 
 from ich_viewer.options import OPTIONS, from_namespace
 
-COMMANDS = ("view", "inspect", "analyze", "phantom")
+COMMANDS = ("view", "inspect", "analyze", "phantom", "serve", "worklist", "query", "retrieve", "send")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +58,54 @@ def build_parser() -> argparse.ArgumentParser:
     phantom.add_argument("--dicomdir", action="store_true", help="also write a DICOMDIR")
     phantom.add_argument("--unsigned", action="store_true", help="store unsigned 12-bit values with intercept -1024")
     phantom.add_argument("--drop", type=int, nargs="*", default=None, metavar="I", help="leave out these slice indices")
+    add_node_commands(sub)
     return parser
+
+
+def add_node_commands(sub: argparse._SubParsersAction) -> None:
+    """``serve``, ``worklist``, ``query``, ``retrieve``, ``send``: the DICOM node (issue 12)."""
+    serve = sub.add_parser("serve", help="run the DICOM node: receive, analyse, keep the worklist")
+    serve.add_argument("--port", type=int, default=11112)
+    serve.add_argument("--ae-title", default="ICHVIEWER")
+    serve.add_argument("--allow", nargs="*", default=None, metavar="AE@HOST",
+                       help="peers allowed to send (AE@HOST, AE, *@HOST); default: any AE from this machine only")
+    serve.add_argument("--data", metavar="DIR", help="data folder (default: the per-user one)")
+    serve.add_argument("--bind", default="", help="address to listen on (default: all)")
+    serve.add_argument("--quiet", type=float, default=5.0, help="seconds without instances before a study is analysed")
+    serve.add_argument("--refuse-non-image", action="store_true", help="refuse SR, KOS and other non-image objects")
+    serve.add_argument("--send-to", metavar="AE@HOST:PORT", help="send SR and key images here after each analysis")
+    serve.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N, mps")
+    serve.add_argument("--model-dir", default=None)
+
+    worklist = sub.add_parser("worklist", help="print the node's worklist")
+    worklist.add_argument("--json", action="store_true")
+    worklist.add_argument("--data", metavar="DIR")
+
+    query = sub.add_parser("query", help="C-FIND studies on a PACS")
+    query.add_argument("peer", metavar="AE@HOST:PORT")
+    query.add_argument("--patient-name")
+    query.add_argument("--patient-id")
+    query.add_argument("--date", help="YYYYMMDD or YYYYMMDD-YYYYMMDD")
+    query.add_argument("--description")
+    query.add_argument("--modality", default="CT")
+    query.add_argument("--json", action="store_true")
+    query.add_argument("--ae-title", default="ICHVIEWER", help="our (calling) AE title")
+
+    retrieve = sub.add_parser("retrieve", help="C-GET studies from a PACS into the node's store and analyse them")
+    retrieve.add_argument("peer", metavar="AE@HOST:PORT")
+    retrieve.add_argument("study_uid", nargs="+")
+    retrieve.add_argument("--data", metavar="DIR")
+    retrieve.add_argument("--ae-title", default="ICHVIEWER")
+    retrieve.add_argument("--no-analysis", action="store_true")
+    retrieve.add_argument("--device", default=None)
+    retrieve.add_argument("--model-dir", default=None)
+    retrieve.add_argument("--move-to", metavar="AE",
+                          help="C-MOVE to this AE title (e.g. a running `serve` the PACS knows) instead of C-GET")
+
+    send = sub.add_parser("send", help="C-STORE files (e.g. the SR from analyze --sr) to a PACS")
+    send.add_argument("peer", metavar="AE@HOST:PORT")
+    send.add_argument("files", nargs="+")
+    send.add_argument("--ae-title", default="ICHVIEWER")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +131,14 @@ def main(argv: list[str] | None = None) -> int:
         from ich_viewer.phantom.command import run_phantom
 
         return run_phantom(options)
+    if args.command in ("serve", "worklist", "query", "retrieve", "send"):
+        from ich_viewer.commands import node
+
+        runners: dict[str, Callable[[Any], int]] = {
+            "serve": node.run_serve, "worklist": node.run_worklist, "query": node.run_query,
+            "retrieve": node.run_retrieve, "send": node.run_send}
+        runner = runners[args.command]
+        return int(runner(options))
     raise AssertionError(args.command)
 
 

@@ -72,8 +72,76 @@ class PhantomOptions:
     drop: list[int] | None = None
 
 
+@dataclass(frozen=True)
+class ServeOptions:
+    """``ich-viewer serve [--port P] [--ae-title AE] [--allow AE@HOST ...] [--data DIR] ...``."""
+
+    port: int = 11112
+    ae_title: str = "ICHVIEWER"
+    allow: list[str] | None = None
+    """``AE@HOST``, ``AE`` (any host) or ``*@HOST``; none: any AE from this machine only."""
+    data: str | None = None
+    """The program's data folder (the node keeps ``node/`` in it); None: the per-user one."""
+    bind: str = ""
+    quiet: float = 5.0
+    """Seconds without a new instance after which a study counts as complete."""
+    refuse_non_image: bool = False
+    send_to: str | None = None
+    """``AE@HOST:PORT`` that receives the SR and key images after each analysis."""
+    device: str | None = None
+    model_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class WorklistOptions:
+    """``ich-viewer worklist [--json] [--data DIR]``."""
+
+    json: bool = False
+    data: str | None = None
+
+
+@dataclass(frozen=True)
+class QueryOptions:
+    """``ich-viewer query AE@HOST:PORT [--patient-name N] [--patient-id I] [--date A-B] ...``."""
+
+    peer: str
+    patient_name: str | None = None
+    patient_id: str | None = None
+    date: str | None = None
+    description: str | None = None
+    modality: str = "CT"
+    json: bool = False
+    ae_title: str = "ICHVIEWER"
+
+
+@dataclass(frozen=True)
+class RetrieveOptions:
+    """``ich-viewer retrieve AE@HOST:PORT STUDY_UID ... [--data DIR] [--no-analysis]``."""
+
+    peer: str
+    study_uid: list[str]
+    data: str | None = None
+    ae_title: str = "ICHVIEWER"
+    no_analysis: bool = False
+    device: str | None = None
+    model_dir: str | None = None
+    move_to: str | None = None
+    """C-MOVE to this AE title (a running node the PACS knows) instead of C-GET."""
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    """``ich-viewer send AE@HOST:PORT FILE_OR_DIR ...``."""
+
+    peer: str
+    files: list[str]
+    ae_title: str = "ICHVIEWER"
+
+
 OPTIONS: dict[str, type[Any]] = {
     "view": ViewOptions, "inspect": InspectOptions, "analyze": AnalyzeOptions, "phantom": PhantomOptions,
+    "serve": ServeOptions, "worklist": WorklistOptions, "query": QueryOptions, "retrieve": RetrieveOptions,
+    "send": SendOptions,
 }
 """Sub-command name -> its options class."""
 

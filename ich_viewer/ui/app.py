@@ -25,6 +25,7 @@ EXTENSIONS: list[str] = [
     "ich_viewer.ui.review_panel:attach_review",
     "ich_viewer.ui.smoke:exit_after_first_paint",
     "ich_viewer.ui.first_run:attach_first_run",
+    "ich_viewer.commands.node:attach_worklist",
 ]
 """The extension registry: dotted "module:function" names, each called as ``f(window, options)``
 after the window is built (``ui.extension`` and notes/apis.md say what they may use)."""
