@@ -43,12 +43,14 @@ COARSE_MM = 2.0
 """Pixel size of the grid on which the skull ring is closed and filled."""
 MIN_CAVITY_MM2 = 800.0
 """A filled ring smaller than this (8 cm²) is a sinus or an orbit, not the cranial cavity."""
+DARK_RIM = True
+DARK_RIM_MAX_HU = 15.0
 BOX_MARGIN_PX = 8
 """Pixels added around the rough region before the smoothed growing (grown if touched)."""
 GREY_PERCENTILE = 80.0
 """Grey matter is the brightest normal brain: this percentile of the cavity's 15-60 HU
 voxels estimates it (white matter and grey matter make up most of them)."""
-INNER_TABLE_HU = 800.0
+INNER_TABLE_HU = 1400.0
 """Inner table HU after the blur of a head CT (cortex 1400-1800, thinner than a voxel);
 a voxel half blood, half bone reads about half way to it. Tuned on phantom masks."""
 MAX_VOLUME_ML = 500.0
@@ -161,7 +163,7 @@ def cranial_cavity(volume: np.ndarray, spacing: tuple[float, float, float], stat
         ring = sitk.GetImageFromArray(np.pad(coarse[k], 2).astype(np.uint8))
         for gap_mm in BONE_GAPS_MM:
             radius = max(1, int(round(gap_mm / 2.0 / (pixel * step))))
-            closed = sitk.BinaryMorphologicalClosing(ring, [radius, radius], sitk.sitkBall, 1)
+            closed = sitk.BinaryMorphologicalClosing(ring, [radius, radius], sitk.sitkBall)
             filled = sitk.GetArrayFromImage(sitk.BinaryFillhole(closed, False, 1)).astype(bool)
             interior = (filled & ~sitk.GetArrayFromImage(closed).astype(bool))[2:-2, 2:-2]
             if interior.sum() >= min_area_px:
@@ -309,28 +311,24 @@ def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, spacing
     blood = float(np.median(raw[region]))
     brain = volume[::2, ::4, ::4][cavity[::2, ::4, ::4]]
     brain = brain[(brain > 15.0) & (brain < 60.0)]
+    midpoint = low
     if brain.size:
         midpoint = (blood + float(np.percentile(brain, GREY_PERCENTILE))) / 2.0
         if low + 1.0 < midpoint < blood:
             tighter = _threshold_region(smooth, seed_xyz, midpoint, high) & inner
             if tighter.any():
                 region = tighter
-    region |= _partial_volume_rim(raw, region)
+    region |= _partial_volume_rim(raw, region, inner, min(midpoint, low) if DARK_RIM else None)
     return region
 
 
 def _threshold_region(smooth: sitk.Image, seed_xyz: tuple[int, int, int], low: float, high: float) -> np.ndarray:
     """Connected voxels in [low, high] from the seed, thin bridges cut, holes filled."""
     grown = sitk.ConnectedThreshold(smooth, seedList=[seed_xyz], lower=float(low), upper=float(high), replaceValue=1)
-    opened = sitk.BinaryMorphologicalOpening(grown, [1, 1, 0], sitk.sitkBall, 1)
-    if opened.GetPixel(*seed_xyz):
-        kept = sitk.ConnectedThreshold(opened, seedList=[seed_xyz], lower=1, upper=1, replaceValue=1)
-    else:  # the seed sat in a thin part; keep the unopened region rather than nothing
-        kept = grown
-    return sitk.GetArrayFromImage(sitk.BinaryFillhole(kept, False, 1)).astype(bool)
+    return sitk.GetArrayFromImage(sitk.BinaryFillhole(grown)).astype(bool)
 
 
-def _partial_volume_rim(raw: np.ndarray, region: np.ndarray) -> np.ndarray:
+def _partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, dark: float | None) -> np.ndarray:
     """Voxels at the region's edge that are more blood than bone.
 
     A voxel half blood, half inner table reads about (blood + bone) / 2 and counts as
@@ -343,6 +341,12 @@ def _partial_volume_rim(raw: np.ndarray, region: np.ndarray) -> np.ndarray:
     bright = (raw > blood) & (raw < limit)
     added = _dilate(region) & ~region & bright
     added |= _dilate(added) & ~region & bright
+    if dark is not None:
+        ring = _dilate(region) & ~region & inner
+        outside = raw[ring & (raw < dark)]
+        if outside.size:  # half way between the blood and what surrounds it here (edema, brain, CSF)
+            dark = min(dark, max((blood + float(np.median(outside))) / 2.0, dark - DARK_RIM_MAX_HU))
+        added |= ring & (raw >= dark) & (raw <= blood)
     return added
 
 
