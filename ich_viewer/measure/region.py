@@ -254,7 +254,11 @@ def describe(result: Region, volume: np.ndarray, mask: np.ndarray) -> Region:
     result.voxels = int(mask.sum())
     result.reason = None if result.voxels else "the outline is empty"
     result.volume_ml = result.voxels * spacing[0] * spacing[1] * spacing[2] / 1000.0
-    result.mean_hu = float(volume[mask].mean()) if result.voxels else float("nan")
+    # Mean of the blood itself: rim voxels blurred with the inner table count for the
+    # volume but would push the mean towards bone.
+    values = volume[mask]
+    blood = values[values <= result.hu_range[1]]
+    result.mean_hu = float((blood if blood.size else values).mean()) if values.size else float("nan")
     result.slices = [int(s) for s in np.flatnonzero(mask.any(axis=(1, 2)))]
     result.abc2 = abc2(mask, spacing) if result.voxels else None
     if result.voxels == 0:
