@@ -152,7 +152,7 @@ def cranial_cavity(volume: np.ndarray, spacing: tuple[float, float, float], stat
     cr, cc = -(-rows // step), -(-cols // step)
     padded = np.zeros((n, cr * step, cc * step), bool)
     padded[:, :rows, :cols] = bone
-    coarse = padded.reshape(n, cr, step, cc, step).any(axis=(2, 4))
+    coarse: np.ndarray = np.asarray(padded.reshape(n, cr, step, cc, step).any(axis=(2, 4)))
     min_area_px = MIN_CAVITY_MM2 / (pixel * step) ** 2
     cavity = np.zeros(volume.shape, bool)
     for k in range(n):
@@ -193,7 +193,7 @@ def grow_region(
     """
     low, high = float(hu_range[0]), float(hu_range[1])
     volume = np.asarray(volume, np.float32)
-    spacing = tuple(float(s) for s in spacing_mm)
+    spacing = (float(spacing_mm[0]), float(spacing_mm[1]), float(spacing_mm[2]))
     result = Region(seed=tuple(int(v) for v in seed), hu_range=(low, high), spacing_mm=spacing,  # type: ignore[arg-type]
                     calibrated=calibrated)
     if not calibrated:
