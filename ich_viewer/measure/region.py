@@ -123,6 +123,7 @@ class Region:
         if self.abc2 is not None:
             out["abc2"] = {"a_mm": round(self.abc2.a_mm, 1), "b_mm": round(self.abc2.b_mm, 1),
                            "c_mm": round(self.abc2.c_mm, 1), "slice": self.abc2.slice_index}
+        out["abc2_line"] = [list(p) for p in self.abc2.a_line] if self.abc2 is not None else None
         return out
 
 
