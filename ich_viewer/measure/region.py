@@ -156,24 +156,65 @@ def cranial_cavity(volume: np.ndarray, spacing: tuple[float, float, float], stat
     coarse: np.ndarray = np.asarray(padded.reshape(n, cr, step, cc, step).any(axis=(2, 4)))
     min_area_px = MIN_CAVITY_MM2 / (pixel * step) ** 2
     cavity = np.zeros(volume.shape, bool)
-    for k in range(n):
-        if state is not None and state.cancelled():
+    filled = np.zeros(coarse.shape, bool)
+    todo = [k for k in range(n) if coarse[k].any()]
+    for gap_mm in BONE_GAPS_MM:
+        if not todo or (state is not None and state.cancelled()):
             break
-        if not coarse[k].any():
-            continue
-        ring = sitk.GetImageFromArray(np.pad(coarse[k], 2).astype(np.uint8))
-        for gap_mm in BONE_GAPS_MM:
-            radius = max(1, int(round(gap_mm / 2.0 / (pixel * step))))
-            closed = sitk.BinaryMorphologicalClosing(ring, [radius, radius], sitk.sitkBall)
-            filled = sitk.GetArrayFromImage(sitk.BinaryFillhole(closed, False, 1)).astype(bool)
-            interior = (filled & ~sitk.GetArrayFromImage(closed).astype(bool))[2:-2, 2:-2]
-            if interior.sum() >= min_area_px:
-                break
-        else:
-            continue
-        full = np.repeat(np.repeat(filled[2:-2, 2:-2], step, axis=0), step, axis=1)[:rows, :cols]
-        cavity[k] = full & ~bone[k]
+        radius = max(1, int(round(gap_mm / 2.0 / (pixel * step))))
+        closed, holes = _close_and_fill_slices(coarse[todo], radius)
+        interior = holes & ~closed
+        done = interior.sum(axis=(1, 2)) >= min_area_px
+        for k, ok, layer in zip(todo, done, holes):
+            if ok:
+                filled[k] = layer
+        todo = [k for k, ok in zip(todo, done) if not ok]
+    for k in range(n):
+        if filled[k].any():
+            full = np.repeat(np.repeat(filled[k], step, axis=0), step, axis=1)[:rows, :cols]
+            cavity[k] = full & ~bone[k]
     return cavity
+
+
+def _close_and_fill_slices(stack: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """In-plane closing and hole filling of every slice of ``stack`` in two SimpleITK calls.
+
+    The slices are interleaved with all-foreground layers, so a 3D fill-hole sees each
+    slice's background cut off from its neighbours: the result is slice-by-slice 2D
+    filling, without a Python loop of small calls.
+    """
+    n, rows, cols = stack.shape
+    pad = radius + 2
+    framed = np.zeros((n, rows + 2 * pad, cols + 2 * pad), np.uint8)
+    framed[:, pad:-pad, pad:-pad] = stack
+    closed = _closing_in_plane(framed, radius)
+    separated = np.ones((2 * n + 1, *framed.shape[1:]), np.uint8)
+    separated[1::2] = closed
+    filled = sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(separated), False, 1))
+    return closed[:, pad:-pad, pad:-pad].astype(bool), filled[1::2, pad:-pad, pad:-pad].astype(bool)
+
+
+def _closing_in_plane(stack: np.ndarray, radius: float) -> np.ndarray:
+    """Closing with a disc of ``radius`` pixels in every slice, by two distance maps.
+
+    A distance map costs the same for any radius, where a structuring element of radius
+    8 costs 200 times a radius 1; a huge slice spacing keeps slices apart. The erosion is
+    1.5 pixels short of the dilation: distances are measured to the contour, and an exact
+    erosion reopened gaps the dilation had just closed. The ring ends up at most one
+    coarse pixel thicker, outside the bone, which no bleed can reach through the skull.
+    """
+    def distance(mask: np.ndarray, inside_positive: bool) -> np.ndarray:
+        image = sitk.GetImageFromArray(mask.astype(np.uint8))
+        image.SetSpacing((1.0, 1.0, 1.0e6))
+        return sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(
+            image, insideIsPositive=inside_positive, squaredDistance=False, useImageSpacing=True))
+
+    if not stack.any():
+        return stack.astype(np.uint8)
+    dilated = distance(stack, False) <= radius
+    if dilated.all():
+        return dilated.astype(np.uint8)
+    return (distance(dilated, True) > radius - 1.5).astype(np.uint8) | stack.astype(np.uint8)
 
 
 def grow_region(

@@ -16,7 +16,7 @@ import logging
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, QPointF, Qt
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt
 from PySide6.QtGui import QAction, QMouseEvent
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGraphicsEllipseItem, QHBoxLayout, QLabel,
                                QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
@@ -511,18 +511,20 @@ class MeasureController(QObject):
         return items
 
     def _outline(self, mask: np.ndarray, record: Measurement, colour: tuple[int, int, int], index: int) -> list[Any]:
-        edge = mask & ~_erode(mask)
-        rgba = np.zeros(mask.shape + (4,), np.uint8)
+        """The region's edge on this slice as a small RGBA image over its bounding box."""
+        rows, cols = np.nonzero(mask)
+        r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+        box = mask[r0:r1, c0:c1]
+        edge = box & ~_erode(np.pad(box, 1))[1:-1, 1:-1]
+        rgba = np.zeros(box.shape + (4,), np.uint8)
         rgba[edge] = OUTLINE if colour == COLOUR else (*SELECTED, 255)
         image = pg.ImageItem(rgba, axisOrder="row-major")
         image.setParentItem(self.view.image_item)
-        items: list[Any] = [image]
-        rows, cols = np.nonzero(mask)
+        image.setRect(QRectF(c0, r0, c1 - c0, r1 - r0))
         label = pg.TextItem(record.text, color=colour, anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 150))
         label.setParentItem(self.view.image_item)
-        label.setPos(float(cols.max()) + 3.0, float(rows.min()))
-        items.append(label)
-        return items
+        label.setPos(float(c1) + 3.0, float(r0))
+        return [image, label]
 
     def _clear(self, items: list[Any]) -> None:
         scene = self.view.graphics.scene()
