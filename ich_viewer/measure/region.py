@@ -45,6 +45,14 @@ MIN_CAVITY_MM2 = 800.0
 """A filled ring smaller than this (8 cm²) is a sinus or an orbit, not the cranial cavity."""
 DARK_RIM = True
 DARK_RIM_MAX_HU = 15.0
+DARK_RINGS = 1
+SMOOTH_MM = 0.6
+"""Radius of the in-plane median (at least one pixel): the noise of thin pixels needs more."""
+SEED_DISC_MM = 3.0
+"""Blood density is read within this distance of the seed, in the seed's slice."""
+SHELL_MM = 1.5
+"""Next to bone every head CT has a band blurred between brain and bone that reads like
+blood all round the skull; the region never grows through it, only into it (see below)."""
 BOX_MARGIN_PX = 8
 """Pixels added around the rough region before the smoothed growing (grown if touched)."""
 GREY_PERCENTILE = 80.0
@@ -316,9 +324,31 @@ def _grow(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[i
     the growing and the morphology then run on that box (grown until the region no longer
     touches its side), so the cost follows the bleed, not the series.
     """
+    # Everything below happens within the cavity's bounding box (the head, not the field of view).
+    zs = np.flatnonzero(cavity.any(axis=(1, 2)))
+    rs = np.flatnonzero(cavity.any(axis=(0, 2)))
+    cs = np.flatnonzero(cavity.any(axis=(0, 1)))
+    head = (slice(int(zs[0]), int(zs[-1]) + 1), slice(max(0, int(rs[0]) - 2), int(rs[-1]) + 3),
+            slice(max(0, int(cs[0]) - 2), int(cs[-1]) + 3))
+    offset = np.array([h.start for h in head])
+    cropped = _grow_cropped(volume[head], spacing, tuple(int(v) for v in np.array(seed) - offset), low, high,
+                            cavity[head])
+    if cropped is None:
+        return None
+    full = np.zeros(volume.shape, bool)
+    full[head] = cropped
+    return full
+
+
+def _grow_cropped(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[int, ...],
+                  low: float, high: float, cavity: np.ndarray) -> np.ndarray | None:
+    shell = _near_bone(volume, spacing) & cavity
+    if shell[tuple(seed)]:  # a seed in the shell (a thin collection): let it grow from where it is
+        shell[tuple(seed)] = False
     inside = np.where(cavity, volume, np.float32(-1000.0))
+    domain = np.where(shell, np.float32(-1000.0), inside)
     rough = sitk.GetArrayFromImage(sitk.ConnectedThreshold(
-        _image(inside, spacing), seedList=[(int(seed[2]), int(seed[1]), int(seed[0]))],
+        _image(domain, spacing), seedList=[(int(seed[2]), int(seed[1]), int(seed[0]))],
         lower=float(low), upper=float(high), replaceValue=1)).astype(bool)
     rough[tuple(seed)] = True  # a noisy seed voxel may itself fall outside the range
     margin = np.array([1, BOX_MARGIN_PX, BOX_MARGIN_PX])
@@ -328,8 +358,8 @@ def _grow(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[i
     while True:
         lo, hi = np.maximum(lo, 0), np.minimum(hi, shape)
         box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
-        region = _grow_in_box(inside[box], volume[box], cavity[box], spacing,
-                              tuple(int(v) for v in np.array(seed) - lo), low, high, volume, cavity)
+        region = _grow_in_box(inside[box], volume[box], cavity[box], shell[box], spacing,
+                              tuple(int(v) for v in np.array(seed) - lo), low, high, volume, cavity, int(lo[0]))
         if region is None:
             return None
         touches = [region[0].any(), region[-1].any(), region[:, 0].any(), region[:, -1].any(),
@@ -343,29 +373,65 @@ def _grow(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[i
     return full
 
 
-def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, spacing: tuple[float, float, float],
-                 seed: tuple[int, ...], low: float, high: float, volume: np.ndarray,
-                 cavity: np.ndarray) -> np.ndarray | None:
-    smooth = sitk.Median(_image(inside, spacing), [1, 1, 0])
+def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: np.ndarray,
+                 spacing: tuple[float, float, float], seed: tuple[int, ...], low: float, high: float,
+                 volume: np.ndarray, cavity: np.ndarray, z0: int) -> np.ndarray | None:
+    pixel = min(spacing[1], spacing[2])
+    radius = max(1, int(round(SMOOTH_MM / pixel)))
+    median = sitk.GetArrayFromImage(sitk.Median(_image(inside, spacing), [radius, radius, 0]))
+    median[shell] = -1000.0  # grown into only from inside, below
+    smooth = _image(median, spacing)
+    inner = inner & ~shell
     seed_xyz = (int(seed[2]), int(seed[1]), int(seed[0]))
     region = _threshold_region(smooth, seed_xyz, low, high) & inner
     if not region.any():
         return None
     # The edge of a bleed is where a voxel is half blood, half brain: raise the low bound
     # to that midpoint when the bleed is much brighter than grey matter (the brightest
-    # brain it borders), so a dense bleed does not take the cortex with it.
-    blood = float(np.median(raw[region]))
-    brain = volume[::2, ::4, ::4][cavity[::2, ::4, ::4]]
-    brain = brain[(brain > 15.0) & (brain < 60.0)]
+    # brain it borders), so a dense bleed does not take the cortex with it. Blood is read
+    # around the seed (a region that has leaked would bias it towards brain).
+    k, i, j = seed
+    reach = max(1, int(round(SEED_DISC_MM / pixel)))
+    disc = median[k, max(0, i - reach): i + reach + 1, max(0, j - reach): j + reach + 1]
+    disc = disc[(disc >= low) & (disc <= high)]
+    blood = float(np.median(disc)) if disc.size else float(np.median(raw[region]))
+    grey = _grey_level(volume[::2], cavity[::2])
     midpoint = low
-    if brain.size:
-        midpoint = (blood + float(np.percentile(brain, GREY_PERCENTILE))) / 2.0
-        if low + 1.0 < midpoint < blood:
-            tighter = _threshold_region(smooth, seed_xyz, midpoint, high) & inner
-            if tighter.any():
-                region = tighter
-    region |= _partial_volume_rim(raw, region, inner, min(midpoint, low) if DARK_RIM else None)
+    if grey is not None and low + 1.0 < (blood + grey) / 2.0 < blood:
+        midpoint = (blood + grey) / 2.0
+        tighter = _threshold_region(smooth, seed_xyz, midpoint, high) & inner
+        if tighter.any():
+            region = tighter
+        else:
+            midpoint = low
+    # Back into the shell along the inner table, a step at a time and only through blood or
+    # blood half-volumed with bone: as far as the shell is deep, so it cannot run round the skull.
+    bright_limit = (blood + INNER_TABLE_HU) / 2.0
+    accept = shell & (raw >= midpoint) & (raw < bright_limit)
+    for _ in range(int(round(SHELL_MM / pixel)) + 2):
+        added = _dilate(region) & ~region & accept
+        if not added.any():
+            break
+        region |= added
+    region |= _partial_volume_rim(raw, region, inner | shell, min(midpoint, low) if DARK_RIM else None)
     return region
+
+
+def _grey_level(volume: np.ndarray, cavity: np.ndarray) -> float | None:
+    """Grey matter's HU: a high percentile of the cavity's brain-range voxels (white and
+    grey matter make up most of them); None when there is too little brain."""
+    sample = volume[..., ::4, ::4][cavity[..., ::4, ::4]]
+    sample = sample[(sample > 15.0) & (sample < 60.0)]
+    return float(np.percentile(sample, GREY_PERCENTILE)) if sample.size >= 50 else None
+
+
+def _near_bone(volume: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """Voxels within ``SHELL_MM`` of bone in their slice (4-neighbour steps), bone excluded."""
+    bone = volume >= BONE_HU
+    near = bone.copy()
+    for _ in range(max(1, int(round(SHELL_MM / min(spacing[1], spacing[2]))))):
+        near = _dilate(near)
+    return near & ~bone
 
 
 def _threshold_region(smooth: sitk.Image, seed_xyz: tuple[int, int, int], low: float, high: float) -> np.ndarray:
@@ -389,10 +455,15 @@ def _partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, 
     added |= _dilate(added) & ~region & bright
     if dark is not None:
         ring = _dilate(region) & ~region & inner
-        outside = raw[ring & (raw < dark)]
+        # what surrounds the bleed, read two to three voxels out (the first ring is half blood)
+        beyond = _dilate(_dilate(_dilate(region))) & ~_dilate(region) & inner
+        outside = raw[beyond & (raw < dark)]
         if outside.size:  # half way between the blood and what surrounds it here (edema, brain, CSF)
             dark = min(dark, max((blood + float(np.median(outside))) / 2.0, dark - DARK_RIM_MAX_HU))
-        added |= ring & (raw >= dark) & (raw <= blood)
+        dark_added = ring & (raw >= dark) & (raw <= blood)
+        for _ in range(DARK_RINGS - 1):  # further rings only outward from what was just added
+            dark_added |= _dilate(dark_added) & ~region & inner & (raw >= dark) & (raw <= blood)
+        added |= dark_added
     return added
 
 
