@@ -48,6 +48,8 @@ DARK_RIM_MAX_HU = 15.0
 DARK_RINGS = 1
 SMOOTH_MM = 0.6
 """Radius of the in-plane median (at least one pixel): the noise of thin pixels needs more."""
+MAX_HOLE_MM2 = 100.0
+"""Holes up to this area inside a slice of the region are filled (a darker clot core)."""
 SEED_DISC_MM = 3.0
 """Blood density is read within this distance of the seed, in the seed's slice."""
 SHELL_MM = 1.5
@@ -437,7 +439,30 @@ def _near_bone(volume: np.ndarray, spacing: tuple[float, float, float]) -> np.nd
 def _threshold_region(smooth: sitk.Image, seed_xyz: tuple[int, int, int], low: float, high: float) -> np.ndarray:
     """Connected voxels in [low, high] from the seed, thin bridges cut, holes filled."""
     grown = sitk.ConnectedThreshold(smooth, seedList=[seed_xyz], lower=float(low), upper=float(high), replaceValue=1)
-    return sitk.GetArrayFromImage(sitk.BinaryFillhole(grown)).astype(bool)
+    spacing = smooth.GetSpacing()
+    return _fill_slices(sitk.GetArrayFromImage(grown).astype(bool), MAX_HOLE_MM2 / (spacing[0] * spacing[1]))
+
+
+def _fill_slices(mask: np.ndarray, max_hole_px: float) -> np.ndarray:
+    """Holes filled slice by slice (a clot's darker core or a noisy pixel is still blood).
+
+    One 3D fill-hole over the slices interleaved with all-foreground layers does it: each
+    slice's background is cut off from its neighbours', so only in-plane holes fill.
+    """
+    n, rows, cols = mask.shape
+    stack = np.ones((2 * n + 1, rows + 2, cols + 2), np.uint8)
+    stack[1::2] = 0
+    stack[1::2, 1:-1, 1:-1] = mask
+    filled = sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(stack), False, 1))
+    holes = filled[1::2, 1:-1, 1:-1].astype(bool) & ~mask
+    if not holes.any():
+        return mask
+    # Only small holes: a region that rings the brain on a slice must not swallow it.
+    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(holes.astype(np.uint8))))
+    sizes = np.bincount(labels.ravel())
+    small = sizes <= max_hole_px
+    small[0] = False
+    return mask | small[labels]
 
 
 def _partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, dark: float | None) -> np.ndarray:

@@ -64,6 +64,7 @@ class MeasurePanel(QWidget):
         layout.addWidget(self.hint)
         self.list = QListWidget()
         self.list.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the image
+        self.list.setWordWrap(True)
         layout.addWidget(self.list, 1)
         form = QFormLayout()
         self.low = QDoubleSpinBox()
@@ -206,14 +207,13 @@ class MeasureController(QObject):
             self._dragging = True
         elif tool in ("angle", "polygon", "midline"):
             if not self.points:
-                self.points = [point]
-            self.points.append(point)  # the last point follows the mouse until the next click
-            if tool == "angle" and len(self.points) > 3:
-                self.points = self.points[:3]
-                self.finish()
-            elif tool == "midline" and len(self.points) > 3:
-                self.points = self.points[:3]
-                self.finish()
+                self.points = [point, point]  # the last point follows the mouse until the next click
+            else:
+                self.points[-1] = point
+                if tool != "polygon" and len(self.points) >= KINDS[tool]:
+                    self.finish()
+                    return
+                self.points.append(point)
         self._draw_preview()
 
     def move(self, point: tuple[float, float]) -> None:
@@ -521,9 +521,11 @@ class MeasureController(QObject):
         image = pg.ImageItem(rgba, axisOrder="row-major")
         image.setParentItem(self.view.image_item)
         image.setRect(QRectF(c0, r0, c1 - c0, r1 - r0))
-        label = pg.TextItem(record.text, color=colour, anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 150))
+        right = c1 < mask.shape[1] * 0.6  # the label goes on the side with room
+        label = pg.TextItem(record.text, color=colour, anchor=(0, 1) if right else (1, 1),
+                            fill=pg.mkBrush(0, 0, 0, 150))
         label.setParentItem(self.view.image_item)
-        label.setPos(float(c1) + 3.0, float(r0))
+        label.setPos(float(c1) + 3.0 if right else float(c0) - 3.0, float(r0))
         return [image, label]
 
     def _clear(self, items: list[Any]) -> None:
