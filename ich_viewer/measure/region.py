@@ -44,7 +44,9 @@ COARSE_MM = 2.0
 MIN_CAVITY_MM2 = 800.0
 """A filled ring smaller than this (8 cm²) is a sinus or an orbit, not the cranial cavity."""
 DARK_RIM = True
+"""Add the half-volume ring towards brain (see ``_partial_volume_rim``)."""
 DARK_RIM_MAX_HU = 15.0
+"""The dark ring never reaches more than this below the low bound."""
 DARK_RINGS = 1
 SMOOTH_MM = 0.6
 """Radius of the in-plane median (at least one pixel): the noise of thin pixels needs more."""
@@ -361,7 +363,7 @@ def _grow_cropped(volume: np.ndarray, spacing: tuple[float, float, float], seed:
         lo, hi = np.maximum(lo, 0), np.minimum(hi, shape)
         box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
         region = _grow_in_box(inside[box], volume[box], cavity[box], shell[box], spacing,
-                              tuple(int(v) for v in np.array(seed) - lo), low, high, volume, cavity, int(lo[0]))
+                              tuple(int(v) for v in np.array(seed) - lo), low, high, volume, cavity)
         if region is None:
             return None
         touches = [region[0].any(), region[-1].any(), region[:, 0].any(), region[:, -1].any(),
@@ -377,7 +379,7 @@ def _grow_cropped(volume: np.ndarray, spacing: tuple[float, float, float], seed:
 
 def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: np.ndarray,
                  spacing: tuple[float, float, float], seed: tuple[int, ...], low: float, high: float,
-                 volume: np.ndarray, cavity: np.ndarray, z0: int) -> np.ndarray | None:
+                 volume: np.ndarray, cavity: np.ndarray) -> np.ndarray | None:
     pixel = min(spacing[1], spacing[2])
     radius = max(1, int(round(SMOOTH_MM / pixel)))
     median = sitk.GetArrayFromImage(sitk.Median(_image(inside, spacing), [radius, radius, 0]))

@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGraphics
 import pyqtgraph as pg
 
 from ich_viewer.dicom.model import PixelDecodeError, Series
-from ich_viewer.measure.planar import Calibration
 from ich_viewer.measure.records import KINDS, SUBTYPE_CHOICES, Measurement, planar_measurement, volume_measurement
 from ich_viewer.measure.region import DEFAULT_HU, Region, cranial_cavity
 from ich_viewer.measure.series import calibration, grow_in_series, voxel_spacing
@@ -564,4 +563,4 @@ def attach_measure(window: ViewerWindow, options: ViewOptions | None = None) -> 
     return controller
 
 
-__all__ = ["attach_measure", "MeasureController", "EXTENSION_NAME", "TOOLS", "KINDS", "Calibration"]
+__all__ = ["attach_measure", "MeasureController", "MeasurePanel", "EXTENSION_NAME", "TOOLS"]
