@@ -127,3 +127,32 @@ def test_escape_cancels_then_leaves_the_tool(make_window, qtbot):
     assert controller.points == [] and controller.tool == "polygon"
     window.action("measure_cancel").trigger()
     assert controller.tool is None and controller.measurements() == []
+
+
+def test_angle_midline_and_polygon_take_the_clicked_points(make_window, qtbot):
+    window, controller = _open(make_window, _study())
+    viewport = controller.view.graphics.viewport()
+    window.action("measure_angle").trigger()
+    for p in ((20, 80), (60, 40), (60, 90)):  # arm, vertex, arm: 45° between (-20, 20) and (0, 25) mm
+        qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, *p))
+    [angle] = controller.measurements()
+    assert angle.kind == "angle" and angle.value == pytest.approx(45.0, abs=1.5)
+
+    window.action("measure_midline").trigger()
+    _drag(qtbot, controller, (10, 64), (110, 64))  # a vertical midline
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, 50, 80))  # 16 px = 8 mm aside
+    shift = controller.measurements()[-1]
+    assert shift.kind == "midline" and shift.value == pytest.approx(8.0, abs=0.6) and shift.unit == "mm"
+
+    window.action("measure_polygon").trigger()
+    for p in ((30, 30), (30, 50), (50, 50)):
+        qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, *p))
+    qtbot.mouseDClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, 50, 30))
+    polygon = controller.measurements()[-1]
+    assert polygon.kind == "polygon" and len(polygon.points) == 4
+    assert polygon.details["area"] == pytest.approx(20 * 20 * 0.25, rel=0.1)
+    # a real double-click: its first press arrives as a click, its second as the double-click
+    for p in ((70, 30), (70, 50), (90, 50), (90, 30)):
+        qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, *p))
+    qtbot.mouseDClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, 90, 30))
+    assert len(controller.measurements()[-1].points) == 4

@@ -236,10 +236,12 @@ class MeasureController(QObject):
         self.finish()
 
     def double_click(self, point: tuple[float, float]) -> None:
-        if self.tool == "polygon":
-            pts = self.points[:-1]
-            while len(pts) >= 2 and np.hypot(pts[-1][0] - pts[-2][0], pts[-1][1] - pts[-2][1]) < 0.5:
-                pts.pop()  # the double-click's own press added a duplicate
+        if self.tool == "polygon" and self.points:
+            self.points[-1] = point  # the double-click's place is the last vertex
+            pts: list[tuple[float, float]] = []
+            for p in self.points:  # the double-click's first press added it once already
+                if not pts or np.hypot(p[0] - pts[-1][0], p[1] - pts[-1][1]) >= 0.5:
+                    pts.append(p)
             self.points = pts
             if len(pts) >= 3:
                 self.finish()
