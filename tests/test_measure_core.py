@@ -169,3 +169,17 @@ def test_phantom_bleeds_dice_and_volume(seed, subtype):
     assert dice(region.mask, truth) >= 0.85
     assert abs(region.volume_ml - truth_ml) <= 0.10 * truth_ml
     assert region.abc2_ml is not None and region.abc2_ml > 0
+
+
+def test_attention_proposes_a_seed_in_blood_not_on_the_hot_skull():
+    from ich_viewer.measure.region import propose_seed
+
+    volume, _ = _skull(blood=((15, 60, 60), (8, 8, 8)))
+    heat = np.zeros((160, 160), np.float32)
+    heat[80, 12] = 1.0  # hottest on the skull
+    heat[55:66, 55:66] = 0.6  # warm over the bleed
+    assert propose_seed(heat, volume[15]) is not None
+    row, col = propose_seed(heat, volume[15])
+    assert 55 <= row <= 65 and 55 <= col <= 65 and volume[15, row, col] == 60.0
+    assert propose_seed(np.zeros_like(heat), volume[15]) is None
+    assert propose_seed(heat, volume[0] * 0 - 1000) is None  # nothing in the blood range

@@ -65,6 +65,10 @@ voxels estimates it (white matter and grey matter make up most of them)."""
 INNER_TABLE_HU = 1400.0
 """Inner table HU after the blur of a head CT (cortex 1400-1800, thinner than a voxel);
 a voxel half blood, half bone reads about half way to it. Tuned on phantom masks."""
+PROPOSE_MARGIN_HU = 12.0
+"""A proposed seed must read this much above the low bound: clearly blood, not bright brain."""
+MIN_VOXELS = 20
+"""Fewer voxels than this is noise or a partial-volume speck, not a bleed to measure."""
 MAX_VOLUME_ML = 500.0
 """A region larger than any hematoma means the thresholds leaked into the brain."""
 
@@ -290,6 +294,10 @@ def grow_region(
     mask = _grow(volume, spacing, (k, i, j), low, high, cavity)
     if mask is None or not mask.any():
         result.reason = ("nothing around the seed is in the blood range once noise is smoothed: "
+                         "click deeper inside the bleed or widen the range")
+        return result
+    if int(mask.sum()) < MIN_VOXELS:
+        result.reason = (f"only {int(mask.sum())} voxels around the seed are blood-like: "
                          "click deeper inside the bleed or widen the range")
         return result
     voxel_ml = spacing[0] * spacing[1] * spacing[2] / 1000.0
@@ -562,3 +570,32 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     """Overlap of two masks (1 = identical)."""
     total = int(a.sum()) + int(b.sum())
     return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
+
+
+def propose_seed(heat: np.ndarray, hu: np.ndarray, hu_range: tuple[float, float] = DEFAULT_HU,
+                 cavity: np.ndarray | None = None, pixel_mm: float = 1.0) -> tuple[int, int] | None:
+    """(row, col) where a slice's attention map is strongest over blood, or None.
+
+    The classifier's attention is coarse and often peaks beside the blood (on the skull or
+    the bright band under it): the seed is the hottest pixel whose ~1 mm median lies in
+    the blood range, away from bone (``SHELL_MM``) and inside the cavity when given, so a
+    proposed seed is one the growing accepts. The reader still sees the outline and decides.
+    """
+    heat = np.asarray(heat, np.float32)
+    if heat.shape != hu.shape or not np.isfinite(heat).any() or float(np.nanmax(heat)) <= 0:
+        return None
+    layer = np.asarray(hu, np.float32)
+    radius = max(1, int(round(1.0 / pixel_mm)))
+    smooth = sitk.GetArrayFromImage(sitk.Median(sitk.GetImageFromArray(layer), [radius, radius]))
+    seed_read = sitk.GetArrayFromImage(sitk.Median(sitk.GetImageFromArray(layer), [1, 1]))  # as grow_region reads it
+    clearly = min(hu_range[0] + PROPOSE_MARGIN_HU, (hu_range[0] + hu_range[1]) / 2.0)  # not borderline brain
+    allowed = (smooth >= clearly) & (smooth <= hu_range[1]) & (seed_read >= hu_range[0]) & (seed_read <= hu_range[1])
+    allowed &= ~_near_bone(layer[None], (1.0, pixel_mm, pixel_mm))[0] & (layer < BONE_HU)
+    if cavity is not None:
+        allowed &= cavity
+    score = np.where(allowed, np.nan_to_num(heat), -1.0)
+    index = int(np.argmax(score))
+    if score.flat[index] <= 0:
+        return None
+    row, col = np.unravel_index(index, heat.shape)
+    return int(row), int(col)

@@ -3,7 +3,8 @@
 An extension (``ui.app.EXTENSIONS``). Keys, as in Weasis where they exist: D distance,
 K angle, E ellipse ROI, L polygon ROI (double-click closes it), M midline shift (drag
 the expected midline, then click the septum pellucidum), V bleed volume (click inside the
-bleed). Delete removes the selected measurement, Esc cancels the one being drawn. While a
+bleed), S bleed volume from the seed the classifier's attention map proposes on a flagged
+slice. Delete removes the selected measurement, Esc cancels the one being drawn. While a
 tool is on, the left button draws instead of windowing.
 
 Values come from ``ich_viewer.measure`` (Qt-free, tested alone); the volume grows on a
@@ -25,7 +26,7 @@ import pyqtgraph as pg
 
 from ich_viewer.dicom.model import PixelDecodeError, Series
 from ich_viewer.measure.records import KINDS, SUBTYPE_CHOICES, Measurement, planar_measurement, volume_measurement
-from ich_viewer.measure.region import DEFAULT_HU, Region, cranial_cavity
+from ich_viewer.measure.region import DEFAULT_HU, Region, cranial_cavity, propose_seed
 from ich_viewer.measure.series import calibration, grow_in_series, voxel_spacing
 from ich_viewer.options import ViewOptions
 from ich_viewer.report.atomic import ExportError
@@ -126,6 +127,8 @@ class MeasureController(QObject):
             action = window.add_action(f"measure_{kind}", text, self._tool_slot(kind), (key,), True)
             menu.addAction(action)
             self.actions[kind] = action
+        menu.addAction(window.add_action("measure_propose", "Bleed volume from the attention map (flagged slice)",
+                                         self.propose_from_attention, ("S",)))
         menu.addAction(window.add_action("measure_delete", "Delete selected measurement", self.delete_selected,
                                          ("Delete",)))
         menu.addAction(window.add_action("measure_cancel", "Cancel measurement / tool", self.cancel, ("Esc",)))
@@ -272,6 +275,38 @@ class MeasureController(QObject):
             return
         seed = (self.window.current_index(), int(round(point[0])), int(round(point[1])))
         self._start_grow(series, [(None, seed, (self.panel.low.value(), self.panel.high.value()))])
+
+    def propose_from_attention(self) -> None:
+        """Grow from the seed the classifier's attention map proposes on the shown slice."""
+        from ich_viewer.ui.inference_panel import EXTENSION_NAME as INFERENCE, InferenceController
+
+        series, inference = self.window.current_series(), self.window.extensions.get(INFERENCE, InferenceController)
+        loaded = inference.loaded if inference is not None else None
+        if series is None or loaded is None:
+            self._say("no attention map: the classifier is not loaded")
+            return
+        index = self.window.current_index()
+        low, high = self.panel.low.value(), self.panel.high.value()
+        cavity = self._cavities.get(series.series_uid)
+        subtype = self.panel.subtype.currentText()
+
+        def task(state: TaskState) -> tuple[Series, np.ndarray | None, list[tuple[str | None, Region]], str]:
+            from ich_viewer.inference.gradcam import attention_map
+
+            state.set_status("computing the attention map")
+            volume = series.volume_hu()
+            cav = cavity if cavity is not None else cranial_cavity(volume, voxel_spacing(series), state)
+            amap = attention_map(loaded, series, index)
+            point = propose_seed(amap.heat, volume[index], (low, high), cav[index], min(voxel_spacing(series)[1:]))
+            if point is None:
+                region = Region(seed=(index, 0, 0), hu_range=(low, high), spacing_mm=voxel_spacing(series),
+                                reason="the attention map points at nothing in the blood range on this slice")
+                return series, cav, [(None, region)], subtype
+            return series, cav, [(None, grow_in_series(series, (index, *point), (low, high), state, cavity=cav,
+                                                       volume=volume))], subtype
+
+        self.panel.status.setText("proposing a seed…")
+        self.runner.start(task)
 
     def _start_grow(self, series: Series,
                     jobs: Sequence[tuple[str | None, tuple[int, int, int], tuple[float, float]]]) -> None:
