@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from ich_viewer.options import OPTIONS, from_namespace
 
-COMMANDS = ("view", "inspect", "analyze", "phantom", "serve", "worklist", "query", "retrieve", "send")
+COMMANDS = ("view", "inspect", "analyze", "phantom", "measure", "serve", "worklist", "query", "retrieve", "send")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     phantom.add_argument("--unsigned", action="store_true", help="store unsigned 12-bit values with intercept -1024")
     phantom.add_argument("--drop", type=int, nargs="*", default=None, metavar="I", help="leave out these slice indices")
     add_node_commands(sub)
+    measure = sub.add_parser("measure", help="grow a bleed from a seed and print its volume (mL) and ABC/2")
+    measure.add_argument("path")
+    measure.add_argument("--seed", metavar="SLICE,ROW,COL",
+                         help="seed voxel: slice in display order (foot to head, from 0), row, column in pixels")
+    measure.add_argument("--seed-mm", metavar="X,Y,Z", help="seed in patient coordinates (mm)")
+    measure.add_argument("--hu", metavar="LOW,HIGH", help="blood HU range (default 45,90)")
+    measure.add_argument("--series", type=int, default=None, metavar="N", help="image series index (default 0)")
+    measure.add_argument("--json", dest="json_out", metavar="F", help="also write the result as JSON to F")
+    measure.add_argument("--overwrite", action="store_true", help="replace an existing JSON file")
     return parser
 
 
@@ -139,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
             "retrieve": node.run_retrieve, "send": node.run_send}
         runner = runners[args.command]
         return int(runner(options))
+    if args.command == "measure":
+        from ich_viewer.commands.measure import run_measure
+
+        return run_measure(options)
     raise AssertionError(args.command)
 
 

@@ -138,10 +138,28 @@ class SendOptions:
     ae_title: str = "ICHVIEWER"
 
 
+@dataclass(frozen=True)
+class MeasureOptions:
+    """``ich-viewer measure PATH --seed SLICE,ROW,COL | --seed-mm X,Y,Z [--hu LOW,HIGH] [--json F]``."""
+
+    path: str
+    seed: str | None = None
+    """"slice,row,col": slice in display order (foot to head, from 0), row and column in pixels."""
+    seed_mm: str | None = None
+    """"x,y,z" in patient coordinates (mm)."""
+    hu: str | None = None
+    """"low,high" blood range in HU; None: the default (45-90)."""
+    series: int | None = None
+    """Index of the image series (``inspect`` order, from 0); None: the first one."""
+    json_out: str | None = None
+    overwrite: bool = False
+
+
 OPTIONS: dict[str, type[Any]] = {
     "view": ViewOptions, "inspect": InspectOptions, "analyze": AnalyzeOptions, "phantom": PhantomOptions,
     "serve": ServeOptions, "worklist": WorklistOptions, "query": QueryOptions, "retrieve": RetrieveOptions,
     "send": SendOptions,
+    "measure": MeasureOptions,
 }
 """Sub-command name -> its options class."""
 

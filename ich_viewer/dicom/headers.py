@@ -534,6 +534,7 @@ def _frame_geometry(ds: Any, frame: int | None) -> dict[str, Any]:
         position=position,
         orientation=orientation,
         pixel_spacing=spacing if spacing and spacing[0] > 0 and spacing[1] > 0 else (1.0, 1.0),
+        pixel_spacing_known=bool(spacing and spacing[0] > 0 and spacing[1] > 0),
         slice_thickness=_float(value("PixelMeasuresSequence", "SliceThickness")),
         rescale=(slope, intercept, problems, repairs),
         window_center=_float(value("FrameVOILUTSequence", "WindowCenter")),

@@ -39,6 +39,9 @@ class SliceHeader:
     columns: int = 0
     pixel_spacing: tuple[float, float] = (1.0, 1.0)
     """(row spacing, column spacing) in mm, i.e. DICOM PixelSpacing order."""
+    pixel_spacing_known: bool = True
+    """False when the file had no usable PixelSpacing (then ``pixel_spacing`` is a 1 x 1
+    placeholder and measurements must be given in pixels, not mm)."""
     slice_thickness: float | None = None
     slice_location: float | None = None
     rescale_slope: float = 1.0

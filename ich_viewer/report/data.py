@@ -7,7 +7,7 @@ flagged slices with the reader's decisions, and the key images.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -16,7 +16,9 @@ from ich_viewer.demo import source_notes
 from ich_viewer.dicom.model import Series, Study
 from ich_viewer.imaging.palette import SHORT_NAMES
 from ich_viewer.inference.results import ModelInfo, SeriesPrediction
+from ich_viewer.measure.records import Measurement
 from ich_viewer.report.decisions import REJECTED, StudyDecisions
+from ich_viewer.report.measure_export import collect
 from ich_viewer.report.notes import study_notes
 from ich_viewer.report.rows import Results, SliceRow, build_rows, decision_counts, study_dict, utc_now_iso
 
@@ -85,6 +87,10 @@ class ReportContent:
     warnings: list[str] = field(default_factory=list)
     source_notes: list[str] = field(default_factory=list)
     """Where the images come from, when that must be said (the bundled demo's credit and training note)."""
+    measurements: list = field(default_factory=list)
+    """The reader's measurements of the reported series (``measure.records.Measurement``)."""
+    volume_masks: dict = field(default_factory=dict, repr=False)
+    """Grown masks by measurement id, when the caller has them (else exports regrow them)."""
 
     _pictures: dict = field(default_factory=dict, repr=False)
 
@@ -111,6 +117,7 @@ def build_report(
     deidentify: bool = False,
     overlay: OverlayFn | None = None,
     max_key_images: int = MAX_KEY_IMAGES_PER_SERIES,
+    measurements: Mapping[str, Sequence[Measurement]] | None = None,
 ) -> ReportContent:
     """Collect the report content; key images are flagged slices the reader has not rejected."""
     sections = []
@@ -135,6 +142,7 @@ def build_report(
         overlay=overlay,
         warnings=study_notes(study, results, deidentify=deidentify).lines(),
         source_notes=source_notes(study),
+        measurements=collect(study, [series for series, _ in results], measurements),
     )
 
 

@@ -141,6 +141,11 @@ def build_sr(content: ReportContent, study: Study) -> hd.sr.Comprehensive3DSR | 
             reference = _reference_dataset(study, section.series, section.series.slices[row.index])
             evidence.append(reference)
             groups.append(_measurement_group(section, row, reference, study))
+    from ich_viewer.report.measure_export import sr_groups
+
+    measured, referenced = sr_groups(content, study)  # the reader's measurements and volumes
+    groups += measured
+    evidence += referenced
     if not groups:
         return None
     model = content.sections[0].model

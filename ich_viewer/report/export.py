@@ -10,13 +10,18 @@ import os
 from dataclasses import dataclass, field
 import logging
 from pathlib import Path
+from typing import Mapping, Sequence
 
 from ich_viewer.dicom.model import Study
+from ich_viewer.measure.records import Measurement
 from ich_viewer.options import AnalyzeOptions
 from ich_viewer.report.atomic import ExportError, OutputExistsError
 from ich_viewer.report.data import OverlayFn, build_report
 from ich_viewer.report.decisions import StudyDecisions
 from ich_viewer.report.destination import check_outside_study
+from ich_viewer.report.measure_export import collect, measurements_csv_path
+from ich_viewer.report.measure_export import write_csv as write_measurements_csv
+from ich_viewer.report.measurements import stored_measurements
 from ich_viewer.report.review import stored_decisions
 from ich_viewer.report.rows import Results
 
@@ -51,6 +56,7 @@ def export_report(
     overwrite: bool = False,
     overlay: OverlayFn | None = None,
     paper: str | None = None,
+    measurements: Mapping[str, Sequence[Measurement]] | None = None,
 ) -> ExportResult:
     """Write the requested exports; raises ``ExportError`` (nothing half-written) with the reason.
 
@@ -87,6 +93,10 @@ def export_report(
         pictures (``attention_overlay(loaded)`` for Grad-CAM); None draws none.
     paper
         "A4" or "Letter" for the PDF (default: by locale).
+    measurements
+        The reader's measurements by series UID; None uses those stored for this study
+        (``report.measurements``). They go into the JSON, a ``<csv>-measurements.csv``
+        beside the CSV, the PDF (with outline pictures) and the SR (TID 1500 groups).
 
     Returns
     -------
@@ -119,18 +129,27 @@ def export_report(
         raise ExportError(f"{dicom_dir} is a file, not a folder for the DICOM objects")
     if decisions is None:
         decisions = stored_decisions(study)
+    if measurements is None:
+        measurements = stored_measurements(study)
+    measured = collect(study, [series for series, _ in results], measurements)
+    if csv is not None and measured and measurements_csv_path(csv).exists() and not overwrite:
+        raise OutputExistsError(f"{measurements_csv_path(csv)} already exists; choose another name or allow overwriting")
 
     from ich_viewer.report import tabular  # local imports keep `analyze --json` light
 
     result = ExportResult()
     if json is not None:
-        result.json = tabular.write_json(json, study, results, decisions, overwrite, deidentify=deidentify)
+        result.json = tabular.write_json(json, study, results, decisions, overwrite, deidentify=deidentify,
+                                         measurements=measurements)
         result.written.append(result.json)
     if csv is not None:
         result.csv = tabular.write_csv(csv, study, results, decisions, overwrite, deidentify=deidentify)
         result.written.append(result.csv)
+        if measured:
+            result.written.append(write_measurements_csv(measurements_csv_path(csv), study, measured, overwrite))
     if pdf is not None or dicom_dir is not None:
-        content = build_report(study, results, decisions, deidentify=deidentify, overlay=overlay)
+        content = build_report(study, results, decisions, deidentify=deidentify, overlay=overlay,
+                               measurements=measurements)
         result.n_flagged = content.n_flagged
         if pdf is not None:
             from ich_viewer.report.pdf import write_pdf

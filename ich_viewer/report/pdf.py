@@ -385,6 +385,9 @@ def _story(content: ReportContent, styles: _Styles, width: float) -> list:
             if section.key_images_left_out:
                 story.append(_p(f"{section.key_images_left_out} more flagged slices are listed in the table "
                                 "but not shown.", styles.body))
+    from ich_viewer.report.measure_export import measurement_story
+
+    story.extend(measurement_story(content, styles, width))
     story.append(Spacer(1, 4 * mm))
     story.append(_p(f"Generated {_format_time(content.generated_at)} by {content.software}.", styles.small))
     return story

@@ -11,11 +11,14 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import Mapping, Sequence
 
 from ich_viewer import LABELS, RESEARCH_NOTICE, __version__
 from ich_viewer.demo import source_notes
 from ich_viewer.dicom.model import Study
+from ich_viewer.measure.records import Measurement
 from ich_viewer.report.atomic import ExportError, atomic_write_bytes
+from ich_viewer.report.measure_export import collect, measurement_dicts
 from ich_viewer.report.notes import raw_bytes_hex, safe_text, series_notes, study_notes
 from ich_viewer.report.decisions import StudyDecisions
 from ich_viewer.report.destination import check_outside_study
@@ -33,7 +36,8 @@ and skipped files; the same on every row, so a filtered sheet still shows them."
 
 
 def results_document(
-    study: Study, results: Results, decisions: StudyDecisions | None = None, *, deidentify: bool = False
+    study: Study, results: Results, decisions: StudyDecisions | None = None, *, deidentify: bool = False,
+    measurements: Mapping[str, Sequence[Measurement]] | None = None,
 ) -> dict:
     """The JSON content as a dict. ``decisions=None`` uses the ones stored for the study
     (pass ``{}`` for none), so every export carries the reader's review."""
@@ -73,6 +77,7 @@ def results_document(
         "warnings": notes.warnings,
         "not_analysed": notes.not_analysed,
         "skipped": notes.skipped,
+        "measurements": measurement_dicts(collect(study, [series for series, _ in results], measurements)),
     }
 
 
@@ -98,9 +103,10 @@ def json_bytes(document: dict) -> bytes:
 def write_json(
     path: str | os.PathLike, study: Study, results: Results, decisions: StudyDecisions | None = None,
     overwrite: bool = False, *, deidentify: bool = False,
+    measurements: Mapping[str, Sequence[Measurement]] | None = None,
 ) -> Path:
     check_outside_study(path, study)
-    document = results_document(study, results, decisions, deidentify=deidentify)
+    document = results_document(study, results, decisions, deidentify=deidentify, measurements=measurements)
     return atomic_write_bytes(path, json_bytes(document), overwrite=overwrite)
 
 

@@ -1,0 +1,168 @@
+"""Measurement accuracy and speed: bleed outlines against phantom masks, growing time, drawing time.
+
+Prints one JSON object (the table in docs/benchmarks.md "Measure" comes from it).
+
+    .venv/bin/python bench/bench_measure.py [--seeds 8] [--quick]
+
+Accuracy: for each phantom seed and each of IPH, EDH, SDH (256 matrix, 5 mm), the seed is
+the pixel deepest inside the true mask on its largest slice (where a reader clicks);
+Dice and volume error of the grown region against the mask, and ABC/2 beside the truth.
+"In scope" = truth >= 5 mL and the bleed >= 10 HU denser than grey matter (an isodense
+bleed has no edge any threshold can find). Speed: a 40 x 512 x 512 phantom, the cranial
+cavity (once per series in the window) and the growing timed apart, median of 3.
+Drawing: the window's redraw of a ruler and a volume outline plus one repaint, offscreen.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import SimpleITK as sitk  # noqa: E402
+
+from ich_viewer.measure.region import cranial_cavity, dice, grow_region  # noqa: E402
+from ich_viewer.phantom import SUBTYPES, generate_phantom  # noqa: E402
+
+SUBTYPES_MEASURED = ("intraparenchymal", "epidural", "subdural")
+
+
+def deepest(mask: np.ndarray) -> tuple[int, int, int]:
+    k = int(np.argmax(mask.sum(axis=(1, 2))))
+    dist = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(
+        sitk.GetImageFromArray(mask[k].astype(np.uint8)), insideIsPositive=True, squaredDistance=False,
+        useImageSpacing=False))
+    i, j = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    return k, int(i), int(j)
+
+
+def accuracy(seeds: int) -> list[dict]:
+    rows = []
+    for seed in range(seeds):
+        for subtype in SUBTYPES_MEASURED:
+            p = generate_phantom(seed=seed, subtypes=[subtype], matrix=256, thickness_mm=5.0)
+            truth = p.masks == SUBTYPES.index(subtype) + 1
+            spacing = (p.spacing_mm, *p.pixel_spacing)
+            truth_ml = float(truth.sum() * np.prod(spacing) / 1000)
+            contrast = float(p.info["lesions"][0]["mean_hu"] - p.info["head"]["grey_hu"])
+            start = time.perf_counter()
+            region = grow_region(p.volume_hu, spacing, deepest(truth))
+            row = {"seed": seed, "subtype": subtype, "truth_ml": round(truth_ml, 2), "contrast_hu": round(contrast, 1),
+                   "in_scope": truth_ml >= 5.0 and contrast >= 10.0, "seconds": round(time.perf_counter() - start, 3)}
+            if region.ok:
+                row.update(grown_ml=round(region.volume_ml, 2),
+                           error_pct=round(100 * (region.volume_ml - truth_ml) / truth_ml, 1),
+                           dice=round(dice(region.mask, truth), 3), abc2_ml=round(region.abc2_ml or 0.0, 2))
+            else:
+                row.update(reason=region.reason)
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    return rows
+
+
+def speed(repeats: int = 3) -> dict:
+    p = generate_phantom(seed=2, subtypes=["intraparenchymal"], matrix=512, n_slices=40, thickness_mm=5.0)
+    truth = p.masks == 2
+    spacing = (p.spacing_mm, *p.pixel_spacing)
+    seed = deepest(truth)
+    cavity_s, grow_s = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        cavity = cranial_cavity(p.volume_hu, spacing)
+        t1 = time.perf_counter()
+        region = grow_region(p.volume_hu, spacing, seed, cavity=cavity)
+        t2 = time.perf_counter()
+        cavity_s.append(t1 - t0)
+        grow_s.append(t2 - t1)
+    return {"shape": list(p.volume_hu.shape), "cavity_s": round(statistics.median(cavity_s), 3),
+            "grow_s": round(statistics.median(grow_s), 3),
+            "total_s": round(statistics.median(c + g for c, g in zip(cavity_s, grow_s)), 3),
+            "volume_ml": round(region.volume_ml, 2), "dice": round(dice(region.mask, truth), 3)}
+
+
+def drawing(frames: int = 50) -> dict:
+    import tempfile
+
+    os.environ.setdefault("ICH_VIEWER_DATA_DIR", tempfile.mkdtemp(prefix="bench-measure-"))
+    from PySide6.QtWidgets import QApplication
+
+    from ich_viewer.dicom.model import Series, Study
+    from ich_viewer.measure.records import planar_measurement, volume_measurement
+    from ich_viewer.measure.series import calibration
+    from ich_viewer.options import ViewOptions
+    from ich_viewer.ui.app import build_window
+    from ich_viewer.ui.measure_panel import EXTENSION_NAME, MeasureController
+
+    app = QApplication.instance() or QApplication([])
+    p = generate_phantom(seed=2, subtypes=["intraparenchymal"], matrix=512, n_slices=40, thickness_mm=5.0)
+    series = Series.from_array(p.volume_hu, spacing_mm=p.spacing_mm, pixel_spacing=p.pixel_spacing)
+    study = Study(source="", series=[series], study_uid="1.2.826.0.1.3680043.8.498.999")
+    window = build_window(ViewOptions(), ["ich_viewer.ui.measure_panel:attach_measure"])
+    window.resize(1400, 900)
+    window.show()
+    window.show_study(study)
+    controller = window.extensions.get(EXTENSION_NAME, MeasureController)
+    assert controller is not None
+    truth = p.masks == 2
+    seed = deepest(truth)
+    window.set_slice(seed[0])
+    region = grow_region(p.volume_hu, (p.spacing_mm, *p.pixel_spacing), seed)
+    record = volume_measurement(region, series_uid=series.series_uid)
+    controller.masks[record.id] = region.mask
+    controller._keep(record)
+    controller._keep(planar_measurement("distance", [(100, 100), (300, 380)], series.hu(seed[0]),
+                                        calibration(series), series_uid=series.series_uid, slice_index=seed[0]))
+    app.processEvents()
+    viewport = window.image_view().graphics.viewport()
+    base = []
+    controller._clear(controller._items)
+    for _ in range(frames):  # the slice alone: what any frame costs without measurements
+        t = time.perf_counter()
+        viewport.repaint()
+        base.append(time.perf_counter() - t)
+    times = []
+    for _ in range(frames):
+        t = time.perf_counter()
+        controller.redraw()
+        viewport.repaint()
+        times.append(time.perf_counter() - t)
+    window.close()
+    return {"frames": frames, "paint_without_measurements_ms_median": round(1000 * statistics.median(base), 2),
+            "redraw_and_paint_ms_median": round(1000 * statistics.median(times), 2),
+            "measurements_ms_median": round(1000 * (statistics.median(times) - statistics.median(base)), 2),
+            "redraw_and_paint_ms_p95": round(1000 * sorted(times)[int(0.95 * len(times)) - 1], 2),
+            "platform": os.environ.get("QT_QPA_PLATFORM")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--quick", action="store_true", help="3 seeds, 1 timing repeat")
+    args = parser.parse_args()
+    seeds = 3 if args.quick else args.seeds
+    rows = accuracy(seeds)
+    scope = [r for r in rows if r["in_scope"]]
+    passed = [r for r in scope if r.get("dice", 0) >= 0.85 and abs(r.get("error_pct", 100)) <= 10]
+    out = {
+        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
+                    "cores": os.cpu_count()},
+        "accuracy": rows,
+        "in_scope": len(scope),
+        "in_scope_passing": len(passed),
+        "speed_40x512": speed(1 if args.quick else 3),
+        "drawing": drawing(20 if args.quick else 50),
+    }
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,603 @@
+"""Measuring in the window: ruler, angle, ellipse and polygon ROIs, midline shift, bleed volume.
+
+An extension (``ui.app.EXTENSIONS``). Keys, as in Weasis where they exist: D distance,
+K angle, E ellipse ROI, L polygon ROI (double-click closes it), M midline shift (drag
+the expected midline, then click the septum pellucidum), V bleed volume (click inside the
+bleed), S bleed volume from the seed the classifier's attention map proposes on a flagged
+slice. Delete removes the selected measurement, Esc cancels the one being drawn. While a
+tool is on, the left button draws instead of windowing.
+
+Values come from ``ich_viewer.measure`` (Qt-free, tested alone); the volume grows on a
+``TaskRunner``. Records are kept per study and series by ``report.measurements`` in
+the program's data folder and come back when the study is reopened.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt
+from PySide6.QtGui import QAction, QMouseEvent
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGraphicsEllipseItem, QHBoxLayout, QLabel,
+                               QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
+
+import pyqtgraph as pg
+
+from ich_viewer.dicom.model import PixelDecodeError, Series
+from ich_viewer.measure.records import KINDS, SUBTYPE_CHOICES, Measurement, planar_measurement, volume_measurement
+from ich_viewer.measure.region import DEFAULT_HU, Region, cranial_cavity, propose_seed
+from ich_viewer.measure.series import calibration, grow_in_series, voxel_spacing
+from ich_viewer.options import ViewOptions
+from ich_viewer.report.atomic import ExportError
+from ich_viewer.report.decisions import slice_key
+from ich_viewer.report.measurements import MeasurementStore
+from ich_viewer.report.review import study_key
+from ich_viewer.tasks import TaskState
+from ich_viewer.ui.extension import ViewerWindow
+from ich_viewer.ui.tasks import TaskRunner
+
+log = logging.getLogger(__name__)
+
+EXTENSION_NAME = "measure"
+TOOLS: tuple[tuple[str, str, str], ...] = (
+    ("distance", "Ruler (distance)", "D"),
+    ("angle", "Angle", "K"),
+    ("ellipse", "Ellipse ROI (HU statistics)", "E"),
+    ("polygon", "Polygon ROI (double-click closes)", "L"),
+    ("midline", "Midline shift", "M"),
+    ("volume", "Bleed volume (click inside the bleed)", "V"),
+)
+COLOUR = (255, 200, 40)
+SELECTED = (80, 220, 255)
+OUTLINE = (255, 60, 60, 230)
+
+
+class MeasurePanel(QWidget):
+    """The side panel: measurements of the shown series, the volume tool's settings."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        self.hint = QLabel("Choose a tool: D ruler · K angle · E ellipse · L polygon · M midline · V volume")
+        self.hint.setWordWrap(True)
+        layout.addWidget(self.hint)
+        self.list = QListWidget()
+        self.list.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the image
+        self.list.setWordWrap(True)
+        layout.addWidget(self.list, 1)
+        form = QFormLayout()
+        self.low = QDoubleSpinBox()
+        self.high = QDoubleSpinBox()
+        for box, value in ((self.low, DEFAULT_HU[0]), (self.high, DEFAULT_HU[1])):
+            box.setRange(-100.0, 300.0)
+            box.setDecimals(0)
+            box.setSuffix(" HU")
+            box.setValue(value)
+            box.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        form.addRow("Blood from", self.low)
+        form.addRow("to", self.high)
+        self.subtype = QComboBox()
+        self.subtype.addItems(list(SUBTYPE_CHOICES))
+        self.subtype.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        form.addRow("Subtype", self.subtype)
+        layout.addLayout(form)
+        buttons = QHBoxLayout()
+        self.regrow = QPushButton("Regrow with this range")
+        self.delete = QPushButton("Delete")
+        for button in (self.regrow, self.delete):
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            buttons.addWidget(button)
+        layout.addLayout(buttons)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+
+
+class MeasureController(QObject):
+    """One per window: the active tool, the marks on the image, the records and the store."""
+
+    def __init__(self, window: ViewerWindow) -> None:
+        super().__init__(window)  # type: ignore[arg-type]
+        self.window = window
+        self.view = window.image_view()
+        self.store = MeasurementStore()
+        self.tool: str | None = None
+        self.points: list[tuple[float, float]] = []
+        self._dragging = False
+        self.masks: dict[str, np.ndarray] = {}
+        """Grown masks by measurement id (regrown from seed and range after a reopen)."""
+        self._cavities: dict[str, np.ndarray] = {}
+        self._items: list[Any] = []
+        self._preview: list[Any] = []
+        self.selected_id: str | None = None
+        self.panel = MeasurePanel()
+        self.runner = TaskRunner(self)
+        self.runner.done.connect(self._on_grown)
+        self.runner.failed.connect(self._on_failed)
+        self.runner.status.connect(self.panel.status.setText)
+        window.add_side_panel(self.panel, "Measure")
+        self.panel.list.currentItemChanged.connect(self._on_select)
+        self.panel.delete.clicked.connect(self.delete_selected)
+        self.panel.regrow.clicked.connect(self.regrow_selected)
+        self.panel.subtype.currentTextChanged.connect(self._on_subtype)
+        menu = window.menu("Tools")
+        self.actions: dict[str, QAction] = {}
+        for kind, text, key in TOOLS:
+            action = window.add_action(f"measure_{kind}", text, self._tool_slot(kind), (key,), True)
+            menu.addAction(action)
+            self.actions[kind] = action
+        menu.addAction(window.add_action("measure_propose", "Bleed volume from the attention map (flagged slice)",
+                                         self.propose_from_attention, ("S",)))
+        menu.addAction(window.add_action("measure_delete", "Delete selected measurement", self.delete_selected,
+                                         ("Delete",)))
+        menu.addAction(window.add_action("measure_cancel", "Cancel measurement / tool", self.cancel, ("Esc",)))
+        self.view.graphics.viewport().installEventFilter(self)
+        window.installEventFilter(self)
+        window.study_opened.connect(self._on_study)
+        window.series_shown.connect(lambda _series: self._on_series())
+        window.slice_changed.connect(lambda _index: self.redraw())
+        window.study_closing.connect(self._on_closing)
+
+    # -- tools -------------------------------------------------------------------------
+    def _tool_slot(self, kind: str) -> Callable[[], None]:
+        return lambda: self.set_tool(kind)
+
+    def set_tool(self, kind: str | None) -> None:
+        """Turn a tool on (its key again, or Esc, turns it off)."""
+        if kind is not None and self.tool == kind:
+            kind = None
+        self.tool = kind
+        self.points = []
+        self._dragging = False
+        self._clear(self._preview)
+        for name, action in self.actions.items():
+            action.setChecked(name == kind)
+        text = dict((k, t) for k, t, _ in TOOLS).get(kind or "", "")
+        self.panel.hint.setText(f"{text}: draw on the image (Esc cancels)" if kind else
+                                "Choose a tool: D ruler · K angle · E ellipse · L polygon · M midline · V volume")
+        if kind is not None and self.window.current_series() is not None:
+            note = calibration(self._series()).note
+            if note:
+                self._say(note)
+
+    def cancel(self) -> None:
+        if self.points:
+            self.points = []
+            self._dragging = False
+            self._clear(self._preview)
+        else:
+            self.set_tool(None)
+
+    # -- mouse -------------------------------------------------------------------------
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.Type.Close and watched is self.window:
+            self.runner.shutdown(3.0)
+            return False
+        if self.tool is None or self.window.current_series() is None:
+            return False
+        kind = event.type()
+        if kind not in (QEvent.Type.MouseButtonPress, QEvent.Type.MouseMove, QEvent.Type.MouseButtonRelease,
+                        QEvent.Type.MouseButtonDblClick):
+            return False
+        assert isinstance(event, QMouseEvent)
+        if kind != QEvent.Type.MouseMove and event.button() != Qt.MouseButton.LeftButton:
+            return False
+        point = self.pixel_at(event.position())
+        if kind == QEvent.Type.MouseButtonPress:
+            self.press(point)
+        elif kind == QEvent.Type.MouseMove:
+            self.move(point)
+        elif kind == QEvent.Type.MouseButtonRelease:
+            self.release(point)
+        else:
+            self.double_click(point)
+        return True
+
+    def pixel_at(self, position: QPointF) -> tuple[float, float]:
+        """(row, col) in pixels, centres at integers, of a viewport position."""
+        scene = self.view.graphics.mapToScene(position.toPoint())
+        local = self.view.image_item.mapFromScene(scene)
+        return float(local.y()) - 0.5, float(local.x()) - 0.5
+
+    def press(self, point: tuple[float, float]) -> None:
+        tool = self.tool
+        if tool == "volume":
+            self.grow_at(point)
+        elif tool in ("distance", "ellipse") or (tool == "midline" and not self.points):
+            self.points = [point, point]
+            self._dragging = True
+        elif tool in ("angle", "polygon", "midline"):
+            if not self.points:
+                self.points = [point, point]  # the last point follows the mouse until the next click
+            else:
+                self.points[-1] = point
+                if tool != "polygon" and len(self.points) >= KINDS[tool]:
+                    self.finish()
+                    return
+                self.points.append(point)
+        self._draw_preview()
+
+    def move(self, point: tuple[float, float]) -> None:
+        if self.points and (self._dragging or self.tool in ("angle", "polygon", "midline")):
+            self.points[-1] = point
+            self._draw_preview()
+
+    def release(self, point: tuple[float, float]) -> None:
+        if not self._dragging:
+            return
+        self._dragging = False
+        self.points[-1] = point
+        if self.points[0] == self.points[1]:
+            self.points = []  # a click without a drag draws nothing
+            self._clear(self._preview)
+            return
+        if self.tool == "midline":
+            self.points.append(point)  # now the septum point follows the mouse
+            self._draw_preview()
+            return
+        self.finish()
+
+    def double_click(self, point: tuple[float, float]) -> None:
+        if self.tool == "polygon" and self.points:
+            self.points[-1] = point  # the double-click's place is the last vertex
+            pts: list[tuple[float, float]] = []
+            for p in self.points:  # the double-click's first press added it once already
+                if not pts or np.hypot(p[0] - pts[-1][0], p[1] - pts[-1][1]) >= 0.5:
+                    pts.append(p)
+            self.points = pts
+            if len(pts) >= 3:
+                self.finish()
+
+    def finish(self) -> Measurement | None:
+        """Compute and keep the measurement drawn with the current points."""
+        series, tool = self.window.current_series(), self.tool
+        if series is None or tool is None or tool == "volume":
+            return None
+        index = self.window.current_index()
+        try:
+            image = series.hu(index)
+            record = planar_measurement(tool, self.points, image, calibration(series), series_uid=series.series_uid,
+                                        slice_index=index, slice_uid=slice_key(series.slices[index]))
+        except (ValueError, PixelDecodeError) as exc:
+            self._say(str(exc))
+            record = None
+        self.points = []
+        self._clear(self._preview)
+        if record is not None:
+            self._keep(record)
+        return record
+
+    # -- volume ------------------------------------------------------------------------
+    def grow_at(self, point: tuple[float, float]) -> None:
+        series = self.window.current_series()
+        if series is None:
+            return
+        seed = (self.window.current_index(), int(round(point[0])), int(round(point[1])))
+        self._start_grow(series, [(None, seed, (self.panel.low.value(), self.panel.high.value()))])
+
+    def propose_from_attention(self) -> None:
+        """Grow from the seed the classifier's attention map proposes on the shown slice."""
+        from ich_viewer.ui.inference_panel import EXTENSION_NAME as INFERENCE, InferenceController
+
+        series, inference = self.window.current_series(), self.window.extensions.get(INFERENCE, InferenceController)
+        loaded = inference.loaded if inference is not None else None
+        if series is None or loaded is None:
+            self._say("no attention map: the classifier is not loaded")
+            return
+        index = self.window.current_index()
+        low, high = self.panel.low.value(), self.panel.high.value()
+        cavity = self._cavities.get(series.series_uid)
+        subtype = self.panel.subtype.currentText()
+
+        def task(state: TaskState) -> tuple[Series, np.ndarray | None, list[tuple[str | None, Region]], str]:
+            from ich_viewer.inference.gradcam import attention_map
+
+            state.set_status("computing the attention map")
+            volume = series.volume_hu()
+            cav = cavity if cavity is not None else cranial_cavity(volume, voxel_spacing(series), state)
+            amap = attention_map(loaded, series, index)
+            point = propose_seed(amap.heat, volume[index], (low, high), cav[index], min(voxel_spacing(series)[1:]))
+            if point is None:
+                region = Region(seed=(index, 0, 0), hu_range=(low, high), spacing_mm=voxel_spacing(series),
+                                reason="the attention map points at nothing in the blood range on this slice")
+                return series, cav, [(None, region)], subtype
+            return series, cav, [(None, grow_in_series(series, (index, *point), (low, high), state, cavity=cav,
+                                                       volume=volume))], subtype
+
+        self.panel.status.setText("proposing a seed…")
+        self.runner.start(task)
+
+    def _start_grow(self, series: Series,
+                    jobs: Sequence[tuple[str | None, tuple[int, int, int], tuple[float, float]]]) -> None:
+        cavity = self._cavities.get(series.series_uid)
+        subtype = self.panel.subtype.currentText()
+
+        def task(state: TaskState) -> tuple[Series, np.ndarray | None, list[tuple[str | None, Region]], str]:
+            volume = series.volume_hu()
+            cav = cavity if cavity is not None else cranial_cavity(volume, voxel_spacing(series), state)
+            out = []
+            for record_id, seed, hu in jobs:
+                if state.cancelled():
+                    break
+                out.append((record_id, grow_in_series(series, seed, hu, state, cavity=cav, volume=volume)))
+            return series, cav, out, subtype
+
+        self.panel.status.setText("growing…")
+        self.runner.start(task)
+
+    def _on_grown(self, result: tuple[Series, np.ndarray | None, list[tuple[str | None, Region]], str]) -> None:
+        series, cavity, grown, subtype = result
+        self.panel.status.setText("")
+        if cavity is not None:
+            self._cavities = {series.series_uid: cavity}  # one series' cavity is kept
+        for record_id, region in grown:
+            if not region.ok:
+                self._say(f"No volume: {region.reason}")
+                continue
+            assert region.mask is not None
+            if record_id is not None:  # a stored or regrown record
+                old = self._record(record_id)
+                if old is None:
+                    continue
+                record = volume_measurement(region, series_uid=series.series_uid, slice_uid=old.slice_uid,
+                                            subtype=str(old.details.get("subtype", "unspecified")))
+                record.id, record.created_at = old.id, old.created_at
+                self.masks[record.id] = region.mask
+                if record.to_dict() != old.to_dict():
+                    self._replace(record)
+            else:
+                record = volume_measurement(region, series_uid=series.series_uid,
+                                            slice_uid=slice_key(series.slices[region.seed[0]]), subtype=subtype)
+                self.masks[record.id] = region.mask
+                self._keep(record)
+            self._say(f"{record.label}: {record.text}")
+        self.redraw()
+
+    def _on_failed(self, text: str) -> None:
+        self._say(f"volume failed: {text}")
+
+    def regrow_selected(self) -> None:
+        """Regrow the selected volume with the range in the panel (the threshold edit)."""
+        record = self._record(self.selected_id) if self.selected_id else None
+        series = self.window.current_series()
+        if record is None or record.kind != "volume" or series is None:
+            self._say("select a bleed volume in the list first")
+            return
+        seed = (record.slice_index, int(record.points[0][0]), int(record.points[0][1]))
+        record.details["hu_range"] = [self.panel.low.value(), self.panel.high.value()]
+        self._start_grow(series, [(record.id, seed, (self.panel.low.value(), self.panel.high.value()))])
+
+    def _on_subtype(self, subtype: str) -> None:
+        record = self._record(self.selected_id) if self.selected_id else None
+        if record is None or record.kind != "volume" or record.details.get("subtype") == subtype:
+            return
+        record.details["subtype"] = subtype
+        base = record.text.split(": ", 1)[-1] if record.text.split(": ", 1)[0] in SUBTYPE_CHOICES else record.text
+        record.text = base if subtype == "unspecified" else f"{subtype}: {base}"
+        self._replace(record)
+
+    # -- records -----------------------------------------------------------------------
+    def _study(self) -> str:
+        study = self.window.current_study()
+        return study_key(study.study_uid, study.source) if study is not None else ""
+
+    def _series(self) -> Series:
+        series = self.window.current_series()
+        assert series is not None
+        return series
+
+    def measurements(self) -> list[Measurement]:
+        """The shown series' measurements, oldest first."""
+        series, study = self.window.current_series(), self._study()
+        if series is None or not study:
+            return []
+        return self.store.series_measurements(study, series.series_uid)
+
+    def _record(self, record_id: str | None) -> Measurement | None:
+        return next((m for m in self.measurements() if m.id == record_id), None)
+
+    def _keep(self, record: Measurement) -> None:
+        try:
+            self.store.add(self._study(), record)
+        except ExportError as exc:
+            self._say(str(exc))
+        self.selected_id = record.id
+        self._refresh_list()
+        self.redraw()
+
+    def _replace(self, record: Measurement) -> None:
+        try:
+            self.store.replace(self._study(), record)
+        except ExportError as exc:
+            self._say(str(exc))
+        self._refresh_list()
+        self.redraw()
+
+    def delete_selected(self) -> None:
+        if self.points:
+            self.cancel()
+            return
+        series = self.window.current_series()
+        if self.selected_id is None or series is None:
+            self._say("select a measurement to delete")
+            return
+        try:
+            self.store.remove(self._study(), series.series_uid, self.selected_id)
+        except ExportError as exc:
+            self._say(str(exc))
+        self.masks.pop(self.selected_id, None)
+        self.selected_id = None
+        self._refresh_list()
+        self.redraw()
+
+    def _on_select(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
+        self.selected_id = None if current is None else current.data(Qt.ItemDataRole.UserRole)
+        record = self._record(self.selected_id)
+        if record is not None:
+            if record.kind == "volume":
+                self.panel.subtype.blockSignals(True)
+                self.panel.subtype.setCurrentText(str(record.details.get("subtype", "unspecified")))
+                self.panel.subtype.blockSignals(False)
+            if record.slice_index != self.window.current_index():
+                self.window.set_slice(record.slice_index)
+        self.redraw()
+
+    def _refresh_list(self) -> None:
+        widget = self.panel.list
+        widget.blockSignals(True)
+        widget.clear()
+        for record in self.measurements():
+            item = QListWidgetItem(f"{record.label} · slice {record.slice_index + 1}: {record.text}")
+            item.setData(Qt.ItemDataRole.UserRole, record.id)
+            widget.addItem(item)
+            if record.id == self.selected_id:
+                widget.setCurrentItem(item)
+        widget.blockSignals(False)
+
+    # -- study life --------------------------------------------------------------------
+    def _on_study(self, _study: object) -> None:
+        self.store.forget_cache()
+        self.masks.clear()
+        self._cavities.clear()
+        self.selected_id = None
+
+    def _on_series(self) -> None:
+        self.points = []
+        self._clear(self._preview)
+        self._refresh_list()
+        series = self.window.current_series()
+        pending = [m for m in self.measurements() if m.kind == "volume" and m.id not in self.masks]
+        if series is not None and pending:  # reopened: regrow the stored volumes to draw their outline
+            jobs = [(m.id, (m.slice_index, int(m.points[0][0]), int(m.points[0][1])),
+                     (float(m.details["hu_range"][0]), float(m.details["hu_range"][1]))) for m in pending]
+            self._start_grow(series, jobs)
+        self.redraw()
+
+    def _on_closing(self) -> None:
+        self.runner.cancel()
+        self.points = []
+        self._clear(self._preview)
+        self._clear(self._items)
+        self.masks.clear()
+        self._cavities.clear()
+        self.panel.list.clear()
+
+    # -- drawing -----------------------------------------------------------------------
+    def redraw(self) -> None:
+        """Marks of the shown slice (and every volume outline that touches it)."""
+        self._clear(self._items)
+        series = self.window.current_series()
+        if series is None:
+            return
+        index = self.window.current_index()
+        for record in self.measurements():
+            colour = SELECTED if record.id == self.selected_id else COLOUR
+            if record.kind == "volume":
+                mask = self.masks.get(record.id)
+                if mask is not None and index < mask.shape[0] and mask[index].any():
+                    self._items += self._outline(mask[index], record, colour, index)
+            elif record.slice_index == index:
+                self._items += self._shape_items(record.kind, record.points, colour, record.text)
+
+    def _draw_preview(self) -> None:
+        self._clear(self._preview)
+        if self.tool is None or len(self.points) < 2:
+            return
+        self._preview = self._shape_items(self.tool, self.points, SELECTED, "", preview=True)
+
+    def _shape_items(self, kind: str, points: list[tuple[float, float]], colour: tuple[int, int, int], text: str,
+                     preview: bool = False) -> list[Any]:
+        parent = self.view.image_item
+        pen = pg.mkPen(colour, width=2)
+        items: list[Any] = []
+        if kind == "ellipse":
+            if preview:
+                (r0, c0), (r1, c1) = points[0], points[1]
+                centre, radii = ((r0 + r1) / 2, (c0 + c1) / 2), (abs(r1 - r0) / 2, abs(c1 - c0) / 2)
+            else:
+                centre, radii = points[0], points[1]
+            ellipse = QGraphicsEllipseItem(centre[1] + 0.5 - radii[1], centre[0] + 0.5 - radii[0], 2 * radii[1],
+                                           2 * radii[0])
+            ellipse.setPen(pen)
+            ellipse.setParentItem(parent)
+            items.append(ellipse)
+            anchor = (centre[0] - radii[0], centre[1] + radii[1])
+        else:
+            line = list(points)
+            if kind == "polygon" and not preview:
+                line = line + [line[0]]
+            if kind == "midline" and len(line) >= 3:
+                curve = pg.PlotCurveItem([p[1] + 0.5 for p in line[:2]], [p[0] + 0.5 for p in line[:2]], pen=pen)
+                curve.setParentItem(parent)
+                items.append(curve)
+                foot = _foot(line[0], line[1], line[2])
+                dashed = pg.mkPen(colour, width=2, style=Qt.PenStyle.DashLine)
+                line = [line[2], foot]
+                pen = dashed
+            curve = pg.PlotCurveItem([p[1] + 0.5 for p in line], [p[0] + 0.5 for p in line], pen=pen)
+            curve.setParentItem(parent)
+            items.append(curve)
+            anchor = points[-1] if kind != "angle" else points[1]
+        if text:
+            label = pg.TextItem(text, color=colour, anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 150))
+            label.setParentItem(parent)
+            label.setPos(anchor[1] + 2.0, anchor[0] - 1.0)
+            items.append(label)
+        return items
+
+    def _outline(self, mask: np.ndarray, record: Measurement, colour: tuple[int, int, int], index: int) -> list[Any]:
+        """The region's edge on this slice as a small RGBA image over its bounding box."""
+        rows, cols = np.nonzero(mask)
+        r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+        box = mask[r0:r1, c0:c1]
+        edge = box & ~_erode(np.pad(box, 1))[1:-1, 1:-1]
+        rgba = np.zeros(box.shape + (4,), np.uint8)
+        rgba[edge] = OUTLINE if colour == COLOUR else (*SELECTED, 255)
+        image = pg.ImageItem(rgba, axisOrder="row-major")
+        image.setParentItem(self.view.image_item)
+        image.setRect(QRectF(c0, r0, c1 - c0, r1 - r0))
+        right = c1 < mask.shape[1] * 0.6  # the label goes on the side with room
+        label = pg.TextItem(record.text, color=colour, anchor=(0, 1) if right else (1, 1),
+                            fill=pg.mkBrush(0, 0, 0, 150))
+        label.setParentItem(self.view.image_item)
+        label.setPos(float(c1) + 3.0 if right else float(c0) - 3.0, float(r0))
+        return [image, label]
+
+    def _clear(self, items: list[Any]) -> None:
+        scene = self.view.graphics.scene()
+        for item in items:
+            item.setParentItem(None)
+            if item.scene() is not None:
+                scene.removeItem(item)
+        items.clear()
+
+    def _say(self, text: str) -> None:
+        self.panel.status.setText(text)
+        self.window.show_status(text, 8000)
+
+
+def _erode(mask: np.ndarray) -> np.ndarray:
+    out = mask.copy()
+    out[1:, :] &= mask[:-1, :]
+    out[:-1, :] &= mask[1:, :]
+    out[:, 1:] &= mask[:, :-1]
+    out[:, :-1] &= mask[:, 1:]
+    return out
+
+
+def _foot(a: tuple[float, float], b: tuple[float, float], p: tuple[float, float]) -> tuple[float, float]:
+    """The point of line a-b nearest to p (where the shift is measured to)."""
+    d = np.subtract(b, a)
+    t = float(np.dot(np.subtract(p, a), d) / max(float(np.dot(d, d)), 1e-12))
+    return float(a[0] + t * d[0]), float(a[1] + t * d[1])
+
+
+def attach_measure(window: ViewerWindow, options: ViewOptions | None = None) -> MeasureController:
+    """Extension entry point (``ui.app.EXTENSIONS``)."""
+    controller = MeasureController(window)
+    window.extensions.add(EXTENSION_NAME, controller)
+    return controller
+
+
+__all__ = ["attach_measure", "MeasureController", "MeasurePanel", "EXTENSION_NAME", "TOOLS"]

@@ -1,0 +1,122 @@
+"""Screenshots of the measure tools on the real demo, and a PDF page with a bleed volume.
+
+    xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python scripts/make_measure_screenshots.py
+
+Opens the bundled CT-ICH demo (patient 071: left temporal hematoma and a left subdural),
+draws with the real mouse path (the same events a reader makes): a ruler across the
+subdural, an ellipse ROI in the hematoma, a midline-shift line, and a bleed volume from one
+click with the low bound raised to 56 HU (the reader's threshold edit: at the default 45 HU
+the outline runs along the bright brain surface of this scan). Saves docs/measure-tools.png
+and, after running the bundled classifier on the CPU, docs/report-measure.png (the PDF's
+measurement page) and prints the numbers.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SEED = (14, 330, 520)
+"""(slice, row, col) inside the left temporal hematoma, Im 15."""
+
+
+def main() -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="ich-measure-shots-"))
+    os.environ["ICH_VIEWER_SETTINGS"] = str(tmp / "settings.ini")
+    os.environ["ICH_VIEWER_DATA_DIR"] = str(tmp / "data")
+    from PySide6.QtCore import QCoreApplication, QPointF, Qt
+    from PySide6.QtTest import QTest
+
+    from ich_viewer.demo import demo_study_path
+    from ich_viewer.dicom.loader import load_study
+    from ich_viewer.options import ViewOptions
+    from ich_viewer.ui.app import application, build_window
+    from ich_viewer.ui.measure_panel import EXTENSION_NAME, MeasureController
+
+    app = application()
+    window = build_window(ViewOptions(no_model=True), ["ich_viewer.ui.measure_panel:attach_measure"])
+    window.setGeometry(app.primaryScreen().availableGeometry())
+    window.show()
+    study = load_study(str(demo_study_path()))
+    window.show_study(study)
+    controller = window.extensions.get(EXTENSION_NAME, MeasureController)
+    assert controller is not None
+
+    def wait(condition, seconds: float) -> bool:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            QCoreApplication.processEvents()
+            if condition():
+                return True
+            time.sleep(0.02)
+        return False
+
+    def at(row: float, col: float):
+        scene = controller.view.image_item.mapToScene(QPointF(col + 0.5, row + 0.5))
+        return controller.view.graphics.mapFromScene(scene)
+
+    viewport = controller.view.graphics.viewport()
+
+    def drag(p0, p1) -> None:
+        QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(*p0))
+        QTest.mouseMove(viewport, at(*p1))
+        QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(*p1))
+
+    def click(p) -> None:
+        QTest.mouseClick(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(*p))
+
+    wait(lambda: False, 1.0)
+    window.set_slice(13)
+    wait(lambda: False, 0.5)
+    window.action("measure_ellipse").trigger()
+    drag((298, 466), (326, 494))  # inside the hematoma, Im 14
+    window.set_slice(SEED[0])
+    wait(lambda: False, 0.5)
+    window.action("measure_volume").trigger()
+    controller.panel.low.setValue(56)
+    controller.panel.subtype.setCurrentText("subdural")
+    click(SEED[1:])
+    if not wait(lambda: bool(controller.masks), 120):
+        print("the volume did not grow", file=sys.stderr)
+        return 1
+    window.set_slice(18)
+    wait(lambda: False, 0.5)
+    window.action("measure_distance").trigger()
+    drag((300, 506), (300, 548))  # across the subdural, perpendicular to the inner table
+    window.action("measure_midline").trigger()
+    drag((112, 336), (560, 352))  # expected course of the falx
+    click((238, 318))  # septum pellucidum
+    window.action("measure_midline").trigger()  # tool off
+    wait(lambda: False, 1.5)
+    docs = ROOT / "docs"
+    window.grab().save(str(docs / "measure-tools.png"))
+    print(docs / "measure-tools.png")
+    for record in controller.measurements():
+        print(f"  {record.label} (Im {record.slice_index + 1}): {record.text}")
+    window.close()
+
+    from ich_viewer.commands.analyze import analyze_study
+    from ich_viewer.inference.weights import load_model
+    from ich_viewer.report.export import export_report
+
+    results = analyze_study(study, load_model(None, "cpu"))
+    pdf = tmp / "report.pdf"
+    export_report(study, results, pdf=pdf, paper="A4")
+    from pypdf import PdfReader
+
+    pages = PdfReader(str(pdf)).pages
+    page = next(i for i, p in enumerate(pages, start=1) if "Measurements (" in p.extract_text())
+    subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", str(page), "-l", str(page), "-singlefile", str(pdf),
+                    str(docs / "report-measure")], check=True)
+    print(docs / "report-measure.png", f"(page {page} of {len(pages)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The measure extension in a window: tools draw, values are right, records persist."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt
+
+from ich_viewer.dicom.model import Series, Study
+from ich_viewer.ui.measure_panel import EXTENSION_NAME, MeasureController
+
+EXT = ["ich_viewer.ui.measure_panel:attach_measure"]
+
+
+def _study(uid: str = "1.2.826.0.1.3680043.8.498.77") -> Study:
+    n, size = 20, 128
+    z, y, x = np.mgrid[:n, :size, :size].astype(np.float32)
+    r = np.hypot(y - size / 2, x - size / 2)
+    volume = np.full((n, size, size), -1000.0, np.float32)
+    volume[r < 60] = 1000.0
+    volume[r < 54] = 30.0
+    blood = ((z - 10) * 2.0 / 12) ** 2 + ((y - 50) * 0.5 / 12) ** 2 + ((x - 64) * 0.5 / 12) ** 2 <= 1
+    volume[blood] = 65.0
+    series = Series.from_array(volume, series_uid=uid + ".1", spacing_mm=2.0, pixel_spacing=(0.5, 0.5))
+    return Study(source="", series=[series], study_uid=uid)
+
+
+def _open(make_window, study):
+    window = make_window(extensions=EXT)
+    window.show_study(study)
+    controller = window.extensions.get(EXTENSION_NAME, MeasureController)
+    assert controller is not None
+    window.set_slice(10)
+    return window, controller
+
+
+def _at(controller, row, col):
+    view = controller.view
+    scene = view.image_item.mapToScene(QPointF(col + 0.5, row + 0.5))
+    return view.graphics.mapFromScene(scene)
+
+
+def _drag(qtbot, controller, p0, p1):
+    viewport = controller.view.graphics.viewport()
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, *p0))
+    qtbot.mouseMove(viewport, _at(controller, *p1))
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, *p1))
+
+
+def test_ruler_is_drawn_and_measures_mm(make_window, qtbot):
+    window, controller = _open(make_window, _study())
+    window.action("measure_distance").trigger()
+    assert controller.tool == "distance"
+    _drag(qtbot, controller, (20, 20), (50, 60))  # 30 x 40 px of 0.5 mm
+    [record] = controller.measurements()
+    assert record.kind == "distance" and record.unit == "mm"
+    assert record.value == pytest.approx(25.0, abs=0.6)  # mouse positions snap to screen pixels
+    assert controller.panel.list.count() == 1 and controller._items
+    start = time.perf_counter()
+    for _ in range(20):
+        controller.redraw()
+    assert (time.perf_counter() - start) / 20 < 0.05
+
+
+def test_ellipse_roi_statistics_and_delete(make_window, qtbot):
+    window, controller = _open(make_window, _study())
+    window.action("measure_ellipse").trigger()
+    _drag(qtbot, controller, (40, 54), (60, 74))  # inside the 65 HU bleed on its middle slice
+    [record] = controller.measurements()
+    assert record.details["mean"] == pytest.approx(65.0) and record.details["sd"] == pytest.approx(0.0)
+    assert record.details["area"] == pytest.approx(math.pi * 5 * 5, rel=0.1)
+    controller.panel.list.setCurrentRow(0)
+    window.action("measure_delete").trigger()
+    assert controller.measurements() == [] and controller.panel.list.count() == 0
+
+
+def test_volume_grows_in_background_and_comes_back_after_reopening(make_window, qtbot):
+    study = _study()
+    window, controller = _open(make_window, study)
+    window.action("measure_volume").trigger()
+    viewport = controller.view.graphics.viewport()
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, 50, 64))
+    qtbot.waitUntil(lambda: bool(controller.masks), timeout=20000)
+    [record] = controller.measurements()
+    analytic = 4 / 3 * math.pi * 12 ** 3 / 1000
+    assert record.kind == "volume" and record.value == pytest.approx(analytic, rel=0.15)
+    assert record.details["abc2_ml"] > 0 and len(record.details["slices"]) >= 10
+    assert any(type(item).__name__ == "ImageItem" for item in controller._items)  # the outline
+    window.close()
+
+    again, controller2 = _open(make_window, study)
+    assert [m.id for m in controller2.measurements()] == [record.id]
+    qtbot.waitUntil(lambda: record.id in controller2.masks, timeout=20000)
+    assert controller2.masks[record.id].sum() == record.details["voxels"]
+
+
+def test_seed_in_air_says_why_and_draws_nothing(make_window, qtbot):
+    window, controller = _open(make_window, _study())
+    window.action("measure_volume").trigger()
+    qtbot.mouseClick(controller.view.graphics.viewport(), Qt.MouseButton.LeftButton, pos=_at(controller, 2, 2))
+    qtbot.waitUntil(lambda: "air" in controller.panel.status.text(), timeout=20000)
+    assert controller.measurements() == [] and not controller.masks
+
+
+def test_without_pixel_spacing_the_ruler_says_pixels(make_window, qtbot):
+    study = _study()
+    for header in study.series[0].slices:
+        header.pixel_spacing_known = False
+    window, controller = _open(make_window, study)
+    window.action("measure_distance").trigger()
+    assert "not mm" in controller.panel.status.text()
+    _drag(qtbot, controller, (20, 20), (50, 60))
+    [record] = controller.measurements()
+    assert record.unit == "px" and "not mm" in record.text
+
+
+def test_escape_cancels_then_leaves_the_tool(make_window, qtbot):
+    window, controller = _open(make_window, _study())
+    window.action("measure_polygon").trigger()
+    viewport = controller.view.graphics.viewport()
+    for p in ((20, 20), (20, 60), (60, 60)):
+        qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, *p))
+    assert len(controller.points) >= 3
+    window.action("measure_cancel").trigger()
+    assert controller.points == [] and controller.tool == "polygon"
+    window.action("measure_cancel").trigger()
+    assert controller.tool is None and controller.measurements() == []
+
+
+def test_angle_midline_and_polygon_take_the_clicked_points(make_window, qtbot):
+    window, controller = _open(make_window, _study())
+    viewport = controller.view.graphics.viewport()
+    window.action("measure_angle").trigger()
+    for p in ((20, 80), (60, 40), (60, 90)):  # arm, vertex, arm: 45° between (-20, 20) and (0, 25) mm
+        qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, *p))
+    [angle] = controller.measurements()
+    assert angle.kind == "angle" and angle.value == pytest.approx(45.0, abs=1.5)
+
+    window.action("measure_midline").trigger()
+    _drag(qtbot, controller, (10, 64), (110, 64))  # a vertical midline
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, 50, 80))  # 16 px = 8 mm aside
+    shift = controller.measurements()[-1]
+    assert shift.kind == "midline" and shift.value == pytest.approx(8.0, abs=0.6) and shift.unit == "mm"
+
+    window.action("measure_polygon").trigger()
+    for p in ((30, 30), (30, 50), (50, 50)):
+        qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, *p))
+    qtbot.mouseDClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, 50, 30))
+    polygon = controller.measurements()[-1]
+    assert polygon.kind == "polygon" and len(polygon.points) == 4
+    assert polygon.details["area"] == pytest.approx(20 * 20 * 0.25, rel=0.1)
+    # a real double-click: its first press arrives as a click, its second as the double-click
+    for p in ((70, 30), (70, 50), (90, 50), (90, 30)):
+        qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, *p))
+    qtbot.mouseDClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, 90, 30))
+    assert len(controller.measurements()[-1].points) == 4

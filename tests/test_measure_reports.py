@@ -1,0 +1,90 @@
+"""Measurements and bleed volumes in every export: JSON, CSV, PDF (with the outline) and SR TID 1500."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pydicom
+import pytest
+from pypdf import PdfReader
+
+from ich_viewer.measure.planar import Calibration
+from ich_viewer.measure.records import planar_measurement, volume_measurement
+from ich_viewer.measure.series import grow_in_series
+from ich_viewer.phantom import generate_phantom
+from ich_viewer.report.export import export_report
+from ich_viewer.report.measurements import MeasurementStore
+from ich_viewer.report.review import study_key
+from test_measure_core import _deepest_point
+from test_report_support import make_prediction, phantom_study
+
+
+@pytest.fixture
+def measured(tmp_path, isolated_settings):
+    study, series, flagged = phantom_study(tmp_path / "study", n_slices=24, matrix=128, subtypes=("subdural",), seed=2)
+    truth = generate_phantom(seed=2, subtypes=["subdural"], n_slices=24, matrix=128).masks == 5
+    region = grow_in_series(series, _deepest_point(truth))
+    assert region.ok, region.reason
+    volume = volume_measurement(region, series_uid=series.series_uid,
+                                slice_uid=series.slices[region.seed[0]].sop_instance_uid, subtype="subdural")
+    k = region.seed[0]
+    ruler = planar_measurement("distance", [(10, 10), (10, 50)], series.hu(k), Calibration(*series.pixel_spacing),
+                               series_uid=series.series_uid, slice_index=k, slice_uid=series.slices[k].sop_instance_uid)
+    store = MeasurementStore()
+    key = study_key(study.study_uid, study.source)
+    store.add(key, volume)
+    store.add(key, ruler)
+    return study, series, make_prediction(series, flagged), volume, ruler, tmp_path / "out"
+
+
+def test_json_and_csv_carry_the_stored_measurements(measured):
+    study, series, prediction, volume, ruler, out = measured
+    result = export_report(study, [(series, prediction)], json=out / "r.json", csv=out / "r.csv")
+    document = json.loads((out / "r.json").read_text())
+    kinds = {m["kind"]: m for m in document["measurements"]}
+    assert set(kinds) == {"volume", "distance"}
+    assert kinds["volume"]["details"]["volume_ml"] == pytest.approx(volume.value, abs=0.01)
+    assert kinds["volume"]["details"]["subtype"] == "subdural"
+    assert kinds["distance"]["value"] == pytest.approx(40 * series.pixel_spacing[1])
+    rows = list(csv.DictReader((out / "r-measurements.csv").read_text(encoding="utf-8-sig").splitlines()))
+    assert [r["kind"] for r in rows] == ["volume", "distance"]
+    assert float(rows[0]["volume_ml"]) == pytest.approx(volume.value, abs=0.01) and rows[0]["abc2_ml"]
+    assert out / "r-measurements.csv" in result.written
+
+
+def test_pdf_lists_the_volume_and_shows_its_outline(measured):
+    study, series, prediction, volume, ruler, out = measured
+    result = export_report(study, [(series, prediction)], pdf=out / "r.pdf", paper="A4")
+    reader = PdfReader(str(result.pdf))
+    text = " ".join(" ".join(page.extract_text() for page in reader.pages).split())
+    assert "Measurements (2)" in text and "Bleed volume" in text and f"{volume.value:.1f} mL" in text
+    assert "ABC/2" in text and "Red: outline" in text
+    images = sum(len(page.images) for page in reader.pages)
+    without = export_report(study, [(series, prediction)], pdf=out / "none.pdf", paper="A4", measurements={})
+    assert images == sum(len(page.images) for page in PdfReader(str(without.pdf)).pages) + 1
+
+
+def _items(dataset):
+    for item in getattr(dataset, "ContentSequence", []):
+        yield item
+        yield from _items(item)
+
+
+def test_sr_holds_tid1500_volume_with_tracking_id_and_image_references(measured):
+    study, series, prediction, volume, ruler, out = measured
+    result = export_report(study, [(series, prediction)], dicom_dir=out / "dicom", key_images=False)
+    sr = pydicom.dcmread(result.sr)
+    items = list(_items(sr))
+    volumes = [i for i in items if i.ValueType == "NUM" and i.ConceptNameCodeSequence[0].CodeMeaning == "Volume"]
+    values = sorted(float(v.MeasuredValueSequence[0].NumericValue) for v in volumes)
+    assert values[0] == pytest.approx(volume.value, abs=0.01)
+    assert values[1] == pytest.approx(volume.details["abc2_ml"], abs=0.01)
+    assert all(v.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeValue == "ml" for v in volumes)
+    lengths = [i for i in items if i.ValueType == "NUM" and i.ConceptNameCodeSequence[0].CodeMeaning == "Length"]
+    assert float(lengths[0].MeasuredValueSequence[0].NumericValue) == pytest.approx(ruler.value, abs=1e-3)
+    trackers = [i.TextValue for i in items if i.ValueType == "TEXT" and "Bleed volume" in str(i.get("TextValue", ""))]
+    assert trackers, "the volume's tracking identifier"
+    referenced = {i.ReferencedSOPSequence[0].ReferencedSOPInstanceUID for i in items if i.ValueType == "IMAGE"}
+    touched = {series.slices[k].sop_instance_uid for k in volume.details["slices"]}
+    assert touched <= referenced
