@@ -47,6 +47,12 @@ LIMITS = [
     "HU rebuilt from 8-bit JPEG windows (quantisation ~0.5 HU in the brain window, ~12.5 HU outside it); "
     "no pixel spacing, so scale comes from a crop to the head.",
     "Slice-level classification only: no localisation, no volume, no midline shift.",
+    "False flags gather in the middle third of a series (see the rates by level above): the network has "
+    "partly learned where bleeds usually lie in CT-ICH, so the most suspicious slice of a normal exam often "
+    "crosses the threshold and exam-level triage is weak.",
+    "Lesions inserted into real normal slices are training material only; no inserted slice is ever scored.",
+    "The built-in demo patient (CT-ICH 071) is part of the training data: its flags show the mechanics, not "
+    "accuracy.",
 ]
 
 
@@ -69,6 +75,8 @@ def _fmt(value: float) -> str:
 def model_card_markdown(card: dict) -> str:
     """MODEL_CARD.md: the JSON card told for people."""
     cv = card.get("metrics", {}).get("cross_validation")
+    members = int(card["architecture"].get("members", 1))
+    parameters = int(card.get("training", {}).get("parameters", 0))
     lines = [
         f"# Model card: {card['name']} {card['version']}",
         "",
@@ -83,9 +91,10 @@ def model_card_markdown(card: dict) -> str:
         "",
         "## Model",
         "",
-        f"- Architecture: `{card['architecture']['name']}` (residual CNN, "
-        f"{card.get('training', {}).get('parameters', '?')} parameters), widths "
-        f"{card['architecture']['widths']}, trained from scratch (no ImageNet weights).",
+        f"- Architecture: `{card['architecture']['name']}` (residual CNN"
+        + (f", an ensemble of {members} fold models of {parameters // members:,} parameters each"
+           if members > 1 else f", {parameters:,} parameters")
+        + f"), widths {card['architecture']['widths']}, trained from scratch (no ImageNet weights).",
         f"- Input: {card['input_spec']['size']} x {card['input_spec']['size']} pixels, the slice and "
         f"{card['input_spec']['context']} neighbour(s) on each side, each in the windows "
         f"{', '.join(card['input_spec']['window_names'])}; cropped to the head.",
