@@ -36,11 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QCoreApplication, Qt
     from PySide6.QtTest import QTest
 
+    from ich_viewer.options import ViewOptions
     from ich_viewer.ui.app import application, build_window
     from ich_viewer.ui.first_run import first_start
 
     app = application()
-    view_args = argparse.Namespace(path=None, demo=None, device=args.device, no_model=False, smoke_test=False)
+    view_args = ViewOptions(device=args.device)
     window = build_window(view_args)
     screen = app.primaryScreen().availableGeometry()
     window.setGeometry(screen)
@@ -58,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def finished() -> bool:
         series = window.current_series()
-        controller = getattr(window, "inference", None)
-        return series is not None and controller is not None and series.series_uid in controller.complete
+        controller = window.extensions["inference"]
+        return series is not None and controller.session.is_complete(series)
 
     if not wait(finished, 300):
         print("the classifier did not finish; screenshots would not show its colours", file=sys.stderr)
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     print(args.out / name)
     if args.viewer:
         QTest.keyClick(window.slice_view, Qt.Key.Key_Escape)
-        wait(lambda: not window.first_run.guide.isVisible(), 5)
+        wait(lambda: not window.extensions["first_run"].guide.isVisible(), 5)
         wait(lambda: False, 1.0)
         window.grab().save(str(args.out / "screenshot-viewer.png"))
         print(args.out / "screenshot-viewer.png")
