@@ -35,8 +35,6 @@ DATA_SOURCES = {
         "notes": "extra training data when supplied; never used for the bundled weights on this machine",
     },
 }
-GOAL_ANY = 0.95
-GOAL_SUBTYPES = 0.90
 LIMITS = [
     "Research and decision support only; not a diagnosis and not a medical device.",
     "Few real positives for some subtypes: intraventricular 4 patients (18 slices), subarachnoid 5 (14), "

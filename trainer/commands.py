@@ -64,14 +64,6 @@ def _config(args) -> Config:
     return config
 
 
-def _summary(metrics: dict) -> dict:
-    return {"auc_any": metrics["labels"]["any"]["auc"], "mean_subtype_auc": metrics["mean_subtype_auc"],
-            "weighted_log_loss": metrics["weighted_log_loss"],
-            "sensitivity_any_at_spec90": metrics["labels"]["any"]["sensitivity"],
-            "auc": {label: metrics["labels"][label]["auc"] for label in LABELS},
-            "auc_ci95": {label: metrics["labels"][label]["auc_ci95"] for label in LABELS}}
-
-
 def _cv(config: Config, args, log: Logger, device, work: Path) -> tuple[Workspace, dict, dict | None, dict]:
     """One configuration's data and patient-level CV on the "real" arm (runs re-used with --resume)."""
     ws = Workspace(work, config, log, device, resume=args.resume)
@@ -89,7 +81,7 @@ def _cv(config: Config, args, log: Logger, device, work: Path) -> tuple[Workspac
 
 def run_reproduce(args) -> int:
     from ich_viewer.inference.device import choose_device
-    from trainer.evaluation import full_evaluation
+    from trainer.evaluation import finite_or_none, full_evaluation, summary
     from trainer.figures import plot_ablation, plot_reliability, plot_roc
 
     started = time.monotonic()
@@ -123,20 +115,16 @@ def run_reproduce(args) -> int:
         levers = {}
         for name, lever in lever_configs(config).items():
             _, lever_sets, result, lever_metrics = _cv(lever, args, log, device, work)
-            levers[name] = {"summary": _summary(lever_metrics), "recipe": lever.to_dict(), "metrics": lever_metrics}
+            levers[name] = {"summary": summary(lever_metrics), "recipe": lever.to_dict(), "metrics": lever_metrics}
         metrics["ablation"] = {name: entry["summary"] for name, entry in levers.items()}
         plot_ablation({name: entry["metrics"] for name, entry in levers.items()}, figures / "ablation.png",
                       "Levers on real CT-ICH slices held out by patient (same folds; first stage, uncalibrated)")
     if metrics:
-        (figures / "metrics.json").write_text(json.dumps(metrics, indent=1, allow_nan=False, default=_json_safe))
+        (figures / "metrics.json").write_text(json.dumps(finite_or_none(metrics), indent=1, allow_nan=False))
     if args.cv_only:
         log(f"cross-validation done (--cv-only), wall {time.monotonic() - started:.0f} s")
         return 0
     return _export(args, config, ws, sets, chosen, evaluation, metrics, threads, started, log)
-
-
-def _json_safe(value):
-    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 def _export(args, config: Config, ws: Workspace, sets: dict, chosen: dict | None, evaluation: dict | None,
@@ -145,7 +133,7 @@ def _export(args, config: Config, ws: Workspace, sets: dict, chosen: dict | None
     from ich_viewer.inference.model import build_model, ensemble_state
     from ich_viewer.inference.weights import export_model
     from trainer.card import DATA_SOURCES, LIMITS, git_commit, model_card_markdown, parameter_count
-    from trainer.evaluation import MIN_BRAIN_FRACTION
+    from trainer.evaluation import MIN_BRAIN_FRACTION, finite_or_none
 
     real, extra = sets.get("ct-ich"), sets.get("rsna")
     spec = config.spec()
@@ -180,7 +168,7 @@ def _export(args, config: Config, ws: Workspace, sets: dict, chosen: dict | None
                         f"{len(chosen['models'])} cross-validation fold models as one ensemble, trained from scratch"
                         if chosen else "Slice-level intracranial hemorrhage classifier (2.5D residual CNN) trained from scratch"),
         "intended_use": "Research and decision support only; not a diagnosis.",
-        "metrics": metrics,
+        "metrics": finite_or_none(metrics),
         "threshold_rule": metrics.get("operating_rule", "0.5 (no real-data evaluation)"),
         "data": {"used": used, "sources": {k: DATA_SOURCES[k] for k in used},
                  "training_slices": {"ct-ich": int(len(real)) if real is not None else 0,

@@ -7,6 +7,8 @@ points, exam-level AUC and false flags by level are reported for what is bundled
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -49,9 +51,23 @@ def gate(probs: np.ndarray, brain: np.ndarray, minimum: float = MIN_BRAIN_FRACTI
     return out
 
 
-def _summary(metrics: dict) -> dict:
+def finite_or_none(value):
+    """The same JSON data with NaN and infinities as null: cards and metrics are strict JSON
+    (an AUC is NaN when a fold has no positive of a label)."""
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def summary(metrics: dict) -> dict:
+    """The few numbers an ablation row shows."""
     return {"auc_any": metrics["labels"]["any"]["auc"], "mean_subtype_auc": metrics["mean_subtype_auc"],
             "auc": {label: metrics["labels"][label]["auc"] for label in LABELS},
+            "auc_ci95": {label: metrics["labels"][label]["auc_ci95"] for label in LABELS},
             "sensitivity_any_at_spec90": metrics["labels"]["any"]["sensitivity"],
             "weighted_log_loss": metrics["weighted_log_loss"]}
 
@@ -107,10 +123,10 @@ def full_evaluation(data: CachedSet, probs: np.ndarray, fold_of: np.ndarray, spe
                               "gated_positive_slices": int(((brain < MIN_BRAIN_FRACTION) & (labels[:, -1] == 1)).sum()),
                               "false_positive_rate_by_level_before": level_rates(labels, probs, groups, fold_of),
                               "false_positive_rate_by_level_after": level_rates(labels, gated, groups, fold_of),
-                              "before": _summary(evaluate(labels, probs, groups, fold_of, n_boot=200, seed=seed)),
-                              "after": _summary(scored["first stage"])},
-            "slice context": {"without": _summary(scored["first stage"]),
-                              "with": _summary(scored["with slice context"]),
+                              "before": summary(evaluate(labels, probs, groups, fold_of, n_boot=200, seed=seed)),
+                              "after": summary(scored["first stage"])},
+            "slice context": {"without": summary(scored["first stage"]),
+                              "with": summary(scored["with slice context"]),
                               "kept": bool(use_context)},
         },
         "second_stage": chosen_name,
