@@ -50,6 +50,7 @@ class OpenedStudies(QObject):
         self.study_uid: str | None = None
         """The opened study whose row this window updates (None: none, or a received study)."""
         self._connected: InferenceController | None = None
+        self._shut = False
         window.study_opened.connect(self.on_study_opened)
         window.study_closing.connect(self.on_study_closing)
 
@@ -66,6 +67,8 @@ class OpenedStudies(QObject):
     # -- window events -----------------------------------------------------------------
     def on_study_opened(self, study: Study) -> None:
         self.study_uid = None
+        if self._shut:
+            return
         if not study.study_uid:
             log.info("%s has no Study Instance UID: not added to the worklist", study.source)
             return
@@ -89,6 +92,11 @@ class OpenedStudies(QObject):
             self._record("failed", reason=CLOSED_EARLY, only_if_analysing=True)
             self.study_uid = None
             self.controller.refresh()
+
+    def shutdown(self) -> None:
+        """The window closes (before its study does): settle the row now, then stay quiet."""
+        self.on_study_closing()
+        self._shut = True
 
     # -- classifier events -------------------------------------------------------------
     def _on_series_finished(self, _series: Series, _prediction: Any) -> None:
@@ -124,7 +132,7 @@ class OpenedStudies(QObject):
     def _record(self, status: str, *, suspected: list[str] | None = None, flagged_slices: int = 0,
                 reason: str = "", only_if_analysing: bool = False) -> None:
         uid = self.study_uid
-        if uid is None:
+        if uid is None or self._shut:
             return
         self._write(lambda wl: wl.record_opened(uid, status, suspected=suspected, flagged_slices=flagged_slices,
                                                 reason=reason, only_if_analysing=only_if_analysing))

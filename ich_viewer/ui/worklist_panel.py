@@ -365,6 +365,7 @@ class WorklistController(QObject):
     def shutdown(self) -> None:
         """Window closing: stop the node (its toggle state stays saved for the next start)."""
         self.timer.stop()
+        self.opened.shutdown()
         self.retrieve.shutdown(10.0)
         self.sending.shutdown(10.0)
         if self.node is not None:
