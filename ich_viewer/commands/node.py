@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ich_viewer import LABELS
 from ich_viewer.node.config import AllowRule, ConfigError, NodeConfig, Peer
-from ich_viewer.node.pipeline import Outcome
+from ich_viewer.node.pipeline import Outcome, outcome_of
 from ich_viewer.node.worklist import Worklist
 from ich_viewer.options import (
     QueryOptions, RetrieveOptions, SendOptions, ServeOptions, ViewOptions, WorklistOptions,
@@ -73,12 +72,7 @@ class StoreAnalyser:
         if not results:
             notes = "; ".join(study_notes(study, results).lines()) or "no series could be analysed"
             return Outcome("failed", reason=notes)
-        flagged = sum(len(prediction.flagged_slices) for _series, prediction in results)
-        found = {label for _series, prediction in results for label in prediction.suspected_labels()}
-        suspected = [label for label in LABELS if label in found and label != "any"]
-        if flagged and not suspected:
-            suspected = ["any"]
-        outcome = Outcome("flagged" if flagged else "negative", suspected, flagged)
+        outcome = outcome_of(prediction for _series, prediction in results)
         if self.documents:
             outcome = self._write_documents(study, results, results_dir, outcome)
         return outcome

@@ -12,7 +12,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Iterable, Protocol
+
+from ich_viewer import LABELS
 
 from ich_viewer.node.store import Store
 from ich_viewer.node.worklist import Worklist
@@ -35,6 +37,22 @@ class Outcome:
     reason: str = ""
     documents: list[Path] = field(default_factory=list)
     """SR, key images, KOS written into the node's results folder."""
+
+
+def outcome_of(predictions: Iterable[Any]) -> Outcome:
+    """A study's status from its series' predictions (``SeriesPrediction``-like: ``flagged_slices``,
+    ``suspected_labels()``): flagged with the subtypes found ("any" alone when none), else negative.
+
+    One rule for the node and the window, so a study gets the same status wherever it was classified.
+    """
+    flagged, found = 0, set()
+    for prediction in predictions:
+        flagged += len(prediction.flagged_slices)
+        found.update(prediction.suspected_labels())
+    suspected = [label for label in LABELS if label in found and label != "any"]
+    if flagged and not suspected:
+        suspected = ["any"]
+    return Outcome("flagged" if flagged else "negative", suspected, flagged)
 
 
 class Analyser(Protocol):

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 STATUSES = ("receiving", "analysing", "flagged", "negative", "failed")
+OPENED = "opened"
+"""``source`` of a study the reader opened from a folder (not received): the window's
+classifier gives its status, and the node never analyses it."""
 REVIEW_STATES = ("unread", "read")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (
@@ -133,7 +136,7 @@ class Worklist:
             if db.execute("SELECT 1 FROM instances WHERE sop_uid=?", (sop_uid,)).fetchone():
                 return False
             db.execute("INSERT INTO instances VALUES (?,?,?,?,?,?)", (sop_uid, study_uid, series_uid, path, sha256, now))
-            row = db.execute("SELECT status FROM studies WHERE study_uid=?", (study_uid,)).fetchone()
+            row = db.execute("SELECT source FROM studies WHERE study_uid=?", (study_uid,)).fetchone()
             if row is None:
                 db.execute(
                     "INSERT INTO studies (study_uid, folder, patient_id, patient_name, study_date, study_time,"
@@ -142,6 +145,9 @@ class Worklist:
                     (study_uid, folder, identity.get("patient_id", ""), identity.get("patient_name", ""),
                      identity.get("study_date", ""), identity.get("study_time", ""),
                      identity.get("description", ""), source, now, now))
+            elif row["source"] == OPENED:  # opened here first, now received: the store's copy wins
+                db.execute("UPDATE studies SET folder=?, source=?, instances=1, last_received_at=?,"
+                           " status='receiving', reason='' WHERE study_uid=?", (folder, source, now, study_uid))
             else:
                 db.execute("UPDATE studies SET instances=instances+1, last_received_at=?, status='receiving',"
                            " reason='' WHERE study_uid=?", (now, study_uid))
@@ -187,9 +193,56 @@ class Worklist:
             return cur.rowcount == 1
 
     def requeue_interrupted(self) -> int:
-        """Studies left "analysing" by a node that stopped: analyse them again."""
+        """Studies left "analysing" by a node that stopped: analyse them again (never an opened
+        one: the node does not read the reader's folders)."""
         with self._tx() as db:
-            return db.execute("UPDATE studies SET status='receiving' WHERE status='analysing'").rowcount
+            return db.execute("UPDATE studies SET status='receiving' WHERE status='analysing' AND source!=?",
+                              (OPENED,)).rowcount
+
+    # -- studies opened in the window -------------------------------------------------
+    def add_opened(self, *, study_uid: str, folder: str, identity: dict[str, str], images: int,
+                   now: float | None = None) -> bool:
+        """Index a study the reader opened from ``folder``; False when a received study has this UID
+        (it keeps its own row, folder and status).
+
+        The first opening is its arrival; opening it again updates the folder and identity but
+        keeps the last result the classifier gave (a failed one becomes "analysing" again).
+        """
+        if not study_uid:
+            raise ValueError("a study without a Study Instance UID cannot be indexed")
+        now = time.time() if now is None else now
+        values = (folder, identity.get("patient_id", ""), identity.get("patient_name", ""),
+                  identity.get("study_date", ""), identity.get("study_time", ""), identity.get("description", ""))
+        with self._tx() as db:
+            source = row_source(db, study_uid)
+            if source is None:
+                db.execute(
+                    "INSERT INTO studies (folder, patient_id, patient_name, study_date, study_time, description,"
+                    " study_uid, source, received_at, last_received_at, instances, status)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,'analysing')", (*values, study_uid, OPENED, now, now, images))
+                return True
+            if source != OPENED:
+                return False
+            db.execute("UPDATE studies SET folder=?, patient_id=?, patient_name=?, study_date=?, study_time=?,"
+                       " description=?, last_received_at=?, instances=?,"
+                       " status=CASE WHEN status='failed' THEN 'analysing' ELSE status END"
+                       " WHERE study_uid=?", (*values, now, images, study_uid))
+            return True
+
+    def record_opened(self, study_uid: str, status: str, *, suspected: list[str] | None = None,
+                      flagged_slices: int = 0, reason: str = "", only_if_analysing: bool = False,
+                      now: float | None = None) -> bool:
+        """The window's classifier result for an opened study; False when there is no such row
+        (or, with ``only_if_analysing``, when it has a result already)."""
+        if status not in STATUSES[2:]:
+            raise ValueError(f"not a final status: {status}")
+        now = time.time() if now is None else now
+        condition = " AND status='analysing'" if only_if_analysing else ""
+        with self._tx() as db:
+            cur = db.execute("UPDATE studies SET status=?, suspected=?, flagged_slices=?, reason=?, analysed_at=?,"
+                             " analyses=analyses+1 WHERE study_uid=? AND source=?" + condition,
+                             (status, json.dumps(suspected or []), flagged_slices, reason, now, study_uid, OPENED))
+            return cur.rowcount == 1
 
     def set_review(self, study_uid: str, review: str) -> None:
         if review not in REVIEW_STATES:
@@ -215,6 +268,12 @@ class Worklist:
             row = self._db.execute("SELECT COUNT(*), MAX(MAX(last_received_at), COALESCE(MAX(analysed_at), 0)),"
                                    " SUM(analyses), GROUP_CONCAT(status || review) FROM studies").fetchone()
         return (int(row[0]), float(row[1] or 0.0), int(row[2] or 0), hash(row[3] or ""))
+
+
+def row_source(db: sqlite3.Connection, study_uid: str) -> str | None:
+    """The ``source`` of a study's row (None when it has none)."""
+    row = db.execute("SELECT source FROM studies WHERE study_uid=?", (study_uid,)).fetchone()
+    return None if row is None else str(row["source"])
 
 
 def _entry(row: sqlite3.Row) -> StudyEntry:

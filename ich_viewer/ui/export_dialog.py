@@ -2,7 +2,9 @@
 
 Files are named from the study date and a short hash of the study UID, never from the
 patient's name or ID (file names travel further than their content). Existing files are
-only replaced after the user says so.
+only replaced after the user says so. "Send to PACS" C-STOREs the SR, key images and KOS
+just written to the destination of the worklist's node settings ("Send results to", else
+the PACS), on the review controller's ``send_job`` after the export succeeded.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from PySide6.QtWidgets import (
     QMessageBox, QPushButton, QVBoxLayout, QWidget,
 )
 
+from ich_viewer.node.config import ConfigError, Peer, check_ae_title
 from ich_viewer.report.atomic import ExportError
 from ich_viewer.tasks import TaskState
 from ich_viewer.ui.settings import app_settings
@@ -42,6 +45,8 @@ class ExportChoice:
     paper: str | None = None
     """None: by locale."""
     attention: bool = False
+    send_to: str = ""
+    """AE@HOST:PORT to C-STORE the DICOM objects to after the export ("" : do not send)."""
 
     def paths(self) -> dict[str, Path]:
         """Where each chosen format goes (DICOM objects share one sub-folder)."""
@@ -67,6 +72,22 @@ def default_base_name(study: Any, deidentify: bool = False) -> str:
     return f"ich-report_{stamp}_{hashlib.sha1(uid.encode()).hexdigest()[:6]}"
 
 
+@dataclass(frozen=True)
+class SendRequest:
+    """Where the export's DICOM objects go once written, and as whom we call."""
+
+    peer: Peer
+    ae_title: str
+
+
+def send_destination() -> tuple[str, str]:
+    """(AE@HOST:PORT, our AE title) from the node settings: "Send results to", else the PACS ("" when neither)."""
+    from ich_viewer.ui.worklist_panel import node_settings
+
+    values = node_settings()
+    return values["send_to"] or values["pacs"], values["ae_title"]
+
+
 def default_folder() -> Path:
     saved = app_settings().value(SETTINGS_FOLDER, "")
     return Path(str(saved)) if saved else Path.home() / "ICH Viewer reports"
@@ -74,7 +95,7 @@ def default_folder() -> Path:
 
 class ExportDialog(QDialog):
     def __init__(self, study: Any, n_results: int, incomplete: str = "", parent: QWidget | None = None,
-                 attention_available: bool = False) -> None:
+                 attention_available: bool = False, send_to: str = "") -> None:
         super().__init__(parent)
         self.setWindowTitle("Export report")
         self.setObjectName("export_dialog")
@@ -111,6 +132,14 @@ class ExportDialog(QDialog):
         self.paper.addItems(["By locale", "A4", "Letter"])
         self.attention = QCheckBox("Add the attention map to key images (slower)")
         self.attention.setEnabled(attention_available)
+        self.send_to = send_to
+        self.send = QCheckBox(f"Send the SR, key images and KOS to PACS ({send_to})" if send_to
+                              else "Send to PACS (no destination set)")
+        self.send.setObjectName("export_send")
+        self.send.setEnabled(bool(send_to))
+        self.send.setToolTip("C-STORE the DICOM objects of this export to the node's 'Send results to' destination "
+                             "(else its PACS), set in the worklist panel's Settings…" if send_to else
+                             "Set 'Send results to' (or 'PACS to query') in the worklist panel's Settings… first")
 
         form = QFormLayout()
         form.addRow("Formats", formats)
@@ -119,6 +148,7 @@ class ExportDialog(QDialog):
         form.addRow("Paper", self.paper)
         form.addRow("", self.deidentify)
         form.addRow("", self.attention)
+        form.addRow("", self.send)
         layout = QVBoxLayout(self)
         info = QLabel(f"{n_results} series with predictions. Decisions from the review panel are included. "
                       "De-identified DICOM objects keep the study's UIDs (PS3.15 Retain UIDs Option) so "
@@ -155,6 +185,7 @@ class ExportDialog(QDialog):
             deidentify=self.deidentify.isChecked(),
             paper=None if paper == "By locale" else paper,
             attention=self.attention.isChecked() and self.attention.isEnabled(),
+            send_to=self.send_to if self.send.isChecked() and self.send.isEnabled() else "",
         )
 
     def remember(self) -> None:
@@ -183,7 +214,8 @@ def open_export_dialog(controller: ReviewController) -> ExportDialog | None:
         return None
     inference = controller.inference()
     dialog = ExportDialog(window.current_study(), len(results), incomplete_text(results), cast(QWidget, window),
-                          attention_available=inference is not None and inference.loaded is not None)
+                          attention_available=inference is not None and inference.loaded is not None,
+                          send_to=send_destination()[0])
 
     def export() -> None:
         dialog.remember()
@@ -215,6 +247,17 @@ def run_export(controller: ReviewController, choice: ExportChoice, *, overwrite:
     if not choice.formats:
         window.show_error("Nothing to export", "Choose at least one format.")
         return None
+    send: SendRequest | None = None
+    if choice.send_to:
+        if not {"sr", "key_images"} & set(choice.formats):
+            window.show_error("Nothing to send", "Sending to PACS sends DICOM objects: choose the Structured Report "
+                              "or the key images too.")
+            return None
+        try:
+            send = SendRequest(Peer.parse(choice.send_to), check_ae_title(send_destination()[1]))
+        except ConfigError as exc:
+            window.show_error("Cannot send to PACS", f"{exc}. Correct it in the worklist panel's Settings….")
+            return None
     existing = choice.existing()
     if existing and overwrite is None:
         overwrite = confirm_overwrite(window, existing)
@@ -246,6 +289,7 @@ def run_export(controller: ReviewController, choice: ExportChoice, *, overwrite:
             return exc
 
     window.show_status("Exporting report…")
+    controller.pending_send = send
     return controller.export_job.start(lambda _state: job())
 
 
@@ -257,3 +301,33 @@ def export_done(window: Any, outcome: Any) -> Any:
     folder = outcome.written[0].parent if outcome.written else ""
     window.show_status(f"Report exported: {len(outcome.written)} file(s) in {folder}", 10000)
     return outcome
+
+
+def start_send(controller: ReviewController, request: SendRequest, result: Any) -> TaskState | None:
+    """C-STORE the SR, key images and KOS of ``result`` on ``controller.send_job`` (None: nothing to send)."""
+    files = [p for p in (result.sr, *result.key_images, result.kos) if p is not None]
+    window = controller.window
+    if not files:
+        window.show_status("Nothing sent to PACS: the export wrote no DICOM objects", 10000)
+        return None
+    peer, calling = request.peer, request.ae_title
+
+    def task(state: TaskState) -> str:
+        from ich_viewer.node.scu import send_files
+
+        sent = send_files(peer, files, state, calling=calling)
+        return f"Sent {sent} DICOM object(s) to {peer}"
+
+    window.show_status(f"Sending {len(files)} DICOM object(s) to {peer} …")
+    return controller.send_job.start(task)
+
+
+def send_done(window: Any, message: object) -> str:
+    """Success: the count and the destination in the status bar."""
+    window.show_status(str(message), 15000)
+    return str(message)
+
+
+def send_failed(window: Any, text: str) -> None:
+    """The remote status (or why the peer could not be reached), in words."""
+    window.show_error("Sending to PACS failed", text.removeprefix("RemoteError: "))

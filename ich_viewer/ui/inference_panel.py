@@ -23,7 +23,9 @@ from PySide6.QtWidgets import QLabel, QWidget
 from ich_viewer.dicom.model import Series
 from ich_viewer.imaging.palette import band_labels
 from ich_viewer.inference.results import SeriesPrediction, SlicePrediction
-from ich_viewer.inference.session import ClassifierSession, ModelState, load_task, predict_task, slice_caption
+from ich_viewer.inference.session import (
+    ClassifierSession, ModelState, RunState, load_task, predict_task, slice_caption,
+)
 from ich_viewer.options import ViewOptions
 from ich_viewer.ui.extension import ViewerWindow
 from ich_viewer.ui.inference_attention import AttentionOverlay
@@ -54,6 +56,8 @@ class InferenceController(QObject):
     """series UID, SlicePrediction (current run only)."""
     series_finished = Signal(object, object)
     """Series, SeriesPrediction once every slice of it has a result (or could not be read)."""
+    series_failed = Signal(object, str)
+    """Series, reason: its run ended without a result (an error, or the series cannot be analysed)."""
     model_ready = Signal()
     """A model finished loading (or failed: then ``session.reason`` says why)."""
 
@@ -217,6 +221,8 @@ class InferenceController(QObject):
         run = self.session.run()
         for prediction in (run.predictions.values() if run is not None else ()):
             self._paint(prediction)
+        if run is not None and run.state is RunState.SKIPPED:
+            self.series_failed.emit(series, f"not analysed: this series is {run.reason}")
         self.plot.redraw()
         self._on_slice_changed(self.window.current_index())
         if start:
@@ -291,6 +297,9 @@ class InferenceController(QObject):
             self.plot.reset(n_slices, self.loaded.thresholds if self.loaded is not None else None)
             self.plot.redraw()
         self.render()
+        run, series = self.session.run(), self.session.series
+        if run is not None and series is not None and run.state is RunState.FAILED:
+            self.series_failed.emit(series, run.reason)
 
     # -- what the reader sees -----------------------------------------------------------
     def render(self) -> None:

@@ -35,6 +35,8 @@ COLUMNS = ("Im", "Flagged", "Decision", "Note")
 EXPORT_WAIT_S = 30.0
 """On close, a running export may finish (its files are atomic, but an exit mid-write leaves
 temporary files behind)."""
+SEND_WAIT_S = 5.0
+"""On close, a send to PACS is cancelled (between objects) and waited for this long."""
 
 
 class ReviewPanel(QWidget):
@@ -98,10 +100,18 @@ class ReviewController(QObject):
         self.export_job = TaskRunner(self)
         """Runs the export off the UI thread (``ui.export_dialog.run_export``)."""
         self.export_job.done.connect(self._on_export_done)
-        self.export_job.failed.connect(lambda text: window.show_error("Export failed", text))
+        self.export_job.failed.connect(self._on_export_failed)
         self.last_export: Any = None
         """The ExportResult of the last export that succeeded."""
         self.export_dialog: Any = None
+        self.pending_send: Any = None
+        """The ``export_dialog.SendRequest`` of the running export ("Send to PACS"), else None."""
+        self.send_job = TaskRunner(self)
+        """C-STOREs an export's DICOM objects (``ui.export_dialog.start_send``)."""
+        self.send_job.done.connect(self._on_sent)
+        self.send_job.failed.connect(self._on_send_failed)
+        self.last_send: str | None = None
+        """What the last send that succeeded said ("Sent 3 DICOM object(s) to …")."""
         self._build_actions()
 
         self.panel.accept_button.clicked.connect(lambda: self.set_state(ACCEPTED))
@@ -307,12 +317,32 @@ class ReviewController(QObject):
         """Let a running export finish (bounded); True when no export thread is left."""
         if self.export_dialog is not None:
             self.export_dialog.close()
-        return self.export_job.wait(timeout_s)
+        self.pending_send = None  # an export finishing now starts no send
+        exported = self.export_job.wait(timeout_s)
+        return self.send_job.shutdown(SEND_WAIT_S) and exported
 
     def _on_export_done(self, outcome: Any) -> None:
-        from ich_viewer.ui.export_dialog import export_done
+        from ich_viewer.ui.export_dialog import export_done, start_send
 
-        self.last_export = export_done(self.window, outcome) or self.last_export
+        result = export_done(self.window, outcome)
+        self.last_export = result or self.last_export
+        request, self.pending_send = self.pending_send, None
+        if result is not None and request is not None:
+            start_send(self, request, result)
+
+    def _on_export_failed(self, text: str) -> None:
+        self.pending_send = None
+        self.window.show_error("Export failed", text)
+
+    def _on_sent(self, message: object) -> None:
+        from ich_viewer.ui.export_dialog import send_done
+
+        self.last_send = send_done(self.window, message)
+
+    def _on_send_failed(self, text: str) -> None:
+        from ich_viewer.ui.export_dialog import send_failed
+
+        send_failed(self.window, text)
 
     def show_export_dialog(self) -> Any:
         from ich_viewer.ui.export_dialog import open_export_dialog

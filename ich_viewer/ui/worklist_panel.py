@@ -3,7 +3,9 @@
 The panel reads the node's SQLite index (``node.worklist``) every second and redraws
 only when it changed, so it follows a node running in this window (the "Receive"
 toggle) or in another process (``ich-viewer serve`` on the same data folder) alike.
-Double-click opens a study from the node's store. Query/retrieve runs as a
+Studies opened in the window are listed too (``ui.worklist_opened``), with the
+status the window's classifier gives them. Double-click opens a study (from the
+node's store, or the folder it was opened from). Query/retrieve runs as a
 ``TaskRunner`` task with a progress bar and Cancel. The node settings live in
 QSettings (``node/*``), the same values ``ich-viewer serve`` takes as flags.
 """
@@ -32,12 +34,14 @@ from ich_viewer.tasks import TaskState
 from ich_viewer.ui.extension import ViewerWindow
 from ich_viewer.ui.settings import app_settings
 from ich_viewer.ui.tasks import TaskRunner
+from ich_viewer.ui.worklist_opened import OpenedStudies
 
 log = logging.getLogger(__name__)
 
 EXTENSION_NAME = "worklist"
 COLUMNS = ("Status", "Suspected", "Patient", "Study date", "Description", "Images", "Arrived", "From")
 POLL_MS = 1000
+SOURCE_TEXT = {"opened": "Opened here"}
 STATUS_TEXT = {"receiving": "Receiving…", "analysing": "Analysing…", "flagged": "FLAGGED",
                "negative": "Nothing flagged", "failed": "Failed"}
 FLAG_COLOUR = QColor(150, 30, 30)
@@ -123,7 +127,8 @@ class WorklistPanel(QWidget):
                          else (e.reason if e.status == "failed" else ""))
             patient = " ".join(p for p in (e.patient_name.replace("^", " "), f"({e.patient_id})" if e.patient_id else "") if p)
             values = (STATUS_TEXT.get(e.status, e.status), suspected, patient, _date(e.study_date), e.description,
-                      str(e.instances), time.strftime("%H:%M:%S", time.localtime(e.received_at)), e.source)
+                      str(e.instances), time.strftime("%H:%M:%S", time.localtime(e.received_at)),
+                      SOURCE_TEXT.get(e.source, e.source))
             for column, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 item.setData(Qt.ItemDataRole.UserRole, e.study_instance_uid)
@@ -172,6 +177,8 @@ class WorklistController(QObject):
         self.retrieve.progress.connect(self._on_progress)
         self.retrieve.done.connect(self._on_retrieved)
         self.retrieve.failed.connect(self._on_retrieve_failed)
+        self.opened = OpenedStudies(self, window)
+        """Puts studies opened in this window into the worklist (``ui.worklist_opened``)."""
         window.installEventFilter(self)
         self.timer.start()
         self.refresh()
@@ -266,6 +273,10 @@ class WorklistController(QObject):
         entry = next((e for e in self.entries if e.study_instance_uid == uid), None)
         if entry is None:
             return
+        if not Path(entry.folder).exists():
+            self.window.show_error("Cannot open the study", f"{entry.folder} is gone (moved or deleted since the "
+                                   "study was listed); open it from its new place with File > Open.")
+            return
         self.worklist().set_review(uid, "read")
         self.window.open_path(entry.folder)
 
@@ -354,6 +365,7 @@ class WorklistController(QObject):
     def shutdown(self) -> None:
         """Window closing: stop the node (its toggle state stays saved for the next start)."""
         self.timer.stop()
+        self.opened.shutdown()
         self.retrieve.shutdown(10.0)
         self.sending.shutdown(10.0)
         if self.node is not None:
