@@ -121,6 +121,29 @@ def find_studies(peer: Peer, query: StudyQuery, calling: str = DEFAULT_AE_TITLE)
     return found
 
 
+def _follow_suboperations(responses: Iterable, assoc, query: Dataset, state: TaskState, what: str,
+                          where: str = "") -> int:
+    """Read a C-GET/C-MOVE's pending responses: progress, C-CANCEL on request, the remote
+    status named on failure; returns the peer's count of completed sub-operations."""
+    completed = 0
+    for status, _identifier in responses:
+        if not status:
+            raise RemoteError(f"{what}: no answer (connection lost or timed out)")
+        code = int(status.Status)
+        completed = int(status.get("NumberOfCompletedSuboperations", 0) or 0)
+        failed = int(status.get("NumberOfFailedSuboperations", 0) or 0)
+        remaining = int(status.get("NumberOfRemainingSuboperations", 0) or 0)
+        state.set_progress(completed + failed, completed + failed + remaining)
+        if state.cancelled():
+            assoc.send_c_cancel(1, query=query)
+        if code == 0xFE00:
+            raise RemoteError(f"{what} cancelled after {completed} instances")
+        if code not in (0x0000, 0xFF00, 0xFF01):
+            raise RemoteError(f"{what}{where} failed: {describe_status(code)}"
+                              + (f", {failed} instance(s) not sent" if failed else ""))
+    return completed
+
+
 def retrieve_study(peer: Peer, study_uid: str, receiver: Receiver, state: TaskState | None = None,
                    calling: str = DEFAULT_AE_TITLE) -> int:
     """C-GET one study into the node's store; returns the number of instances received.
@@ -141,29 +164,12 @@ def retrieve_study(peer: Peer, study_uid: str, receiver: Receiver, state: TaskSt
     query = Dataset()
     query.QueryRetrieveLevel = "STUDY"
     query.StudyInstanceUID = study_uid
-    received = 0
     try:
         responses = assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet, msg_id=1)
-        for status, _identifier in responses:
-            if not status:
-                raise RemoteError(f"C-GET from {peer}: no answer (connection lost or timed out)")
-            code = int(status.Status)
-            done = int(status.get("NumberOfCompletedSuboperations", 0) or 0)
-            failed = int(status.get("NumberOfFailedSuboperations", 0) or 0)
-            remaining = int(status.get("NumberOfRemainingSuboperations", 0) or 0)
-            received = done
-            state.set_progress(done + failed, done + failed + remaining)
-            if state.cancelled():
-                assoc.send_c_cancel(1, query=query)
-            if code == 0xFE00:
-                raise RemoteError(f"C-GET from {peer} cancelled after {done} instances")
-            if code not in (0x0000, 0xFF00, 0xFF01):
-                raise RemoteError(f"C-GET from {peer} failed: {describe_status(code)}"
-                                  + (f", {failed} instance(s) not sent" if failed else ""))
+        return _follow_suboperations(responses, assoc, query, state, f"C-GET from {peer}")
     finally:
         if assoc.is_established:
             assoc.release()
-    return received
 
 
 def move_study(peer: Peer, study_uid: str, destination: str, state: TaskState | None = None,
@@ -182,29 +188,12 @@ def move_study(peer: Peer, study_uid: str, destination: str, state: TaskState | 
     query = Dataset()
     query.QueryRetrieveLevel = "STUDY"
     query.StudyInstanceUID = study_uid
-    sent = 0
     try:
-        for status, _identifier in assoc.send_c_move(query, destination, StudyRootQueryRetrieveInformationModelMove,
-                                                     msg_id=1):
-            if not status:
-                raise RemoteError(f"C-MOVE from {peer}: no answer (connection lost or timed out)")
-            code = int(status.Status)
-            done = int(status.get("NumberOfCompletedSuboperations", 0) or 0)
-            failed = int(status.get("NumberOfFailedSuboperations", 0) or 0)
-            remaining = int(status.get("NumberOfRemainingSuboperations", 0) or 0)
-            sent = done
-            state.set_progress(done + failed, done + failed + remaining)
-            if state.cancelled():
-                assoc.send_c_cancel(1, query=query)
-            if code == 0xFE00:
-                raise RemoteError(f"C-MOVE from {peer} cancelled after {done} instances")
-            if code not in (0x0000, 0xFF00, 0xFF01):
-                raise RemoteError(f"C-MOVE from {peer} to {destination} failed: {describe_status(code)}"
-                                  + (f", {failed} instance(s) not sent" if failed else ""))
+        responses = assoc.send_c_move(query, destination, StudyRootQueryRetrieveInformationModelMove, msg_id=1)
+        return _follow_suboperations(responses, assoc, query, state, f"C-MOVE from {peer}", f" to {destination}")
     finally:
         if assoc.is_established:
             assoc.release()
-    return sent
 
 
 def send_files(peer: Peer, paths: Iterable[Path], state: TaskState | None = None,
