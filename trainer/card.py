@@ -206,8 +206,8 @@ def _ablation(metrics: dict) -> list[str]:
     ablation = metrics.get("ablation")
     if ablation:
         lines += ["## Ablation by lever", "",
-                  "Training levers, each alone on top of the v1.0 recipe, same patient folds, first stage "
-                  "uncalibrated, real slices only:", "",
+                  "Training levers on top of the v1.0 recipe (each alone; a row whose name joins two levers "
+                  "combines them), same patient folds, first stage uncalibrated, real slices only:", "",
                   "| recipe | AUC any | mean subtype AUC | sens. any @ spec 0.90 | weighted log loss | "
                   + " | ".join(LABELS[:-1]) + " |", "|---" * (5 + len(LABELS) - 1) + "|"]
         for name, summary in ablation.items():

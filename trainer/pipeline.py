@@ -93,9 +93,12 @@ def lever_configs(bundled: Config) -> dict[str, Config]:
     inserted.recipe = replace(inserted.recipe, insert=insert_settings())
     capacity = current_config()
     capacity.size, capacity.recipe = 160, replace(capacity.recipe, epochs=24)
+    longer = current_config()
+    longer.recipe = replace(longer.recipe, epochs=24, insert=insert_settings())
     out = {"v1.0 recipe (128 px, 14 epochs)": base,
            "+ lesions inserted into real normal slices": inserted,
-           "+ 160 px and 24 epochs": capacity}
+           "+ 160 px and 24 epochs": capacity,
+           "+ lesions inserted and 24 epochs": longer}
     if bundled.run_id() not in {c.run_id() for c in out.values()}:
         out["bundled recipe"] = bundled
     return out
