@@ -102,7 +102,7 @@ def head_box(centre_hu: np.ndarray, spec: InputSpec) -> Box:
     coarse = centre_hu[::step, ::step] > spec.body_threshold_hu
     core = coarse
     for _ in range(2):
-        core = _erode(core)
+        core = erode4(core)
     mask = core if core.any() else coarse
     if not mask.any():
         side = max(rows, cols)
@@ -134,7 +134,7 @@ def block_friendly_side(side: int, size: int) -> int:
     return side
 
 
-def _erode(mask: np.ndarray) -> np.ndarray:
+def erode4(mask: np.ndarray) -> np.ndarray:
     """4-neighbour binary erosion with numpy shifts (no scipy at run time)."""
     out = mask.copy()
     out[1:, :] &= mask[:-1, :]

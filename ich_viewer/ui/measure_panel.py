@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGraphics
 
 import pyqtgraph as pg
 
+from ich_viewer.inference.preprocess import erode4
 from ich_viewer.dicom.model import PixelDecodeError, Series
 from ich_viewer.measure.records import KINDS, SUBTYPE_CHOICES, Measurement, planar_measurement, volume_measurement
 from ich_viewer.measure.region import DEFAULT_HU, Region, cranial_cavity, propose_seed
@@ -551,7 +552,7 @@ class MeasureController(QObject):
         rows, cols = np.nonzero(mask)
         r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
         box = mask[r0:r1, c0:c1]
-        edge = box & ~_erode(np.pad(box, 1))[1:-1, 1:-1]
+        edge = box & ~erode4(np.pad(box, 1))[1:-1, 1:-1]  # padded: the border rule never applies
         rgba = np.zeros(box.shape + (4,), np.uint8)
         rgba[edge] = OUTLINE if colour == COLOUR else (*SELECTED, 255)
         image = pg.ImageItem(rgba, axisOrder="row-major")
@@ -575,15 +576,6 @@ class MeasureController(QObject):
     def _say(self, text: str) -> None:
         self.panel.status.setText(text)
         self.window.show_status(text, 8000)
-
-
-def _erode(mask: np.ndarray) -> np.ndarray:
-    out = mask.copy()
-    out[1:, :] &= mask[:-1, :]
-    out[:-1, :] &= mask[1:, :]
-    out[:, 1:] &= mask[:, :-1]
-    out[:, :-1] &= mask[:, 1:]
-    return out
 
 
 def _foot(a: tuple[float, float], b: tuple[float, float], p: tuple[float, float]) -> tuple[float, float]:
