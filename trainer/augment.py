@@ -60,7 +60,7 @@ class HUAugment:
     def _rand(*shape: int) -> torch.Tensor:
         return torch.rand(*shape)  # the global generator, seeded by the trainer (as v2 uses it)
 
-    def _affine(self, hu: torch.Tensor) -> torch.Tensor:
+    def _affine(self, hu: torch.Tensor, masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         c = self.config
         batch = hu.shape[0]
         angle = (self._rand(batch) * 2 - 1) * math.radians(c.degrees)
@@ -71,10 +71,17 @@ class HUAugment:
                              torch.stack([sin, cos, shift[:, 1]], 1)], 1)
         grid = F.affine_grid(theta, list(hu.shape), align_corners=False)
         # Shift by air so that padding with zeros means padding with air.
-        return F.grid_sample(hu - AIR_HU, grid, mode="bilinear", padding_mode="zeros",
-                             align_corners=False) + AIR_HU
+        out = F.grid_sample(hu - AIR_HU, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + AIR_HU
+        if masks is not None:
+            masks = F.grid_sample(masks, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return out, masks
 
     def __call__(self, hu: torch.Tensor) -> torch.Tensor:
+        return self.with_masks(hu)[0]
+
+    def with_masks(self, hu: torch.Tensor, masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The network input, and (B, 1, S, S) lesion masks moved by the same flips, rotations,
+        scalings and shifts as their samples (the same random draws as without masks)."""
         c = self.config
         out = hu.float()
         batch = out.shape[0]
@@ -82,7 +89,10 @@ class HUAugment:
         if flip.any():
             out = out.clone()
             out[flip] = self.flip(out[flip])
-        out = self._affine(out)
+            if masks is not None:
+                masks = masks.clone()
+                masks[flip] = self.flip(masks[flip])
+        out, masks = self._affine(out, masks)
         blur = self._rand(batch) < c.blur_p
         if blur.any():
             out[blur] = self.blur(out[blur])
@@ -94,4 +104,4 @@ class HUAugment:
              width * (1.0 + float(self._rand(1) * 2 - 1) * c.window_width_jitter))
             for centre, width in self.spec.windows
         ]
-        return window_batch(out, self.spec, windows)
+        return window_batch(out, self.spec, windows), masks

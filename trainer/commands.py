@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also cross-validate each lever of the recipe alone against the v1.0 recipe")
     rep.add_argument("--insert", type=float, default=None,
                      help="share of normal training slices that get an inserted lesion (0 = off)")
+    rep.add_argument("--seg-weight", type=float, default=None,
+                     help="weight of the training-only blood-map loss on inserted lesions (0 = off)")
+    rep.add_argument("--level-balance", type=float, default=None,
+                     help="draw normal slices at levels where bleeds are common up to this many times as often")
     rep.add_argument("--quick", action="store_true", help="tiny model end to end (CI smoke test)")
     rep.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs per run")
     rep.add_argument("--size", type=int, default=None, help="input side in pixels")
@@ -61,6 +65,10 @@ def _config(args) -> Config:
         config.recipe = replace(config.recipe, ema_decay=args.ema)
     if args.insert is not None:
         config.recipe = replace(config.recipe, insert=insert_settings(args.insert) if args.insert > 0 else None)
+    if args.seg_weight is not None:
+        config.recipe = replace(config.recipe, seg_weight=args.seg_weight)
+    if args.level_balance is not None:
+        config.recipe = replace(config.recipe, level_balance=args.level_balance)
     return config
 
 

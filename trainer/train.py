@@ -24,7 +24,8 @@ from ich_viewer.inference.model import build_model, default_arch, normalise_arch
 from ich_viewer.inference.preprocess import InputSpec
 from trainer.augment import AugmentConfig, HUAugment
 from trainer.cache import CachedSet, window_batch
-from trainer.sampler import epoch_indices, sample_weights
+from trainer.metrics import series_position
+from trainer.sampler import epoch_indices, level_factors, sample_weights
 
 LABEL_WEIGHTS = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 2.0])
 """BCE weight per label, LABELS order: "any" counts twice, as in the RSNA 2019 metric."""
@@ -54,11 +55,19 @@ class Recipe:
     insert: dict | None = None
     """``trainer.insert.InsertConfig`` fields: synthetic lesions inserted into real normal
     slices of each batch (None: off)."""
+    seg_weight: float = 0.0
+    """When > 0 (needs ``insert``), a training-only 1x1 convolution on the last feature map
+    learns where blood is: the inserted lesion's mask on inserted slices, nothing on normal
+    slices (real bleeding slices have no mask and are left out); its BCE is added with this
+    weight. The exported network is unchanged."""
+    level_balance: float = 0.0
+    """When > 1, normal slices at levels where bleeds are common are drawn up to this many
+    times as often (``trainer.sampler.level_factors``)."""
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["augment"] = self.augment.to_dict()
-        for optional in ("ema_decay", "insert"):
+        for optional in ("ema_decay", "insert", "seg_weight", "level_balance"):
             if not data[optional]:
                 del data[optional]  # off: keeps run keys of recipes made before the option existed
         return data
@@ -100,6 +109,26 @@ def seed_everything(seed: int) -> np.random.Generator:
     random.seed(seed)
     torch.manual_seed(seed)
     return np.random.default_rng(seed)
+
+
+def seg_targets(inserter, shape: tuple[int, ...], labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 1, S, S) blood masks of the centre slices and which of them are known: an inserted
+    lesion's blood share, or nothing on a slice still labelled normal; unknown on real bleeds."""
+    batch, n, side = shape[0], shape[1], shape[-1]
+    masks = np.zeros((batch, 1, side, side), np.float32)
+    known = np.asarray(labels)[:, -1] == 0
+    for i, insertion in (inserter.last if inserter is not None else []):
+        masks[i, 0] = insertion.alpha[n // 2]
+        known[i] = True
+    return torch.from_numpy(masks), torch.from_numpy(known)
+
+
+def seg_loss(seg_logits: torch.Tensor, masks: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """BCE of the coarse blood map: a cell is blood when half a pixel's worth of it is."""
+    if not bool(known.any()):
+        return seg_logits.sum() * 0.0
+    target = (F.adaptive_max_pool2d(masks[known], seg_logits.shape[-2:]) / 0.5).clamp(max=1.0)
+    return F.binary_cross_entropy_with_logits(seg_logits[known], target)
 
 
 def weighted_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -155,10 +184,15 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
     model.to(device)
     weights = sample_weights(train.labels, target_share=recipe.target_share,
                              max_factor=recipe.max_factor, any_share=recipe.any_share)
+    if recipe.level_balance > 1:
+        weights = weights * level_factors(train.labels[:, -1], series_position(train.groups), recipe.level_balance)
     per_epoch = recipe.samples_per_epoch or len(train)
     steps_per_epoch = max(1, per_epoch // recipe.batch_size)
     total_steps = steps_per_epoch * recipe.epochs
-    optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    seg_head = (torch.nn.Conv2d(arch["widths"][-1], 1, 1).to(device)
+                if recipe.seg_weight > 0 and recipe.insert else None)  # training only: not exported
+    params = list(model.parameters()) + (list(seg_head.parameters()) if seg_head is not None else [])
+    optimiser = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=recipe.lr, total_steps=total_steps,
                                                    pct_start=recipe.pct_start)
     augment = HUAugment(spec, recipe.augment)
@@ -175,6 +209,8 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
         schedule.load_state_dict(saved["schedule"])
         if ema is not None:
             ema.load_state_dict(saved["ema"])
+        if seg_head is not None:
+            seg_head.load_state_dict(saved["seg_head"])
         start_epoch, stats = saved["epoch"], RunStats(**saved["stats"])
         rng.bit_generator.state = saved["numpy_rng"]
         torch.set_rng_state(saved["torch_rng"])
@@ -195,12 +231,19 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
             batch_hu, batch_labels = hu[index].astype(np.float32), train.labels[index]
             if inserter is not None:
                 batch_hu, batch_labels = inserter(batch_hu, batch_labels)
-            inputs = augment(torch.from_numpy(batch_hu)).to(device)
+            masks, known = seg_targets(inserter, batch_hu.shape, batch_labels) if seg_head is not None else (None, None)
+            inputs, masks = augment.with_masks(torch.from_numpy(batch_hu), masks)
+            inputs = inputs.to(device)
             targets = torch.from_numpy(batch_labels.astype(np.float32)).to(device)
             t1 = time.monotonic()
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model(inputs)  # bf16 on a GPU (issue 10); the loss in float32
+                feats = model.features(inputs)  # bf16 on a GPU (issue 10); the losses in float32
+                logits = model.classify(feats)
             loss = weighted_bce(logits.float(), targets)
+            if seg_head is not None and masks is not None and known is not None:
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                    seg_logits = seg_head(feats)
+                loss = loss + recipe.seg_weight * seg_loss(seg_logits.float(), masks.to(device), known.to(device))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -226,6 +269,7 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
         torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
                     "schedule": schedule.state_dict(), "epoch": epoch + 1, "stats": asdict(stats),
                     "ema": ema.state_dict() if ema is not None else None,
+                    "seg_head": seg_head.state_dict() if seg_head is not None else None,
                     "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()},
                    checkpoint_path.with_suffix(".tmp"))
         checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
