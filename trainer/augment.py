@@ -91,7 +91,7 @@ class HUAugment:
             out[flip] = self.flip(out[flip])
             if masks is not None:
                 masks = masks.clone()
-                masks[flip] = self.flip(masks[flip])
+                masks[flip] = masks[flip].flip(-1)  # as v2's flip, without its random draw
         out, masks = self._affine(out, masks)
         blur = self._rand(batch) < c.blur_p
         if blur.any():
