@@ -24,6 +24,7 @@ EXTENSIONS: list[str] = [
     "ich_viewer.ui.inference_panel:attach_inference",
     "ich_viewer.ui.review_panel:attach_review",
     "ich_viewer.ui.measure_panel:attach_measure",
+    "ich_viewer.ui.reformat_view:attach_reformat",
     "ich_viewer.ui.smoke:exit_after_first_paint",
     "ich_viewer.ui.first_run:attach_first_run",
     "ich_viewer.commands.node:attach_worklist",

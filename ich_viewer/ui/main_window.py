@@ -182,6 +182,10 @@ class MainWindow(QMainWindow):
         """Put ``widget`` just left of the slice slider, same height (slice 1 at the top)."""
         self._central_layout.insertWidget(self._central_layout.indexOf(self.slider), widget)
 
+    def add_view(self, widget: QWidget, stretch: int = 1) -> None:
+        """Put ``widget`` right of the image and its slider, sharing the central area with them."""
+        self._central_layout.addWidget(widget, stretch)
+
     def slice_slider(self) -> QSlider:
         """The slice slider (a decoration lines its marks up with it)."""
         return self.slider
