@@ -72,7 +72,8 @@ def _reference_dataset(study: Study, series: Series, header: SliceHeader) -> Dat
     Uses the loader's header when there is one; an in-memory series gets a minimal header
     built from the study (same UIDs, so references still resolve).
     """
-    source = header.dataset if isinstance(header.dataset, Dataset) else Dataset()
+    dataset = header.full_dataset()
+    source = dataset if isinstance(dataset, Dataset) else Dataset()
     ds = Dataset()
     ds.SOPClassUID = source.get("SOPClassUID", CTImageStorage)
     ds.SOPInstanceUID = header.sop_instance_uid

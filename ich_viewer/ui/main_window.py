@@ -521,7 +521,7 @@ class MainWindow(QMainWindow):
             browser.set_dataset(None, "No study open")
             return
         header = series.slices[index]
-        browser.set_dataset(header.dataset, f"Slice {index + 1}/{series.n_slices}: {header.path}")
+        browser.set_dataset(header.full_dataset(), f"Slice {index + 1}/{series.n_slices}: {header.path}")
 
     def show_load_log(self) -> LoadLogDialog:
         dialog = self._dialog("load_log", lambda: LoadLogDialog(self))

@@ -32,7 +32,7 @@ def identity_of(study: Study) -> dict[str, str]:
     """Patient and study fields as the worklist stores them (StudyTime from the first slice's header)."""
     study_time = ""
     for series in study.series:
-        dataset = series.slices[0].dataset if series.slices else None
+        dataset = series.slices[0].full_dataset() if series.slices else None
         if dataset is not None:
             study_time = str(dataset.get("StudyTime", "") or "").strip()
             break
