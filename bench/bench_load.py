@@ -58,30 +58,14 @@ def head_volume(n: int, size: int, seed: int = 0) -> np.ndarray:
     return volume
 
 
-NOISE_HU = 8.0
-"""Added to the interpolated real head: thin slices are noisier than the 5 mm ones they come from,
-and noise is what makes lossless JPEG slow and large."""
-
-
-def real_head(n: int, size: int = 512, seed: int = 0) -> tuple[np.ndarray, float, float]:
-    """The bundled real head CT (CT-ICH 071, 29 slices of 5 mm, 650²) resampled to ``n`` slices
-    of ``size``² covering the same head, plus noise; returns (volume, spacing mm, pixel mm)."""
-    import SimpleITK as sitk
-
+def real_head(n: int, size: int = 512) -> tuple[np.ndarray, float, float]:
+    """The bundled real head CT (CT-ICH 071, 29 slices of 5 mm, 650²) resampled to ``n``
+    slices of ``size``² with thin-slice noise; (volume, spacing mm, pixel mm)."""
     from ich_viewer.demo import demo_study_path
     from ich_viewer.dicom.loader import load_study
+    from ich_viewer.phantom.thin import resample_thin
 
-    series = load_study(demo_study_path("ct-ich")).image_series[0]
-    image = sitk.GetImageFromArray(series.volume_hu())
-    row_mm, _ = series.pixel_spacing
-    image.SetSpacing((row_mm, row_mm, float(series.spacing_mm or 5.0)))
-    extent = [s * (d - 1) for s, d in zip(image.GetSpacing(), image.GetSize())]
-    spacing = (extent[0] / (size - 1), extent[1] / (size - 1), extent[2] / (n - 1))
-    resampled = sitk.Resample(image, [size, size, n], sitk.Transform(), sitk.sitkLinear, image.GetOrigin(), spacing,
-                              image.GetDirection(), -1024.0, sitk.sitkFloat32)
-    volume = sitk.GetArrayFromImage(resampled)
-    volume += np.random.default_rng(seed).normal(0, NOISE_HU, volume.shape).astype(np.float32)
-    return volume, spacing[2], spacing[0]
+    return resample_thin(load_study(demo_study_path("ct-ich")).image_series[0], n, size)
 
 
 def write_data(root: Path, quick: bool) -> dict[str, Path]:

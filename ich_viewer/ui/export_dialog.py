@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
@@ -25,8 +25,24 @@ from ich_viewer.report.atomic import ExportError
 from ich_viewer.tasks import TaskState
 from ich_viewer.ui.settings import app_settings
 
-if TYPE_CHECKING:  # pragma: no cover - review_panel imports this module when the dialog opens
-    from ich_viewer.ui.review_panel import ReviewController
+if TYPE_CHECKING:  # pragma: no cover
+    from ich_viewer.ui.extension import ViewerWindow
+    from ich_viewer.ui.inference_panel import InferenceController
+    from ich_viewer.ui.tasks import TaskRunner
+
+
+class ReviewController(Protocol):
+    """What the export needs of the review controller (``review_panel`` imports this module,
+    never the other way round)."""
+
+    window: ViewerWindow
+    export_dialog: Any
+    pending_send: Any
+    export_job: TaskRunner
+    send_job: TaskRunner
+
+    def results(self) -> list[tuple[Any, Any]]: ...
+    def inference(self) -> InferenceController | None: ...
 
 SETTINGS_FOLDER = "report/folder"
 SETTINGS_FORMATS = "report/formats"

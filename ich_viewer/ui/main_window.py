@@ -1,8 +1,9 @@
 """The reading window: one study, one series on screen, keyboard-first.
 
 Others extend it through ``ui.extension.ViewerWindow``, the signals and methods listed in
-notes/apis.md (side panels, a decoration beside the slice slider, items on the image's
-ViewBox, menus, actions), and find each other in ``window.extensions``.
+notes/apis.md (side panels, views beside the image, a decoration beside the slice slider,
+items on the image's ViewBox, menus, actions), and find each other in
+``window.extensions``. docs/architecture.md maps the layers and the data flow around it.
 """
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ class MainWindow(QMainWindow):
         self.series_browser.series_activated.connect(self.show_series)
         self.series_dock = self.add_side_panel(self.series_browser, "Series", Qt.DockWidgetArea.LeftDockWidgetArea)
         self.series_dock.setMinimumWidth(180)
-        self.actions_ = WindowActions(self)
+        self.actions_ = WindowActions(self, host=self)  # mypy checks here that the window is an ActionHost
         self.actions_.presets[DEFAULT.key].setChecked(True)
         self.series_menu_action = self.series_dock.toggleViewAction()
         self.menu("View").addAction(self.series_menu_action)
