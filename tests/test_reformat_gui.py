@@ -36,14 +36,17 @@ def test_slab_shows_a_marker_from_neighbouring_slices(tilted, qtbot):
     assert window.image_view().image_item.image[r, c] != MARKER_HU
     with qtbot.waitSignal(controller.ready, timeout=20000):
         window.action("slab").trigger()
-    assert controller.slab_on and controller.label.isVisible() and "Average 5 mm" in controller.label.text()
+    corner = window.image_view().overlays.text
+    assert controller.slab_on and "Slab 5 mm avg" in corner("bottom_left")
     # 5 planes of 0.97 mm (1 mm table at 15 degrees), slices k .. k+4: two of them hold the cube
     # (read to the nearest grid pixel along the tilt, so the cube's edge may blend in a little)
     assert window.image_view().image_item.image[r, c] == pytest.approx(MARKER_HU * 2 / 5, rel=0.05)
     window.action("slab_mode").trigger()
-    assert window.image_view().image_item.image[r, c] == MARKER_HU and "MIP" in controller.label.text()
+    assert window.image_view().image_item.image[r, c] == MARKER_HU and "Slab 5 mm MIP" in corner("bottom_left")
+    window.set_preset("9")  # the window rewrites its corner texts: the slab's line stays
+    assert "Slab 5 mm MIP" in corner("bottom_left") and window.image_view().image_item.image[r, c] == MARKER_HU
     window.action("slab").trigger()  # off: the acquired slice again
-    assert not controller.label.isVisible()
+    assert "Slab" not in corner("bottom_left") and "Thk" in corner("bottom_left")
     assert window.image_view().image_item.image.shape == (SIZE, SIZE)
     assert window.image_view().image_item.image[r, c] != MARKER_HU
 
@@ -111,5 +114,6 @@ def test_a_single_image_gets_a_reason_not_a_spinner(make_window, qtbot):
     controller = window.extensions[EXTENSION_NAME]
     window.action("slab").trigger()
     qtbot.waitUntil(lambda: controller.failure is not None, timeout=10000)
-    assert "single image" in controller.label.text() and controller.reformat is None
+    assert "No slab: ValueError: a single image" in window.image_view().overlays.text("bottom_left")
+    assert controller.reformat is None
     assert window.image_view().image_item.image.shape == (16, 16)  # the image itself stays

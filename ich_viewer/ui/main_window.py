@@ -184,7 +184,8 @@ class MainWindow(QMainWindow):
         self._central_layout.insertWidget(self._central_layout.indexOf(self.slider), widget)
 
     def add_view(self, widget: QWidget, stretch: int = 1) -> None:
-        """Put ``widget`` right of the image and its slider, sharing the central area with them."""
+        """Put ``widget`` right of the image and its slider; ``stretch`` is its share against the image's 3."""
+        self._central_layout.setStretchFactor(self.slice_view, 3)
         self._central_layout.addWidget(widget, stretch)
 
     def slice_slider(self) -> QSlider:

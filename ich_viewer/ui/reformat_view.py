@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
 import pyqtgraph as pg
 
@@ -39,7 +39,9 @@ THICKNESSES_MM = (1.0, 2.0, 3.0, 5.0, 8.0, 10.0, 15.0, 20.0)
 CROSS_PEN = pg.mkPen(QColor(255, 210, 60, 170), width=1)
 TICK_FRACTION = 0.04
 """Flag ticks reach this far into a reformat from each side."""
-MODE_NAMES = {"mip": "MIP", "average": "Average"}
+MODE_NAMES = {"mip": "MIP", "average": "avg"}
+SLAB_LINES = ("Slab", "No slab")
+"""How the slab's line in the image's corner text starts (it sits under the slice's own Thk)."""
 
 
 class ReformatPanel(QWidget):
@@ -106,12 +108,8 @@ class ReformatController(QObject):
         self.runner.done.connect(self._on_built)
         self.runner.failed.connect(self._on_failed)
         self.panel = ReformatPanel()
-        window.add_view(self.panel)
+        window.add_view(self.panel, stretch=2)  # the axial image keeps the larger share
         self.axial_cross = _cross_lines(self.view)
-        self.label = QLabel(self.view.graphics.viewport())
-        self.label.setObjectName("slab_label")
-        self.label.setStyleSheet("color: #f0d890; background: black; padding: 2px 6px;")
-        self.label.hide()
         self._build_actions()
         for name, view in (("coronal", self.panel.coronal), ("sagittal", self.panel.sagittal)):
             view.graphics.scene().sigMouseClicked.connect(lambda event, name=name: self._on_reformat_click(name, event))
@@ -192,8 +190,8 @@ class ReformatController(QObject):
         rows, cols = reformat.slice_shape
         self.cross_row, self.cross_col = (int(v) for v in np.rint(
             reformat.grid_index(self.window.current_index(), rows / 2, cols / 2)[1:]))
-        if reformat.tilt_corrected:
-            self.window.show_status("Reformats: gantry tilt corrected (resampled onto a regular grid)", 8000)
+        self.window.show_status("Reformats: gantry tilt corrected (resampled onto a regular grid)"
+                                if reformat.tilt_corrected else "Slab and reformats ready", 5000)
         self.render()
         self.ready.emit(reformat)
 
@@ -222,31 +220,36 @@ class ReformatController(QObject):
 
     # -- drawing ---------------------------------------------------------------------------
     def slab_text(self) -> str:
+        """The slab's line in the image's corner text."""
         if self.failure is not None:
-            return f"No slab: {self.failure}"
+            return f"No slab: {self.failure[:60]}"
         if self.reformat is None:
             return "Slab: preparing…"
         planes = self.reformat.planes_for(self.thickness_mm)
         if planes == 1:
-            return f"Slab {self.thickness_mm:g} mm: thinner than one slice, shown as acquired"
-        return f"{MODE_NAMES[self.mode]} {self.thickness_mm:g} mm ({planes} slices)"
+            return f"Slab {self.thickness_mm:g} mm ≤ 1 slice: as acquired"
+        return f"Slab {self.thickness_mm:g} mm {MODE_NAMES[self.mode]}"  # short: the corner is narrow
+
+    def _mark_overlay(self) -> None:
+        """Put the slab's line under the slice's own thickness (the window rewrites its corner
+        texts on each slice and window change, before telling the extensions)."""
+        overlays = self.view.overlays
+        lines = [line for line in overlays.text("bottom_left").splitlines() if not line.startswith(SLAB_LINES)]
+        if self.slab_on and self.window.current_series() is not None:
+            lines.append(self.slab_text())
+        overlays.set_texts({"bottom_left": "\n".join(lines)})
 
     def render(self, restore: bool = False) -> None:
         """Draw the slab on the image and the reformats for the slice on screen."""
         reformat, index = self.reformat, self.window.current_index()
         ready = reformat is not None and self.window.current_series() is self._series
         if self.slab_on and self.window.current_series() is not None:
-            self.label.setText(self.slab_text())
-            self.label.adjustSize()
-            self.label.move((self.view.graphics.viewport().width() - self.label.width()) // 2, 6)
-            self.label.show()
             if ready and reformat is not None and reformat.planes_for(self.thickness_mm) > 1:
                 slab = reformat.axial(index, self.thickness_mm, self.mode)
                 self.view.set_image(slab, tuple(self.view.image_item.getLevels()), reformat.grid.spacing[1:])
-        else:
-            self.label.hide()
-            if restore and self.window.current_series() is not None:
-                self.window.set_slice(index, force=True)  # the acquired slice again
+        elif restore and self.window.current_series() is not None:
+            self.window.set_slice(index, force=True)  # the acquired slice again
+        self._mark_overlay()
         show_cross = self.three_views and ready
         for line in (*self.axial_cross, *self.panel.cross["coronal"], *self.panel.cross["sagittal"]):
             line.setVisible(show_cross)
@@ -272,14 +275,15 @@ class ReformatController(QObject):
             horizontal.setValue(height)
             vertical.setValue(across)
         self._draw_ticks(reformat)
-        self.panel.coronal.overlays.set_texts({"top_left": self._title("Coronal"), "top_right": "L",
-                                               "bottom_left": "R (patient's right)"})
+        self.panel.coronal.overlays.set_texts({"top_left": self._title("Coronal"), "bottom_left": "R",
+                                               "bottom_right": "L"})
         self.panel.sagittal.overlays.set_texts({"top_left": self._title("Sagittal"), "bottom_left": "A",
                                                 "bottom_right": "P"})
 
     def _title(self, plane: str) -> str:
         assert self.reformat is not None
-        slab = f"{MODE_NAMES[self.mode]} {self.thickness_mm:g} mm" if self.slab_on else "thin"
+        planes = self.reformat.planes_for(self.thickness_mm)
+        slab = f"{MODE_NAMES[self.mode]} {self.thickness_mm:g} mm, {planes} slices" if self.slab_on else "thin slice"
         tilt = "\ntilt corrected" if self.reformat.tilt_corrected else ""
         return f"{plane} ({slab}){tilt}\nclick: go to that slice"
 
@@ -320,6 +324,7 @@ class ReformatController(QObject):
         levels = (center - width / 2, center + width / 2)
         self.panel.coronal.set_levels(levels)
         self.panel.sagittal.set_levels(levels)
+        self._mark_overlay()
 
     # -- navigation ------------------------------------------------------------------------
     def move_plane(self, name: str, steps: int) -> None:
