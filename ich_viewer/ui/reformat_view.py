@@ -102,6 +102,8 @@ class ReformatController(QObject):
         self._series: Series | None = None
         """The series the grid (built or being built) belongs to."""
         self._inference_connected = False
+        self._drawn: dict[str, tuple] = {}
+        """What each reformat view shows (grid, plane, slab): a slice change only moves the lines."""
         self.failure: str | None = None
         """Why the series on screen has no grid (one image, no positions), else None."""
         self.runner = TaskRunner(self)
@@ -187,6 +189,7 @@ class ReformatController(QObject):
         if reformat is None or self._series is not self.window.current_series():
             return
         self.reformat = reformat
+        self._drawn.clear()  # a new grid: every view is drawn afresh
         rows, cols = reformat.slice_shape
         self.cross_row, self.cross_col = (int(v) for v in np.rint(
             reformat.grid_index(self.window.current_index(), rows / 2, cols / 2)[1:]))
@@ -262,9 +265,14 @@ class ReformatController(QObject):
         thickness = self.thickness_mm if self.slab_on else 0.0
         self.cross_row = int(np.clip(self.cross_row, 0, reformat.grid.shape[1] - 1))
         self.cross_col = int(np.clip(self.cross_col, 0, reformat.grid.shape[2] - 1))
-        self.panel.coronal.set_image(reformat.coronal(self.cross_row, thickness, self.mode), levels, (plane_mm, col_mm))
-        self.panel.sagittal.set_image(reformat.sagittal(self.cross_col, thickness, self.mode), levels,
-                                      (plane_mm, row_mm))
+        for name, view, cut, position, spacing in (
+            ("coronal", self.panel.coronal, reformat.coronal, self.cross_row, (plane_mm, col_mm)),
+            ("sagittal", self.panel.sagittal, reformat.sagittal, self.cross_col, (plane_mm, row_mm)),
+        ):
+            key = (position, thickness, self.mode)
+            if self._drawn.get(name) != key:
+                view.set_image(cut(position, thickness, self.mode), levels, spacing)
+                self._drawn[name] = key
         height = (reformat.display_row(float(reformat.slice_plane[index])) + 0.5) * plane_mm
         top, left = reformat.slice_offset[index]
         horizontal, vertical = self.axial_cross
@@ -282,14 +290,17 @@ class ReformatController(QObject):
 
     def _title(self, plane: str) -> str:
         assert self.reformat is not None
-        planes = self.reformat.planes_for(self.thickness_mm)
-        slab = f"{MODE_NAMES[self.mode]} {self.thickness_mm:g} mm, {planes} slices" if self.slab_on else "thin slice"
+        slab = f"{MODE_NAMES[self.mode]} {self.thickness_mm:g} mm" if self.slab_on else "thin slice"
         tilt = "\ntilt corrected" if self.reformat.tilt_corrected else ""
         return f"{plane} ({slab}){tilt}\nclick: go to that slice"
 
     def _draw_ticks(self, reformat: Reformat) -> None:
         """A tick at both edges of each reformat for every flagged acquired slice."""
         flagged = self.flagged_slices()
+        key = tuple(flagged)
+        if self._drawn.get("ticks") == key:
+            return
+        self._drawn["ticks"] = key
         plane_mm = reformat.grid.spacing[0]
         for name, width_mm in (("coronal", reformat.grid.shape[2] * reformat.grid.spacing[2]),
                                ("sagittal", reformat.grid.shape[1] * reformat.grid.spacing[1])):
