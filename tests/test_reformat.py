@@ -116,3 +116,14 @@ def test_bad_stacks_are_refused_with_a_reason():
         build_reformat(np.zeros((2, 4, 4)), [(0, 0, 1), (0, 0, 0)], orientation, (1, 1))
     with pytest.raises(ValueError, match="positions"):
         build_reformat(np.zeros((2, 4, 4)), [(0, 0, 0)], orientation, (1, 1))
+
+
+def test_a_thin_series_made_from_a_thick_one_keeps_its_extent_and_values():
+    from ich_viewer.dicom.model import Series
+    from ich_viewer.phantom.thin import resample_thin
+
+    thick = np.stack([np.full((32, 32), 100.0 * k, np.float32) for k in range(5)])
+    series = Series.from_array(thick, spacing_mm=5.0, pixel_spacing=(0.5, 0.5))
+    thin, spacing, pixel = resample_thin(series, 21, size=32, noise_hu=0)
+    assert thin.shape == (21, 32, 32) and spacing == pytest.approx(1.0) and pixel == pytest.approx(0.5)
+    np.testing.assert_allclose(thin[:, 16, 16], 20.0 * np.arange(21), atol=1e-3)  # linear between 5 mm slices

@@ -8,12 +8,14 @@ it is synthetic (the phantom writer's markers), so it is never taken for an acqu
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 THIN_NOISE_HU = 8.0
 
 
-def resample_thin(series: object, n_slices: int, size: int = 512, noise_hu: float = THIN_NOISE_HU,
+def resample_thin(series: Any, n_slices: int, size: int = 512, noise_hu: float = THIN_NOISE_HU,
                   seed: int = 0) -> tuple[np.ndarray, float, float]:
     """``series`` (a loaded ``Series``) resampled to ``n_slices`` of ``size``² over the same extent.
 
@@ -22,10 +24,10 @@ def resample_thin(series: object, n_slices: int, size: int = 512, noise_hu: floa
     """
     import SimpleITK as sitk
 
-    volume = series.volume_hu()  # type: ignore[attr-defined]
-    row_mm, _ = series.pixel_spacing  # type: ignore[attr-defined]
+    volume = series.volume_hu()
+    row_mm, _ = series.pixel_spacing
     image = sitk.GetImageFromArray(volume)
-    image.SetSpacing((float(row_mm), float(row_mm), float(series.spacing_mm or 5.0)))  # type: ignore[attr-defined]
+    image.SetSpacing((float(row_mm), float(row_mm), float(series.spacing_mm or 5.0)))
     extent = [s * (d - 1) for s, d in zip(image.GetSpacing(), image.GetSize())]
     spacing = (extent[0] / (size - 1), extent[1] / (size - 1), extent[2] / (n_slices - 1))
     resampled = sitk.Resample(image, [size, size, n_slices], sitk.Transform(), sitk.sitkLinear, image.GetOrigin(),
