@@ -117,3 +117,13 @@ def test_a_single_image_gets_a_reason_not_a_spinner(make_window, qtbot):
     assert "No slab: ValueError: a single image" in window.image_view().overlays.text("bottom_left")
     assert controller.reformat is None
     assert window.image_view().image_item.image.shape == (16, 16)  # the image itself stays
+
+
+def test_another_series_never_shows_the_last_ones_planes(tilted, qtbot):
+    window, controller = tilted
+    with qtbot.waitSignal(controller.ready, timeout=20000):
+        window.action("three_views").trigger()
+    assert controller.panel.coronal.image_item.image is not None
+    window.close_study()
+    assert controller.reformat is None and controller.panel.coronal.image_item.image is None
+    assert controller.panel.sagittal.overlays.text("top_left") == ""

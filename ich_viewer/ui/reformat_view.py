@@ -204,17 +204,26 @@ class ReformatController(QObject):
         self.render()
 
     def _on_series(self, series: Series) -> None:
-        self.runner.cancel()
-        self._series, self.reformat = None, None
+        self._forget()
         self._connect_inference()
         if self.active():
             self._start(series)
         self.render()
 
     def _on_closing(self) -> None:
-        self.runner.cancel()
-        self._series, self.reformat = None, None
+        self._forget()
         self.render()
+
+    def _forget(self) -> None:
+        """Drop the grid and empty the reformat views: another series' planes must never stay on screen."""
+        self.runner.cancel()
+        self._series, self.reformat, self.failure = None, None, None
+        self._drawn.clear()
+        for view in (self.panel.coronal, self.panel.sagittal):
+            view.clear()
+            view.overlays.set_texts({corner: "" for corner in ("top_left", "bottom_left", "bottom_right")})
+        for ticks in self.panel.ticks.values():
+            ticks.setData([], [])
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
         if event.type() == QEvent.Type.Close and watched is self.window:
