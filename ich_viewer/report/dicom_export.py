@@ -326,13 +326,9 @@ def write_dicom(out_dir: str | os.PathLike, content: ReportContent, study: Study
     return DicomExport(sr=sr_path, key_images=sc_paths, kos=kos_path)
 
 
-# --- DICOM SR (TID 1500) ------------------------------------------------------------------
+# --- the reader's measurements (TID 1501 groups) -----------------------------------------
 def sr_groups(content: Any, study: Study) -> tuple[list, list]:
     """TID 1501 measurement groups for the measurements, and the referenced image headers."""
-    import highdicom as hd
-    from pydicom.sr.codedict import codes
-    from pydicom.uid import generate_uid
-
     ml = hd.sr.CodedConcept("ml", "UCUM", "milliliter")
     mm_unit = hd.sr.CodedConcept("mm", "UCUM", "millimeter")
     px_unit = hd.sr.CodedConcept("{px}", "UCUM", "pixels")

@@ -1,8 +1,10 @@
-"""Measurements in the exports: JSON block, CSV file, PDF section with outline images, SR groups.
+"""Measurements in the exports: JSON block, CSV file, and the outline pictures of volumes.
 
 The window keeps a volume as its seed and HU range (``measure.records``); exports regrow
 it with the same function to draw the outline and list the slices, so the report shows
-the region the reader accepted, not a copy that could drift from it.
+the region the reader accepted, not a copy that could drift from it. The PDF section
+(``pdf.measurement_story``) and the SR groups (``dicom_export.sr_groups``) live with their
+format and take what they need from here, never the other way round.
 """
 from __future__ import annotations
 
