@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ich_viewer.ui.tasks import TaskRunner
 
 
-class ReviewController(Protocol):
+class ExportOwner(Protocol):
     """What the export needs of the review controller (``review_panel`` imports this module,
     never the other way round)."""
 
@@ -220,7 +220,7 @@ def incomplete_text(results: list[tuple[Any, Any]]) -> str:
     return f"The classifier has not finished ({parts}); the report will say it is incomplete."
 
 
-def open_export_dialog(controller: ReviewController) -> ExportDialog | None:
+def open_export_dialog(controller: ExportOwner) -> ExportDialog | None:
     """Show the dialog (non-blocking); Export runs ``run_export``."""
     window = controller.window
     results = controller.results()
@@ -252,7 +252,7 @@ def confirm_overwrite(window: Any, existing: list[Path]) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
-def run_export(controller: ReviewController, choice: ExportChoice, *, overwrite: bool | None = None) -> TaskState | None:
+def run_export(controller: ExportOwner, choice: ExportChoice, *, overwrite: bool | None = None) -> TaskState | None:
     """Start the export in the background; returns the task's state (None when nothing started).
 
     The review controller's ``export_job`` runs it and calls ``export_done`` with the outcome.
@@ -319,7 +319,7 @@ def export_done(window: Any, outcome: Any) -> Any:
     return outcome
 
 
-def start_send(controller: ReviewController, request: SendRequest, result: Any) -> TaskState | None:
+def start_send(controller: ExportOwner, request: SendRequest, result: Any) -> TaskState | None:
     """C-STORE the SR, key images and KOS of ``result`` on ``controller.send_job`` (None: nothing to send)."""
     files = [p for p in (result.sr, *result.key_images, result.kos) if p is not None]
     window = controller.window
