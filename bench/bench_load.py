@@ -11,8 +11,10 @@ caches and memory of one case never help another) and prints one JSON document:
 - ``series``: per folder and reader, the median over repeats of time to first slice
   (headers + one decoded slice), whole series (headers + every slice decoded), and
   memory (peak and steady resident-set growth of the measuring process, over the int16
-  volume size). For ich_viewer the decoding runs in worker processes, whose memory is
-  reported apart (``worker_rss_mb``): each holds one slice at a time plus its libraries.
+  volume size). For ich_viewer the warm worker processes are started first, as the viewer
+  does at start-up: they parse the headers of 48 files or more and decode compressed
+  slices; their memory is reported apart (``worker_rss_mb``): each holds one slice at a
+  time plus its libraries.
 - ``decoder_modes``: the 36-slice JPEG-lossless series decoded with 1 thread, 2 threads and
   2 processes: the measurement behind BackgroundDecoder's choice.
 - ``many_files``: headers-only time for the several-thousand-file folder.
@@ -313,13 +315,13 @@ def main() -> int:
                 "simpleitk": sitk,
                 "whole_series_vs_simpleitk": round(ours["whole_series_s"] / sitk["whole_series_s"], 2),
             }
-        jpeg40 = str(folders["36x512_jpeg-lossless"])
+        jpeg36 = str(folders["36x512_jpeg-lossless"])
         report["decoder_modes"] = {
             "note": "36-slice JPEG lossless, whole series incl. headers (s); threads decode in the program "
             "(pylibjpeg; GDCM is kept out of the program because it can abort on corrupt data), "
             "processes use GDCM's region reader in the warm worker pool",
             **{
-                label: median_of([run_child("ours", jpeg40, mode, workers) for _ in range(args.repeats)])[
+                label: median_of([run_child("ours", jpeg36, mode, workers) for _ in range(args.repeats)])[
                     "whole_series_s"
                 ]
                 for label, mode, workers in (
