@@ -142,7 +142,8 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--frames", type=int, default=60)
     args = parser.parse_args()
-    os.environ.setdefault("ICH_VIEWER_SETTINGS", str(Path(tempfile.mkdtemp(prefix="ich-bench-")) / "settings.ini"))
+    settings = tempfile.TemporaryDirectory(prefix="ich-bench-")  # removed when the program ends
+    os.environ.setdefault("ICH_VIEWER_SETTINGS", str(Path(settings.name) / "settings.ini"))
     from ich_viewer.imaging.reformat import reformat_series
     from ich_viewer.ui.app import application
 
