@@ -125,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     options = from_namespace(OPTIONS[args.command], args)
 
     if args.command == "view":
+        if options.smoke_test:  # the install self-check drives the window itself
+            from ich_viewer.ui.smoke import run_smoke_test
+
+            return run_smoke_test(options)
         from ich_viewer.ui.app import run_viewer
 
         return run_viewer(options)

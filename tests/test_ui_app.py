@@ -83,5 +83,5 @@ def test_extensions_find_each_other_through_the_registry_only():
 
 def test_the_real_extensions_register_and_set_no_attributes(make_window):
     window = make_window(ViewOptions(no_model=True))
-    assert list(window.extensions) == ["inference", "review", "measure", "first_run", "worklist"]
-    assert not any(hasattr(window, name) for name in ("inference", "review", "measure"))
+    assert list(window.extensions) == ["inference", "review", "measure", "reformat", "first_run", "worklist"]
+    assert not any(hasattr(window, name) for name in ("inference", "review", "measure", "reformat"))

@@ -60,6 +60,7 @@ class ImageFile:
     modality: str
     notes: list[str] = field(default_factory=list)
     """Facts worth a series warning (e.g. corrected 12-bit wrap)."""
+    patient_id: str = ""
 
 
 def read_image_file(ref: FileRef, cancel: Callable[[], bool] | None = None) -> ImageFile:
@@ -101,6 +102,26 @@ def read_outcome(ref: FileRef, cancel: Callable[[], bool] | None = None) -> "Ima
         return SkippedFile(ref.display, f"unexpected error: {type(exc).__name__}: {exc}")
 
 
+def read_outcomes_lean(refs: list[FileRef]) -> list["ImageFile | SkippedFile"]:
+    """``read_outcome`` of each file without the pydicom data sets: the job of a worker process,
+    where sending the data sets back would cost more than parsing them (``reread_dataset``
+    reads one again when it is needed)."""
+    outcomes = [read_outcome(ref) for ref in refs]
+    for outcome in outcomes:
+        if isinstance(outcome, ImageFile):
+            for header in outcome.headers:
+                header.dataset = None
+    return outcomes
+
+
+def reread_dataset(ref: FileRef) -> Any:
+    """The pydicom header of ``ref`` again (``SliceHeader.reread`` of a header read by a worker)."""
+    _quiet_pydicom()
+    with warnings.catch_warnings(), ref.open() as stream:
+        warnings.simplefilter("ignore")
+        return _read_header(stream, ref.size())[0]
+
+
 @dataclass(frozen=True)
 class _PixelElement:
     transfer_syntax: str
@@ -132,11 +153,13 @@ class _HeaderGuard:
         self.reason: str | None = None
 
     def __call__(self, tag: int, vr: str | None, length: int) -> bool:
+        tag = int(tag)  # pydicom's Tag compares in Python; a plain int in C (a third of the header time)
         if tag in self._PIXEL_TAGS:
             return True
         self.count += 1
         self.run = self.run + 1 if (tag >> 16 == 0 or tag <= self.last) else 0
-        self.last = max(self.last, tag)
+        if tag > self.last:
+            self.last = tag
         if self.run >= MAX_IMPLAUSIBLE_RUN:
             self.reason = (f"not a DICOM header: {self.run} elements in a row are in group 0000 or out of order "
                            "(zeros or junk where the data set should be)")
@@ -480,6 +503,7 @@ def _image_file(ref: FileRef, ds: Any, pixel: _PixelElement) -> ImageFile:
         description=str(ds.get("SeriesDescription", "") or "").strip(),
         modality=modality,
         notes=notes,
+        patient_id=str(_get(ds, "PatientID") or "").strip(),
     )
 
 

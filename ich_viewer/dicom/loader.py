@@ -8,10 +8,13 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from functools import partial
 from typing import Callable, Iterator
 
+from ich_viewer.dicom import workers as worker_pool
 from ich_viewer.dicom.grouping import assemble_series
-from ich_viewer.dicom.headers import ImageFile, read_outcome
+from ich_viewer.dicom.headers import ImageFile, read_outcome, read_outcomes_lean, reread_dataset
 from ich_viewer.dicom.model import ProgressCallback, SkippedFile, Study
 from ich_viewer.dicom.sources import FileRef, discover
 from ich_viewer.tasks import Throttle
@@ -93,13 +96,35 @@ class _Progress:
 Outcome = ImageFile | SkippedFile
 
 
-def _outcomes(files: list[FileRef], cancel: Callable[[], bool] | None) -> Iterator[tuple[int, Outcome | None]]:
-    """(files done so far, what the file gave); None when cancelled.
+PARALLEL_MIN_FILES = 48
+"""From this many files on, headers are read by the warm decoder processes when they are running."""
+CHUNK_FILES = 12
+"""Files per worker job: large enough that a round trip costs little, small enough for a prompt cancel."""
 
-    Headers are read here, one file after another: reading them in the decoder processes
-    was measured twice as slow (sending pydicom data sets back costs more than parsing).
+
+def _outcomes(files: list[FileRef], cancel: Callable[[], bool] | None) -> Iterator[tuple[int, Outcome | None]]:
+    """(files done so far, what the file gave), in file order; None when cancelled.
+
+    Many files are parsed in the decoder processes (``workers.py``) when they are already
+    running, which the viewer starts at program start: they send back everything but the
+    pydicom data sets (sending those costs more than parsing them; ``SliceHeader.full_dataset``
+    reads one again when the tag browser or a report needs it). Few files, or no running
+    pool (the command line), are read here, one after another.
     """
-    for done, ref in enumerate(files):
+    pool = worker_pool.ready_pool() if len(files) >= PARALLEL_MIN_FILES else None
+    if pool is None:
+        yield from _read_here(files, 0, cancel)
+        return
+    try:
+        yield from _read_in_workers(pool, files, cancel)
+    except _PoolFailed as failed:  # a dead pool never loses the study: the rest is read here
+        worker_pool.discard_pool(pool)
+        log.warning("header workers failed (%s); reading the rest here", failed.reason)
+        yield from _read_here(files[failed.done:], failed.done, cancel)
+
+
+def _read_here(files: list[FileRef], offset: int, cancel: Callable[[], bool] | None) -> Iterator[tuple[int, Outcome | None]]:
+    for done, ref in enumerate(files, start=offset):
         if cancel is not None and cancel():
             yield done, None
             return
@@ -108,6 +133,51 @@ def _outcomes(files: list[FileRef], cancel: Callable[[], bool] | None) -> Iterat
             yield done, None
             return
         yield done + 1, outcome
+
+
+class _PoolFailed(Exception):
+    def __init__(self, done: int, reason: str) -> None:
+        super().__init__(reason)
+        self.done, self.reason = done, reason
+
+
+def _read_in_workers(pool: ProcessPoolExecutor, files: list[FileRef],
+                     cancel: Callable[[], bool] | None) -> Iterator[tuple[int, Outcome | None]]:
+    """Chunks of files parsed by the pool, a few in flight, handed on in file order."""
+    chunks = [files[i:i + CHUNK_FILES] for i in range(0, len(files), CHUNK_FILES)]
+    window = 2 * worker_pool.default_workers()
+    in_flight: dict[Future, int] = {}
+    finished: dict[int, list[Outcome]] = {}
+    submitted = handed = done = 0
+    try:
+        while handed < len(chunks):
+            if cancel is not None and cancel():
+                yield done, None
+                return
+            while submitted < len(chunks) and len(in_flight) < window:
+                try:
+                    in_flight[pool.submit(read_outcomes_lean, chunks[submitted])] = submitted
+                except Exception as exc:  # BrokenProcessPool, or a pool shut down meanwhile
+                    raise _PoolFailed(done, f"{type(exc).__name__}: {exc}") from exc
+                submitted += 1
+            ready, _ = wait(in_flight, timeout=0.1, return_when=FIRST_COMPLETED)
+            for future in ready:
+                index = in_flight.pop(future)
+                try:
+                    finished[index] = future.result()
+                except Exception as exc:  # BrokenProcessPool, or a worker that could not start
+                    raise _PoolFailed(done, f"{type(exc).__name__}: {exc}") from exc
+            while handed in finished:
+                for outcome in finished.pop(handed):
+                    if isinstance(outcome, ImageFile):
+                        for header in outcome.headers:
+                            header.reread = partial(reread_dataset, outcome.ref)
+                    done += 1
+                    yield done, outcome
+                handed += 1
+    finally:
+        for future in in_flight:
+            future.cancel()
 
 
 def _fill_study_fields(study: Study, images: list[ImageFile]) -> None:
@@ -120,7 +190,7 @@ def _fill_study_fields(study: Study, images: list[ImageFile]) -> None:
             f"Images from {len(uids)} different studies were found; patient details are those of the "
             "study with the most images"
         )
-    ds = next(image.headers[0].dataset for image in images if image.study_uid == main_uid)
+    ds = next(image.headers[0].full_dataset() for image in images if image.study_uid == main_uid)
 
     def text(keyword: str) -> str:
         return _tag_text(ds, keyword)
@@ -134,7 +204,7 @@ def _fill_study_fields(study: Study, images: list[ImageFile]) -> None:
     study.study_description = text("StudyDescription")
     study.accession_number = text("AccessionNumber")
     study.institution = text("InstitutionName")
-    patients = {_tag_text(image.headers[0].dataset, "PatientID") for image in images}
+    patients = {image.patient_id for image in images}
     if len(patients) > 1:
         study.warnings.append(f"Images of {len(patients)} different patient IDs were found in this path")
 

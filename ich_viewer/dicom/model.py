@@ -6,6 +6,7 @@ rest of the series is decoded. Nothing here imports Qt.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
@@ -54,7 +55,21 @@ class SliceHeader:
     transfer_syntax_uid: str = ""
     image_type: tuple[str, ...] = ()
     dataset: Any = None
-    """The pydicom header (no pixel data) for the tag browser and reports."""
+    """The pydicom header (no pixel data) for the tag browser and reports; may be None when the
+    headers were read in worker processes: use ``full_dataset()``."""
+    reread: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
+    """Reads the header again from the file (set when ``dataset`` was left out)."""
+
+    def full_dataset(self) -> Any:
+        """The pydicom header, read again from the file when the loader did not keep it (None
+        when there is none, or the file can no longer be read)."""
+        if self.dataset is None and self.reread is not None:
+            try:
+                self.dataset = self.reread()
+            except Exception as exc:  # the file went away or changed since it was loaded
+                logging.getLogger(__name__).info("header of %s cannot be read again: %s", self.path, exc)
+                self.reread = None
+        return self.dataset
 
 
 class PixelSource(Protocol):

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 _PRELOAD = [
     "numpy",
     "ich_viewer.dicom.pixels",
+    "ich_viewer.dicom.headers",
     "pydicom.pixels.decoders.gdcm",
     "pydicom.pixels.decoders.pylibjpeg",
     "gdcm",

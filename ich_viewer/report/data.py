@@ -7,7 +7,7 @@ flagged slices with the reader's decisions, and the key images.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -18,12 +18,10 @@ from ich_viewer.imaging.palette import SHORT_NAMES
 from ich_viewer.inference.results import ModelInfo, SeriesPrediction
 from ich_viewer.measure.records import Measurement
 from ich_viewer.report.decisions import REJECTED, StudyDecisions
+from ich_viewer.report.key_images import OverlayFn, render_key_image
 from ich_viewer.report.measure_export import collect
 from ich_viewer.report.notes import study_notes
 from ich_viewer.report.rows import Results, SliceRow, build_rows, decision_counts, study_dict, utc_now_iso
-
-OverlayFn = Callable[[Series, int], Optional[np.ndarray]]
-"""Attention map of one slice (float, any size, 0..1 or unnormalised), or None when not available."""
 
 LABEL_ABBREVIATIONS: dict[str, str] = SHORT_NAMES
 """The window's abbreviations (EDH ... SDH, ICH for "any"), so report and screen agree."""
@@ -100,8 +98,6 @@ class ReportContent:
 
     def key_picture(self, series: Series, index: int, window, flagged, *, attention: bool = False) -> np.ndarray:
         """A rendered key image, made once and shared by the PDF and the DICOM key images."""
-        from ich_viewer.report.key_images import render_key_image
-
         key = (series.series_uid, index, window.name, attention)
         if key not in self._pictures:
             self._pictures[key] = render_key_image(series, index, window, flagged, max_side=KEY_IMAGE_PIXELS,

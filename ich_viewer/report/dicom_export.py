@@ -14,6 +14,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import highdicom as hd
 import numpy as np
@@ -72,7 +73,8 @@ def _reference_dataset(study: Study, series: Series, header: SliceHeader) -> Dat
     Uses the loader's header when there is one; an in-memory series gets a minimal header
     built from the study (same UIDs, so references still resolve).
     """
-    source = header.dataset if isinstance(header.dataset, Dataset) else Dataset()
+    dataset = header.full_dataset()
+    source = dataset if isinstance(dataset, Dataset) else Dataset()
     ds = Dataset()
     ds.SOPClassUID = source.get("SOPClassUID", CTImageStorage)
     ds.SOPInstanceUID = header.sop_instance_uid
@@ -141,7 +143,6 @@ def build_sr(content: ReportContent, study: Study) -> hd.sr.Comprehensive3DSR | 
             reference = _reference_dataset(study, section.series, section.series.slices[row.index])
             evidence.append(reference)
             groups.append(_measurement_group(section, row, reference, study))
-    from ich_viewer.report.measure_export import sr_groups
 
     measured, referenced = sr_groups(content, study)  # the reader's measurements and volumes
     groups += measured
@@ -323,3 +324,65 @@ def write_dicom(out_dir: str | os.PathLike, content: ReportContent, study: Study
             raise
         raise ExportError(f"DICOM export failed: {type(exc).__name__}: {exc}") from exc
     return DicomExport(sr=sr_path, key_images=sc_paths, kos=kos_path)
+
+
+# --- the reader's measurements (TID 1501 groups) -----------------------------------------
+def sr_groups(content: Any, study: Study) -> tuple[list, list]:
+    """TID 1501 measurement groups for the measurements, and the referenced image headers."""
+    ml = hd.sr.CodedConcept("ml", "UCUM", "milliliter")
+    mm_unit = hd.sr.CodedConcept("mm", "UCUM", "millimeter")
+    px_unit = hd.sr.CodedConcept("{px}", "UCUM", "pixels")
+    hu_unit = hd.sr.CodedConcept("[hnsf'U]", "UCUM", "Hounsfield unit")
+    planimetric = hd.sr.CodedConcept("PLANIMETRIC", SCHEME, "Voxel count x voxel volume (3D region growing)")
+    abc2_method = hd.sr.CodedConcept("ABC2", SCHEME, "ABC/2 ellipsoid estimate")
+    subtype_codes = {name: hd.sr.CodedConcept(f"READER-{name[:8].upper()}", SCHEME, f"{name.capitalize()} hemorrhage")
+                     for name in ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")}
+    series_by_uid = {s.series.series_uid: s.series for s in content.sections}
+    groups, evidence = [], []
+    for number, m in enumerate(getattr(content, "measurements", []) or [], start=1):
+        series = series_by_uid.get(m.series_uid)
+        if series is None:
+            continue
+        d = m.details
+        indices = [int(i) for i in d.get("slices", [])] if m.kind == "volume" else [m.slice_index]
+        indices = [i for i in indices if 0 <= i < len(series.slices)] or [min(m.slice_index, len(series.slices) - 1)]
+        references = [_reference_dataset(study, series, series.slices[i]) for i in indices]
+        evidence.extend(references)
+        length_unit = mm_unit if m.unit == "mm" else px_unit
+        measurements = []
+        if m.kind == "volume":
+            measurements.append(hd.sr.Measurement(name=codes.SCT.Volume, value=round(m.value, 3), unit=ml,
+                                                  method=planimetric))
+            if d.get("abc2_ml") is not None:
+                measurements.append(hd.sr.Measurement(name=codes.SCT.Volume, value=round(float(d["abc2_ml"]), 3),
+                                                      unit=ml, method=abc2_method))
+        elif m.kind in ("distance", "midline"):
+            measurements.append(hd.sr.Measurement(name=codes.SCT.Length, value=round(m.value, 3), unit=length_unit))
+        elif m.kind == "angle":
+            measurements.append(hd.sr.Measurement(name=codes.SCT.Angle, value=round(m.value, 3),
+                                                  unit=hd.sr.CodedConcept("deg", "UCUM", "degree")))
+        elif d.get("pixels"):
+            for name, key in ((codes.SCT.Mean, "mean"), (codes.SCT.StandardDeviation, "sd"),
+                              (codes.SCT.Minimum, "min"), (codes.SCT.Maximum, "max")):
+                measurements.append(hd.sr.Measurement(name=name, value=round(float(d[key]), 3), unit=hu_unit))
+            area_unit = hd.sr.CodedConcept("mm2", "UCUM", "square millimeter") if d.get("area_unit") == "mm²" \
+                else hd.sr.CodedConcept("{px2}", "UCUM", "square pixels")
+            measurements.append(hd.sr.Measurement(name=codes.SCT.Area, value=round(float(d["area"]), 3),
+                                                  unit=area_unit))
+        if not measurements:
+            continue
+        subtype = str(d.get("subtype", "unspecified"))
+        evaluations = [hd.sr.QualitativeEvaluation(SUBTYPE_CONCEPT, subtype_codes[subtype])] \
+            if subtype in subtype_codes else None
+        groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(),
+                                                         identifier=f"{m.label} {number} ({m.id})"),
+            finding_type=FINDING_ICH if m.kind == "volume" else None,
+            finding_sites=[hd.sr.FindingSite(codes.SCT.Brain)],
+            measurements=measurements,
+            qualitative_evaluations=evaluations,
+            source_images=[hd.sr.SourceImageForMeasurementGroup(ref.SOPClassUID, ref.SOPInstanceUID,
+                                                                referenced_frame_numbers=_frames(series.slices[i]))
+                           for ref, i in zip(references, indices)],
+        ))
+    return groups, evidence

@@ -16,7 +16,8 @@ from ich_viewer.dicom.model import Study
 from ich_viewer.measure.records import Measurement
 from ich_viewer.options import AnalyzeOptions
 from ich_viewer.report.atomic import ExportError, OutputExistsError
-from ich_viewer.report.data import OverlayFn, build_report
+from ich_viewer.report.data import build_report
+from ich_viewer.report.key_images import OverlayFn
 from ich_viewer.report.decisions import StudyDecisions
 from ich_viewer.report.destination import check_outside_study
 from ich_viewer.report.measure_export import collect, measurements_csv_path

@@ -6,7 +6,7 @@ Colours come from the shared palette, so the frame matches the strip in the wind
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -14,7 +14,10 @@ from PIL import Image, ImageDraw, ImageFont
 from ich_viewer.dicom.model import PixelDecodeError, Series
 from ich_viewer.imaging.palette import LABEL_COLOURS, band_labels
 from ich_viewer.imaging.windowing import window_to_uint8
-from ich_viewer.report.data import OverlayFn
+
+
+OverlayFn = Callable[[Series, int], Optional[np.ndarray]]
+"""Attention map of one slice (float, any size, 0..1 or unnormalised), or None when not available."""
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
-"""Measurements in the exports: JSON block, CSV file, PDF section with outline images, SR groups.
+"""Measurements in the exports: JSON block, CSV file, and the outline pictures of volumes.
 
 The window keeps a volume as its seed and HU range (``measure.records``); exports regrow
 it with the same function to draw the outline and list the slices, so the report shows
-the region the reader accepted, not a copy that could drift from it.
+the region the reader accepted, not a copy that could drift from it. The PDF section
+(``pdf.measurement_story``) and the SR groups (``dicom_export.sr_groups``) live with their
+format and take what they need from here, never the other way round.
 """
 from __future__ import annotations
 
@@ -134,112 +136,3 @@ def volume_picture(series: Series, record: Measurement, mask: np.ndarray, *, max
         draw.line([((c0 + 0.5) * sx, (r0 + 0.5) * sy), ((c1 + 0.5) * sx, (r1 + 0.5) * sy)], fill=ABC_RGB, width=2)
     draw.text((6, 6), f"Im {index + 1}: {record.text}"[:90], fill=(255, 255, 0))
     return np.asarray(image)
-
-
-# --- PDF ----------------------------------------------------------------------------------
-def measurement_story(content: Any, styles: Any, width: float) -> list:
-    """The PDF's "Measurements" section: a table, and the outline of every bleed volume."""
-    from reportlab.lib import colors
-    from reportlab.lib.units import mm
-    from reportlab.platypus import KeepTogether, Table, TableStyle
-
-    from ich_viewer.report.pdf import _p, _pdf_image
-
-    records: list[Measurement] = list(getattr(content, "measurements", []) or [])
-    if not records:
-        return []
-    story: list = [_p(f"Measurements ({len(records)})", styles.h2),
-                   _p("Drawn or grown by the reader in ICH Viewer; volumes are planimetric (voxels x voxel volume), "
-                      "ABC/2 beside them for comparison. Confirm every outline on the images.", styles.small)]
-    data = [[_p(h, styles.cell) for h in ("Im", "Measurement", "Value")]]
-    for m in records:
-        data.append([_p(str(m.slice_index + 1), styles.cell), _p(m.label, styles.cell), _p(m.text, styles.cell)])
-    table = Table(data, colWidths=[12 * mm, 32 * mm, width - 44 * mm], repeatRows=1, hAlign="LEFT")
-    table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-                               ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8e8e8")),
-                               ("VALIGN", (0, 0), (-1, -1), "TOP")]))
-    story.append(table)
-    series_by_uid = {s.series.series_uid: s.series for s in content.sections}
-    for m in records:
-        series = series_by_uid.get(m.series_uid)
-        if m.kind != "volume" or series is None:
-            continue
-        mask = content.volume_masks.get(m.id) if hasattr(content, "volume_masks") else None
-        if mask is None:
-            mask = regrow(series, m)
-        if mask is None or not mask.any():
-            story.append(_p(f"{m.label}: the outline could not be regrown for the picture.", styles.small))
-            continue
-        picture = volume_picture(series, m, mask)
-        story.append(KeepTogether([_p(f"{m.label} — {m.text}", styles.h3), _pdf_image(picture, min(110 * mm, width)),
-                                   _p("Red: outline on the slice with the largest area; blue: ABC/2's A diameter.",
-                                      styles.small)]))
-    return story
-
-
-# --- DICOM SR (TID 1500) ------------------------------------------------------------------
-def sr_groups(content: Any, study: Study) -> tuple[list, list]:
-    """TID 1501 measurement groups for the measurements, and the referenced image headers."""
-    import highdicom as hd
-    from pydicom.sr.codedict import codes
-    from pydicom.uid import generate_uid
-
-    from ich_viewer.report.dicom_export import FINDING_ICH, SCHEME, SUBTYPE_CONCEPT, _frames, _reference_dataset
-
-    ml = hd.sr.CodedConcept("ml", "UCUM", "milliliter")
-    mm_unit = hd.sr.CodedConcept("mm", "UCUM", "millimeter")
-    px_unit = hd.sr.CodedConcept("{px}", "UCUM", "pixels")
-    hu_unit = hd.sr.CodedConcept("[hnsf'U]", "UCUM", "Hounsfield unit")
-    planimetric = hd.sr.CodedConcept("PLANIMETRIC", SCHEME, "Voxel count x voxel volume (3D region growing)")
-    abc2_method = hd.sr.CodedConcept("ABC2", SCHEME, "ABC/2 ellipsoid estimate")
-    subtype_codes = {name: hd.sr.CodedConcept(f"READER-{name[:8].upper()}", SCHEME, f"{name.capitalize()} hemorrhage")
-                     for name in ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")}
-    series_by_uid = {s.series.series_uid: s.series for s in content.sections}
-    groups, evidence = [], []
-    for number, m in enumerate(getattr(content, "measurements", []) or [], start=1):
-        series = series_by_uid.get(m.series_uid)
-        if series is None:
-            continue
-        d = m.details
-        indices = [int(i) for i in d.get("slices", [])] if m.kind == "volume" else [m.slice_index]
-        indices = [i for i in indices if 0 <= i < len(series.slices)] or [min(m.slice_index, len(series.slices) - 1)]
-        references = [_reference_dataset(study, series, series.slices[i]) for i in indices]
-        evidence.extend(references)
-        length_unit = mm_unit if m.unit == "mm" else px_unit
-        measurements = []
-        if m.kind == "volume":
-            measurements.append(hd.sr.Measurement(name=codes.SCT.Volume, value=round(m.value, 3), unit=ml,
-                                                  method=planimetric))
-            if d.get("abc2_ml") is not None:
-                measurements.append(hd.sr.Measurement(name=codes.SCT.Volume, value=round(float(d["abc2_ml"]), 3),
-                                                      unit=ml, method=abc2_method))
-        elif m.kind in ("distance", "midline"):
-            measurements.append(hd.sr.Measurement(name=codes.SCT.Length, value=round(m.value, 3), unit=length_unit))
-        elif m.kind == "angle":
-            measurements.append(hd.sr.Measurement(name=codes.SCT.Angle, value=round(m.value, 3),
-                                                  unit=hd.sr.CodedConcept("deg", "UCUM", "degree")))
-        elif d.get("pixels"):
-            for name, key in ((codes.SCT.Mean, "mean"), (codes.SCT.StandardDeviation, "sd"),
-                              (codes.SCT.Minimum, "min"), (codes.SCT.Maximum, "max")):
-                measurements.append(hd.sr.Measurement(name=name, value=round(float(d[key]), 3), unit=hu_unit))
-            area_unit = hd.sr.CodedConcept("mm2", "UCUM", "square millimeter") if d.get("area_unit") == "mm²" \
-                else hd.sr.CodedConcept("{px2}", "UCUM", "square pixels")
-            measurements.append(hd.sr.Measurement(name=codes.SCT.Area, value=round(float(d["area"]), 3),
-                                                  unit=area_unit))
-        if not measurements:
-            continue
-        subtype = str(d.get("subtype", "unspecified"))
-        evaluations = [hd.sr.QualitativeEvaluation(SUBTYPE_CONCEPT, subtype_codes[subtype])] \
-            if subtype in subtype_codes else None
-        groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
-            tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(),
-                                                         identifier=f"{m.label} {number} ({m.id})"),
-            finding_type=FINDING_ICH if m.kind == "volume" else None,
-            finding_sites=[hd.sr.FindingSite(codes.SCT.Brain)],
-            measurements=measurements,
-            qualitative_evaluations=evaluations,
-            source_images=[hd.sr.SourceImageForMeasurementGroup(ref.SOPClassUID, ref.SOPInstanceUID,
-                                                                referenced_frame_numbers=_frames(series.slices[i]))
-                           for ref, i in zip(references, indices)],
-        ))
-    return groups, evidence

@@ -12,7 +12,7 @@ import logging
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 from xml.sax.saxutils import escape
 
 from PIL import Image
@@ -30,10 +30,12 @@ from reportlab.platypus import (
 
 from ich_viewer import LABELS
 from ich_viewer.imaging.palette import LABEL_COLOURS
+from ich_viewer.measure.records import Measurement
 from ich_viewer.report.notes import safe_text
 from ich_viewer.report.atomic import atomic_write
 from ich_viewer.report.data import LABEL_ABBREVIATIONS, ReportContent, SeriesSection, summary_lines
 from ich_viewer.report.key_images import KEY_WINDOWS
+from ich_viewer.report.measure_export import regrow, volume_picture
 from ich_viewer.report.rows import SliceRow
 
 log = logging.getLogger(__name__)
@@ -385,7 +387,6 @@ def _story(content: ReportContent, styles: _Styles, width: float) -> list:
             if section.key_images_left_out:
                 story.append(_p(f"{section.key_images_left_out} more flagged slices are listed in the table "
                                 "but not shown.", styles.body))
-    from ich_viewer.report.measure_export import measurement_story
 
     story.extend(measurement_story(content, styles, width))
     story.append(Spacer(1, 4 * mm))
@@ -429,3 +430,38 @@ def render_pdf(content: ReportContent, paper: str | None = None) -> bytes:
 def write_pdf(path: str | os.PathLike, content: ReportContent, overwrite: bool = False, paper: str | None = None) -> Path:
     data = render_pdf(content, paper)
     return atomic_write(path, lambda handle: handle.write(data), overwrite=overwrite)
+
+
+# --- the reader's measurements -----------------------------------------------------------
+def measurement_story(content: Any, styles: Any, width: float) -> list:
+    """The PDF's "Measurements" section: a table, and the outline of every bleed volume."""
+    records: list[Measurement] = list(getattr(content, "measurements", []) or [])
+    if not records:
+        return []
+    story: list = [_p(f"Measurements ({len(records)})", styles.h2),
+                   _p("Drawn or grown by the reader in ICH Viewer; volumes are planimetric (voxels x voxel volume), "
+                      "ABC/2 beside them for comparison. Confirm every outline on the images.", styles.small)]
+    data = [[_p(h, styles.cell) for h in ("Im", "Measurement", "Value")]]
+    for m in records:
+        data.append([_p(str(m.slice_index + 1), styles.cell), _p(m.label, styles.cell), _p(m.text, styles.cell)])
+    table = Table(data, colWidths=[12 * mm, 32 * mm, width - 44 * mm], repeatRows=1, hAlign="LEFT")
+    table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+                               ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8e8e8")),
+                               ("VALIGN", (0, 0), (-1, -1), "TOP")]))
+    story.append(table)
+    series_by_uid = {s.series.series_uid: s.series for s in content.sections}
+    for m in records:
+        series = series_by_uid.get(m.series_uid)
+        if m.kind != "volume" or series is None:
+            continue
+        mask = content.volume_masks.get(m.id) if hasattr(content, "volume_masks") else None
+        if mask is None:
+            mask = regrow(series, m)
+        if mask is None or not mask.any():
+            story.append(_p(f"{m.label}: the outline could not be regrown for the picture.", styles.small))
+            continue
+        picture = volume_picture(series, m, mask)
+        story.append(KeepTogether([_p(f"{m.label} — {m.text}", styles.h3), _pdf_image(picture, min(110 * mm, width)),
+                                   _p("Red: outline on the slice with the largest area; blue: ABC/2's A diameter.",
+                                      styles.small)]))
+    return story

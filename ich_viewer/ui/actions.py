@@ -5,23 +5,48 @@ Every shortcut is a QAction so menus show its key and Help > Controls lists it.
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Protocol
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QToolBar
+from PySide6.QtWidgets import QMainWindow, QMenu, QToolBar
 
 from ich_viewer.imaging.presets import PRESETS, Preset
 
-if TYPE_CHECKING:
-    from ich_viewer.ui.main_window import MainWindow
+
+class ActionHost(Protocol):
+    """What the menus and keys call on the window (``MainWindow``; this module never imports it,
+    so the window and its actions do not import each other)."""
+
+    def menu(self, name: str) -> QMenu: ...
+    def open_folder_dialog(self) -> None: ...
+    def open_file_dialog(self) -> None: ...
+    def open_demo(self, kind: str = ...) -> None: ...
+    def rebuild_recent_menu(self) -> None: ...
+    def show_load_log(self) -> object: ...
+    def close(self) -> bool: ...
+    def set_preset(self, preset: Preset | str) -> None: ...
+    def step_slice(self, step: int) -> None: ...
+    def set_slice(self, index: int, force: bool = False) -> None: ...
+    def last_slice(self) -> None: ...
+    def toggle_cine(self) -> None: ...
+    def step_series(self, step: int) -> None: ...
+    def fit(self) -> None: ...
+    def zoom(self, factor: float) -> None: ...
+    def zoom_one_to_one(self) -> None: ...
+    def toggle_overlays(self) -> None: ...
+    def show_tag_browser(self) -> object: ...
+    def show_controls(self) -> object: ...
+    def show_about(self) -> object: ...
 
 
 class WindowActions:
     """Holds the actions so the window (and tests) can reach them by name."""
 
-    def __init__(self, window: "MainWindow") -> None:
+    def __init__(self, window: QMainWindow, host: ActionHost) -> None:
+        """``window`` owns the actions and toolbar; ``host`` (the same window) is what they call."""
         self.window = window
+        self.host = host
         self.by_name: dict[str, QAction] = {}
         self.presets: dict[str, QAction] = {}
         self.preset_group = QActionGroup(window)
@@ -50,7 +75,7 @@ class WindowActions:
 
     # -- menus -----------------------------------------------------------------------
     def _build_file_menu(self) -> None:
-        w = self.window
+        w = self.host
         menu = w.menu("File")
         menu.addAction(self._action("open_folder", "Open &folder…", w.open_folder_dialog, ("Ctrl+O",), short="Open"))
         menu.addAction(self._action("open_file", "Open f&ile (DICOM, DICOMDIR, zip)…", w.open_file_dialog, ("Ctrl+Shift+O",)))
@@ -65,7 +90,7 @@ class WindowActions:
         menu.addAction(self._action("quit", "&Quit", w.close, ("Ctrl+Q",)))
 
     def _build_view_menu(self) -> None:
-        w = self.window
+        w = self.host
         menu = w.menu("View")
         window_menu = menu.addMenu("&Window preset")
         for preset in PRESETS:
@@ -104,7 +129,7 @@ class WindowActions:
         menu.addAction(self._action("tags", "DICOM &tags…", w.show_tag_browser, ("Ctrl+T",), short="Tags"))
 
     def _build_help_menu(self) -> None:
-        w = self.window
+        w = self.host
         menu = w.menu("Help")
         menu.addAction(self._action("controls", "&Controls…", w.show_controls, ("F1",)))
         menu.addAction(self._action("about", "&About ICH Viewer", w.show_about))

@@ -24,6 +24,7 @@ EXTENSIONS: list[str] = [
     "ich_viewer.ui.inference_panel:attach_inference",
     "ich_viewer.ui.review_panel:attach_review",
     "ich_viewer.ui.measure_panel:attach_measure",
+    "ich_viewer.ui.reformat_view:attach_reformat",
     "ich_viewer.ui.smoke:exit_after_first_paint",
     "ich_viewer.ui.first_run:attach_first_run",
     "ich_viewer.commands.node:attach_worklist",
@@ -109,11 +110,7 @@ def open_initial(window: MainWindow, options: ViewOptions) -> None:
 
 
 def run_viewer(options: ViewOptions) -> int:
-    """The window's event loop (or the install self-check); returns the exit code."""
-    if options.smoke_test:
-        from ich_viewer.ui.smoke import run_smoke_test
-
-        return run_smoke_test(options)
+    """The window's event loop; returns the exit code (``cli`` runs the install self-check itself)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     app = application()
     warm_up()  # decoder processes start while the window is built, not on the first study

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
@@ -25,8 +25,24 @@ from ich_viewer.report.atomic import ExportError
 from ich_viewer.tasks import TaskState
 from ich_viewer.ui.settings import app_settings
 
-if TYPE_CHECKING:  # pragma: no cover - review_panel imports this module when the dialog opens
-    from ich_viewer.ui.review_panel import ReviewController
+if TYPE_CHECKING:  # pragma: no cover
+    from ich_viewer.ui.extension import ViewerWindow
+    from ich_viewer.ui.inference_panel import InferenceController
+    from ich_viewer.ui.tasks import TaskRunner
+
+
+class ExportOwner(Protocol):
+    """What the export needs of the review controller (``review_panel`` imports this module,
+    never the other way round)."""
+
+    window: ViewerWindow
+    export_dialog: Any
+    pending_send: Any
+    export_job: TaskRunner
+    send_job: TaskRunner
+
+    def results(self) -> list[tuple[Any, Any]]: ...
+    def inference(self) -> InferenceController | None: ...
 
 SETTINGS_FOLDER = "report/folder"
 SETTINGS_FORMATS = "report/formats"
@@ -204,7 +220,7 @@ def incomplete_text(results: list[tuple[Any, Any]]) -> str:
     return f"The classifier has not finished ({parts}); the report will say it is incomplete."
 
 
-def open_export_dialog(controller: ReviewController) -> ExportDialog | None:
+def open_export_dialog(controller: ExportOwner) -> ExportDialog | None:
     """Show the dialog (non-blocking); Export runs ``run_export``."""
     window = controller.window
     results = controller.results()
@@ -236,7 +252,7 @@ def confirm_overwrite(window: Any, existing: list[Path]) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
-def run_export(controller: ReviewController, choice: ExportChoice, *, overwrite: bool | None = None) -> TaskState | None:
+def run_export(controller: ExportOwner, choice: ExportChoice, *, overwrite: bool | None = None) -> TaskState | None:
     """Start the export in the background; returns the task's state (None when nothing started).
 
     The review controller's ``export_job`` runs it and calls ``export_done`` with the outcome.
@@ -303,7 +319,7 @@ def export_done(window: Any, outcome: Any) -> Any:
     return outcome
 
 
-def start_send(controller: ReviewController, request: SendRequest, result: Any) -> TaskState | None:
+def start_send(controller: ExportOwner, request: SendRequest, result: Any) -> TaskState | None:
     """C-STORE the SR, key images and KOS of ``result`` on ``controller.send_job`` (None: nothing to send)."""
     files = [p for p in (result.sr, *result.key_images, result.kos) if p is not None]
     window = controller.window

@@ -1,8 +1,9 @@
 """The reading window: one study, one series on screen, keyboard-first.
 
 Others extend it through ``ui.extension.ViewerWindow``, the signals and methods listed in
-notes/apis.md (side panels, a decoration beside the slice slider, items on the image's
-ViewBox, menus, actions), and find each other in ``window.extensions``.
+notes/apis.md (side panels, views beside the image, a decoration beside the slice slider,
+items on the image's ViewBox, menus, actions), and find each other in
+``window.extensions``. docs/architecture.md maps the layers and the data flow around it.
 """
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ class MainWindow(QMainWindow):
         self.series_browser.series_activated.connect(self.show_series)
         self.series_dock = self.add_side_panel(self.series_browser, "Series", Qt.DockWidgetArea.LeftDockWidgetArea)
         self.series_dock.setMinimumWidth(180)
-        self.actions_ = WindowActions(self)
+        self.actions_ = WindowActions(self, host=self)  # mypy checks here that the window is an ActionHost
         self.actions_.presets[DEFAULT.key].setChecked(True)
         self.series_menu_action = self.series_dock.toggleViewAction()
         self.menu("View").addAction(self.series_menu_action)
@@ -181,6 +182,11 @@ class MainWindow(QMainWindow):
     def add_slider_decoration(self, widget: QWidget) -> None:
         """Put ``widget`` just left of the slice slider, same height (slice 1 at the top)."""
         self._central_layout.insertWidget(self._central_layout.indexOf(self.slider), widget)
+
+    def add_view(self, widget: QWidget, stretch: int = 1) -> None:
+        """Put ``widget`` right of the image and its slider; ``stretch`` is its share against the image's 3."""
+        self._central_layout.setStretchFactor(self.slice_view, 3)
+        self._central_layout.addWidget(widget, stretch)
 
     def slice_slider(self) -> QSlider:
         """The slice slider (a decoration lines its marks up with it)."""
@@ -517,7 +523,7 @@ class MainWindow(QMainWindow):
             browser.set_dataset(None, "No study open")
             return
         header = series.slices[index]
-        browser.set_dataset(header.dataset, f"Slice {index + 1}/{series.n_slices}: {header.path}")
+        browser.set_dataset(header.full_dataset(), f"Slice {index + 1}/{series.n_slices}: {header.path}")
 
     def show_load_log(self) -> LoadLogDialog:
         dialog = self._dialog("load_log", lambda: LoadLogDialog(self))

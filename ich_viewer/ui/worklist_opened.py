@@ -11,17 +11,24 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from PySide6.QtCore import QObject
 
 from ich_viewer.dicom.model import Series, Study
 from ich_viewer.node.pipeline import outcome_of
+from ich_viewer.node.worklist import Worklist
 from ich_viewer.ui.extension import ViewerWindow
 from ich_viewer.ui.inference_panel import EXTENSION_NAME as INFERENCE, InferenceController
 
-if TYPE_CHECKING:  # pragma: no cover - the controller owns this tracker
-    from ich_viewer.ui.worklist_panel import WorklistController
+
+
+class WorklistOwner(Protocol):
+    """What the tracker needs of the worklist controller that owns it (``worklist_panel``
+    imports this module, never the other way round)."""
+
+    def refresh(self) -> None: ...
+    def worklist(self) -> Worklist: ...
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +39,7 @@ def identity_of(study: Study) -> dict[str, str]:
     """Patient and study fields as the worklist stores them (StudyTime from the first slice's header)."""
     study_time = ""
     for series in study.series:
-        dataset = series.slices[0].dataset if series.slices else None
+        dataset = series.slices[0].full_dataset() if series.slices else None
         if dataset is not None:
             study_time = str(dataset.get("StudyTime", "") or "").strip()
             break
@@ -43,8 +50,8 @@ def identity_of(study: Study) -> dict[str, str]:
 class OpenedStudies(QObject):
     """Adds the study on screen to the worklist and records what the classifier gives it."""
 
-    def __init__(self, controller: WorklistController, window: ViewerWindow) -> None:
-        super().__init__(controller)
+    def __init__(self, controller: WorklistOwner, window: ViewerWindow) -> None:
+        super().__init__(controller)  # type: ignore[arg-type] # the owner is a QObject
         self.controller = controller
         self.window = window
         self.study_uid: str | None = None
