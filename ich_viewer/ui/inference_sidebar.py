@@ -35,19 +35,18 @@ class InferencePanel(QWidget):
         self.model_line.setObjectName("inference_model_line")
         self.model_line.setWordWrap(True)
         self.model_line.setStyleSheet("color: #aaa; font-size: small;")
-        hint = QLabel("N / P: next / previous flagged slice · G: attention map · click the plot or strip to jump")
-        hint.setWordWrap(True)
-        hint.setStyleSheet("color: #aaa; font-size: small;")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.banner)
         layout.addLayout(row)
         layout.addWidget(self.legend)
         layout.addWidget(self.plot, 1)
-        layout.addWidget(hint)
         layout.addWidget(self.model_line)
         layout.addStretch(0)  # takes the room when the plot is hidden (no model)
-        self._results = (self.legend, self.plot, hint)
+        # the keys are in the plot's tooltip (and Help > Controls): a narrow column has no line to spare
+        self.plot.setToolTip("N / P: next / previous run of flagged slices · Shift+N / Shift+P: one flagged "
+                             "slice at a time · G: attention map · click the plot or the strip to jump")
+        self._results = (self.legend, self.plot)
 
     def set_results_visible(self, visible: bool) -> None:
         for widget in self._results:
