@@ -315,7 +315,8 @@ class InferenceController(QObject):
             self.device_label.setText(f"Classifier: {session.device_text}")
             self.device_label.setToolTip(f"{loaded.info.name} {loaded.info.version}{untrained}")
             self.panel.model_line.setText(f"Model {html.escape(loaded.info.name)} {html.escape(loaded.info.version)}"
-                                          f"{untrained} · {html.escape(session.device_text)}")
+                                          f"{untrained}")
+            self.panel.model_line.setToolTip(f"Runs on {session.device_text} (Tools > Classifier device)")
             self.panel.legend.set_thresholds(loaded.thresholds)
         elif session.model_state is ModelState.LOADING:
             self.device_label.setText("Classifier: loading…")
@@ -330,7 +331,7 @@ class InferenceController(QObject):
         banner = session.banner()
         self.banner.set_message(banner.state, banner.text, banner.notice)
         button = session.button()
-        self.panel.progress.setVisible(session.running())
+        self.panel.show_progress(session.running())
         self.panel.run_button.setVisible(button is not None)
         self.panel.run_button.setText(button or "Run")
 

@@ -270,10 +270,8 @@ class Legend(QWidget):
             grid.addWidget(text, row, 2 * column)
             grid.addWidget(threshold, row, 2 * column + 1)
             self._thresholds[label] = threshold
-        swatch = QLabel(f"<span style='color:{NOT_FLAGGED.name()}; font-weight:bold;'>██</span> analysed, "
-                        "nothing flagged (strip)")
-        swatch.setTextFormat(Qt.TextFormat.RichText)
-        grid.addWidget(swatch, (len(LABELS) + 1) // self.COLUMNS, 0, 1, 2 * self.COLUMNS)
+        self.setToolTip("Colour, line and marker of each label in the plot, the strip and the review list; "
+                        "the strip's dark grey: analysed, nothing flagged; blank: not analysed yet")
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(3, 1)
 
@@ -304,14 +302,25 @@ class Banner(QLabel):
         # the window (that repainted the whole image view mid-run)
         self.setMinimumHeight(self.fontMetrics().lineSpacing() * 3 + 14)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self._least = self.minimumHeight()
         self.state = "running"
         self.set_message("running", "Classifier: waiting for a study")
+
+    def _fit_height(self) -> None:
+        """Never shorter than its wrapped text at this width (a cut banner hides the research notice)."""
+        needed = self.heightForWidth(self.width()) if self.width() > 0 else -1
+        self.setMinimumHeight(max(self._least, needed))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit_height()
 
     def set_message(self, state: str, html: str, notice: str = "") -> None:
         self.state = state
         self.setStyleSheet(f"QLabel {{ {BANNER_STYLES[state]} padding: 6px; border-radius: 3px; }}")
         small = f"<br><span style='font-size:small'>{notice}</span>" if notice else ""
         self.setText(f"{html}{small}")
+        self._fit_height()
 
     def plain_text(self) -> str:
         from PySide6.QtGui import QTextDocument

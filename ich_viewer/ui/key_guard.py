@@ -43,7 +43,8 @@ class KeyGuard(QObject):
         key_event = cast(QKeyEvent, event)
         if key_event.modifiers() & COMMAND_MODIFIERS or key_event.key() in FUNCTION_KEYS:
             return False
-        if is_text_input(QApplication.focusWidget()):
+        target = watched if isinstance(watched, QWidget) else QApplication.focusWidget()  # the key's receiver
+        if is_text_input(target):
             key_event.accept()  # "the widget wants this key": no shortcut fires
             return True
         return False

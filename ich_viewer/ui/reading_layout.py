@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, QObject, QRect, Qt
+from PySide6.QtCore import QByteArray, QEvent, QObject, QRect, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QToolBar
 
 from ich_viewer.ui.overlays import _fmt_name
@@ -71,6 +71,9 @@ class ReadingLayout(QObject):
         self.restored = False
         """True when a saved geometry was applied (``show_window`` then keeps it if it fits)."""
         self._saved: tuple[QByteArray, bool, bool, bool] | None = None
+        self._panels: tuple[QDockWidget | None, QDockWidget | None] = (None, None)
+        self._sized = False
+        window.installEventFilter(self)
         screen = window.screen()
         if screen is not None:
             window.resize(screen.availableGeometry().size())
@@ -102,12 +105,28 @@ class ReadingLayout(QObject):
             for dock in bottom[1:]:
                 window.tabifyDockWidget(bottom[0], dock)
             bottom[0].raise_()
-            height = max(400, window.height())
-            window.resizeDocks([top, bottom[0]], [int(height * TOP_SHARE), int(height * (1 - TOP_SHARE))],
+        self._panels = (top, bottom[0] if bottom else None)
+        self.size_panels()
+
+    def size_panels(self) -> None:
+        """The column's width from the window's, and its split; again once the window is shown."""
+        window = self.window
+        top, bottom = self._panels
+        central = window.centralWidget()
+        if top is not None and bottom is not None and window.isVisible() and central is not None:
+            height = central.height()  # the docks' height: what is left between the bars
+            window.resizeDocks([top, bottom], [int(height * TOP_SHARE), int(height * (1 - TOP_SHARE))],
                                Qt.Orientation.Vertical)
-        right = [d for d in docks.values() if window.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea]
+        right = [d for d in window.findChildren(QDockWidget)
+                 if window.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea and not d.isFloating()]
         if right:
             window.resizeDocks(right[:1], [self.right_width()], Qt.Orientation.Horizontal)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if watched is self.window and event.type() == QEvent.Type.Show and not self._sized:
+            self._sized = True
+            QTimer.singleShot(0, self.size_panels)  # after the first layout, with real sizes
+        return False
 
     # -- image only ------------------------------------------------------------------------
     def image_only(self) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView, QGridLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QTableWidget,
+    QAbstractItemView, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QTableWidget,
     QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
@@ -65,7 +65,8 @@ class ReviewPanel(QWidget):
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the image
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the note is elided
         self.current = QLabel("")
         self.accept_button = QPushButton("Accept (A)")
         self.reject_button = QPushButton("Reject (R)")
@@ -85,20 +86,23 @@ class ReviewPanel(QWidget):
         self.note.setObjectName("review_note")
         self.note.setPlaceholderText("Note for this slice (Enter to save)")
         self.note.setMaxLength(500)
-        self.export_button = QPushButton("Export report… (Ctrl+E)")
+        self.export_button = QPushButton("Export… (Ctrl+E)")
         self.export_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
 
         buttons = QGridLayout()  # three a row: the panel shares a narrow column with the classifier
         for k, button in enumerate((self.accept_button, self.reject_button, self.undecided_button,
                                     self.accept_next_button, self.accept_study_button, self.reject_study_button)):
             buttons.addWidget(button, k // 3, k % 3)
+        self.export_button.setToolTip("Export the report: PDF, JSON, CSV, DICOM SR and key images")
+        current_row = QHBoxLayout()  # one row for both: the column is short on a 768-pixel screen
+        current_row.addWidget(self.current, 1)
+        current_row.addWidget(self.export_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addWidget(self.table, 1)
-        layout.addWidget(self.current)
+        layout.addLayout(current_row)
         layout.addLayout(buttons)
         layout.addWidget(self.note)
-        layout.addWidget(self.export_button)
 
 
 class ReviewController(QObject):
