@@ -9,8 +9,9 @@ guide already seen), fills the screen, waits for the classifier, and saves in do
 - reading-default-<W>x<H>.png: the default layout on slice 13, the mouse on the hematoma
   (its HU and position beside the cursor);
 - reading-image-only-<W>x<H>.png: F11, the image alone;
-- reading-review-<W>x<H>.png: Enter accepted the first run of flagged slices, R rejected its
-  first slice; back on slice 13: the decision on the image, the list and the plot together.
+- reading-review-<W>x<H>.png: Enter accepted the first run of flagged slices (the data set's
+  readers labelled every one of them); back on slice 13: the decision on the image, the list
+  and the plot together.
 """
 from __future__ import annotations
 
@@ -104,8 +105,6 @@ def main(argv: list[str] | None = None) -> int:
     runs = session.flagged_runs()
     show_slice(runs[0][0])
     window.action("review_accept_next").trigger()  # Enter: accept the first run, go on to the next
-    show_slice(runs[0][0])
-    window.action("review_reject").trigger()  # R on its first slice
     show_slice(args.slice - 1)
     save("review")
     window.close()

@@ -20,7 +20,7 @@ EDGES = ("left", "right", "top", "bottom")
 NICE_STEPS = (1.0, 2.0, 5.0)
 
 
-def direction_letters(vector: Sequence[float], max_letters: int = 3) -> str:
+def direction_letters(vector: Sequence[float] | np.ndarray, max_letters: int = 3) -> str:
     """Letters of a patient-space direction, strongest axis first ("L", "AR", "HPL")."""
     v = np.asarray(vector, dtype=np.float64)
     norm = float(np.linalg.norm(v))
@@ -28,7 +28,7 @@ def direction_letters(vector: Sequence[float], max_letters: int = 3) -> str:
         return ""
     v = v / norm
     order = np.argsort(-np.abs(v), kind="stable")
-    letters = []
+    letters: list[str] = []
     for axis in order[:max_letters]:
         if abs(v[axis]) < OBLIQUE_SHARE and letters:
             break

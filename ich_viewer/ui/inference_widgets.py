@@ -308,8 +308,9 @@ class Banner(QLabel):
 
     def _fit_height(self) -> None:
         """Never shorter than its wrapped text at this width (a cut banner hides the research notice)."""
-        needed = self.heightForWidth(self.width()) if self.width() > 0 else -1
-        self.setMinimumHeight(max(self._least, needed))
+        if not self.isVisible():  # before the first layout its width means nothing
+            return
+        self.setMinimumHeight(max(self._least, self.heightForWidth(self.width())))
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)

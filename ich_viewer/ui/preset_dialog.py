@@ -54,9 +54,8 @@ class PresetDialog(QDialog):
         """Fill the first free row with a window (the reader names it); returns the row, -1 when full."""
         for row in range(self.table.rowCount()):
             if not self._text(row, 1):
-                self.table.item(row, 1).setText(f"W{width:g} L{center:g}")
-                self.table.item(row, 2).setText(f"{width:g}")
-                self.table.item(row, 3).setText(f"{center:g}")
+                for column, text in ((1, f"W{width:g} L{center:g}"), (2, f"{width:g}"), (3, f"{center:g}")):
+                    self.table.setItem(row, column, QTableWidgetItem(text))
                 self.table.setCurrentCell(row, 1)
                 return row
         return -1

@@ -33,6 +33,7 @@ RIGHT_MIN, RIGHT_MAX = 300, 400
 """... within these pixels."""
 TOP_PANEL = "dock_classifier"
 BOTTOM_PANELS = ("dock_review", "dock_measure", "dock_worklist")
+"""The tabs under the Classifier, in this order; any other right-hand panel joins them after."""
 TOP_SHARE = 0.55
 """Height share of the Classifier panel over the Review tabs."""
 MAX_WARNING_CHARS = 160
@@ -96,7 +97,10 @@ class ReadingLayout(QObject):
         window = self.window
         docks = {d.objectName(): d for d in window.findChildren(QDockWidget)}
         top = docks.get(TOP_PANEL)
-        bottom = [docks[name] for name in BOTTOM_PANELS if name in docks]
+        right = [d for d in docks.values()
+                 if window.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea and not d.isFloating()]
+        bottom = [docks[name] for name in BOTTOM_PANELS if name in docks and docks[name] in right]
+        bottom += [d for d in right if d is not top and d not in bottom]  # panels of later extensions: tabs too
         if top is not None and bottom:
             # adding a dock again takes it out of the tabs add_side_panel made (removeDockWidget
             # would hand the dock to Python, which deletes it)
@@ -125,8 +129,17 @@ class ReadingLayout(QObject):
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
         if watched is self.window and event.type() == QEvent.Type.Show and not self._sized:
             self._sized = True
-            QTimer.singleShot(0, self.size_panels)  # after the first layout, with real sizes
+            QTimer.singleShot(0, self._first_layout)  # after the first layout, with real sizes
         return False
+
+    def _first_layout(self) -> None:
+        """Never taller or wider than the screen (a 1366x768 screen cut the status bar off)."""
+        window, screen = self.window, self.window.screen()
+        if screen is not None and not window.isFullScreen():
+            available = screen.availableGeometry()
+            if window.width() > available.width() or window.height() > available.height():
+                window.resize(min(window.width(), available.width()), min(window.height(), available.height()))
+        self.size_panels()
 
     # -- image only ------------------------------------------------------------------------
     def image_only(self) -> bool:
