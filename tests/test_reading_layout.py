@@ -23,6 +23,8 @@ def _study() -> Study:
 
 
 def _settle(qtbot, win, width: int, height: int) -> None:
+    """``width`` x ``height`` after the first show's own sizing (the offscreen screen is smaller)."""
+    qtbot.waitUntil(lambda: win.reading.laid_out, timeout=5000)
     win.resize(width, height)
     qtbot.waitUntil(lambda: win.width() == width and win.height() == height, timeout=5000)
     qtbot.wait(50)
@@ -140,3 +142,21 @@ def test_review_table_shows_each_subtype_with_its_marker(qtbot, review_window):
     assert labels
     for label in labels:
         assert label_sample_html(label) in text and SHORT_NAMES[label] in text
+
+
+def test_the_window_opens_filling_the_screen_unless_a_saved_place_fits(qtbot, make_window):
+    from PySide6.QtCore import QRect
+
+    win = make_window(extensions=[])
+    available = win.screen().availableGeometry()
+    assert win.width() <= available.width() and win.height() <= available.height(), "sized to the screen"
+    win.reading.show_window()
+    qtbot.waitUntil(lambda: bool(win.windowState() & Qt.WindowState.WindowMaximized), timeout=3000)
+    win.showNormal()
+    win.reading.restored = True
+    win.setGeometry(QRect(available.x() + 10, available.y() + 30, 400, 300))
+    win.reading.show_window()
+    assert not win.windowState() & Qt.WindowState.WindowMaximized, "a saved place that fits is kept"
+    win.setGeometry(QRect(0, 0, available.width() + 300, available.height() + 200))
+    win.reading.show_window()
+    qtbot.waitUntil(lambda: bool(win.windowState() & Qt.WindowState.WindowMaximized), timeout=3000)

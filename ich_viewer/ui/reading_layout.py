@@ -74,6 +74,8 @@ class ReadingLayout(QObject):
         self._saved: tuple[QByteArray, bool, bool, bool] | None = None
         self._panels: tuple[QDockWidget | None, QDockWidget | None] = (None, None)
         self._sized = False
+        self.laid_out = False
+        """True once the first show fitted the window to the screen and sized the panels."""
         window.installEventFilter(self)
         screen = window.screen()
         if screen is not None:
@@ -140,6 +142,7 @@ class ReadingLayout(QObject):
             if window.width() > available.width() or window.height() > available.height():
                 window.resize(min(window.width(), available.width()), min(window.height(), available.height()))
         self.size_panels()
+        self.laid_out = True
 
     # -- image only ------------------------------------------------------------------------
     def image_only(self) -> bool:
