@@ -16,14 +16,13 @@ guide already seen), fills the screen, waits for the classifier, and saves in do
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from screens import private_settings, wait  # noqa: E402  (this folder)
 
 HEMATOMA = (0.48, 0.72)
 """(row, column) of the temporal hematoma on slice 13 of the demo, as a share of the image."""
@@ -35,11 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slice", type=int, default=13, help="1-based slice of the default view")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="ich-reading-"))
-    os.environ["ICH_VIEWER_SETTINGS"] = str(tmp / "settings.ini")
-    os.environ["ICH_VIEWER_DATA_DIR"] = str(tmp / "data")
+    private_settings("ich-reading-")
 
-    from PySide6.QtCore import QCoreApplication, QPointF
+    from PySide6.QtCore import QPointF
 
     from ich_viewer.options import ViewOptions
     from ich_viewer.ui.app import application, build_window
@@ -52,15 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     window.setGeometry(screen.availableGeometry())  # what showMaximized gives under a window manager
     window.show()
     window.open_demo()
-
-    def wait(condition, seconds: float) -> bool:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            QCoreApplication.processEvents()
-            if condition():
-                return True
-            time.sleep(0.02)
-        return False
 
     def finished() -> bool:
         series = window.current_series()

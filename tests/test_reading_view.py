@@ -267,6 +267,12 @@ def test_keys_go_to_a_focused_text_field_not_to_the_window(qtbot, window):
     qtbot.keyClicks(spin, "40")
     qtbot.keyClick(spin, Qt.Key.Key_Down)
     assert spin.value() == 39 and window.current_index() == index and window.preset_name() == preset
+    dialog = window.actions_.edit_user_presets()  # a dialog: its table takes the keys, even not editing
+    dialog.table.setFocus()
+    qtbot.keyClick(dialog.table, Qt.Key.Key_3)
+    qtbot.keyClick(dialog.table, Qt.Key.Key_T)
+    assert window.preset_name() == preset and window.image_view().quarter_turns() == 0
+    dialog.reject()
     window.image_view().setFocus()
     qtbot.waitUntil(lambda: not field.hasFocus() and not spin.hasFocus(), timeout=2000)
     qtbot.keyClick(window, Qt.Key.Key_2)

@@ -27,6 +27,8 @@ class WindowActions:
         self.presets: dict[str, QAction] = {}
         self.user_presets: dict[str, QAction] = {}
         """The reader's own presets by key ("Shift+1" ...); ``presets`` holds the ten fixed ones."""
+        self.preset_dialog: object = None
+        """The own-presets dialog last opened (tests fill it in)."""
         self.preset_group = QActionGroup(window)
         self.preset_group.setExclusive(True)
         self._build_file_menu()

@@ -4,8 +4,9 @@ The window's single keys (A accept, R reject, 1-0 presets, Space cine, arrows...
 window-wide shortcuts. Qt asks the focused widget first with a ShortcutOverride event;
 a QLineEdit claims printable keys itself, but spin boxes, editable combo boxes, text
 edits and anything a dialog or panel adds later may not. One application-wide filter
-claims every key without Ctrl/Alt/Meta for any editable text widget, so typing "a" in a
-note or "40" in a preset dialog never accepts a flag or changes the window.
+claims every key without Ctrl/Alt/Meta for any editable text widget and for anything in
+a dialog, so typing "a" in a note or "40" in a preset dialog never accepts a flag or
+changes the window.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import cast
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
-    QAbstractSpinBox, QApplication, QComboBox, QKeySequenceEdit, QLineEdit, QPlainTextEdit, QTextEdit, QWidget,
+    QAbstractSpinBox, QApplication, QComboBox, QDialog, QKeySequenceEdit, QLineEdit, QPlainTextEdit, QTextEdit, QWidget,
 )
 
 COMMAND_MODIFIERS = (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
@@ -44,7 +45,7 @@ class KeyGuard(QObject):
         if key_event.modifiers() & COMMAND_MODIFIERS or key_event.key() in FUNCTION_KEYS:
             return False
         target = watched if isinstance(watched, QWidget) else QApplication.focusWidget()  # the key's receiver
-        if is_text_input(target):
+        if is_text_input(target) or (target is not None and isinstance(target.window(), QDialog)):
             key_event.accept()  # "the widget wants this key": no shortcut fires
             return True
         return False

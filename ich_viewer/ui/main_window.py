@@ -306,7 +306,8 @@ class MainWindow(QMainWindow):
         self._load_log_study = study
         self.setWindowTitle(study_title(study))
         self.series_browser.set_series(study.series)
-        self.series_dock.setVisible(len(study.series) > 1)  # one series: the list only takes room
+        if not self.reading.image_only():
+            self.series_dock.setVisible(len(study.series) > 1)  # one series: the list only takes room
         self._loader.request_thumbnails(study.series)
         self.study_opened.emit(study)
         self._refresh_dialogs()

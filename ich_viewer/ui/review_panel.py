@@ -284,7 +284,8 @@ class ReviewController(QObject):
             overlays.set_line(OVERLAY_OWNER, "")
             return
         decision = self.decision_at(index)
-        overlays.set_line(OVERLAY_OWNER, *ON_IMAGE[decision.state]) if flagged else overlays.set_line(OVERLAY_OWNER, "")
+        text, colour = ON_IMAGE[decision.state] if flagged else ("", None)
+        overlays.set_line(OVERLAY_OWNER, text, colour or QColor())
         if flagged:
             self.panel.current.setText(f"Im {index + 1}: <b>{html.escape(STATE_TEXT[decision.state])}</b>")
         else:
