@@ -26,7 +26,7 @@ SEED = (14, 330, 520)
 
 
 def main() -> int:
-    private_settings("ich-measure-shots-")
+    tmp = private_settings("ich-measure-shots-")
     from PySide6.QtCore import QPointF, Qt
     from PySide6.QtTest import QTest
 
