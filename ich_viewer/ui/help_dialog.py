@@ -7,7 +7,7 @@ descriptions wrap, so nothing is cut off at any dialog width.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont, QGuiApplication
+from PySide6.QtGui import QColor, QFont, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView, QDialog, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
@@ -79,6 +79,7 @@ class ControlsDialog(QDialog):
         for group, rows in groups:
             heading = QTableWidgetItem(group)
             heading.setFont(bold)
+            heading.setBackground(QColor("#2a3440"))
             table.setItem(row, 0, heading)
             table.setSpan(row, 0, 1, 2)
             self.group_rows[group] = row

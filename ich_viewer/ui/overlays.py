@@ -123,6 +123,11 @@ class OverlayLayer:
         self.letter_font = QFont(self.font)
         self.letter_font.setPointSizeF(13.0)
         self.letter_font.setBold(True)
+        self._text_size = _Measure(self.font)
+        self._notice_size = _Measure(self.notice_font)
+        self._letter_size = _Measure(self.letter_font)
+        self._layout: tuple[tuple, dict[str, tuple[QRect, str]]] | None = None
+        """(what it was computed from, blocks): repaints without a change re-use it."""
 
     # -- content ---------------------------------------------------------------------
     def set_texts(self, texts: dict[str, str]) -> None:
@@ -211,6 +216,15 @@ class OverlayLayer:
     # -- layout and painting -------------------------------------------------------------
     def layout(self) -> dict[str, tuple[QRect, str]]:
         """Every block to paint: name -> (rectangle with its plate, text). None overlaps another."""
+        key = (self._viewport.width(), self._viewport.height(), tuple(self._texts.items()), self._notice,
+               self._visible, tuple(self._letters.items()), self._zoom, self._mm_per_px,
+               tuple((o, t, c.rgba()) for o, (t, c) in self._lines.items()),
+               (self._cursor[0], self._cursor[1].x(), self._cursor[1].y()) if self._cursor else None)
+        if self._layout is None or self._layout[0] != key:
+            self._layout = (key, self._compute_layout())
+        return self._layout[1]
+
+    def _compute_layout(self) -> dict[str, tuple[QRect, str]]:
         width, height = self._viewport.width(), self._viewport.height()
         out: dict[str, tuple[QRect, str]] = {}
         if width < 4 * MARGIN or height < 4 * MARGIN:
@@ -227,20 +241,18 @@ class OverlayLayer:
             return True
 
         if self._notice:  # the notice wins: it says why there is no image
-            metrics = QFontMetrics(self.notice_font)
-            text = _fit(self._notice, metrics, width - 2 * MARGIN, height - 2 * MARGIN)
-            w, h = _size(text, metrics)
+            text = self._notice_size.fit(self._notice, width - 2 * MARGIN, height - 2 * MARGIN)
+            w, h = self._notice_size.size(text)
             place("notice", QRect((width - w) // 2, (height - h) // 2, w, h), text)
         if not self._visible:
             return out
-        metrics = QFontMetrics(self.font)
-        letter_metrics = QFontMetrics(self.letter_font)
-        letter_w, letter_h = 0, letter_metrics.height() + 2 * PAD
+        measure = self._text_size
+        letter_w, letter_h = 0, self._letter_size.metrics.height() + 2 * PAD
         for edge in EDGES:  # the letters first: they say which side is which, and they are small
             letter = self._letters.get(edge, "")
             if not letter:
                 continue
-            w, h = _size(letter, letter_metrics)
+            w, h = self._letter_size.size(letter)
             letter_w = max(letter_w, w) if edge in ("top", "bottom") else letter_w
             x = {"left": MARGIN, "right": width - w - MARGIN}.get(edge, (width - w) // 2)
             y = {"top": MARGIN, "bottom": height - h - MARGIN}.get(edge, (height - h) // 2)
@@ -250,17 +262,17 @@ class OverlayLayer:
         max_w = (width - 2 * MARGIN - 2 * GAP - letter_w) // 2
         max_h = (height - 2 * MARGIN - 2 * GAP - letter_h) // 2
         for corner in CORNERS:
-            text = _fit(self.corner_text(corner), metrics, max_w - 2 * PAD - 1, max_h - 2 * PAD)
+            text = measure.fit(self.corner_text(corner), max_w - 2 * PAD - 1, max_h - 2 * PAD)
             if not text:
                 continue
-            w, h = _size(text, metrics)
+            w, h = measure.size(text)
             x = MARGIN if corner.endswith("left") else width - w - MARGIN
             y = MARGIN if corner.startswith("top") else height - h - MARGIN
             place(corner, QRect(x, y, w, h), text)
         mm, px = self.scale_bar()
         if px:
             label = f"{mm:g} mm"
-            lw, lh = _size(label, metrics)
+            lw, lh = measure.size(label)
             w = max(px, lw) + 2 * PAD
             y = height - MARGIN - lh - 8
             if "letter_bottom" in out:
@@ -270,8 +282,8 @@ class OverlayLayer:
         if "letter_top" in out:
             y = out["letter_top"][0].bottom() + GAP
         for owner, (line, _colour) in self._lines.items():
-            text = _fit(line, metrics, width - 2 * MARGIN - 2 * PAD, height)
-            w, h = _size(text, metrics)
+            text = measure.fit(line, width - 2 * MARGIN - 2 * PAD, height)
+            w, h = measure.size(text)
             rect = QRect((width - w) // 2, y, w, h)
             if not place(f"line_{owner}", rect, text):  # between the top corners, else below them
                 below = max([out[c][0].bottom() for c in ("top_left", "top_right") if c in out] + [y])
@@ -281,7 +293,7 @@ class OverlayLayer:
             y = out[f"line_{owner}"][0].bottom() + GAP // 2
         if self._cursor is not None:
             text, pos = self._cursor
-            w, h = _size(text, metrics)
+            w, h = measure.size(text)
             x = pos.x() + CURSOR_OFFSET if pos.x() + CURSOR_OFFSET + w < width else pos.x() - CURSOR_OFFSET - w
             y = pos.y() + CURSOR_OFFSET if pos.y() + CURSOR_OFFSET + h < height else pos.y() - CURSOR_OFFSET - h
             rect = QRect(max(0, x), max(0, y), w, h)
@@ -327,18 +339,34 @@ class OverlayLayer:
                          label)
 
 
-def _size(text: str, metrics: QFontMetrics) -> tuple[int, int]:
-    """Plate size (text plus padding) of a block of lines."""
-    lines = text.split("\n")
-    width = max(metrics.horizontalAdvance(line) for line in lines)
-    return width + 2 * PAD + 1, metrics.lineSpacing() * len(lines) + 2 * PAD
+class _Measure:
+    """Text sizes in one font, remembered: the same lines come back on every frame."""
 
+    LIMIT = 1024
 
-def _fit(text: str, metrics: QFontMetrics, max_width: int, max_height: int) -> str:
-    """``text`` elided line by line to ``max_width`` and cut to the lines that fit ``max_height``."""
-    if not text or max_width <= 0:
-        return ""
-    n = max(0, max_height // max(1, metrics.lineSpacing()))
-    lines = text.split("\n")[:n]
-    lines = [metrics.elidedText(line, Qt.TextElideMode.ElideRight, max_width) for line in lines]
-    return "\n".join(line for line in lines if line)
+    def __init__(self, font: QFont) -> None:
+        self.metrics = QFontMetrics(font)
+        self.line_spacing = self.metrics.lineSpacing()
+        self._widths: dict[str, int] = {}
+
+    def width(self, line: str) -> int:
+        width = self._widths.get(line)
+        if width is None:
+            if len(self._widths) > self.LIMIT:
+                self._widths.clear()
+            width = self._widths[line] = self.metrics.horizontalAdvance(line)
+        return width
+
+    def size(self, text: str) -> tuple[int, int]:
+        """Plate size (text plus padding) of a block of lines."""
+        lines = text.split("\n")
+        return max(self.width(line) for line in lines) + 2 * PAD + 1, self.line_spacing * len(lines) + 2 * PAD
+
+    def fit(self, text: str, max_width: int, max_height: int) -> str:
+        """``text`` elided line by line to ``max_width`` and cut to the lines that fit ``max_height``."""
+        if not text or max_width <= 0:
+            return ""
+        lines = text.split("\n")[:max(0, max_height // max(1, self.line_spacing))]
+        lines = [line if self.width(line) <= max_width
+                 else self.metrics.elidedText(line, Qt.TextElideMode.ElideRight, max_width) for line in lines]
+        return "\n".join(line for line in lines if line)

@@ -43,8 +43,10 @@ class PresetDialog(QDialog):
         buttons.accepted.connect(self._accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Shift + a number key selects your own window (the ten presets on 1-0 "
-                                "stay as they are). Leave a name empty to free its key."))
+        intro = QLabel("Shift + a number key selects your own window (the ten presets on 1-0 stay as they "
+                       "are). Leave a name empty to free its key.")
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
         layout.addWidget(self.table)
         layout.addWidget(self.message)
         layout.addWidget(buttons)
