@@ -160,3 +160,31 @@ def test_the_window_opens_filling_the_screen_unless_a_saved_place_fits(qtbot, ma
     win.setGeometry(QRect(0, 0, available.width() + 300, available.height() + 200))
     win.reading.show_window()
     qtbot.waitUntil(lambda: bool(win.windowState() & Qt.WindowState.WindowMaximized), timeout=3000)
+
+
+def test_plot_tells_close_colours_apart_and_names_every_threshold_readably(qtbot):
+    from ich_viewer.imaging.palette import LABEL_LINES, LABEL_MARKERS
+    from ich_viewer.ui.inference_plot import ProbabilityPlot
+
+    for a, b in (("epidural", "intraparenchymal"), ("intraventricular", "subarachnoid")):
+        assert (LABEL_LINES[a], LABEL_MARKERS[a]) != (LABEL_LINES[b], LABEL_MARKERS[b])
+        assert LABEL_LINES[a] != LABEL_LINES[b] and LABEL_MARKERS[a][0] != LABEL_MARKERS[b][0]
+    plot = ProbabilityPlot()
+    qtbot.addWidget(plot)
+    plot.resize(300, 150)
+    plot.show()
+    thresholds = {"epidural": 0.26, "intraparenchymal": 0.058, "intraventricular": 0.03, "subarachnoid": 0.02,
+                  "subdural": 0.062, "any": 0.11}  # about the bundled model's
+    plot.reset(60, thresholds)
+    for i in range(60):
+        plot.set_values(i, {label: 0.01 * (i % 7) for label in thresholds})
+    plot.redraw()
+    qtbot.wait(50)
+    names = [item.textItem.toPlainText() for _value, item in plot.threshold_labels]
+    assert names == ["SAH 0.02", "IVH 0.03", "IPH·SDH 0.06", "ICH 0.11", "EDH 0.26"]
+    rects = [item.sceneBoundingRect() for _value, item in plot.threshold_labels]
+    assert all(not a.intersects(b) for k, a in enumerate(rects) for b in rects[k + 1:]), "no name hides another"
+    area = plot.getPlotItem().getViewBox().sceneBoundingRect()
+    assert all(area.top() <= r.top() and r.bottom() <= area.bottom() + 1 for r in rects), "none cut off"
+    assert len(plot.threshold_lines) == 6
+    assert 0 < len(plot.markers["epidural"].getData()[0]) <= 30, "a few markers, not one per slice"

@@ -1,14 +1,15 @@
 """Probability of each label over the slices (pyqtgraph); clicking a point jumps there.
 
 Each label has its colour, line style and marker (``imaging.palette``), so labels with
-close colours (EDH/IPH, IVH/SAH) stay apart. Threshold lines use the label's colour and
-line style; their names sit at the right end, stacked so none hides another.
+close colours (EDH/IPH, IVH/SAH) stay apart. Threshold lines are short dashes in the
+label's colour; their names sit at the right end, stacked so none hides another.
 """
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QWidget
 
 from ich_viewer import LABELS
@@ -20,10 +21,7 @@ REDRAW_MS = 100
 MARKERS_ON_SCREEN = 24
 """About this many markers per curve whatever the number of slices (every slice would be a smear)."""
 THRESHOLD_DASHES = [2.0, 3.0]
-THRESHOLD_MERGE = 0.005
-"""Thresholds closer than this share one name."""
-LABEL_PX = 14
-"""Height of a threshold's name on screen: names closer than this are stacked upwards."""
+THRESHOLD_FONT_PT = 8.0
 PEN_STYLES = {"solid": Qt.PenStyle.SolidLine, "dash": Qt.PenStyle.DashLine, "dot": Qt.PenStyle.DotLine,
               "dashdot": Qt.PenStyle.DashDotLine}
 
@@ -37,7 +35,7 @@ def threshold_groups(thresholds: dict[str, float]) -> list[tuple[float, list[str
     groups: list[tuple[float, list[str]]] = []
     for label in sorted(LABELS, key=lambda name: thresholds[name]):
         value = thresholds[label]
-        if groups and value - groups[-1][0] < THRESHOLD_MERGE:
+        if groups and f"{value:.2f}" == f"{groups[-1][0]:.2f}":  # the same number on screen: one name
             groups[-1][1].append(label)
         else:
             groups.append((value, [label]))
@@ -74,7 +72,7 @@ class ProbabilityPlot(pg.PlotWidget):
                                                 symbolBrush=pg.mkBrush(*label_colour(label), 200))
         self.threshold_lines: list[pg.InfiniteLine] = []
         self.threshold_labels: list[tuple[float, pg.TextItem]] = []
-        """(threshold, its name at the right end); thresholds within THRESHOLD_MERGE share one."""
+        """(threshold, its name at the right end); thresholds equal to two decimals share one."""
         item.getViewBox().sigResized.connect(lambda *_: self._place_threshold_labels())
         item.getViewBox().sigRangeChanged.connect(lambda *_: self._place_threshold_labels())
         self.current_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 255, 255, 140), width=1))
@@ -110,6 +108,11 @@ class ProbabilityPlot(pg.PlotWidget):
                 if len(labels) == len(LABELS):
                     text = f"flag ≥ {value:.2f}"
                 text_item = pg.TextItem(text, color=colour, anchor=(1.0, 0.5), fill=pg.mkBrush(16, 16, 16, 210))
+                font = QFont(text_item.textItem.font())
+                font.setPointSizeF(THRESHOLD_FONT_PT)
+                text_item.setFont(font)
+                text_item.textItem.document().setDocumentMargin(1)  # Qt's 4 px would stack them apart
+                text_item.updateTextPos()
                 text_item.setZValue(20)
                 item.addItem(text_item, ignoreBounds=True)
                 self.threshold_labels.append((value, text_item))
@@ -127,11 +130,17 @@ class ProbabilityPlot(pg.PlotWidget):
         if height <= 0 or y1 <= y0:
             return
         per_px = (y1 - y0) / height
-        lowest = y0 + LABEL_PX * per_px / 2
-        for value, text_item in self.threshold_labels:  # ascending values
-            y = max(value, lowest)
-            text_item.setPos(x1, y)
-            lowest = y + LABEL_PX * per_px
+        halves = [(item.boundingRect().height() / 2 + 1) * per_px for _v, item in self.threshold_labels]
+        places, lowest = [], y0
+        for (value, _item), half in zip(self.threshold_labels, halves):  # ascending: push up
+            places.append(max(value, lowest + half))
+            lowest = places[-1] + half
+        highest = y1
+        for k in reversed(range(len(places))):  # then down from the top edge, so none is cut off
+            places[k] = min(places[k], highest - halves[k])
+            highest = places[k] - halves[k]
+        for (_value, item), y in zip(self.threshold_labels, places):
+            item.setPos(x1, y)
 
     def set_values(self, index: int, probabilities: dict[str, float]) -> None:
         if 0 <= index < len(self._values):

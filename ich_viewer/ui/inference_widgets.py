@@ -14,10 +14,10 @@ from PySide6.QtWidgets import (
 )
 
 from ich_viewer import LABELS
-from ich_viewer.ui.overlays import GAP, MARGIN, OverlayLayer
 from ich_viewer.imaging.palette import (
     LABEL_LINES, LABEL_MARKERS, SHORT_NAMES, band_labels, label_colour, label_glyph, label_hex,
 )
+from ich_viewer.ui.overlays import GAP, MARGIN, OverlayLayer
 
 NOT_FLAGGED = QColor(70, 70, 70)
 """Analysed, nothing over threshold."""

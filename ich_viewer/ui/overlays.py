@@ -30,7 +30,7 @@ SCALE_TARGET = 0.18
 EDGES = ("left", "right", "top", "bottom")
 
 
-def _fmt_name(raw: str) -> str:
+def person_name(raw: str) -> str:
     """DICOM PN 'Family^Given' -> 'FAMILY, Given' (the reading-room habit)."""
     parts = [p for p in str(raw).split("^") if p]
     if not parts:
@@ -66,7 +66,7 @@ def overlay_texts(study: Any, series: Any, index: int, window: tuple[float, floa
     header = series.slices[index]
     age_sex = " ".join(v for v in (study.patient_age, study.patient_sex) if v)
     top_left = [
-        _fmt_name(study.patient_name) or "(no name)",
+        person_name(study.patient_name) or "(no name)",
         f"ID {study.patient_id}" if study.patient_id else "",
         age_sex,
         _fmt_date(study.study_date),

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QByteArray, QEvent, QObject, QRect, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QToolBar
 
-from ich_viewer.ui.overlays import _fmt_name
+from ich_viewer.ui.overlays import person_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from ich_viewer.ui.main_window import MainWindow
@@ -41,7 +41,7 @@ MAX_WARNING_CHARS = 160
 
 def study_title(study: Any) -> str:
     """The window title for a study: who, what, then the program's name once."""
-    who = _fmt_name(study.patient_name) or (f"ID {study.patient_id}" if study.patient_id else "")
+    who = person_name(study.patient_name) or (f"ID {study.patient_id}" if study.patient_id else "")
     what = study.study_description or Path(study.source).name or str(study.source)
     if Path(study.source).name in ("dicom", "DICOM") and not study.study_description:
         what = Path(study.source).parent.name or what  # ".../ct-ich-071/dicom" says little as "dicom"
