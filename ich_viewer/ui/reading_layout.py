@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QRect, Qt, QTimer
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QToolBar
 
 from ich_viewer.ui.overlays import person_name
@@ -59,10 +59,6 @@ def warning_line(study: Any, series: Any) -> str:
     return f"⚠ {first}{more} · Ctrl+L: load log"
 
 
-def fits(geometry: QRect, available: QRect) -> bool:
-    return available.contains(geometry)
-
-
 class ReadingLayout(QObject):
     """Sizes the window to the screen, arranges the panels and runs the image-only view."""
 
@@ -86,7 +82,7 @@ class ReadingLayout(QObject):
         """Show filling the available screen, unless a saved place still fits on it."""
         window = self.window
         screen = window.screen()
-        if self.restored and screen is not None and fits(window.frameGeometry(), screen.availableGeometry()):
+        if self.restored and screen is not None and screen.availableGeometry().contains(window.frameGeometry()):
             window.show()
         else:
             window.showMaximized()
