@@ -12,14 +12,13 @@ with one key and saves docs/screenshot-viewer.png (the README's picture).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from screens import private_settings, wait  # noqa: E402  (this folder)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,11 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--viewer", action="store_true", help="also save docs/screenshot-viewer.png without the guide")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="ich-first-run-"))
-    os.environ["ICH_VIEWER_SETTINGS"] = str(tmp / "settings.ini")
-    os.environ["ICH_VIEWER_DATA_DIR"] = str(tmp / "data")
+    private_settings("ich-first-run-")
 
-    from PySide6.QtCore import QCoreApplication, Qt
+    from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
 
     from ich_viewer.options import ViewOptions
@@ -47,15 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     window.setGeometry(screen)
     window.show()
     assert first_start(window, view_args), "the first start did not open the demo"
-
-    def wait(condition, seconds: float) -> bool:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            QCoreApplication.processEvents()
-            if condition():
-                return True
-            time.sleep(0.02)
-        return False
 
     def finished() -> bool:
         series = window.current_series()

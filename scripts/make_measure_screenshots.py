@@ -12,25 +12,22 @@ measurement page) and prints the numbers.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from screens import private_settings, wait  # noqa: E402  (this folder)
 
 SEED = (14, 330, 520)
 """(slice, row, col) inside the left temporal hematoma, Im 15."""
 
 
 def main() -> int:
-    tmp = Path(tempfile.mkdtemp(prefix="ich-measure-shots-"))
-    os.environ["ICH_VIEWER_SETTINGS"] = str(tmp / "settings.ini")
-    os.environ["ICH_VIEWER_DATA_DIR"] = str(tmp / "data")
-    from PySide6.QtCore import QCoreApplication, QPointF, Qt
+    tmp = private_settings("ich-measure-shots-")
+    from PySide6.QtCore import QPointF, Qt
     from PySide6.QtTest import QTest
 
     from ich_viewer.demo import demo_study_path
@@ -47,15 +44,6 @@ def main() -> int:
     window.show_study(study)
     controller = window.extensions.get(EXTENSION_NAME, MeasureController)
     assert controller is not None
-
-    def wait(condition, seconds: float) -> bool:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            QCoreApplication.processEvents()
-            if condition():
-                return True
-            time.sleep(0.02)
-        return False
 
     def at(row: float, col: float):
         scene = controller.view.image_item.mapToScene(QPointF(col + 0.5, row + 0.5))

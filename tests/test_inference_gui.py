@@ -88,24 +88,33 @@ def test_strip_bands_follow_the_slider(qtbot, window, phantom_series):
     assert window.current_index() == 3
 
 
-def test_n_and_p_keys_jump_between_flagged_slices(qtbot, window, phantom_series):
+def test_n_and_p_keys_jump_between_runs_of_flagged_slices(qtbot, window, phantom_series):
     ctl = window.extensions[INFERENCE]
     series = phantom_series(1)
     show(qtbot, window, series)
     wait_complete(qtbot, window, series)
     flagged = ctl.flagged_indices()
+    starts = [i for i in flagged if i - 1 not in flagged]  # first slice of each run
+    assert flagged and starts == [first for first, _last in ctl.session.flagged_runs()]
     window.set_slice(0)
-    start_before = [i for i in flagged if i > 0]
+    after = [i for i in starts if i > 0]
     qtbot.keyClick(window, Qt.Key.Key_N)
-    assert window.current_index() == start_before[0]
-    if len(start_before) > 1:
+    assert window.current_index() == after[0]
+    if len(after) > 1:
         qtbot.keyClick(window, Qt.Key.Key_N)
-        assert window.current_index() == start_before[1]
+        assert window.current_index() == after[1], "N skips the rest of a run"
         qtbot.keyClick(window, Qt.Key.Key_P)
-        assert window.current_index() == start_before[0]
+        assert window.current_index() == after[0]
     window.set_slice(N_SLICES - 1)
     qtbot.keyClick(window, Qt.Key.Key_P)
-    assert window.current_index() == max(i for i in flagged if i < N_SLICES - 1)
+    assert window.current_index() == max(i for i in starts if i < N_SLICES - 1)
+    window.set_slice(0)
+    singles = [i for i in flagged if i > 0]
+    qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ShiftModifier)
+    assert window.current_index() == singles[0]
+    if len(singles) > 1:
+        qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ShiftModifier)
+        assert window.current_index() == singles[1], "Shift+N goes one flagged slice at a time"
     last = flagged[-1]
     window.set_slice(last)
     qtbot.keyClick(window, Qt.Key.Key_N)

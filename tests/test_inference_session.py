@@ -111,6 +111,13 @@ def test_n_and_p_targets_and_flagged_slices_of_the_shown_series_only():
     assert session.flagged_indices() == [1, 4]
     assert [session.jump_target(0, 1), session.jump_target(1, 1), session.jump_target(4, 1)] == [1, 4, None]
     assert [session.jump_target(5, -1), session.jump_target(4, -1), session.jump_target(1, -1)] == [4, 1, None]
+    for i in (5, 6, 7, 9):  # runs: [1], [4..7], [9]
+        session.add(prediction(i, "subdural", "any"))
+    assert session.flagged_runs() == [(1, 1), (4, 7), (9, 9)]
+    assert [session.jump_target(1, 1), session.jump_target(4, 1), session.jump_target(6, 1)] == [4, 9, 9]
+    assert [session.jump_target(6, -1), session.jump_target(4, -1), session.jump_target(9, -1)] == [4, 1, 4]
+    assert session.jump_target(4, 1, by_run=False) == 5 and session.run_at(6) == (4, 7)
+    assert session.run_at(8) is None
     session.select(b)
     assert session.flagged_indices() == [] and session.prediction_at(1) is None
     assert session.series_prediction(a).started_at, "the run's start time is kept per series"

@@ -31,6 +31,31 @@ LABEL_COLOURS: dict[str, tuple[int, int, int]] = {
 assert tuple(LABEL_COLOURS) == LABELS
 
 
+LABEL_LINES: dict[str, str] = {
+    "epidural": "solid",
+    "intraparenchymal": "dash",
+    "intraventricular": "solid",
+    "subarachnoid": "dash",
+    "subdural": "solid",
+    "any": "dashdot",
+}
+"""Line style per label: the pairs whose colours are close (EDH/IPH, IVH/SAH) differ here too."""
+
+LABEL_MARKERS: dict[str, tuple[str, str]] = {
+    "epidural": ("o", "●"),
+    "intraparenchymal": ("s", "■"),
+    "intraventricular": ("t", "▼"),
+    "subarachnoid": ("d", "◆"),
+    "subdural": ("x", "✕"),
+    "any": ("", "┄"),
+}
+"""(pyqtgraph symbol, text glyph) per label: plot markers and the same shape in tables and legends."""
+
+
+def label_glyph(label: str) -> str:
+    return LABEL_MARKERS[label][1]
+
+
 def label_colour(label: str) -> tuple[int, int, int]:
     return LABEL_COLOURS[label]
 

@@ -69,3 +69,32 @@ def resolve(preset: Preset, header: Any) -> tuple[float, float]:
     if preset.is_default:
         return default_window(header)
     return preset.center, preset.width  # type: ignore[return-value]
+
+
+USER_KEYS: tuple[str, ...] = tuple(f"Shift+{k}" for k in "1234567890")
+"""Keys of the reader's own presets: Shift + the number keys, beside the ten fixed ones."""
+SUGGESTED_USER_PRESETS: tuple[Preset, ...] = (Preset(USER_KEYS[0], "Stroke", 40.0, 40.0),)
+"""What a reader who never edited own presets finds on Shift+1."""
+FIELD_SEPARATOR = "|"
+
+
+def parse_user_presets(rows: list[str]) -> list[Preset]:
+    """Own presets from their stored form "key|name|center|width"; unusable rows are dropped."""
+    presets: dict[str, Preset] = {}
+    for row in rows:
+        parts = str(row).split(FIELD_SEPARATOR)
+        if len(parts) != 4 or parts[0] not in USER_KEYS or not parts[1].strip():
+            continue
+        try:
+            center, width = float(parts[2]), float(parts[3])
+        except ValueError:
+            continue
+        if width >= 1.0 and center == center:
+            presets[parts[0]] = Preset(parts[0], parts[1].strip(), center, width)
+    return [presets[key] for key in USER_KEYS if key in presets]
+
+
+def format_user_presets(presets: list[Preset]) -> list[str]:
+    """The stored form of own presets (the name loses any "|")."""
+    return [FIELD_SEPARATOR.join((p.key, p.name.replace(FIELD_SEPARATOR, "/"), f"{p.center:g}", f"{p.width:g}"))
+            for p in presets if p.center is not None and p.width is not None]

@@ -207,9 +207,25 @@ class ClassifierSession:
         run = self.run()
         return sorted(i for i, p in run.predictions.items() if p.flagged) if run is not None else []
 
-    def jump_target(self, current: int, step: int) -> int | None:
-        """N / P: the nearest flagged slice after (step > 0) or before ``current``."""
-        flagged = self.flagged_indices()
+    def flagged_runs(self) -> list[tuple[int, int]]:
+        """(first, last) of each run of consecutive flagged slices, top to bottom."""
+        runs: list[tuple[int, int]] = []
+        for index in self.flagged_indices():
+            if runs and index == runs[-1][1] + 1:
+                runs[-1] = (runs[-1][0], index)
+            else:
+                runs.append((index, index))
+        return runs
+
+    def run_at(self, index: int) -> tuple[int, int] | None:
+        """The run of flagged slices that holds ``index`` (None when it is not flagged)."""
+        return next((run for run in self.flagged_runs() if run[0] <= index <= run[1]), None)
+
+    def jump_target(self, current: int, step: int, by_run: bool = True) -> int | None:
+        """N / P: the first slice of the next run of flagged slices after (step > 0) or before
+        ``current`` (P inside a run goes to its first slice); ``by_run=False``: the nearest
+        flagged slice."""
+        flagged = [first for first, _last in self.flagged_runs()] if by_run else self.flagged_indices()
         candidates = [i for i in flagged if i > current] if step > 0 else [i for i in flagged if i < current][::-1]
         return candidates[0] if candidates else None
 

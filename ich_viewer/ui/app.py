@@ -99,6 +99,8 @@ def build_window(options: ViewOptions | None = None, extensions: list[str] | Non
 
     window = MainWindow()
     run_extensions(window, options or ViewOptions(), extensions)
+    window.reading.arrange_panels()  # the panels extensions added: one narrow column
+    window.actions_.order_file_menu()
     return window
 
 
@@ -115,7 +117,7 @@ def run_viewer(options: ViewOptions) -> int:
     app = application()
     warm_up()  # decoder processes start while the window is built, not on the first study
     window = build_window(options)
-    window.show()
+    window.reading.show_window()  # fills the available screen
     from ich_viewer.ui.first_run import first_start
 
     if not first_start(window, options):  # the very first start opens the demo with the guide on it

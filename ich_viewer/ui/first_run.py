@@ -46,7 +46,7 @@ NOT_FLAGGED_HEX = "#464646"
 DEFAULT_KEYS = {
     "next_flagged": "N", "previous_flagged": "P", "attention": "G", "review_accept": "A",
     "review_reject": "R", "review_undecided": "U", "export_report": "Ctrl+E", "controls": "F1",
-    "cine": "Space",
+    "cine": "Space", "review_accept_next": "Return",
 }
 """What the guide says when an action is not attached (e.g. the classifier is off)."""
 
@@ -93,14 +93,15 @@ def guide_html(window: MainWindow, two_columns: bool = False) -> str:
         for label in LABELS)
     presets = " · ".join(f"<b>{e(p.key)}</b> {e(p.name)}" for p in PRESETS)
     rows = [
-        (f"{k['next_flagged']} / {k['previous_flagged']}", "next / previous flagged slice"),
+        (f"{k['next_flagged']} / {k['previous_flagged']}", "next / previous run of flagged slices"),
         (k["attention"], "attention map: where the network looked (not an outline of the bleed)"),
         ("1 … 0", presets),
         ("↑ ↓ or wheel", f"slices; {k['cine']} plays them; left drag sets the window"),
         (f"{k['review_accept']} / {k['review_reject']} / {k['review_undecided']}",
          "accept / reject / undecided: your verdict on this slice's flag, kept in the report"),
+        (k["review_accept_next"], "accept this run of flagged slices and go to the next run"),
         (k["export_report"], "export the report: PDF, JSON, CSV, DICOM SR and key images"),
-        (k["controls"], "every mouse action and key"),
+        (k["controls"], "every mouse action and key; F11 shows the image alone"),
     ]
     table = "".join(f"<tr><td style='padding:2px 10px 2px 0; white-space:nowrap;'><b>{keys}</b></td>"
                     f"<td style='padding:2px 0;'>{text}</td></tr>" for keys, text in rows)

@@ -111,12 +111,12 @@ class InferenceController(QObject):
         self.panel.run_button.clicked.connect(self._on_run_button)
         self.plot.slice_clicked.connect(w.set_slice)
         self.dock = w.add_side_panel(self.panel, "Classifier")
-        self.dock.setMinimumWidth(300)
+        self.dock.setMinimumWidth(260)
         self.strip = SliceStrip(w.slice_slider())
         self.strip.slice_clicked.connect(w.set_slice)
         w.add_slider_decoration(self.strip)
         view = w.image_view()
-        self.frame = SliceFrame(view.graphics.viewport())
+        self.frame = SliceFrame(view.graphics.viewport(), view.overlays)
         self.attention = AttentionOverlay(w)
         self.attention.changed.connect(self._update_frame)
         self.attention.failed.connect(lambda text: w.show_status(f"Attention map failed: {text}", 8000))
@@ -129,15 +129,19 @@ class InferenceController(QObject):
         w = self.window
         add = w.add_action
         self.actions: dict[str, QAction] = {
-            "next_flagged": add("next_flagged", "Next flagged slice", lambda: self.jump_flagged(1), ("N",)),
-            "previous_flagged": add("previous_flagged", "Previous flagged slice", lambda: self.jump_flagged(-1),
-                                    ("P",)),
+            "next_flagged": add("next_flagged", "Next run of flagged slices", lambda: self.jump_flagged(1), ("N",)),
+            "previous_flagged": add("previous_flagged", "Previous run of flagged slices (its first slice)",
+                                    lambda: self.jump_flagged(-1), ("P",)),
+            "next_flagged_slice": add("next_flagged_slice", "Next flagged slice, one by one",
+                                      lambda: self.jump_flagged(1, by_run=False), ("Shift+N",)),
+            "previous_flagged_slice": add("previous_flagged_slice", "Previous flagged slice, one by one",
+                                          lambda: self.jump_flagged(-1, by_run=False), ("Shift+P",)),
             "attention": add("attention", "Attention map (Grad-CAM)", self.toggle_attention, ("G",), True),
             "model_info": add("model_info", "Classifier model information…", self.show_model_info),
             "rerun": add("rerun", "Run classifier on this series again", self.rerun),
         }
         menu = w.menu("View").addMenu("&Classifier")
-        for name in ("next_flagged", "previous_flagged", "attention"):
+        for name in ("next_flagged", "previous_flagged", "next_flagged_slice", "previous_flagged_slice", "attention"):
             menu.addAction(self.actions[name])
         tools = w.menu("Tools")
         tools.addAction(self.actions["rerun"])
@@ -311,7 +315,8 @@ class InferenceController(QObject):
             self.device_label.setText(f"Classifier: {session.device_text}")
             self.device_label.setToolTip(f"{loaded.info.name} {loaded.info.version}{untrained}")
             self.panel.model_line.setText(f"Model {html.escape(loaded.info.name)} {html.escape(loaded.info.version)}"
-                                          f"{untrained} · {html.escape(session.device_text)}")
+                                          f"{untrained}")
+            self.panel.model_line.setToolTip(f"Runs on {session.device_text} (Tools > Classifier device)")
             self.panel.legend.set_thresholds(loaded.thresholds)
         elif session.model_state is ModelState.LOADING:
             self.device_label.setText("Classifier: loading…")
@@ -326,7 +331,7 @@ class InferenceController(QObject):
         banner = session.banner()
         self.banner.set_message(banner.state, banner.text, banner.notice)
         button = session.button()
-        self.panel.progress.setVisible(session.running())
+        self.panel.show_progress(session.running())
         self.panel.run_button.setVisible(button is not None)
         self.panel.run_button.setText(button or "Run")
 
@@ -352,12 +357,13 @@ class InferenceController(QObject):
     def flagged_indices(self) -> list[int]:
         return self.session.flagged_indices()
 
-    def jump_flagged(self, step: int) -> None:
-        """N / P: the nearest flagged slice after (step > 0) or before the current one."""
+    def jump_flagged(self, step: int, by_run: bool = True) -> None:
+        """N / P: the next run of flagged slices after (step > 0) or before the current slice;
+        Shift+N / Shift+P: the nearest flagged slice."""
         if self.session.series is None:
             return
         current = self.window.current_index()
-        target = self.session.jump_target(current, step)
+        target = self.session.jump_target(current, step, by_run)
         if target is not None:
             self.window.set_slice(target)
             return

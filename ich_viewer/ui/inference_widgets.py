@@ -14,7 +14,10 @@ from PySide6.QtWidgets import (
 )
 
 from ich_viewer import LABELS
-from ich_viewer.imaging.palette import SHORT_NAMES, band_labels, label_colour, label_hex
+from ich_viewer.imaging.palette import (
+    LABEL_LINES, LABEL_MARKERS, SHORT_NAMES, band_labels, label_colour, label_glyph, label_hex,
+)
+from ich_viewer.ui.overlays import GAP, MARGIN, OverlayLayer
 
 NOT_FLAGGED = QColor(70, 70, 70)
 """Analysed, nothing over threshold."""
@@ -156,8 +159,10 @@ class SliceFrame(QWidget):
 
     RING = 4
 
-    def __init__(self, viewport: QWidget) -> None:
+    def __init__(self, viewport: QWidget, overlays: OverlayLayer | None = None) -> None:
         super().__init__(viewport)
+        self._overlays = overlays
+        """The view's text layer: the caption keeps clear of its corners and scale bar."""
         self.setObjectName("inference_frame")
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.setAttribute(Qt.WidgetAttribute.WA_NoSystemBackground)
@@ -193,8 +198,15 @@ class SliceFrame(QWidget):
         return self.caption.text()
 
     def _place_caption(self) -> None:
-        """Bottom centre, between the corner texts, at most half the view wide."""
+        """Bottom centre, between the corner texts and above the scale bar, at most half the view wide."""
         limit = max(160, self.width() // 2)
+        inset = self.RING * len(self._labels) + 6
+        if self._overlays is not None:
+            blocks = self._overlays.layout()
+            side = max((blocks[c][0].width() + MARGIN for c in ("bottom_left", "bottom_right") if c in blocks),
+                       default=0)
+            limit = max(120, min(limit, self.width() - 2 * side - 2 * GAP))
+            inset = max(inset, self._overlays.bottom_reserved())
         self.caption.setWordWrap(False)
         self.caption.setMinimumWidth(0)
         self.caption.setMaximumWidth(16777215)
@@ -203,7 +215,6 @@ class SliceFrame(QWidget):
             self.caption.setWordWrap(True)
             self.caption.setFixedWidth(limit)
             self.caption.adjustSize()
-        inset = self.RING * len(self._labels) + 6
         self.caption.move(max(0, (self.width() - self.caption.width()) // 2),
                           max(0, self.height() - self.caption.height() - inset))
 
@@ -220,8 +231,24 @@ class SliceFrame(QWidget):
         painter.end()
 
 
+LINE_SAMPLES = {"solid": "──", "dash": "╌╌", "dashdot": "┄┄", "dot": "┈┈"}
+
+
+def label_sample_html(label: str) -> str:
+    """The label's line style and marker in its colour, as rich text (legend, review table)."""
+    glyph = label_glyph(label) if LABEL_MARKERS[label][0] else ""
+    line = LINE_SAMPLES[LABEL_LINES[label]]
+    return f"<span style='color:{label_hex(label)}; font-weight:bold;'>{line[0]}{glyph}{line[1]}</span>"
+
+
 class Legend(QWidget):
-    """Colour swatch, full name, abbreviation and threshold per label."""
+    """Colour, line style, marker, abbreviation and threshold per label, two labels a row.
+
+    The full names are in each entry's tooltip; two columns keep the panel short so the
+    plot stays tall in a narrow column.
+    """
+
+    COLUMNS = 2
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -231,28 +258,26 @@ class Legend(QWidget):
         grid.setHorizontalSpacing(6)
         grid.setVerticalSpacing(1)
         self._thresholds: dict[str, QLabel] = {}
-        for row, label in enumerate(LABELS):
-            swatch = QLabel()
-            swatch.setFixedSize(14, 14)
-            swatch.setStyleSheet(f"background: {label_hex(label)}; border: 1px solid #888;")
+        for k, label in enumerate(LABELS):
+            row, column = divmod(k, self.COLUMNS)
             name = "any hemorrhage" if label == "any" else label
-            text = QLabel(f"{name} ({SHORT_NAMES[label]})")
+            text = QLabel(f"{label_sample_html(label)} {SHORT_NAMES[label]}")
+            text.setTextFormat(Qt.TextFormat.RichText)
+            text.setToolTip(f"{name} ({SHORT_NAMES[label]})")
             threshold = QLabel("")
             threshold.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            grid.addWidget(swatch, row, 0)
-            grid.addWidget(text, row, 1)
-            grid.addWidget(threshold, row, 2)
+            threshold.setStyleSheet("color: #aaa;")
+            grid.addWidget(text, row, 2 * column)
+            grid.addWidget(threshold, row, 2 * column + 1)
             self._thresholds[label] = threshold
-        swatch = QLabel()
-        swatch.setFixedSize(14, 14)
-        swatch.setStyleSheet(f"background: {NOT_FLAGGED.name()}; border: 1px solid #888;")
-        grid.addWidget(swatch, len(LABELS), 0)
-        grid.addWidget(QLabel("analysed, nothing flagged"), len(LABELS), 1, 1, 2)
+        self.setToolTip("Colour, line and marker of each label in the plot, the strip and the review list; "
+                        "the strip's dark grey: analysed, nothing flagged; blank: not analysed yet")
         grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
 
     def set_thresholds(self, thresholds: dict[str, float] | None) -> None:
         for label, widget in self._thresholds.items():
-            widget.setText(f"flag ≥ {thresholds[label]:.2f}" if thresholds else "")
+            widget.setText(f"≥ {thresholds[label]:.2f}" if thresholds else "")
             widget.setToolTip("A slice is flagged for this label at or above this probability")
 
 
@@ -273,18 +298,30 @@ class Banner(QLabel):
         self.setWordWrap(True)
         self.setTextFormat(Qt.TextFormat.RichText)
         self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-        # room for three lines of finding plus the notice, so new text never re-lays out
+        # room for two lines of finding plus the notice (it grows for more), so new text never re-lays out
         # the window (that repainted the whole image view mid-run)
-        self.setMinimumHeight(self.fontMetrics().lineSpacing() * 5 + 14)
+        self.setMinimumHeight(self.fontMetrics().lineSpacing() * 3 + 14)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self._least = self.minimumHeight()
         self.state = "running"
         self.set_message("running", "Classifier: waiting for a study")
+
+    def _fit_height(self) -> None:
+        """Never shorter than its wrapped text at this width (a cut banner hides the research notice)."""
+        if not self.isVisible():  # before the first layout its width means nothing
+            return
+        self.setMinimumHeight(max(self._least, self.heightForWidth(self.width())))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit_height()
 
     def set_message(self, state: str, html: str, notice: str = "") -> None:
         self.state = state
         self.setStyleSheet(f"QLabel {{ {BANNER_STYLES[state]} padding: 6px; border-radius: 3px; }}")
         small = f"<br><span style='font-size:small'>{notice}</span>" if notice else ""
         self.setText(f"{html}{small}")
+        self._fit_height()
 
     def plain_text(self) -> str:
         from PySide6.QtGui import QTextDocument

@@ -29,7 +29,9 @@ from ich_viewer.ui.help_dialog import ControlsDialog
 from ich_viewer.ui.image_view import SliceView
 from ich_viewer.ui.load_log import LoadLogDialog, load_summary
 from ich_viewer.ui.loading import StudyLoader
+from ich_viewer.ui.key_guard import install_key_guard
 from ich_viewer.ui.overlays import CORNERS, overlay_texts
+from ich_viewer.ui.reading_layout import APP_TITLE, ReadingLayout, study_title, warning_line
 from ich_viewer.ui.series_browser import SeriesBrowser
 from ich_viewer.ui.settings import add_recent_study, app_settings, clear_recent_studies, recent_studies
 from ich_viewer.ui.state import ViewerState
@@ -56,7 +58,7 @@ class MainWindow(QMainWindow):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("main_window")
-        self.setWindowTitle("ICH Viewer")
+        self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
         self.extensions = ExtensionRegistry()
         self.state = ViewerState()
@@ -68,6 +70,8 @@ class MainWindow(QMainWindow):
         self._load_log_study: Study | None = None
         self._error_box: QMessageBox | None = None
         self._dialogs: dict[str, Any] = {}
+        self._cursor_rc: tuple[float, float] | None = None
+        """Image (row, col) under the mouse; the readout is recomputed on every slice change."""
 
         self._loader = StudyLoader(self)
         self._loader.loaded.connect(self._on_loaded)
@@ -78,6 +82,8 @@ class MainWindow(QMainWindow):
 
         self._build_central()
         self._build_status_bar()
+        self.reading = ReadingLayout(self)
+        """Screen-filling start, compact panels, F11 image-only view (ui/reading_layout.py)."""
         self.series_browser = SeriesBrowser()
         self.series_browser.series_activated.connect(self.show_series)
         self.series_dock = self.add_side_panel(self.series_browser, "Series", Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -90,9 +96,9 @@ class MainWindow(QMainWindow):
         self._cine = QTimer(self)
         self._cine.setInterval(int(1000 / CINE_FPS))
         self._cine.timeout.connect(self._cine_step)
-        self.resize(1400, 900)
         self._restore_geometry()
         self._update_window_label()
+        install_key_guard()
 
     # -- layout --------------------------------------------------------------------------
     def _build_central(self) -> None:
@@ -100,7 +106,7 @@ class MainWindow(QMainWindow):
         self.slice_view.view_box.window_dragged.connect(self._on_window_drag)
         self.slice_view.view_box.wheel_steps.connect(self.step_slice)
         self.slice_view.cursor_moved.connect(self._on_cursor)
-        self.slice_view.cursor_left.connect(lambda: self.cursor_label.setText(""))
+        self.slice_view.cursor_left.connect(self._on_cursor_left)
         self.slider = QSlider(Qt.Orientation.Vertical)
         self.slider.setObjectName("slice_slider")
         self.slider.setInvertedAppearance(True)  # slice 1 at the top, like the list it is
@@ -304,8 +310,10 @@ class MainWindow(QMainWindow):
             self.close_study()
         self.state.study = study
         self._load_log_study = study
-        self.setWindowTitle(f"ICH Viewer - {Path(study.source).name or study.source}")
+        self.setWindowTitle(study_title(study))
         self.series_browser.set_series(study.series)
+        if not self.reading.image_only():
+            self.series_dock.setVisible(len(study.series) > 1)  # one series: the list only takes room
         self._loader.request_thumbnails(study.series)
         self.study_opened.emit(study)
         self._refresh_dialogs()
@@ -320,9 +328,12 @@ class MainWindow(QMainWindow):
         self._loader.cancel()
         self.state.clear()
         self._shown_index = None
+        self.setWindowTitle(APP_TITLE)
         self.slice_view.clear()
         self.slice_view.overlays.set_texts({c: "" for c in CORNERS})
         self.slice_view.overlays.set_notice("")
+        self.slice_view.overlays.set_line("load", "")
+        self._show_cursor()
         self.series_browser.set_series([])
         self.slider.blockSignals(True)
         self.slider.setRange(0, 0)
@@ -340,6 +351,7 @@ class MainWindow(QMainWindow):
         self.slider.setRange(0, max(0, series.n_slices - 1))
         self.slider.blockSignals(False)
         self._loader.decode_series(series, start)
+        self.slice_view.overlays.set_line("load", warning_line(self.state.study, series))
         self.series_shown.emit(series)
         self.set_slice(start, force=True)
 
@@ -393,6 +405,7 @@ class MainWindow(QMainWindow):
             self._set_window(own, update_image=False)
         if series.is_decoded(index):
             self.slice_view.set_image(series.hu(index), self.current_levels(), series.pixel_spacing)
+            self.slice_view.set_orientation(series.slices[index].orientation)
             self._shown_index = index
             self.slice_view.overlays.set_notice("")
         else:
@@ -405,6 +418,7 @@ class MainWindow(QMainWindow):
                 self.slice_view.overlays.set_notice("" if self._shown_index is not None else "Decoding…")
                 self._loader.request_slice(series, index)
         self._update_overlays()
+        self._show_cursor()  # the value under a still mouse belongs to the new slice
 
     def _on_slice_decoded(self, series_uid: str, index: int) -> None:
         series = self.state.series
@@ -417,10 +431,10 @@ class MainWindow(QMainWindow):
 
     # -- windowing -------------------------------------------------------------------------
     def set_preset(self, preset: Preset | str) -> None:
-        """Select a preset (a Preset or its key "1".."9", "0")."""
+        """Select a preset (a Preset, e.g. an own one on Shift+1, or a fixed one's key "1".."9", "0")."""
         window = self.state.choose_preset(preset)
         assert self.state.preset is not None
-        self.actions_.presets[self.state.preset.key].setChecked(True)
+        self.actions_.preset_action(self.state.preset.key).setChecked(True)
         self._set_window(window)
 
     def set_window(self, center: float, width: float) -> None:
@@ -487,16 +501,33 @@ class MainWindow(QMainWindow):
         self.slice_view.zoom(1.0 / self.slice_view.zoom_factor())
 
     def _on_cursor(self, row: float, col: float) -> None:
+        self._cursor_rc = (row, col)
+        self._show_cursor()
+
+    def _on_cursor_left(self) -> None:
+        self._cursor_rc = None
+        self._show_cursor()
+
+    def _show_cursor(self) -> None:
+        """HU and position under the mouse, of the slice on screen, in the status bar and beside the mouse."""
         image, series = self.slice_view.image_item.image, self.state.series
-        if image is None or series is None or self._shown_index is None:
+        rc = self._cursor_rc
+        if image is None or series is None or self._shown_index is None or rc is None \
+                or not (0 <= rc[0] < image.shape[0] and 0 <= rc[1] < image.shape[1]):
+            self.cursor_label.setText("")
+            self.slice_view.overlays.set_cursor("", None)
             return
-        r, c = int(row), int(col)
+        r, c = int(rc[0]), int(rc[1])
         value = float(image[r, c])
         text = f"x {c}  y {r}   {value:.0f} HU"
+        near = f"{value:.0f} HU"
         position = patient_position(series.slices[self._shown_index], r, c)
         if position is not None:
-            text += "   ({:.1f}, {:.1f}, {:.1f}) mm".format(*position)
+            where = "({:.1f}, {:.1f}, {:.1f}) mm".format(*position)
+            text += "   " + where
+            near += "\n" + where
         self.cursor_label.setText(text)
+        self.slice_view.overlays.set_cursor(near, self.slice_view.cursor_pos)
 
     def cursor_text(self) -> str:
         return self.cursor_label.text()
@@ -571,6 +602,7 @@ class MainWindow(QMainWindow):
         geometry = app_settings().value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
+            self.reading.restored = True
 
     def shutdown(self) -> bool:
         """Stop timers and background work (bounded wait); True when everything stopped."""
@@ -586,6 +618,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         settings = app_settings()
+        self.reading.leave_image_only()  # the saved layout is the reading one, not the image-only view
         settings.setValue("window/geometry", self.saveGeometry())
         settings.sync()
         self.shutdown()

@@ -1,5 +1,9 @@
 """Reviewing the classifier's flags in the window: A / R / U keys, a note, a list, and export.
 
+Fewer keystrokes: Enter accepts the run of flagged slices on screen and goes to the next
+run (N / P jump by runs too); Shift+A / Shift+R accept or reject every flag of the study
+still undecided. The decision on the slice on screen is written over the image.
+
 Decisions go straight to ``report.review.ReviewStore`` (the program's data folder, keyed
 by study and series UID) and come back when the study is opened again. Predictions come
 from the inference controller (``window.extensions["inference"]``); without it the panel says so.
@@ -13,23 +17,28 @@ from typing import Any
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QTableWidget,
+    QAbstractItemView, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QTableWidget,
     QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from ich_viewer.dicom.model import Series
-from ich_viewer.imaging.palette import SHORT_NAMES, band_labels, label_colour
+from ich_viewer.imaging.palette import SHORT_NAMES, band_labels
 from ich_viewer.options import ViewOptions
 from ich_viewer.report.atomic import ExportError
 from ich_viewer.report.decisions import ACCEPTED, REJECTED, UNDECIDED, Decision, slice_key
 from ich_viewer.report.review import ReviewStore, study_key
 from ich_viewer.ui.extension import ViewerWindow
 from ich_viewer.ui.inference_panel import EXTENSION_NAME as INFERENCE, InferenceController
+from ich_viewer.ui.inference_widgets import label_sample_html
 from ich_viewer.ui.tasks import TaskRunner
 
 log = logging.getLogger(__name__)
 
 STATE_TEXT = {ACCEPTED: "Accepted", REJECTED: "Rejected", UNDECIDED: "Undecided"}
+ON_IMAGE = {ACCEPTED: ("✓ Flag accepted", QColor("#7fe0a0")), REJECTED: ("✗ Flag rejected", QColor("#ff9c8a")),
+            UNDECIDED: ("Flag not reviewed · A / R / Enter", QColor("#d0d0d0"))}
+"""What the image says about the flag of the slice on screen (text, colour)."""
+OVERLAY_OWNER = "review"
 COLUMNS = ("Im", "Flagged", "Decision", "Note")
 
 EXPORT_WAIT_S = 30.0
@@ -56,30 +65,44 @@ class ReviewPanel(QWidget):
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the image
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the note is elided
         self.current = QLabel("")
         self.accept_button = QPushButton("Accept (A)")
         self.reject_button = QPushButton("Reject (R)")
         self.undecided_button = QPushButton("Undecided (U)")
-        for button in (self.accept_button, self.reject_button, self.undecided_button):
+        self.accept_next_button = QPushButton("Run ▸ (Enter)")
+        self.accept_next_button.setToolTip("Accept every flagged slice of this run and go to the next run")
+        self.accept_next_button.setObjectName("review_accept_next")
+        self.accept_study_button = QPushButton("All ✓ (⇧A)")
+        self.reject_study_button = QPushButton("All ✗ (⇧R)")
+        self.accept_study_button.setToolTip("Accept every flag of this study not yet accepted or rejected (Shift+A)")
+        self.reject_study_button.setToolTip("Reject every flag of this study not yet accepted or rejected (Shift+R)")
+        for button in (self.accept_button, self.reject_button, self.undecided_button, self.accept_next_button,
+                       self.accept_study_button, self.reject_study_button):
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            button.setStyleSheet("padding: 4px 4px;")  # three a row in a narrow column
         self.note = QLineEdit()
         self.note.setObjectName("review_note")
         self.note.setPlaceholderText("Note for this slice (Enter to save)")
         self.note.setMaxLength(500)
-        self.export_button = QPushButton("Export report… (Ctrl+E)")
+        self.export_button = QPushButton("Export… (Ctrl+E)")
         self.export_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
 
-        buttons = QHBoxLayout()
-        for button in (self.accept_button, self.reject_button, self.undecided_button):
-            buttons.addWidget(button)
+        buttons = QGridLayout()  # three a row: the panel shares a narrow column with the classifier
+        for k, button in enumerate((self.accept_button, self.reject_button, self.undecided_button,
+                                    self.accept_next_button, self.accept_study_button, self.reject_study_button)):
+            buttons.addWidget(button, k // 3, k % 3)
+        self.export_button.setToolTip("Export the report: PDF, JSON, CSV, DICOM SR and key images")
+        current_row = QHBoxLayout()  # one row for both: the column is short on a 768-pixel screen
+        current_row.addWidget(self.current, 1)
+        current_row.addWidget(self.export_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addWidget(self.table, 1)
-        layout.addWidget(self.current)
+        layout.addLayout(current_row)
         layout.addLayout(buttons)
         layout.addWidget(self.note)
-        layout.addWidget(self.export_button)
 
 
 class ReviewController(QObject):
@@ -117,6 +140,9 @@ class ReviewController(QObject):
         self.panel.accept_button.clicked.connect(lambda: self.set_state(ACCEPTED))
         self.panel.reject_button.clicked.connect(lambda: self.set_state(REJECTED))
         self.panel.undecided_button.clicked.connect(lambda: self.set_state(UNDECIDED))
+        self.panel.accept_next_button.clicked.connect(self.accept_run_and_next)
+        self.panel.accept_study_button.clicked.connect(lambda: self.set_study_state(ACCEPTED))
+        self.panel.reject_study_button.clicked.connect(lambda: self.set_study_state(REJECTED))
         self.panel.note.returnPressed.connect(self.save_note)
         self.panel.note.editingFinished.connect(self.save_note)
         self.panel.export_button.clicked.connect(self.show_export_dialog)
@@ -135,13 +161,21 @@ class ReviewController(QObject):
             ("review_accept", "Accept flag on this slice", lambda: self.set_state(ACCEPTED), "A"),
             ("review_reject", "Reject flag on this slice", lambda: self.set_state(REJECTED), "R"),
             ("review_undecided", "Mark flag undecided", lambda: self.set_state(UNDECIDED), "U"),
+            ("review_accept_next", "Accept this run of flagged slices, go to the next run", self.accept_run_and_next,
+             ("Return", "Enter")),
+            ("review_accept_study", "Accept every open flag of the study", lambda: self.set_study_state(ACCEPTED),
+             "Shift+A"),
+            ("review_reject_study", "Reject every open flag of the study", lambda: self.set_study_state(REJECTED),
+             "Shift+R"),
             ("review_note", "Edit note for this slice", self.focus_note, "Ctrl+Shift+N"),
             ("export_report", "&Export report…", self.show_export_dialog, "Ctrl+E"),
         )
-        self.actions: dict[str, QAction] = {name: self.window.add_action(name, text, slot, (key,))
-                                            for name, text, slot, key in specs}
+        self.actions: dict[str, QAction] = {
+            name: self.window.add_action(name, text, slot, (key,) if isinstance(key, str) else key)
+            for name, text, slot, key in specs}
         menu = self.window.menu("View").addMenu("&Review")
-        for name in ("review_accept", "review_reject", "review_undecided", "review_note"):
+        for name in ("review_accept", "review_reject", "review_undecided", "review_accept_next", "review_accept_study",
+                     "review_reject_study", "review_note"):
             menu.addAction(self.actions[name])
         self.window.menu("File").addAction(self.actions["export_report"])
 
@@ -204,12 +238,16 @@ class ReviewController(QObject):
             counts[decision.state] += 1
             labels = band_labels(prediction.flagged)
             flagged_item = QTableWidgetItem(" ".join(SHORT_NAMES[label] for label in labels))
-            if labels:
-                flagged_item.setForeground(QColor(*label_colour(labels[0])))
             cells = (QTableWidgetItem(f"{prediction.index + 1}/{n}"), flagged_item,
                      QTableWidgetItem(STATE_TEXT[decision.state]), QTableWidgetItem(decision.note))
             for column, item in enumerate(cells):
                 table.setItem(row, column, item)
+            # each subtype in its colour with its marker, as in the plot and legend
+            sample = QLabel(" ".join(f"{label_sample_html(label)}&nbsp;{SHORT_NAMES[label]}" for label in labels))
+            sample.setTextFormat(Qt.TextFormat.RichText)
+            sample.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+            flagged_item.setForeground(QColor(0, 0, 0, 0))  # the label shows it; the item keeps the text
+            table.setCellWidget(row, 1, sample)
         if self.inference() is None:
             self.panel.summary.setText("No classifier in this window: nothing to review.")
         elif not flagged:
@@ -236,13 +274,18 @@ class ReviewController(QObject):
             if item is not None:
                 table.scrollToItem(item)
         table.blockSignals(False)
-        for button in (self.panel.accept_button, self.panel.reject_button, self.panel.undecided_button):
+        for button in (self.panel.accept_button, self.panel.reject_button, self.panel.undecided_button,
+                       self.panel.accept_next_button):
             button.setEnabled(flagged)
         self.panel.note.setEnabled(flagged)
+        overlays = self.window.image_view().overlays
         if series is None:
             self.panel.current.setText("")
+            overlays.set_line(OVERLAY_OWNER, "")
             return
         decision = self.decision_at(index)
+        text, colour = ON_IMAGE[decision.state] if flagged else ("", None)
+        overlays.set_line(OVERLAY_OWNER, text, colour or QColor())
         if flagged:
             self.panel.current.setText(f"Im {index + 1}: <b>{html.escape(STATE_TEXT[decision.state])}</b>")
         else:
@@ -280,6 +323,50 @@ class ReviewController(QObject):
         self.window.show_status(f"Im {index + 1}: {STATE_TEXT[state].lower()}", 3000)
         self.refresh()
         return True
+
+    def accept_run_and_next(self) -> bool:
+        """Enter: accept every flagged slice of the run on screen, then go to the next run."""
+        controller, key = self.inference(), self._key()
+        index = self.window.current_index()
+        run = controller.session.run_at(index) if controller is not None else None
+        if key is None or controller is None or run is None:
+            self.window.show_status(f"Im {index + 1} is not flagged: nothing to accept (N: next flagged run)", 4000)
+            return False
+        series = self._series()
+        try:
+            for i in range(run[0], run[1] + 1):
+                self.store.set_decision(key[0], key[1], slice_key(series.slices[i]), state=ACCEPTED)
+        except ExportError as exc:
+            self.window.show_error("Decision not saved", str(exc))
+            return False
+        span = f"Im {run[0] + 1}" if run[0] == run[1] else f"Im {run[0] + 1}-{run[1] + 1}"
+        target = controller.session.jump_target(run[1], 1)
+        if target is not None:
+            self.window.set_slice(target)
+        where = f"; now Im {target + 1}" if target is not None else "; that was the last run"
+        self.window.show_status(f"{span}: accepted{where}", 4000)
+        self.refresh()
+        return True
+
+    def set_study_state(self, state: str) -> int:
+        """Shift+A / Shift+R: ``state`` for every flag of the study still undecided; returns how many."""
+        study = self.window.current_study()
+        if study is None:
+            return 0
+        key = study_key(study.study_uid, study.source)
+        changed = 0
+        try:
+            for series, prediction in self.results():
+                for flagged in prediction.flagged_slices:
+                    slice_id = slice_key(series.slices[flagged.index])
+                    if self.store.decision(key, series.series_uid, slice_id).state == UNDECIDED:
+                        self.store.set_decision(key, series.series_uid, slice_id, state=state)
+                        changed += 1
+        except ExportError as exc:
+            self.window.show_error("Decisions not saved", str(exc))
+        self.window.show_status(f"{changed} open flag(s) of the study {STATE_TEXT[state].lower()}", 4000)
+        self.refresh()
+        return changed
 
     def save_note(self) -> None:
         index, key = self.window.current_index(), self._key()

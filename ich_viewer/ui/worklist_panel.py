@@ -19,7 +19,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView, QDialog, QDialogButtonBox, QDockWidget, QDoubleSpinBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
+    QAbstractItemView, QDialog, QDialogButtonBox, QDockWidget, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout, QHeaderView, QLabel,
     QLineEdit, QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
@@ -108,9 +108,9 @@ class WorklistPanel(QWidget):
         self.progress.hide()
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.hide()
-        top = QHBoxLayout()
-        for w in (self.receive_button, self.settings_button, self.query_button, self.send_button):
-            top.addWidget(w)
+        top = QGridLayout()  # two by two: the panel shares a narrow column with the classifier
+        for k, w in enumerate((self.receive_button, self.settings_button, self.query_button, self.send_button)):
+            top.addWidget(w, k // 2, k % 2)
         bottom = QHBoxLayout()
         bottom.addWidget(self.progress, 1)
         bottom.addWidget(self.cancel_button)
