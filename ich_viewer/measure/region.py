@@ -63,14 +63,26 @@ GREY_PERCENTILE = 80.0
 """Grey matter is the brightest normal brain: this percentile of the cavity's 15-60 HU
 voxels estimates it (white matter and grey matter make up most of them)."""
 INNER_TABLE_HU = 1400.0
-"""Inner table HU after the blur of a head CT (cortex 1400-1800, thinner than a voxel);
-a voxel half blood, half bone reads about half way to it. Tuned on phantom masks."""
+"""Inner table HU when a series shows too little bone to measure it (cortex 1400-1800)."""
+TABLE_PERCENTILE = 90.0
+"""The inner table is read from the scan itself: this percentile of the bone within about
+1 mm outside the cavity (lower percentiles are the blurred edge, not the table). A voxel
+half blood, half bone reads half way between the blood and it."""
 PROPOSE_MARGIN_HU = 12.0
 """A proposed seed must read this much above the low bound: clearly blood, not bright brain."""
 MIN_VOXELS = 20
 """Fewer voxels than this is noise or a partial-volume speck, not a bleed to measure."""
 MAX_VOLUME_ML = 500.0
 """A region larger than any hematoma means the thresholds leaked into the brain."""
+MIDLINE_SEED_MM = 15.0
+"""The falx guard applies to seeds at least this far from the midline (a bleed centred near
+the midline, thalamic or intraventricular, may rightly reach the other side)."""
+MIDLINE_MARGIN_MM = 5.0
+"""The region may pass the cavity's midline by this much (the falx is not exactly there)."""
+MAX_HALF_FILL = 0.5
+"""A slice where the region fills more than this share of its half of the cranial cavity
+is brain as bright as blood (the vertex under a partial-volumed skull cap, a hazy scan):
+the region stops before it."""
 
 
 @dataclass(frozen=True)
@@ -302,11 +314,99 @@ def grow_region(
         return result
     voxel_ml = spacing[0] * spacing[1] * spacing[2] / 1000.0
     volume_ml = float(mask.sum()) * voxel_ml
+    mask, guarded = leak_guard(mask, cavity, result.seed, spacing)
+    result.notes.extend(guarded)
+    volume_ml = float(mask.sum()) * voxel_ml
     if volume_ml > MAX_VOLUME_ML:
         result.reason = (f"the region leaked ({volume_ml:.0f} mL, more than any hematoma): "
                          "narrow the HU range or click elsewhere")
         return result
     return describe(result, volume, mask)
+
+
+def leak_guard(mask: np.ndarray, cavity: np.ndarray, seed: tuple[int, int, int],
+               spacing: tuple[float, float, float]) -> tuple[np.ndarray, list[str]]:
+    """Cut what a threshold cannot tell from blood, and say so (the reader can add it back).
+
+    Two anatomical limits: a bleed seeded well off the midline does not cross the falx
+    (a subdural never does; a region that does has run along the falx's own dense band or
+    the cortex of the other hemisphere), and no slice of a bleed fills most of its half of
+    the cavity (where it does, the brain itself reads in the blood range). The growing
+    stops at the first such slice above or below the seed.
+    """
+    notes: list[str] = []
+    k0, i0, j0 = seed
+    side = _midline_side(cavity, spacing)
+    if side is None:
+        return mask, notes
+    signed = side(k0)
+    seed_mm = float(signed[i0, j0])
+    if abs(seed_mm) >= MIDLINE_SEED_MM:
+        cut = mask.copy()
+        for k in np.flatnonzero(mask.any(axis=(1, 2))):
+            cut[k] &= side(int(k)) * np.sign(seed_mm) > -MIDLINE_MARGIN_MM
+        if cut.sum() < mask.sum():
+            cut = _seed_component(cut, seed)
+            notes.append(f"cut at the falx: {int(mask.sum() - cut.sum())} voxels across the midline left out")
+            mask = cut
+    half_stop: list[int] = []
+    for direction in (1, -1):
+        k = k0 + direction
+        while 0 <= k < mask.shape[0] and mask[k].any():
+            half = cavity[k] & (side(k) * np.sign(seed_mm or 1.0) > -MIDLINE_MARGIN_MM)
+            if half.sum() and mask[k].sum() > MAX_HALF_FILL * half.sum():
+                mask = mask.copy()
+                if direction < 0:
+                    mask[: k + 1] = False
+                else:
+                    mask[k:] = False
+                half_stop.append(k)
+                break
+            k += direction
+    if half_stop:
+        mask = _seed_component(mask, seed)
+        notes.append("stopped at slice " + " and ".join(str(k) for k in sorted(half_stop)) +
+                     ": the region filled most of that side of the brain (brain as bright as blood there)")
+    return mask, notes
+
+
+def _midline_side(cavity: np.ndarray, spacing: tuple[float, float, float]) -> Any:
+    """A function slice -> signed in-plane distance (mm) of each pixel from the cavity's midline.
+
+    The midline is the cavity's long (antero-posterior) axis: its direction from the whole
+    cavity (one for the series), through each slice's own centroid. None without a cavity.
+    """
+    coords = np.argwhere(cavity[:, ::4, ::4])
+    if len(coords) < 50:
+        return None
+    pts = coords[:, 1:].astype(np.float64) * 4 * np.array([spacing[1], spacing[2]])
+    axis = np.linalg.eigh(np.cov(pts.T))[1][:, -1]  # the long axis
+    normal = np.array([-axis[1], axis[0]])
+    if normal[1] < 0:  # positive towards higher columns
+        normal = -normal
+    rows = np.arange(cavity.shape[1])[:, None] * spacing[1]
+    cols = np.arange(cavity.shape[2])[None, :] * spacing[2]
+
+    def side(k: int) -> np.ndarray:
+        r, c = np.nonzero(cavity[k])
+        if r.size == 0:
+            return np.zeros(cavity.shape[1:])
+        cr, cc = r.mean() * spacing[1], c.mean() * spacing[2]
+        return (rows - cr) * normal[0] + (cols - cc) * normal[1]
+
+    return side
+
+
+def _seed_component(mask: np.ndarray, seed: tuple[int, int, int]) -> np.ndarray:
+    """The part of ``mask`` connected to the seed (the largest part if the seed voxel itself
+    was left out, e.g. a noisy voxel in a hole)."""
+    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8))))
+    keep = int(labels[seed])
+    if keep == 0:
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        keep = int(np.argmax(sizes))
+    return np.asarray(labels == keep) if keep else mask
 
 
 def describe(result: Region, volume: np.ndarray, mask: np.ndarray) -> Region:
@@ -355,6 +455,8 @@ def _grow(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[i
 def _grow_cropped(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[int, ...],
                   low: float, high: float, cavity: np.ndarray) -> np.ndarray | None:
     shell = _near_bone(volume, spacing) & cavity
+    table = _inner_table_hu(volume, cavity, spacing)
+    greys = _slice_grey(volume, cavity & ~shell, spacing, tuple(int(v) for v in seed), high)
     if shell[tuple(seed)]:  # a seed in the shell (a thin collection): let it grow from where it is
         shell[tuple(seed)] = False
     inside = np.where(cavity, volume, np.float32(-1000.0))
@@ -371,7 +473,8 @@ def _grow_cropped(volume: np.ndarray, spacing: tuple[float, float, float], seed:
         lo, hi = np.maximum(lo, 0), np.minimum(hi, shape)
         box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
         region = _grow_in_box(inside[box], volume[box], cavity[box], shell[box], spacing,
-                              tuple(int(v) for v in np.array(seed) - lo), low, high, volume, cavity)
+                              tuple(int(v) for v in np.array(seed) - lo), low, high, volume, cavity, table,
+                              greys[box[0]])
         if region is None:
             return None
         touches = [region[0].any(), region[-1].any(), region[:, 0].any(), region[:, -1].any(),
@@ -387,13 +490,19 @@ def _grow_cropped(volume: np.ndarray, spacing: tuple[float, float, float], seed:
 
 def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: np.ndarray,
                  spacing: tuple[float, float, float], seed: tuple[int, ...], low: float, high: float,
-                 volume: np.ndarray, cavity: np.ndarray) -> np.ndarray | None:
+                 volume: np.ndarray, cavity: np.ndarray, table: float, greys: np.ndarray) -> np.ndarray | None:
     pixel = min(spacing[1], spacing[2])
     radius = max(1, int(round(SMOOTH_MM / pixel)))
     median = sitk.GetArrayFromImage(sitk.Median(_image(inside, spacing), [radius, radius, 0]))
-    median[shell] = -1000.0  # grown into only from inside, below
-    smooth = _image(median, spacing)
     inner = inner & ~shell
+    # The shell opens only where it touches blood outside it and is blood-like itself: a
+    # thin subdural or epidural is mostly shell, and its pieces outside the shell join
+    # through it; the band under normal brain borders no blood and stays closed.
+    in_range = (median >= low) & (median <= high)
+    bridge = shell & _dilate(in_range & inner) & in_range
+    median[shell & ~bridge] = -1000.0  # the rest of the shell is grown into only from inside, below
+    inner = inner | bridge
+    smooth = _image(median, spacing)
     seed_xyz = (int(seed[2]), int(seed[1]), int(seed[0]))
     region = _threshold_region(smooth, seed_xyz, low, high) & inner
     if not region.any():
@@ -416,17 +525,62 @@ def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: 
             region = tighter
         else:
             midpoint = low
+    # Where the brain of a slice is brighter (the vertex under the skull cap's partial
+    # volume, beam hardening), the edge of the bleed moves up with it: per slice, half way
+    # between the blood grown so far and that slice's own grey matter.
+    core = float(np.median(raw[region]))
+    raise_by = np.nan_to_num(np.maximum((core + greys) / 2.0 - midpoint, 0.0))
+    if raise_by.any() and core > midpoint:
+        shifted = np.where(median <= high, median - raise_by[:, None, None].astype(np.float32), np.float32(-1000.0))
+        sliced = _threshold_region(_image(shifted, spacing), seed_xyz, midpoint, high) & inner
+        if sliced.any():
+            region = sliced
     # Back into the shell along the inner table, a step at a time and only through blood or
     # blood half-volumed with bone: as far as the shell is deep, so it cannot run round the skull.
-    bright_limit = (blood + INNER_TABLE_HU) / 2.0
+    bright_limit = (blood + table) / 2.0
     accept = shell & (raw >= midpoint) & (raw < bright_limit)
     for _ in range(int(round(SHELL_MM / pixel)) + 2):
         added = _dilate(region) & ~region & accept
         if not added.any():
             break
         region |= added
-    region |= _partial_volume_rim(raw, region, inner | shell, min(midpoint, low) if DARK_RIM else None)
+    region |= _partial_volume_rim(raw, region, inner | shell, min(midpoint, low) if DARK_RIM else None, table)
     return region
+
+
+def _slice_grey(volume: np.ndarray, brain: np.ndarray, spacing: tuple[float, float, float],
+                seed: tuple[int, ...], high: float) -> np.ndarray:
+    """Each slice's grey-matter HU (NaN where unknown), read where the bleed is not.
+
+    For a seed off the midline, the other half of the cavity (a bleed seldom reaches
+    both); otherwise the whole slice. The same percentile as ``_grey_level``.
+    """
+    greys = np.full(volume.shape[0], np.nan)
+    side = _midline_side(brain, spacing)
+    if side is None:
+        return greys
+    seed_mm = float(side(seed[0])[seed[1], seed[2]])
+    for k in range(volume.shape[0]):
+        if not brain[k].any():
+            continue
+        where = brain[k]
+        if abs(seed_mm) >= MIDLINE_SEED_MM:
+            where = where & (side(k) * np.sign(seed_mm) < -MIDLINE_MARGIN_MM)
+        values = volume[k][where]
+        values = values[(values > 15.0) & (values < high)]
+        if values.size >= 200:
+            greys[k] = float(np.percentile(values, GREY_PERCENTILE))
+    return greys
+
+
+def _inner_table_hu(volume: np.ndarray, cavity: np.ndarray, spacing: tuple[float, float, float]) -> float:
+    """The inner table's HU as this scan shows it: the median of the bone just outside the cavity."""
+    ring = _dilate(cavity[:, ::2, ::2]) & ~cavity[:, ::2, ::2]
+    for _ in range(max(1, int(round(1.0 / (2 * min(spacing[1], spacing[2])))))):
+        ring |= _dilate(ring) & ~cavity[:, ::2, ::2]
+    values = volume[:, ::2, ::2][ring]
+    values = values[values >= BONE_HU]
+    return float(np.percentile(values, TABLE_PERCENTILE)) if values.size >= 50 else INNER_TABLE_HU
 
 
 def _grey_level(volume: np.ndarray, cavity: np.ndarray) -> float | None:
@@ -475,7 +629,8 @@ def _fill_slices(mask: np.ndarray, max_hole_px: float) -> np.ndarray:
     return mask | small[labels]
 
 
-def _partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, dark: float | None) -> np.ndarray:
+def _partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, dark: float | None,
+                        table: float) -> np.ndarray:
     """Voxels at the region's edge that are more blood than bone.
 
     A voxel half blood, half inner table reads about (blood + bone) / 2 and counts as
@@ -484,7 +639,7 @@ def _partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, 
     blood (and below the midpoint) are added; brain and CSF are darker and never added.
     """
     blood = float(np.median(raw[region]))
-    limit = (blood + INNER_TABLE_HU) / 2.0
+    limit = (blood + table) / 2.0
     bright = (raw > blood) & (raw < limit)
     added = _dilate(region) & ~region & bright
     added |= _dilate(added) & ~region & bright
