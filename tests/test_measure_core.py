@@ -207,3 +207,45 @@ def test_growing_stops_at_a_slice_where_the_brain_itself_reads_as_blood():
     assert region.ok, region.reason
     assert not region.mask[20:].any() and region.mask[12].any()
     assert any("stopped at slice 20" in note for note in region.notes)
+
+
+def test_brush_strokes_add_and_erase_exact_discs_and_never_paint_bone_or_air():
+    from ich_viewer.measure.edit import Stroke, apply_stroke, replay
+
+    volume, _ = _skull()
+    spacing = (2.0, 0.5, 0.5)
+    mask = np.zeros(volume.shape, bool)
+    added = apply_stroke(mask, Stroke(15, 80, 80, 5.0, True), spacing, volume)  # 10 px radius in brain
+    assert added == mask.sum() == pytest.approx(math.pi * 10 ** 2, rel=0.03) and mask[15].sum() == added
+    lattice = sum(1 for r in range(-5, 6) for c in range(-5, 6) if r * r + c * c <= 25)  # 81 pixel centres
+    assert apply_stroke(mask, Stroke(15, 80, 80, 2.5, False), spacing, volume) == -lattice
+    assert not mask[15, 76:85, 80].any() and mask[15, 72, 80]  # a 5 px hole in the middle
+    edge = np.zeros_like(mask)
+    apply_stroke(edge, Stroke(15, 80, 14, 4.0, True), spacing, volume)  # over skull (rows 80, cols 10-18) and air
+    assert edge.any() and (volume[edge] > -200).all() and (volume[edge] < 300).all()
+    again = replay(np.zeros_like(mask), [Stroke(15, 80, 80, 5.0, True), Stroke(15, 80, 80, 2.5, False)], spacing,
+                   volume)
+    assert (again == mask).all()
+    assert Stroke.from_list(Stroke(3, 1.25, 2.5, 3.0, False).to_list()) == Stroke(3, 1.25, 2.5, 3.0, False)
+    with pytest.raises(ValueError, match="radius"):
+        Stroke.from_list([0, 1, 1, 0, 1])
+    with pytest.raises(ValueError, match="5 values"):
+        Stroke.from_list([0, 1, 1])
+
+
+def test_a_stored_volume_is_rebuilt_with_its_brush_edits():
+    from ich_viewer.measure.edit import Stroke
+    from ich_viewer.measure.records import volume_measurement
+    from ich_viewer.measure.series import grow_record
+    from ich_viewer.report.measure_export import regrow
+
+    volume, truth = _skull(blood=((15, 60, 60), (10, 10, 10)), spacing=(2.0, 0.5, 0.5))
+    series = Series.from_array(volume, spacing_mm=2.0, pixel_spacing=(0.5, 0.5))
+    edits = [Stroke(15, 60, 60, 3.0, False)]
+    region = grow_record(series, (15, 60, 60), (45, 90), edits)
+    plain = grow_in_series(series, (15, 60, 60))
+    assert region.ok and not region.mask[15, 55:66, 60].any() and plain.mask[15, 55:66, 60].all()
+    assert region.voxels == plain.voxels - int((plain.mask & ~region.mask).sum()) and region.voxels < plain.voxels
+    record = volume_measurement(region, series_uid=series.series_uid, edits=edits)
+    assert record.details["edits"] == [[15, 60.0, 60.0, 3.0, 0]] and "edited" in record.text
+    assert (regrow(series, record) == region.mask).all()

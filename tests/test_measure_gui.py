@@ -156,3 +156,55 @@ def test_angle_midline_and_polygon_take_the_clicked_points(make_window, qtbot):
         qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, *p))
     qtbot.mouseDClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, 90, 30))
     assert len(controller.measurements()[-1].points) == 4
+
+
+def test_brush_edits_the_outline_live_and_the_edit_survives_regrow_and_reopen(make_window, qtbot):
+    study = _study()
+    window, controller = _open(make_window, study)
+    window.action("measure_volume").trigger()
+    viewport = controller.view.graphics.viewport()
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, 50, 64))
+    qtbot.waitUntil(lambda: bool(controller.masks), timeout=20000)
+    [grown] = controller.measurements()
+    voxel_ml = 2.0 * 0.5 * 0.5 / 1000
+
+    window.action("measure_brush_erase").trigger()
+    controller.panel.brush.setValue(2.0)  # 4 px
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, 50, 40))
+    qtbot.mouseMove(viewport, _at(controller, 50, 88))  # across the bleed on its middle slice
+    assert "(editing)" in controller.panel.status.text()  # the volume follows the brush before release
+    live = float(controller.panel.status.text().split(": ")[1].split()[0])
+    assert live < grown.value
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, 50, 88))
+    [erased] = controller.measurements()
+    assert erased.value < grown.value and erased.value == pytest.approx(live, abs=0.05)
+    assert erased.details["voxels"] == controller.masks[erased.id].sum() and "edited" in erased.text
+    assert not controller.masks[erased.id][10, 49:52, 48:80].any() and len(erased.details["edits"]) > 1
+
+    window.action("measure_brush_add").trigger()
+    _drag(qtbot, controller, (80, 64), (80, 70))  # brain below the bleed: added (a separate dab of blood)
+    [added] = controller.measurements()
+    assert added.details["voxels"] > erased.details["voxels"]
+    assert added.value == pytest.approx(added.details["voxels"] * voxel_ml)
+    _drag(qtbot, controller, (2, 2), (2, 8))  # air: the add brush paints nothing there
+    assert controller.measurements()[0].details["voxels"] == added.details["voxels"]
+
+    controller.panel.low_slider.setValue(50)  # the threshold edit regrows, the strokes are replayed
+    assert controller.panel.low.value() == 50.0
+    controller.panel.list.setCurrentRow(0)
+    controller.panel.low_slider.sliderReleased.emit()
+    qtbot.waitUntil(lambda: controller.measurements()[0].details["hu_range"][0] == 50.0, timeout=20000)
+    assert controller.measurements()[0].details["voxels"] == added.details["voxels"]
+    window.close()
+
+    again, controller2 = _open(make_window, study)
+    qtbot.waitUntil(lambda: added.id in controller2.masks, timeout=20000)
+    assert controller2.masks[added.id].sum() == added.details["voxels"]
+    assert not controller2.masks[added.id][10, 49:52, 48:80].any()
+
+
+def test_brush_without_a_volume_says_what_to_do(make_window, qtbot):
+    window, controller = _open(make_window, _study())
+    window.action("measure_brush_add").trigger()
+    _drag(qtbot, controller, (50, 60), (50, 64))
+    assert "grow a bleed volume first" in controller.panel.status.text() and controller.measurements() == []

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ich_viewer.measure import planar
+from ich_viewer.measure.edit import Stroke
 from ich_viewer.measure.planar import Calibration, Point
 from ich_viewer.measure.region import Region
 
@@ -104,8 +105,9 @@ def planar_measurement(kind: str, points: Sequence[Point], image: np.ndarray, ca
 
 
 def volume_measurement(region: Region, *, series_uid: str = "", slice_uid: str = "",
-                       subtype: str = "unspecified") -> Measurement:
-    """A grown region as a record; the mask is not stored (regrown from seed and range)."""
+                       subtype: str = "unspecified", edits: Sequence[Stroke] = ()) -> Measurement:
+    """A grown region as a record; the mask is not stored (regrown from seed and range, then
+    the brush ``edits`` the region already carries replayed)."""
     if not region.ok:
         raise ValueError(region.reason or "nothing was grown")
     k, i, j = region.seed
@@ -113,7 +115,10 @@ def volume_measurement(region: Region, *, series_uid: str = "", slice_uid: str =
     unit = "mL" if region.calibrated else "mL (uncalibrated)"
     details = region.to_dict()
     details["subtype"] = subtype
-    text = f"{region.volume_ml:.1f} {unit}{abc} · {len(region.slices)} slices · mean {region.mean_hu:.0f} HU"
+    if edits:
+        details["edits"] = [stroke.to_list() for stroke in edits]
+    edited = " · edited" if edits else ""
+    text = f"{region.volume_ml:.1f} {unit}{abc} · {len(region.slices)} slices · mean {region.mean_hu:.0f} HU{edited}"
     if subtype != "unspecified":
         text = f"{subtype}: {text}"
     return Measurement("volume", series_uid, k, slice_uid, [(float(i), float(j))], region.volume_ml, unit, text,
