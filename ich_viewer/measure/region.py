@@ -381,6 +381,9 @@ def _midline_side(cavity: np.ndarray, spacing: tuple[float, float, float]) -> An
         return None
     pts = coords[:, 1:].astype(np.float64) * 4 * np.array([spacing[1], spacing[2]])
     axis = np.linalg.eigh(np.cov(pts.T))[1][:, -1]  # the long axis
+    counts = np.bincount(coords[:, 0], minlength=cavity.shape[0])
+    centres = np.stack([np.bincount(coords[:, 0], pts[:, d], minlength=cavity.shape[0]) for d in (0, 1)], axis=1)
+    centres /= np.maximum(counts, 1)[:, None]
     normal = np.array([-axis[1], axis[0]])
     if normal[1] < 0:  # positive towards higher columns
         normal = -normal
@@ -388,10 +391,9 @@ def _midline_side(cavity: np.ndarray, spacing: tuple[float, float, float]) -> An
     cols = np.arange(cavity.shape[2])[None, :] * spacing[2]
 
     def side(k: int) -> np.ndarray:
-        r, c = np.nonzero(cavity[k])
-        if r.size == 0:
+        if counts[k] == 0:
             return np.zeros(cavity.shape[1:])
-        cr, cc = r.mean() * spacing[1], c.mean() * spacing[2]
+        cr, cc = centres[k]
         return (rows - cr) * normal[0] + (cols - cc) * normal[1]
 
     return side
@@ -466,8 +468,9 @@ def _grow_cropped(volume: np.ndarray, spacing: tuple[float, float, float], seed:
         lower=float(low), upper=float(high), replaceValue=1)).astype(bool)
     rough[tuple(seed)] = True  # a noisy seed voxel may itself fall outside the range
     margin = np.array([1, BOX_MARGIN_PX, BOX_MARGIN_PX])
-    lo = np.min(np.argwhere(rough), axis=0) - margin
-    hi = np.max(np.argwhere(rough), axis=0) + margin + 1
+    extent = [np.flatnonzero(rough.any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1))]
+    lo = np.array([e[0] for e in extent]) - margin
+    hi = np.array([e[-1] for e in extent]) + margin + 1
     shape = np.array(volume.shape)
     while True:
         lo, hi = np.maximum(lo, 0), np.minimum(hi, shape)
@@ -561,14 +564,14 @@ def _slice_grey(volume: np.ndarray, brain: np.ndarray, spacing: tuple[float, flo
         return greys
     seed_mm = float(side(seed[0])[seed[1], seed[2]])
     for k in range(volume.shape[0]):
-        if not brain[k].any():
+        where = brain[k, ::2, ::2]
+        if not where.any():
             continue
-        where = brain[k]
         if abs(seed_mm) >= MIDLINE_SEED_MM:
-            where = where & (side(k) * np.sign(seed_mm) < -MIDLINE_MARGIN_MM)
-        values = volume[k][where]
+            where = where & (side(k)[::2, ::2] * np.sign(seed_mm) < -MIDLINE_MARGIN_MM)
+        values = volume[k, ::2, ::2][where]
         values = values[(values > 15.0) & (values < high)]
-        if values.size >= 200:
+        if values.size >= 50:
             greys[k] = float(np.percentile(values, GREY_PERCENTILE))
     return greys
 
@@ -671,7 +674,9 @@ def abc2(mask: np.ndarray, spacing: tuple[float, float, float]) -> ABC2:
     """ABC/2 from the slice with the largest area (see module notes)."""
     areas = mask.sum(axis=(1, 2))
     k = int(np.argmax(areas))
-    rows, cols = np.nonzero(mask[k])
+    layer = np.pad(mask[k], 1)
+    inner = layer[1:-1, 1:-1] & layer[:-2, 1:-1] & layer[2:, 1:-1] & layer[1:-1, :-2] & layer[1:-1, 2:]
+    rows, cols = np.nonzero(mask[k] & ~inner)  # the edge holds every extreme point: fewer points, same answer
     dz, dr, dc = spacing
     pts = np.column_stack([rows * dr, cols * dc]).astype(np.float64)
     hull = _hull(pts)
