@@ -23,7 +23,7 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt
 from PySide6.QtGui import QAction, QMouseEvent
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGraphicsEllipseItem, QHBoxLayout, QLabel,
-                               QListWidget, QListWidgetItem, QPushButton, QSlider, QVBoxLayout, QWidget)
+                               QListWidget, QListWidgetItem, QPushButton, QSlider, QToolBar, QVBoxLayout, QWidget)
 
 import pyqtgraph as pg
 
@@ -56,6 +56,9 @@ TOOLS: tuple[tuple[str, str, str], ...] = (
     ("brush_erase", "Erase brush (remove from the selected volume)", "X"),
 )
 BRUSHES = {"brush_add": True, "brush_erase": False}
+TOOL_BUTTONS = {"distance": "Ruler", "angle": "Angle", "ellipse": "Ellipse", "polygon": "Polygon",
+                "midline": "Midline", "volume": "Volume", "brush_add": "Add", "brush_erase": "Erase"}
+"""Short names for the panel's tool row (the key before each)."""
 HINT = "Choose a tool: D ruler · K angle · E ellipse · L polygon · M midline · V volume · B / X add / erase brush"
 Job = tuple[str | None, tuple[int, int, int], tuple[float, float], list[Stroke]]
 """A volume to (re)grow: record id (None: new), seed, HU range, brush strokes to replay."""
@@ -72,6 +75,10 @@ class MeasurePanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QVBoxLayout(self)
+        self.tools = QToolBar("Measure tools")
+        """One button per tool (the same actions as the keys and the Tools menu)."""
+        self.tools.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        layout.addWidget(self.tools)
         self.hint = QLabel(HINT)
         self.hint.setWordWrap(True)
         layout.addWidget(self.hint)
@@ -161,10 +168,16 @@ class MeasureController(QObject):
         self.panel.subtype.currentTextChanged.connect(self._on_subtype)
         menu = window.menu("Tools")
         self.actions: dict[str, QAction] = {}
+        self.buttons: dict[str, QAction] = {}
         for kind, text, key in TOOLS:
             action = window.add_action(f"measure_{kind}", text, self._tool_slot(kind), (key,), True)
             menu.addAction(action)
             self.actions[kind] = action
+            button = self.panel.tools.addAction(f"{key} {TOOL_BUTTONS[kind]}")
+            button.setToolTip(f"{text} ({key})")
+            button.setCheckable(True)
+            button.triggered.connect(self._tool_slot(kind))
+            self.buttons[kind] = button
         menu.addAction(window.add_action("measure_propose", "Bleed volume from the attention map (flagged slice)",
                                          self.propose_from_attention, ("S",)))
         menu.addAction(window.add_action("measure_delete", "Delete selected measurement", self.delete_selected,
@@ -193,6 +206,7 @@ class MeasureController(QObject):
         self._clear(self._preview)
         for name, action in self.actions.items():
             action.setChecked(name == kind)
+            self.buttons[name].setChecked(name == kind)
         text = dict((k, t) for k, t, _ in TOOLS).get(kind or "", "")
         self.panel.hint.setText(f"{text}: draw on the image (Esc cancels)" if kind else HINT)
         if kind is not None and self.window.current_series() is not None:
