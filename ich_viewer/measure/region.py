@@ -58,7 +58,9 @@ SHELL_MM = 1.5
 """Next to bone every head CT has a band blurred between brain and bone that reads like
 blood all round the skull; the region never grows through it, only into it (see below)."""
 BOX_MARGIN_PX = 8
-"""Pixels added around the rough region before the smoothed growing (grown if touched)."""
+ROUGH_SLACK_HU = 5.0
+"""The rough pass that sizes the box reads this far below the low bound (see ``_grow_cropped``)."""
+"""Pixels added around the rough region before the smoothed growing (the whole head if touched)."""
 GREY_PERCENTILE = 80.0
 """Grey matter is the brightest normal brain: this percentile of the cavity's 15-60 HU
 voxels estimates it (white matter and grey matter make up most of them)."""
@@ -462,10 +464,13 @@ def _grow_cropped(volume: np.ndarray, spacing: tuple[float, float, float], seed:
     if shell[tuple(seed)]:  # a seed in the shell (a thin collection): let it grow from where it is
         shell[tuple(seed)] = False
     inside = np.where(cavity, volume, np.float32(-1000.0))
-    domain = np.where(shell, np.float32(-1000.0), inside)
+    # Roughly where the bleed lies, on the raw HU: a little below the low bound (the median
+    # below closes noisy gaps the raw HU has) and through the shell as the smoothed growing does.
+    near = (inside >= low - ROUGH_SLACK_HU) & (inside <= high)
+    domain = np.where(shell & ~(_dilate(near & ~shell) & near), np.float32(-1000.0), inside)
     rough = sitk.GetArrayFromImage(sitk.ConnectedThreshold(
         _image(domain, spacing), seedList=[(int(seed[2]), int(seed[1]), int(seed[0]))],
-        lower=float(low), upper=float(high), replaceValue=1)).astype(bool)
+        lower=float(low - ROUGH_SLACK_HU), upper=float(high), replaceValue=1)).astype(bool)
     rough[tuple(seed)] = True  # a noisy seed voxel may itself fall outside the range
     margin = np.array([1, BOX_MARGIN_PX, BOX_MARGIN_PX])
     extent = [np.flatnonzero(rough.any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1))]
@@ -485,7 +490,7 @@ def _grow_cropped(volume: np.ndarray, spacing: tuple[float, float, float], seed:
         at_edge = [lo[0] == 0, hi[0] == shape[0], lo[1] == 0, hi[1] == shape[1], lo[2] == 0, hi[2] == shape[2]]
         if not any(t and not e for t, e in zip(touches, at_edge)):
             break
-        lo, hi = lo - 2 * margin, hi + 2 * margin
+        lo, hi = np.zeros(3, int), shape.copy()  # it reached past the box: once more over the whole head
     full = np.zeros(volume.shape, bool)
     full[box] = region
     return full
