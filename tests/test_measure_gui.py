@@ -212,11 +212,11 @@ def test_brush_without_a_volume_says_what_to_do(make_window, qtbot):
 
 def test_the_panel_tool_row_turns_tools_on_and_off_like_the_keys(make_window, qtbot):
     window, controller = _open(make_window, _study())
-    controller.buttons["distance"].trigger()
+    controller.buttons["distance"].click()
     assert controller.tool == "distance" and window.action("measure_distance").isChecked()
     window.action("measure_brush_add").trigger()  # the key's action: the row follows
     assert controller.tool == "brush_add" and controller.buttons["brush_add"].isChecked()
     assert not controller.buttons["distance"].isChecked()
-    controller.buttons["brush_add"].trigger()
+    controller.buttons["brush_add"].click()
     assert controller.tool is None and not any(b.isChecked() for b in controller.buttons.values())
     assert [b.text()[0] for b in controller.buttons.values()] == ["D", "K", "E", "L", "M", "V", "B", "X"]

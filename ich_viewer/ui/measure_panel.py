@@ -23,7 +23,8 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt
 from PySide6.QtGui import QAction, QMouseEvent
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGraphicsEllipseItem, QHBoxLayout, QLabel,
-                               QListWidget, QListWidgetItem, QPushButton, QSlider, QToolBar, QVBoxLayout, QWidget)
+                               QGridLayout, QListWidget, QListWidgetItem, QPushButton, QSlider, QToolButton,
+                               QVBoxLayout, QWidget)
 
 import pyqtgraph as pg
 
@@ -75,10 +76,10 @@ class MeasurePanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QVBoxLayout(self)
-        self.tools = QToolBar("Measure tools")
-        """One button per tool (the same actions as the keys and the Tools menu)."""
-        self.tools.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        layout.addWidget(self.tools)
+        self.tools = QGridLayout()
+        """One button per tool, four to a row (the panel stays narrow), as the keys and the Tools menu."""
+        self.tools.setSpacing(2)
+        layout.addLayout(self.tools)
         self.hint = QLabel(HINT)
         self.hint.setWordWrap(True)
         layout.addWidget(self.hint)
@@ -168,15 +169,18 @@ class MeasureController(QObject):
         self.panel.subtype.currentTextChanged.connect(self._on_subtype)
         menu = window.menu("Tools")
         self.actions: dict[str, QAction] = {}
-        self.buttons: dict[str, QAction] = {}
+        self.buttons: dict[str, QToolButton] = {}
         for kind, text, key in TOOLS:
             action = window.add_action(f"measure_{kind}", text, self._tool_slot(kind), (key,), True)
             menu.addAction(action)
             self.actions[kind] = action
-            button = self.panel.tools.addAction(f"{key} {TOOL_BUTTONS[kind]}")
+            button = QToolButton()
+            button.setText(f"{key} {TOOL_BUTTONS[kind]}")
             button.setToolTip(f"{text} ({key})")
             button.setCheckable(True)
-            button.triggered.connect(self._tool_slot(kind))
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            button.clicked.connect(self._tool_slot(kind))
+            self.panel.tools.addWidget(button, len(self.buttons) // 4, len(self.buttons) % 4)
             self.buttons[kind] = button
         menu.addAction(window.add_action("measure_propose", "Bleed volume from the attention map (flagged slice)",
                                          self.propose_from_attention, ("S",)))
