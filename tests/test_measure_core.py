@@ -206,7 +206,7 @@ def test_growing_stops_at_a_slice_where_the_brain_itself_reads_as_blood():
     region = grow_region(volume, spacing, (12, 80, 120))
     assert region.ok, region.reason
     assert not region.mask[20:].any() and region.mask[12].any()
-    assert any("stopped at slice 20" in note for note in region.notes)
+    assert any("stopped at slice 20 (Im 21)" in note for note in region.notes)
 
 
 def test_brush_strokes_add_and_erase_exact_discs_and_never_paint_bone_or_air():

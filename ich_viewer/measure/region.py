@@ -7,18 +7,25 @@ and the scalp. Steps, each for a reason:
 1. The cranial cavity, slice by slice: bone (>= ``BONE_HU``), closed across small gaps,
    holes filled, bone removed. Soft tissue of the scalp and neck has blood-like HU;
    without this the region walks out through a foramen into muscle.
-2. A 3 x 3 in-plane median of the HU: the CT noise (SD 3-6 HU) otherwise punches holes
-   into the region and lets single noisy brain voxels bridge into grey matter.
-3. ConnectedThreshold from the seed within [low, high] HU, then a one-voxel in-plane
-   opening to cut thin bridges, keeping the part that holds the seed, holes filled.
-4. A partial-volume rim: voxels next to the region whose HU lie between the blood mean and
-   the bone (blood against the inner table reads brighter than blood) count as blood
-   when closer to the blood than to the bone. Epidural and subdural collections are
-   thin; without the rim their volume is underestimated by a fifth or more.
+2. An in-plane median (~0.6 mm): the CT noise (SD 3-6 HU) otherwise punches holes into
+   the region and lets single noisy brain voxels bridge into grey matter.
+3. ConnectedThreshold from the seed within [low, high] HU, never through the shell next
+   to bone (``SHELL_MM``: brain blurred with the inner table reads like blood all round
+   the skull) except where the shell is blood-like itself and touches blood outside it:
+   a thin subdural or epidural is mostly shell, and its pieces join through it there.
+4. The edge of a bleed is half blood, half brain: the low bound rises to the midpoint
+   between the blood and grey matter, per slice where that slice's brain (read on the
+   other side of the midline) is brighter, as under the vertex's partial-volumed skull cap.
+5. Partial volume towards the inner table: back into the shell, and up to two rings of
+   voxels more blood than bone, the bone's HU read from the scan (``TABLE_PERCENTILE``);
+   one ring towards brain down to the midpoint with what surrounds the bleed.
+6. Leak guards (``leak_guard``): a region seeded well off the midline is cut at the falx,
+   and growing stops at a slice where the region fills most of its half of the cavity.
+   Both are said in ``Region.notes``; the reader adds back with the brush if needed.
 
 Volume = voxels x voxel volume. ABC/2 from the slice with the largest area: A its longest
 diameter, B the longest extent perpendicular to A, C the number of slices with blood x
-the slice spacing (the bedside method; it over-estimates irregular bleeds).
+the slice spacing (the bedside method; it over-estimates irregular bleeds and crescents).
 """
 from __future__ import annotations
 
@@ -345,11 +352,13 @@ def leak_guard(mask: np.ndarray, cavity: np.ndarray, seed: tuple[int, int, int],
     seed_mm = float(signed[i0, j0])
     if abs(seed_mm) >= MIDLINE_SEED_MM:
         cut = mask.copy()
-        for k in np.flatnonzero(mask.any(axis=(1, 2))):
-            cut[k] &= side(int(k)) * np.sign(seed_mm) > -MIDLINE_MARGIN_MM
+        for layer in np.flatnonzero(mask.any(axis=(1, 2))):
+            cut[layer] &= side(int(layer)) * np.sign(seed_mm) > -MIDLINE_MARGIN_MM
         if cut.sum() < mask.sum():
             cut = _seed_component(cut, seed)
-            notes.append(f"cut at the falx: {int(mask.sum() - cut.sum())} voxels across the midline left out")
+            lost_ml = float(mask.sum() - cut.sum()) * spacing[0] * spacing[1] * spacing[2] / 1000.0
+            notes.append(f"cut at the falx: {lost_ml:.1f} mL across the midline left out (add it back with the "
+                         "brush if it is blood)")
             mask = cut
     half_stop: list[int] = []
     for direction in (1, -1):
@@ -367,7 +376,7 @@ def leak_guard(mask: np.ndarray, cavity: np.ndarray, seed: tuple[int, int, int],
             k += direction
     if half_stop:
         mask = _seed_component(mask, seed)
-        notes.append("stopped at slice " + " and ".join(str(k) for k in sorted(half_stop)) +
+        notes.append("stopped at slice " + " and ".join(f"{k} (Im {k + 1})" for k in sorted(half_stop)) +
                      ": the region filled most of that side of the brain (brain as bright as blood there)")
     return mask, notes
 
@@ -384,8 +393,8 @@ def _midline_side(cavity: np.ndarray, spacing: tuple[float, float, float]) -> An
     pts = coords[:, 1:].astype(np.float64) * 4 * np.array([spacing[1], spacing[2]])
     axis = np.linalg.eigh(np.cov(pts.T))[1][:, -1]  # the long axis
     counts = np.bincount(coords[:, 0], minlength=cavity.shape[0])
-    centres = np.stack([np.bincount(coords[:, 0], pts[:, d], minlength=cavity.shape[0]) for d in (0, 1)], axis=1)
-    centres /= np.maximum(counts, 1)[:, None]
+    sums = np.stack([np.bincount(coords[:, 0], pts[:, d], minlength=cavity.shape[0]) for d in (0, 1)], axis=1)
+    centres = sums.astype(np.float64) / np.maximum(counts, 1)[:, None]
     normal = np.array([-axis[1], axis[0]])
     if normal[1] < 0:  # positive towards higher columns
         normal = -normal
@@ -582,7 +591,7 @@ def _slice_grey(volume: np.ndarray, brain: np.ndarray, spacing: tuple[float, flo
 
 
 def _inner_table_hu(volume: np.ndarray, cavity: np.ndarray, spacing: tuple[float, float, float]) -> float:
-    """The inner table's HU as this scan shows it: the median of the bone just outside the cavity."""
+    """The inner table's HU as this scan shows it (``TABLE_PERCENTILE`` of the bone just outside the cavity)."""
     ring = _dilate(cavity[:, ::2, ::2]) & ~cavity[:, ::2, ::2]
     for _ in range(max(1, int(round(1.0 / (2 * min(spacing[1], spacing[2])))))):
         ring |= _dilate(ring) & ~cavity[:, ::2, ::2]

@@ -57,7 +57,8 @@ def can_segment(series: Series) -> bool:
             and all(h.position is not None and h.frame is None for h in series.slices))
 
 
-def build_seg(study: Study, series: Series, volumes: Sequence[tuple[Measurement, np.ndarray]]) -> hd.seg.Segmentation | None:
+def build_seg(study: Study, series: Series,
+              volumes: Sequence[tuple[Measurement, np.ndarray]]) -> hd.seg.Segmentation | None:
     """One SEG for ``series`` with a segment per (record, mask); None when nothing can be placed."""
     volumes = [(m, mask) for m, mask in volumes if mask is not None and mask.any()]
     if not volumes or not can_segment(series):
