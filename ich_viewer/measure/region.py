@@ -65,9 +65,9 @@ SHELL_MM = 1.5
 """Next to bone every head CT has a band blurred between brain and bone that reads like
 blood all round the skull; the region never grows through it, only into it (see below)."""
 BOX_MARGIN_PX = 8
+"""Pixels added around the rough region before the smoothed growing (the whole head if touched)."""
 ROUGH_SLACK_HU = 5.0
 """The rough pass that sizes the box reads this far below the low bound (see ``_grow_cropped``)."""
-"""Pixels added around the rough region before the smoothed growing (the whole head if touched)."""
 GREY_PERCENTILE = 80.0
 """Grey matter is the brightest normal brain: this percentile of the cavity's 15-60 HU
 voxels estimates it (white matter and grey matter make up most of them)."""
@@ -321,11 +321,9 @@ def grow_region(
         result.reason = (f"only {int(mask.sum())} voxels around the seed are blood-like: "
                          "click deeper inside the bleed or widen the range")
         return result
-    voxel_ml = spacing[0] * spacing[1] * spacing[2] / 1000.0
-    volume_ml = float(mask.sum()) * voxel_ml
     mask, guarded = leak_guard(mask, cavity, result.seed, spacing)
     result.notes.extend(guarded)
-    volume_ml = float(mask.sum()) * voxel_ml
+    volume_ml = float(mask.sum()) * spacing[0] * spacing[1] * spacing[2] / 1000.0
     if volume_ml > MAX_VOLUME_ML:
         result.reason = (f"the region leaked ({volume_ml:.0f} mL, more than any hematoma): "
                          "narrow the HU range or click elsewhere")
@@ -348,9 +346,9 @@ def leak_guard(mask: np.ndarray, cavity: np.ndarray, seed: tuple[int, int, int],
     side = _midline_side(cavity, spacing)
     if side is None:
         return mask, notes
-    signed = side(k0)
-    seed_mm = float(signed[i0, j0])
-    if abs(seed_mm) >= MIDLINE_SEED_MM:
+    seed_mm = float(side(k0)[i0, j0])
+    one_side = abs(seed_mm) >= MIDLINE_SEED_MM
+    if one_side:
         cut = mask.copy()
         for layer in np.flatnonzero(mask.any(axis=(1, 2))):
             cut[layer] &= side(int(layer)) * np.sign(seed_mm) > -MIDLINE_MARGIN_MM
@@ -364,8 +362,10 @@ def leak_guard(mask: np.ndarray, cavity: np.ndarray, seed: tuple[int, int, int],
     for direction in (1, -1):
         k = k0 + direction
         while 0 <= k < mask.shape[0] and mask[k].any():
-            half = cavity[k] & (side(k) * np.sign(seed_mm or 1.0) > -MIDLINE_MARGIN_MM)
-            if half.sum() and mask[k].sum() > MAX_HALF_FILL * half.sum():
+            # its side of the cavity; for a bleed near the midline, half of the whole
+            half = cavity[k] & (side(k) * np.sign(seed_mm) > -MIDLINE_MARGIN_MM) if one_side else cavity[k]
+            room = half.sum() * (1.0 if one_side else 0.5)
+            if room and mask[k].sum() > MAX_HALF_FILL * room:
                 mask = mask.copy()
                 if direction < 0:
                     mask[: k + 1] = False

@@ -97,10 +97,8 @@ def regrow(series: Series, record: Measurement) -> np.ndarray | None:
     """The mask of a stored volume, brush edits included (None when it can no longer be grown)."""
     if record.kind != "volume":
         return None
-    low, high = (record.details.get("hu_range") or [45.0, 90.0])[:2]
-    seed = (record.slice_index, int(record.points[0][0]), int(record.points[0][1]))
     try:
-        region = grow_record(series, seed, (float(low), float(high)), strokes_of(record.details))
+        region = grow_record(series, record.seed, record.hu_range, strokes_of(record.details))
     except (PixelDecodeError, ValueError):
         return None
     return region.mask

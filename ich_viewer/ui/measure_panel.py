@@ -435,10 +435,8 @@ class MeasureController(QObject):
         if record is None or record.kind != "volume" or series is None:
             self._say("select a bleed volume in the list first")
             return
-        seed = (record.slice_index, int(record.points[0][0]), int(record.points[0][1]))
         record.details["hu_range"] = [self.panel.low.value(), self.panel.high.value()]
-        self._start_grow(series, [(record.id, seed, (self.panel.low.value(), self.panel.high.value()),
-                                   strokes_of(record.details))])
+        self._start_grow(series, [(record.id, record.seed, record.hu_range, strokes_of(record.details))])
 
     def _on_slider_released(self) -> None:
         record = self._record(self.selected_id) if self.selected_id else None
@@ -499,16 +497,15 @@ class MeasureController(QObject):
         if edit is None or old is None or series is None or not edit["strokes"]:
             return None
         mask = self.masks[old.id]
-        seed = (old.slice_index, int(old.points[0][0]), int(old.points[0][1]))
-        low, high = (float(v) for v in old.details.get("hu_range", DEFAULT_HU)[:2])
         edits = strokes_of(old.details) + edit["strokes"]
         if not mask.any():
             self._say("the brush erased the whole outline: Delete removes the measurement; the outline is restored")
-            self._start_grow(series, [(old.id, seed, (low, high), strokes_of(old.details))])
+            self._start_grow(series, [(old.id, old.seed, old.hu_range, strokes_of(old.details))])
             return None
-        region = Region(seed=seed, hu_range=(low, high), spacing_mm=voxel_spacing(series),
+        seed_hu = old.details.get("seed_hu")
+        region = Region(seed=old.seed, hu_range=old.hu_range, spacing_mm=voxel_spacing(series),
                         calibrated=calibration(series).known, notes=list(old.details.get("notes", [])),
-                        seed_hu=float(old.details.get("seed_hu") or "nan"))
+                        seed_hu=float("nan") if seed_hu is None else float(seed_hu))
         describe(region, self._volumes[series.series_uid], mask)
         record = volume_measurement(region, series_uid=series.series_uid, slice_uid=old.slice_uid,
                                     subtype=str(old.details.get("subtype", "unspecified")), edits=edits)
@@ -620,9 +617,7 @@ class MeasureController(QObject):
         series = self.window.current_series()
         pending = [m for m in self.measurements() if m.kind == "volume" and m.id not in self.masks]
         if series is not None and pending:  # reopened: regrow the stored volumes to draw their outline
-            jobs: list[Job] = [(m.id, (m.slice_index, int(m.points[0][0]), int(m.points[0][1])),
-                                (float(m.details["hu_range"][0]), float(m.details["hu_range"][1])),
-                                strokes_of(m.details)) for m in pending]
+            jobs: list[Job] = [(m.id, m.seed, m.hu_range, strokes_of(m.details)) for m in pending]
             self._start_grow(series, jobs)
         self.redraw()
 
