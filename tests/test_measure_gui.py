@@ -220,3 +220,16 @@ def test_the_panel_tool_row_turns_tools_on_and_off_like_the_keys(make_window, qt
     controller.buttons["brush_add"].click()
     assert controller.tool is None and not any(b.isChecked() for b in controller.buttons.values())
     assert [b.text()[0] for b in controller.buttons.values()] == ["D", "K", "E", "L", "M", "V", "B", "X"]
+
+
+def test_choosing_the_volume_tool_prepares_the_cavity_so_a_click_only_grows(make_window, qtbot):
+    window, controller = _open(make_window, _study())
+    series = window.current_series()
+    assert series.series_uid not in controller._cavities
+    window.action("measure_volume").trigger()
+    qtbot.waitUntil(lambda: series.series_uid in controller._cavities, timeout=20000)
+    cavity = controller._cavities[series.series_uid]
+    assert cavity.shape == (20, 128, 128) and cavity[10, 64, 64] and not cavity[10, 2, 2]
+    qtbot.mouseClick(controller.view.graphics.viewport(), Qt.MouseButton.LeftButton, pos=_at(controller, 50, 64))
+    qtbot.waitUntil(lambda: bool(controller.masks), timeout=20000)
+    assert controller._cavities[series.series_uid] is cavity  # the click used it, not a new one

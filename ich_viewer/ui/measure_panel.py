@@ -161,6 +161,10 @@ class MeasureController(QObject):
         self.runner.done.connect(self._on_grown)
         self.runner.failed.connect(self._on_failed)
         self.runner.status.connect(self.panel.status.setText)
+        self.prep = TaskRunner(self)
+        """Reads the series and finds its cranial cavity when the volume tool is chosen, so
+        the click that follows only grows (the cavity is most of a first volume's time)."""
+        self.prep.done.connect(self._on_prepared)
         window.add_side_panel(self.panel, "Measure")
         self.panel.list.currentItemChanged.connect(self._on_select)
         self.panel.delete.clicked.connect(self.delete_selected)
@@ -213,6 +217,8 @@ class MeasureController(QObject):
             self.buttons[name].setChecked(name == kind)
         text = dict((k, t) for k, t, _ in TOOLS).get(kind or "", "")
         self.panel.hint.setText(f"{text}: draw on the image (Esc cancels)" if kind else HINT)
+        if kind == "volume":
+            self._prepare()
         if kind is not None and self.window.current_series() is not None:
             note = calibration(self._series()).note
             if note:
@@ -230,6 +236,7 @@ class MeasureController(QObject):
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
         if event.type() == QEvent.Type.Close and watched is self.window:
             self.runner.shutdown(3.0)
+            self.prep.shutdown(3.0)
             return False
         if self.tool is None or self.window.current_series() is None:
             return False
@@ -392,6 +399,24 @@ class MeasureController(QObject):
 
         self.panel.status.setText("growing…")
         self.runner.start(task)
+
+    def _prepare(self) -> None:
+        series = self.window.current_series()
+        if series is None or series.series_uid in self._cavities:
+            return
+
+        def task(state: TaskState) -> tuple[Series, np.ndarray, np.ndarray]:
+            volume = series.volume_hu()
+            return series, volume, cranial_cavity(volume, voxel_spacing(series), state)
+
+        self.prep.start(task)
+
+    def _on_prepared(self, result: tuple[Series, np.ndarray, np.ndarray]) -> None:
+        series, volume, cavity = result
+        current = self.window.current_series()
+        if current is not None and current.series_uid == series.series_uid:
+            self._volumes = {series.series_uid: volume}
+            self._cavities = {series.series_uid: cavity}
 
     def _on_grown(self, result: Grown) -> None:
         series, cavity, grown, subtype, volume = result
@@ -623,6 +648,7 @@ class MeasureController(QObject):
 
     def _on_closing(self) -> None:
         self.runner.cancel()
+        self.prep.cancel()
         self.points = []
         self._clear(self._preview)
         self._clear(self._items)
