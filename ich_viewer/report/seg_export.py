@@ -4,7 +4,8 @@ One SEG per series with bleed volumes, one binary segment per volume (its subtyp
 segmented property's label), frames only where the outline is (empty frames omitted), in
 the CT's own geometry so any viewer that reads SEG lays the outline over the study. A
 series without PixelSpacing or positions gets none: a SEG in placeholder geometry would sit
-in the wrong place.
+in the wrong place; nor does a series read from multi-frame files (not referenced frame by
+frame yet).
 """
 from __future__ import annotations
 
