@@ -5,10 +5,11 @@
 Opens the bundled CT-ICH demo (patient 071: left temporal hematoma and a left subdural),
 draws with the real mouse path (the same events a reader makes): a ruler across the
 subdural, an ellipse ROI in the hematoma, a midline-shift line, and a bleed volume from one
-click with the low bound raised to 56 HU (the reader's threshold edit: at the default 45 HU
-the outline runs along the bright brain surface of this scan). Saves docs/measure-tools.png
-and, after running the bundled classifier on the CPU, docs/report-measure.png (the PDF's
-measurement page) and prints the numbers.
+click at the default 45-90 HU, then one stroke of the erase brush along the posterior falx
+on Im 19 (the falx's own density joins the outline there; the hand-drawn mask of that
+slice leaves it out). Saves docs/measure-tools.png and, after running the bundled
+classifier on the CPU, docs/report-measure.png (the PDF's measurement page) and prints the
+numbers.
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from screens import private_settings, wait  # noqa: E402  (this folder)
 
 SEED = (14, 330, 520)
 """(slice, row, col) inside the left temporal hematoma, Im 15."""
+FALX = ((440, 343), (585, 350))
+"""(row, col) ends of the erase stroke on Im 19: the posterior falx, where the outline follows it."""
 
 
 def main() -> int:
@@ -67,14 +70,18 @@ def main() -> int:
     window.set_slice(SEED[0])
     wait(lambda: False, 0.5)
     window.action("measure_volume").trigger()
-    controller.panel.low.setValue(56)
     controller.panel.subtype.setCurrentText("subdural")
     click(SEED[1:])
     if not wait(lambda: bool(controller.masks), 120):
         print("the volume did not grow", file=sys.stderr)
         return 1
+    [grown] = controller.measurements()[-1:]
+    print(f"  grown: {grown.text} ({'; '.join(grown.details.get('notes', []))})")
     window.set_slice(18)
     wait(lambda: False, 0.5)
+    window.action("measure_brush_erase").trigger()
+    controller.panel.brush.setValue(2.5)
+    drag(FALX[0], FALX[1])  # along the posterior falx
     window.action("measure_distance").trigger()
     drag((300, 506), (300, 548))  # across the subdural, perpendicular to the inner table
     window.action("measure_midline").trigger()
@@ -98,11 +105,25 @@ def main() -> int:
     export_report(study, results, pdf=pdf, paper="A4")
     from pypdf import PdfReader
 
+    from PIL import Image
+
     pages = PdfReader(str(pdf)).pages
-    page = next(i for i, p in enumerate(pages, start=1) if "Measurements (" in p.extract_text())
-    subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", str(page), "-l", str(page), "-singlefile", str(pdf),
-                    str(docs / "report-measure")], check=True)
-    print(docs / "report-measure.png", f"(page {page} of {len(pages)})")
+    texts = [p.extract_text() for p in pages]
+    wanted = [next(i for i, t in enumerate(texts, start=1) if "Measurements (" in t),
+              next(i for i, t in enumerate(texts, start=1) if "Red: outline" in t)]
+    shots = []
+    for page in dict.fromkeys(wanted):  # the table and the outline (the picture may move to the next page)
+        subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", str(page), "-l", str(page), "-singlefile", str(pdf),
+                        str(tmp / f"page-{page}")], check=True)
+        shots.append(Image.open(tmp / f"page-{page}.png").convert("RGB"))
+    joined = Image.new("RGB", (sum(s.width for s in shots) + 16 * (len(shots) - 1), max(s.height for s in shots)),
+                       "white")
+    x = 0
+    for shot in shots:
+        joined.paste(shot, (x, 0))
+        x += shot.width + 16
+    joined.save(docs / "report-measure.png")
+    print(docs / "report-measure.png", f"(pages {', '.join(map(str, dict.fromkeys(wanted)))} of {len(pages)})")
     return 0
 
 

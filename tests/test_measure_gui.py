@@ -156,3 +156,80 @@ def test_angle_midline_and_polygon_take_the_clicked_points(make_window, qtbot):
         qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, *p))
     qtbot.mouseDClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, 90, 30))
     assert len(controller.measurements()[-1].points) == 4
+
+
+def test_brush_edits_the_outline_live_and_the_edit_survives_regrow_and_reopen(make_window, qtbot):
+    study = _study()
+    window, controller = _open(make_window, study)
+    window.action("measure_volume").trigger()
+    viewport = controller.view.graphics.viewport()
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, 50, 64))
+    qtbot.waitUntil(lambda: bool(controller.masks), timeout=20000)
+    [grown] = controller.measurements()
+    voxel_ml = 2.0 * 0.5 * 0.5 / 1000
+
+    window.action("measure_brush_erase").trigger()
+    controller.panel.brush.setValue(2.0)  # 4 px
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, 50, 40))
+    qtbot.mouseMove(viewport, _at(controller, 50, 88))  # across the bleed on its middle slice
+    assert "(editing)" in controller.panel.status.text()  # the volume follows the brush before release
+    live = float(controller.panel.status.text().split(": ")[1].split()[0])
+    assert live < grown.value
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, 50, 88))
+    [erased] = controller.measurements()
+    assert erased.value < grown.value and erased.value == pytest.approx(live, abs=0.05)
+    assert erased.details["voxels"] == controller.masks[erased.id].sum() and "edited" in erased.text
+    assert not controller.masks[erased.id][10, 49:52, 48:80].any() and len(erased.details["edits"]) > 1
+
+    window.action("measure_brush_add").trigger()
+    _drag(qtbot, controller, (80, 64), (80, 70))  # brain below the bleed: added (a separate dab of blood)
+    [added] = controller.measurements()
+    assert added.details["voxels"] > erased.details["voxels"]
+    assert added.value == pytest.approx(added.details["voxels"] * voxel_ml)
+    _drag(qtbot, controller, (2, 2), (2, 8))  # air: the add brush paints nothing there
+    assert controller.measurements()[0].details["voxels"] == added.details["voxels"]
+
+    controller.panel.low_slider.setValue(50)  # the threshold edit regrows, the strokes are replayed
+    assert controller.panel.low.value() == 50.0
+    controller.panel.list.setCurrentRow(0)
+    controller.panel.low_slider.sliderReleased.emit()
+    qtbot.waitUntil(lambda: controller.measurements()[0].details["hu_range"][0] == 50.0, timeout=20000)
+    assert controller.measurements()[0].details["voxels"] == added.details["voxels"]
+    window.close()
+
+    again, controller2 = _open(make_window, study)
+    qtbot.waitUntil(lambda: added.id in controller2.masks, timeout=20000)
+    assert controller2.masks[added.id].sum() == added.details["voxels"]
+    assert not controller2.masks[added.id][10, 49:52, 48:80].any()
+
+
+def test_brush_without_a_volume_says_what_to_do(make_window, qtbot):
+    window, controller = _open(make_window, _study())
+    window.action("measure_brush_add").trigger()
+    _drag(qtbot, controller, (50, 60), (50, 64))
+    assert "grow a bleed volume first" in controller.panel.status.text() and controller.measurements() == []
+
+
+def test_the_panel_tool_row_turns_tools_on_and_off_like_the_keys(make_window, qtbot):
+    window, controller = _open(make_window, _study())
+    controller.buttons["distance"].click()
+    assert controller.tool == "distance" and window.action("measure_distance").isChecked()
+    window.action("measure_brush_add").trigger()  # the key's action: the row follows
+    assert controller.tool == "brush_add" and controller.buttons["brush_add"].isChecked()
+    assert not controller.buttons["distance"].isChecked()
+    controller.buttons["brush_add"].click()
+    assert controller.tool is None and not any(b.isChecked() for b in controller.buttons.values())
+    assert [b.text().split()[0] for b in controller.buttons.values()] == ["D", "K", "E", "L", "M", "V", "B", "Shift+B"]
+
+
+def test_choosing_the_volume_tool_prepares_the_cavity_so_a_click_only_grows(make_window, qtbot):
+    window, controller = _open(make_window, _study())
+    series = window.current_series()
+    assert series.series_uid not in controller._cavities
+    window.action("measure_volume").trigger()
+    qtbot.waitUntil(lambda: series.series_uid in controller._cavities, timeout=20000)
+    cavity = controller._cavities[series.series_uid]
+    assert cavity.shape == (20, 128, 128) and cavity[10, 64, 64] and not cavity[10, 2, 2]
+    qtbot.mouseClick(controller.view.graphics.viewport(), Qt.MouseButton.LeftButton, pos=_at(controller, 50, 64))
+    qtbot.waitUntil(lambda: bool(controller.masks), timeout=20000)
+    assert controller._cavities[series.series_uid] is cavity  # the click used it, not a new one

@@ -88,3 +88,65 @@ def test_sr_holds_tid1500_volume_with_tracking_id_and_image_references(measured)
     referenced = {i.ReferencedSOPSequence[0].ReferencedSOPInstanceUID for i in items if i.ValueType == "IMAGE"}
     touched = {series.slices[k].sop_instance_uid for k in volume.details["slices"]}
     assert touched <= referenced
+
+
+def test_seg_beside_the_sr_holds_the_edited_outline_frame_by_frame(measured):
+    import highdicom as hd
+
+    from ich_viewer.measure.edit import Stroke
+    from ich_viewer.measure.series import grow_record
+
+    study, series, prediction, volume, ruler, out = measured
+    k, i, j = volume.slice_index, int(volume.points[0][0]), int(volume.points[0][1])
+    edits = [Stroke(k, i, j, 4.0, False)]  # the reader erased a disc around the seed
+    region = grow_record(series, (k, i, j), tuple(volume.details["hu_range"]), edits)
+    edited = volume_measurement(region, series_uid=series.series_uid, slice_uid=volume.slice_uid,
+                                subtype="subdural", edits=edits)
+    edited.id = volume.id
+    MeasurementStore().replace(study_key(study.study_uid, study.source), edited)
+    result = export_report(study, [(series, prediction)], dicom_dir=out / "dicom", key_images=False)
+    [path] = result.segs
+    assert path.parent == result.sr.parent and path.name.startswith("SEG_") and path in result.written
+
+    raw = pydicom.dcmread(path)
+    assert raw.SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.4" and raw.StudyInstanceUID == study.study_uid
+    assert raw.SegmentationType == "BINARY" and raw.SegmentSequence[0].SegmentAlgorithmType == "SEMIAUTOMATIC"
+    mask = region.mask
+    index = {h.sop_instance_uid: n for n, h in enumerate(series.slices)}
+    frames = raw.pixel_array.reshape(-1, *mask.shape[1:])
+    sources = [index[fg.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID]
+               for fg in raw.PerFrameFunctionalGroupsSequence]
+    assert sorted(sources) == [int(s) for s in np.flatnonzero(mask.any(axis=(1, 2)))]  # empty frames omitted
+    for frame, n in zip(frames, sources):
+        assert (frame.astype(bool) == mask[n]).all()
+    assert volume.details["voxels"] > mask.sum() and not frames[sources.index(k)][i, j]  # the erased disc is not in it
+
+    seg = hd.seg.segread(path)
+    uids = [h.sop_instance_uid for h in series.slices]
+    stack = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, segment_numbers=[1],
+                                              ignore_spatial_locations=True, assert_missing_frames_are_empty=True)
+    assert (stack[..., 0].astype(bool) == mask).all()
+    assert "subdural" in seg.get_segment_description(1).segment_label
+
+
+def test_no_seg_for_a_series_without_pixel_spacing(measured):
+    from ich_viewer.measure.records import Measurement
+    from ich_viewer.report.seg_export import build_seg
+
+    study, series, prediction, volume, ruler, out = measured
+    mask = np.zeros((len(series.slices), *series.shape), bool)
+    mask[volume.slice_index, 40:50, 40:50] = True
+    record = Measurement.from_dict(volume.to_dict())
+    assert build_seg(study, series, [(record, mask)]) is not None
+    for header in series.slices:
+        header.pixel_spacing_known = False
+    assert build_seg(study, series, [(record, mask)]) is None  # it would sit in the wrong place
+
+
+def test_deidentified_export_writes_the_seg_too(measured):
+    study, series, prediction, volume, ruler, out = measured
+    result = export_report(study, [(series, prediction)], dicom_dir=out / "dicom", key_images=False, deidentify=True)
+    [path] = result.segs
+    seg = pydicom.dcmread(path)
+    assert seg.PatientName != study.patient_name or not study.patient_name
+    assert seg.StudyInstanceUID == study.study_uid and seg.NumberOfFrames == len(volume.details["slices"])

@@ -14,8 +14,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from ich_viewer.measure import planar
+from ich_viewer.measure.edit import Stroke
 from ich_viewer.measure.planar import Calibration, Point
-from ich_viewer.measure.region import Region
+from ich_viewer.measure.region import DEFAULT_HU, Region
 
 KINDS: dict[str, int] = {"distance": 2, "angle": 3, "ellipse": 2, "polygon": 3, "midline": 3, "volume": 1}
 """Each tool and the number of points it needs (polygon: at least)."""
@@ -56,6 +57,17 @@ class Measurement:
                    points=[(float(p[0]), float(p[1])) for p in data["points"]], value=float(data["value"]),
                    unit=str(data["unit"]), text=str(data["text"]), details=dict(data.get("details", {})),
                    id=str(data.get("id") or uuid.uuid4().hex[:12]), created_at=str(data.get("created_at", "")))
+
+    @property
+    def seed(self) -> tuple[int, int, int]:
+        """A volume's seed as (slice, row, col): what it is regrown from."""
+        return self.slice_index, int(self.points[0][0]), int(self.points[0][1])
+
+    @property
+    def hu_range(self) -> tuple[float, float]:
+        """A volume's blood HU range (the default when a record has none)."""
+        low, high = (self.details.get("hu_range") or DEFAULT_HU)[:2]
+        return float(low), float(high)
 
     @property
     def label(self) -> str:
@@ -104,8 +116,9 @@ def planar_measurement(kind: str, points: Sequence[Point], image: np.ndarray, ca
 
 
 def volume_measurement(region: Region, *, series_uid: str = "", slice_uid: str = "",
-                       subtype: str = "unspecified") -> Measurement:
-    """A grown region as a record; the mask is not stored (regrown from seed and range)."""
+                       subtype: str = "unspecified", edits: Sequence[Stroke] = ()) -> Measurement:
+    """A grown region as a record; the mask is not stored (regrown from seed and range, then
+    the brush ``edits`` the region already carries replayed)."""
     if not region.ok:
         raise ValueError(region.reason or "nothing was grown")
     k, i, j = region.seed
@@ -113,7 +126,10 @@ def volume_measurement(region: Region, *, series_uid: str = "", slice_uid: str =
     unit = "mL" if region.calibrated else "mL (uncalibrated)"
     details = region.to_dict()
     details["subtype"] = subtype
-    text = f"{region.volume_ml:.1f} {unit}{abc} · {len(region.slices)} slices · mean {region.mean_hu:.0f} HU"
+    if edits:
+        details["edits"] = [stroke.to_list() for stroke in edits]
+    edited = " · edited" if edits else ""
+    text = f"{region.volume_ml:.1f} {unit}{abc} · {len(region.slices)} slices · mean {region.mean_hu:.0f} HU{edited}"
     if subtype != "unspecified":
         text = f"{subtype}: {text}"
     return Measurement("volume", series_uid, k, slice_uid, [(float(i), float(j))], region.volume_ml, unit, text,

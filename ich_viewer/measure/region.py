@@ -7,18 +7,25 @@ and the scalp. Steps, each for a reason:
 1. The cranial cavity, slice by slice: bone (>= ``BONE_HU``), closed across small gaps,
    holes filled, bone removed. Soft tissue of the scalp and neck has blood-like HU;
    without this the region walks out through a foramen into muscle.
-2. A 3 x 3 in-plane median of the HU: the CT noise (SD 3-6 HU) otherwise punches holes
-   into the region and lets single noisy brain voxels bridge into grey matter.
-3. ConnectedThreshold from the seed within [low, high] HU, then a one-voxel in-plane
-   opening to cut thin bridges, keeping the part that holds the seed, holes filled.
-4. A partial-volume rim: voxels next to the region whose HU lie between the blood mean and
-   the bone (blood against the inner table reads brighter than blood) count as blood
-   when closer to the blood than to the bone. Epidural and subdural collections are
-   thin; without the rim their volume is underestimated by a fifth or more.
+2. An in-plane median (~0.6 mm): the CT noise (SD 3-6 HU) otherwise punches holes into
+   the region and lets single noisy brain voxels bridge into grey matter.
+3. ConnectedThreshold from the seed within [low, high] HU, never through the shell next
+   to bone (``SHELL_MM``: brain blurred with the inner table reads like blood all round
+   the skull) except where the shell is blood-like itself and touches blood outside it:
+   a thin subdural or epidural is mostly shell, and its pieces join through it there.
+4. The edge of a bleed is half blood, half brain: the low bound rises to the midpoint
+   between the blood and grey matter, per slice where that slice's brain (read on the
+   other side of the midline) is brighter, as under the vertex's partial-volumed skull cap.
+5. Partial volume towards the inner table: back into the shell, and up to two rings of
+   voxels more blood than bone, the bone's HU read from the scan (``TABLE_PERCENTILE``);
+   one ring towards brain down to the midpoint with what surrounds the bleed.
+6. Leak guards (``leak_guard``): a region seeded well off the midline is cut at the falx,
+   and growing stops at a slice where the region fills most of its half of the cavity.
+   Both are said in ``Region.notes``; the reader adds back with the brush if needed.
 
 Volume = voxels x voxel volume. ABC/2 from the slice with the largest area: A its longest
 diameter, B the longest extent perpendicular to A, C the number of slices with blood x
-the slice spacing (the bedside method; it over-estimates irregular bleeds).
+the slice spacing (the bedside method; it over-estimates irregular bleeds and crescents).
 """
 from __future__ import annotations
 
@@ -58,19 +65,33 @@ SHELL_MM = 1.5
 """Next to bone every head CT has a band blurred between brain and bone that reads like
 blood all round the skull; the region never grows through it, only into it (see below)."""
 BOX_MARGIN_PX = 8
-"""Pixels added around the rough region before the smoothed growing (grown if touched)."""
+"""Pixels added around the rough region before the smoothed growing (the whole head if touched)."""
+ROUGH_SLACK_HU = 5.0
+"""The rough pass that sizes the box reads this far below the low bound (see ``_grow_cropped``)."""
 GREY_PERCENTILE = 80.0
 """Grey matter is the brightest normal brain: this percentile of the cavity's 15-60 HU
 voxels estimates it (white matter and grey matter make up most of them)."""
 INNER_TABLE_HU = 1400.0
-"""Inner table HU after the blur of a head CT (cortex 1400-1800, thinner than a voxel);
-a voxel half blood, half bone reads about half way to it. Tuned on phantom masks."""
+"""Inner table HU when a series shows too little bone to measure it (cortex 1400-1800)."""
+TABLE_PERCENTILE = 90.0
+"""The inner table is read from the scan itself: this percentile of the bone within about
+1 mm outside the cavity (lower percentiles are the blurred edge, not the table). A voxel
+half blood, half bone reads half way between the blood and it."""
 PROPOSE_MARGIN_HU = 12.0
 """A proposed seed must read this much above the low bound: clearly blood, not bright brain."""
 MIN_VOXELS = 20
 """Fewer voxels than this is noise or a partial-volume speck, not a bleed to measure."""
 MAX_VOLUME_ML = 500.0
 """A region larger than any hematoma means the thresholds leaked into the brain."""
+MIDLINE_SEED_MM = 15.0
+"""The falx guard applies to seeds at least this far from the midline (a bleed centred near
+the midline, thalamic or intraventricular, may rightly reach the other side)."""
+MIDLINE_MARGIN_MM = 5.0
+"""The region may pass the cavity's midline by this much (the falx is not exactly there)."""
+MAX_HALF_FILL = 0.5
+"""A slice where the region fills more than this share of its half of the cranial cavity
+is brain as bright as blood (the vertex under a partial-volumed skull cap, a hazy scan):
+the region stops before it."""
 
 
 @dataclass(frozen=True)
@@ -300,13 +321,105 @@ def grow_region(
         result.reason = (f"only {int(mask.sum())} voxels around the seed are blood-like: "
                          "click deeper inside the bleed or widen the range")
         return result
-    voxel_ml = spacing[0] * spacing[1] * spacing[2] / 1000.0
-    volume_ml = float(mask.sum()) * voxel_ml
+    mask, guarded = leak_guard(mask, cavity, result.seed, spacing)
+    result.notes.extend(guarded)
+    volume_ml = float(mask.sum()) * spacing[0] * spacing[1] * spacing[2] / 1000.0
     if volume_ml > MAX_VOLUME_ML:
         result.reason = (f"the region leaked ({volume_ml:.0f} mL, more than any hematoma): "
                          "narrow the HU range or click elsewhere")
         return result
     return describe(result, volume, mask)
+
+
+def leak_guard(mask: np.ndarray, cavity: np.ndarray, seed: tuple[int, int, int],
+               spacing: tuple[float, float, float]) -> tuple[np.ndarray, list[str]]:
+    """Cut what a threshold cannot tell from blood, and say so (the reader can add it back).
+
+    Two anatomical limits: a bleed seeded well off the midline does not cross the falx
+    (a subdural never does; a region that does has run along the falx's own dense band or
+    the cortex of the other hemisphere), and no slice of a bleed fills most of its half of
+    the cavity (where it does, the brain itself reads in the blood range). The growing
+    stops at the first such slice above or below the seed.
+    """
+    notes: list[str] = []
+    k0, i0, j0 = seed
+    side = _midline_side(cavity, spacing)
+    if side is None:
+        return mask, notes
+    seed_mm = float(side(k0)[i0, j0])
+    one_side = abs(seed_mm) >= MIDLINE_SEED_MM
+    if one_side:
+        cut = mask.copy()
+        for layer in np.flatnonzero(mask.any(axis=(1, 2))):
+            cut[layer] &= side(int(layer)) * np.sign(seed_mm) > -MIDLINE_MARGIN_MM
+        if cut.sum() < mask.sum():
+            cut = _seed_component(cut, seed)
+            lost_ml = float(mask.sum() - cut.sum()) * spacing[0] * spacing[1] * spacing[2] / 1000.0
+            notes.append(f"cut at the falx: {lost_ml:.1f} mL across the midline left out (add it back with the "
+                         "brush if it is blood)")
+            mask = cut
+    half_stop: list[int] = []
+    for direction in (1, -1):
+        k = k0 + direction
+        while 0 <= k < mask.shape[0] and mask[k].any():
+            # its side of the cavity; for a bleed near the midline, half of the whole
+            half = cavity[k] & (side(k) * np.sign(seed_mm) > -MIDLINE_MARGIN_MM) if one_side else cavity[k]
+            room = half.sum() * (1.0 if one_side else 0.5)
+            if room and mask[k].sum() > MAX_HALF_FILL * room:
+                mask = mask.copy()
+                if direction < 0:
+                    mask[: k + 1] = False
+                else:
+                    mask[k:] = False
+                half_stop.append(k)
+                break
+            k += direction
+    if half_stop:
+        mask = _seed_component(mask, seed)
+        notes.append("stopped at slice " + " and ".join(f"{k} (Im {k + 1})" for k in sorted(half_stop)) +
+                     ": the region filled most of that side of the brain (brain as bright as blood there)")
+    return mask, notes
+
+
+def _midline_side(cavity: np.ndarray, spacing: tuple[float, float, float]) -> Any:
+    """A function slice -> signed in-plane distance (mm) of each pixel from the cavity's midline.
+
+    The midline is the cavity's long (antero-posterior) axis: its direction from the whole
+    cavity (one for the series), through each slice's own centroid. None without a cavity.
+    """
+    coords = np.argwhere(cavity[:, ::4, ::4])
+    if len(coords) < 50:
+        return None
+    pts = coords[:, 1:].astype(np.float64) * 4 * np.array([spacing[1], spacing[2]])
+    axis = np.linalg.eigh(np.cov(pts.T))[1][:, -1]  # the long axis
+    counts = np.bincount(coords[:, 0], minlength=cavity.shape[0])
+    sums = np.stack([np.bincount(coords[:, 0], pts[:, d], minlength=cavity.shape[0]) for d in (0, 1)], axis=1)
+    centres = sums.astype(np.float64) / np.maximum(counts, 1)[:, None]
+    normal = np.array([-axis[1], axis[0]])
+    if normal[1] < 0:  # positive towards higher columns
+        normal = -normal
+    rows = np.arange(cavity.shape[1])[:, None] * spacing[1]
+    cols = np.arange(cavity.shape[2])[None, :] * spacing[2]
+
+    def side(k: int) -> np.ndarray:
+        if counts[k] == 0:
+            return np.zeros(cavity.shape[1:])
+        cr, cc = centres[k]
+        return (rows - cr) * normal[0] + (cols - cc) * normal[1]
+
+    return side
+
+
+def _seed_component(mask: np.ndarray, seed: tuple[int, int, int]) -> np.ndarray:
+    """The part of ``mask`` connected to the seed (the largest part if the seed voxel itself
+    was left out, e.g. a noisy voxel in a hole)."""
+    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8))))
+    keep = int(labels[seed])
+    if keep == 0:
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        keep = int(np.argmax(sizes))
+    return np.asarray(labels == keep) if keep else mask
 
 
 def describe(result: Region, volume: np.ndarray, mask: np.ndarray) -> Region:
@@ -355,23 +468,30 @@ def _grow(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[i
 def _grow_cropped(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[int, ...],
                   low: float, high: float, cavity: np.ndarray) -> np.ndarray | None:
     shell = _near_bone(volume, spacing) & cavity
+    table = _inner_table_hu(volume, cavity, spacing)
+    greys = _slice_grey(volume, cavity & ~shell, spacing, tuple(int(v) for v in seed), high)
     if shell[tuple(seed)]:  # a seed in the shell (a thin collection): let it grow from where it is
         shell[tuple(seed)] = False
     inside = np.where(cavity, volume, np.float32(-1000.0))
-    domain = np.where(shell, np.float32(-1000.0), inside)
+    # Roughly where the bleed lies, on the raw HU: a little below the low bound (the median
+    # below closes noisy gaps the raw HU has) and through the shell as the smoothed growing does.
+    near = (inside >= low - ROUGH_SLACK_HU) & (inside <= high)
+    domain = np.where(shell & ~(_dilate(near & ~shell) & near), np.float32(-1000.0), inside)
     rough = sitk.GetArrayFromImage(sitk.ConnectedThreshold(
         _image(domain, spacing), seedList=[(int(seed[2]), int(seed[1]), int(seed[0]))],
-        lower=float(low), upper=float(high), replaceValue=1)).astype(bool)
+        lower=float(low - ROUGH_SLACK_HU), upper=float(high), replaceValue=1)).astype(bool)
     rough[tuple(seed)] = True  # a noisy seed voxel may itself fall outside the range
     margin = np.array([1, BOX_MARGIN_PX, BOX_MARGIN_PX])
-    lo = np.min(np.argwhere(rough), axis=0) - margin
-    hi = np.max(np.argwhere(rough), axis=0) + margin + 1
+    extent = [np.flatnonzero(rough.any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1))]
+    lo = np.array([e[0] for e in extent]) - margin
+    hi = np.array([e[-1] for e in extent]) + margin + 1
     shape = np.array(volume.shape)
     while True:
         lo, hi = np.maximum(lo, 0), np.minimum(hi, shape)
         box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
         region = _grow_in_box(inside[box], volume[box], cavity[box], shell[box], spacing,
-                              tuple(int(v) for v in np.array(seed) - lo), low, high, volume, cavity)
+                              tuple(int(v) for v in np.array(seed) - lo), low, high, volume, cavity, table,
+                              greys[box[0]])
         if region is None:
             return None
         touches = [region[0].any(), region[-1].any(), region[:, 0].any(), region[:, -1].any(),
@@ -379,7 +499,7 @@ def _grow_cropped(volume: np.ndarray, spacing: tuple[float, float, float], seed:
         at_edge = [lo[0] == 0, hi[0] == shape[0], lo[1] == 0, hi[1] == shape[1], lo[2] == 0, hi[2] == shape[2]]
         if not any(t and not e for t, e in zip(touches, at_edge)):
             break
-        lo, hi = lo - 2 * margin, hi + 2 * margin
+        lo, hi = np.zeros(3, int), shape.copy()  # it reached past the box: once more over the whole head
     full = np.zeros(volume.shape, bool)
     full[box] = region
     return full
@@ -387,13 +507,19 @@ def _grow_cropped(volume: np.ndarray, spacing: tuple[float, float, float], seed:
 
 def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: np.ndarray,
                  spacing: tuple[float, float, float], seed: tuple[int, ...], low: float, high: float,
-                 volume: np.ndarray, cavity: np.ndarray) -> np.ndarray | None:
+                 volume: np.ndarray, cavity: np.ndarray, table: float, greys: np.ndarray) -> np.ndarray | None:
     pixel = min(spacing[1], spacing[2])
     radius = max(1, int(round(SMOOTH_MM / pixel)))
     median = sitk.GetArrayFromImage(sitk.Median(_image(inside, spacing), [radius, radius, 0]))
-    median[shell] = -1000.0  # grown into only from inside, below
-    smooth = _image(median, spacing)
     inner = inner & ~shell
+    # The shell opens only where it touches blood outside it and is blood-like itself: a
+    # thin subdural or epidural is mostly shell, and its pieces outside the shell join
+    # through it; the band under normal brain borders no blood and stays closed.
+    in_range = (median >= low) & (median <= high)
+    bridge = shell & _dilate(in_range & inner) & in_range
+    median[shell & ~bridge] = -1000.0  # the rest of the shell is grown into only from inside, below
+    inner = inner | bridge
+    smooth = _image(median, spacing)
     seed_xyz = (int(seed[2]), int(seed[1]), int(seed[0]))
     region = _threshold_region(smooth, seed_xyz, low, high) & inner
     if not region.any():
@@ -416,17 +542,62 @@ def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: 
             region = tighter
         else:
             midpoint = low
+    # Where the brain of a slice is brighter (the vertex under the skull cap's partial
+    # volume, beam hardening), the edge of the bleed moves up with it: per slice, half way
+    # between the blood grown so far and that slice's own grey matter.
+    core = float(np.median(raw[region]))
+    raise_by = np.nan_to_num(np.maximum((core + greys) / 2.0 - midpoint, 0.0))
+    if raise_by.any() and core > midpoint:
+        shifted = np.where(median <= high, median - raise_by[:, None, None].astype(np.float32), np.float32(-1000.0))
+        sliced = _threshold_region(_image(shifted, spacing), seed_xyz, midpoint, high) & inner
+        if sliced.any():
+            region = sliced
     # Back into the shell along the inner table, a step at a time and only through blood or
     # blood half-volumed with bone: as far as the shell is deep, so it cannot run round the skull.
-    bright_limit = (blood + INNER_TABLE_HU) / 2.0
+    bright_limit = (blood + table) / 2.0
     accept = shell & (raw >= midpoint) & (raw < bright_limit)
     for _ in range(int(round(SHELL_MM / pixel)) + 2):
         added = _dilate(region) & ~region & accept
         if not added.any():
             break
         region |= added
-    region |= _partial_volume_rim(raw, region, inner | shell, min(midpoint, low) if DARK_RIM else None)
+    region |= _partial_volume_rim(raw, region, inner | shell, min(midpoint, low) if DARK_RIM else None, table)
     return region
+
+
+def _slice_grey(volume: np.ndarray, brain: np.ndarray, spacing: tuple[float, float, float],
+                seed: tuple[int, ...], high: float) -> np.ndarray:
+    """Each slice's grey-matter HU (NaN where unknown), read where the bleed is not.
+
+    For a seed off the midline, the other half of the cavity (a bleed seldom reaches
+    both); otherwise the whole slice. The same percentile as ``_grey_level``.
+    """
+    greys = np.full(volume.shape[0], np.nan)
+    side = _midline_side(brain, spacing)
+    if side is None:
+        return greys
+    seed_mm = float(side(seed[0])[seed[1], seed[2]])
+    for k in range(volume.shape[0]):
+        where = brain[k, ::2, ::2]
+        if not where.any():
+            continue
+        if abs(seed_mm) >= MIDLINE_SEED_MM:
+            where = where & (side(k)[::2, ::2] * np.sign(seed_mm) < -MIDLINE_MARGIN_MM)
+        values = volume[k, ::2, ::2][where]
+        values = values[(values > 15.0) & (values < high)]
+        if values.size >= 50:
+            greys[k] = float(np.percentile(values, GREY_PERCENTILE))
+    return greys
+
+
+def _inner_table_hu(volume: np.ndarray, cavity: np.ndarray, spacing: tuple[float, float, float]) -> float:
+    """The inner table's HU as this scan shows it (``TABLE_PERCENTILE`` of the bone just outside the cavity)."""
+    ring = _dilate(cavity[:, ::2, ::2]) & ~cavity[:, ::2, ::2]
+    for _ in range(max(1, int(round(1.0 / (2 * min(spacing[1], spacing[2])))))):
+        ring |= _dilate(ring) & ~cavity[:, ::2, ::2]
+    values = volume[:, ::2, ::2][ring]
+    values = values[values >= BONE_HU]
+    return float(np.percentile(values, TABLE_PERCENTILE)) if values.size >= 50 else INNER_TABLE_HU
 
 
 def _grey_level(volume: np.ndarray, cavity: np.ndarray) -> float | None:
@@ -475,7 +646,8 @@ def _fill_slices(mask: np.ndarray, max_hole_px: float) -> np.ndarray:
     return mask | small[labels]
 
 
-def _partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, dark: float | None) -> np.ndarray:
+def _partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, dark: float | None,
+                        table: float) -> np.ndarray:
     """Voxels at the region's edge that are more blood than bone.
 
     A voxel half blood, half inner table reads about (blood + bone) / 2 and counts as
@@ -484,7 +656,7 @@ def _partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, 
     blood (and below the midpoint) are added; brain and CSF are darker and never added.
     """
     blood = float(np.median(raw[region]))
-    limit = (blood + INNER_TABLE_HU) / 2.0
+    limit = (blood + table) / 2.0
     bright = (raw > blood) & (raw < limit)
     added = _dilate(region) & ~region & bright
     added |= _dilate(added) & ~region & bright
@@ -516,7 +688,9 @@ def abc2(mask: np.ndarray, spacing: tuple[float, float, float]) -> ABC2:
     """ABC/2 from the slice with the largest area (see module notes)."""
     areas = mask.sum(axis=(1, 2))
     k = int(np.argmax(areas))
-    rows, cols = np.nonzero(mask[k])
+    layer = np.pad(mask[k], 1)
+    inner = layer[1:-1, 1:-1] & layer[:-2, 1:-1] & layer[2:, 1:-1] & layer[1:-1, :-2] & layer[1:-1, 2:]
+    rows, cols = np.nonzero(mask[k] & ~inner)  # the edge holds every extreme point: fewer points, same answer
     dz, dr, dc = spacing
     pts = np.column_stack([rows * dr, cols * dc]).astype(np.float64)
     hull = _hull(pts)

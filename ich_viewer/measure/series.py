@@ -7,7 +7,8 @@ import numpy as np
 
 from ich_viewer.dicom.model import Series
 from ich_viewer.measure.planar import Calibration
-from ich_viewer.measure.region import DEFAULT_HU, Region, grow_region
+from ich_viewer.measure.edit import Stroke, replay
+from ich_viewer.measure.region import DEFAULT_HU, Region, describe, grow_region
 from ich_viewer.tasks import TaskState
 
 
@@ -64,3 +65,17 @@ def grow_in_series(series: Series, seed: tuple[int, int, int], hu_range: tuple[f
         volume = series.volume_hu()
     cal = calibration(series)
     return grow_region(volume, voxel_spacing(series), seed, hu_range, state, calibrated=cal.known, cavity=cavity)
+
+
+def grow_record(series: Series, seed: tuple[int, int, int], hu_range: tuple[float, float],
+                edits: Sequence[Stroke] = (), state: TaskState | None = None, cavity: np.ndarray | None = None,
+                volume: np.ndarray | None = None) -> Region:
+    """A stored volume rebuilt: grown from its seed and range, then the reader's brush strokes
+    replayed (the window after a reopen or a threshold change, and every export)."""
+    if volume is None:
+        volume = series.volume_hu()
+    region = grow_in_series(series, seed, hu_range, state, cavity=cavity, volume=volume)
+    if region.ok and edits:
+        assert region.mask is not None
+        describe(region, volume, replay(region.mask, edits, region.spacing_mm, volume))
+    return region

@@ -53,7 +53,8 @@ REMOVE: frozenset[str] = frozenset({
 })
 """Table E.1-1 action X (or X/Z, X/D where we choose X)."""
 
-METHOD = "DICOM PS3.15 E.1 Basic Application Confidentiality Profile, Retain UIDs Option (ICH Viewer)"
+METHOD = ["DICOM PS3.15 E.1 Basic Application Confidentiality Profile", "Retain UIDs Option", "ICH Viewer"]
+"""Several values: DeidentificationMethod is LO (64 characters each), one long text broke the limit."""
 _CODES = (("113100", "Basic Application Confidentiality Profile"), ("113110", "Retain UIDs Option"))
 
 

@@ -1,5 +1,6 @@
 """DICOM exports that go back to the study: a TID 1500 measurement report (Comprehensive 3D
-SR), Secondary Capture key images and a Key Object Selection document.
+SR), a Segmentation of the reader's bleed outlines beside it (``report.seg_export``),
+Secondary Capture key images and a Key Object Selection document.
 
 Every object joins the analysed study (same Study Instance UID and patient) in a new
 series, references the CT instances it is about, and is written to an export folder,
@@ -12,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,8 @@ class DicomExport:
     sr: Path | None
     key_images: list[Path]
     kos: Path | None
+    segs: list[Path] = field(default_factory=list)
+    """One SEG per series with bleed volumes, written with the SR."""
 
 
 def _reference_dataset(study: Study, series: Series, header: SliceHeader) -> Dataset:
@@ -292,13 +295,15 @@ def _finish(dataset: Dataset, deidentify: bool) -> Dataset:
 
 def write_dicom(out_dir: str | os.PathLike, content: ReportContent, study: Study, *, sr: bool = True,
                 key_images: bool = True, overwrite: bool = False, deidentify: bool = False) -> DicomExport:
-    """Write SR_<uid>.dcm, KO_<uid>.dcm and SC_<n>_<uid>.dcm into ``out_dir`` (created when missing).
+    """Write SR_<uid>.dcm, SEG_<uid>.dcm (bleed outlines, with the SR), KO_<uid>.dcm and
+    SC_<n>_<uid>.dcm into ``out_dir`` (created when missing).
 
     ``deidentify``: every object is de-identified per ``report.deidentify``."""
     folder = Path(out_dir)
     written: list[Path] = []
     sr_path = kos_path = None
     sc_paths: list[Path] = []
+    seg_paths: list[Path] = []
     try:
         if sr:
             document = build_sr(content, study)
@@ -306,6 +311,12 @@ def write_dicom(out_dir: str | os.PathLike, content: ReportContent, study: Study
                 sr_path = _write_dataset(folder / f"SR_{document.SOPInstanceUID}.dcm", _finish(document, deidentify),
                                          overwrite)
                 written.append(sr_path)
+            from ich_viewer.report.seg_export import build_segs
+
+            for seg in build_segs(content, study):
+                seg_paths.append(_write_dataset(folder / f"SEG_{seg.SOPInstanceUID}.dcm", _finish(seg, deidentify),
+                                                overwrite))
+                written.append(seg_paths[-1])
         if key_images:
             images, kos = build_key_images(content, study)
             for number, image in enumerate(images, start=1):
@@ -323,7 +334,7 @@ def write_dicom(out_dir: str | os.PathLike, content: ReportContent, study: Study
         if isinstance(exc, ExportError):
             raise
         raise ExportError(f"DICOM export failed: {type(exc).__name__}: {exc}") from exc
-    return DicomExport(sr=sr_path, key_images=sc_paths, kos=kos_path)
+    return DicomExport(sr=sr_path, key_images=sc_paths, kos=kos_path, segs=seg_paths)
 
 
 # --- the reader's measurements (TID 1501 groups) -----------------------------------------

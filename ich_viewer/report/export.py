@@ -39,6 +39,8 @@ class ExportResult:
     sr: Path | None = None
     key_images: list[Path] = field(default_factory=list)
     kos: Path | None = None
+    segs: list[Path] = field(default_factory=list)
+    """DICOM SEG of the bleed outlines (one per series with volumes), beside the SR."""
     n_flagged: int = 0
 
 
@@ -163,8 +165,8 @@ def export_report(
             # still joined to the study by its UIDs (PS3.15 Retain UIDs Option) when de-identified
             dicom = write_dicom(dicom_dir, content, study, sr=sr, key_images=key_images, overwrite=overwrite,
                                 deidentify=deidentify)
-            result.sr, result.key_images, result.kos = dicom.sr, dicom.key_images, dicom.kos
-            result.written.extend(p for p in (dicom.sr, *dicom.key_images, dicom.kos) if p is not None)
+            result.sr, result.key_images, result.kos, result.segs = dicom.sr, dicom.key_images, dicom.kos, dicom.segs
+            result.written.extend(p for p in (dicom.sr, *dicom.segs, *dicom.key_images, dicom.kos) if p is not None)
     return result
 
 

@@ -21,7 +21,8 @@ from PIL import Image, ImageDraw
 from ich_viewer.dicom.model import PixelDecodeError, Series, Study
 from ich_viewer.imaging.windowing import window_to_uint8
 from ich_viewer.measure.records import Measurement
-from ich_viewer.measure.series import grow_in_series
+from ich_viewer.measure.edit import strokes_of
+from ich_viewer.measure.series import grow_record
 from ich_viewer.report.atomic import atomic_write_bytes
 from ich_viewer.report.destination import check_outside_study
 
@@ -95,14 +96,12 @@ def measurements_csv_path(csv_path: str | os.PathLike) -> Path:
 
 
 def regrow(series: Series, record: Measurement) -> np.ndarray | None:
-    """The mask of a stored volume (None when it can no longer be grown)."""
+    """The mask of a stored volume, brush edits included (None when it can no longer be grown)."""
     if record.kind != "volume":
         return None
-    low, high = (record.details.get("hu_range") or [45.0, 90.0])[:2]
-    seed = (record.slice_index, int(record.points[0][0]), int(record.points[0][1]))
     try:
-        region = grow_in_series(series, seed, (float(low), float(high)))
-    except PixelDecodeError:
+        region = grow_record(series, record.seed, record.hu_range, strokes_of(record.details))
+    except (PixelDecodeError, ValueError):
         return None
     return region.mask
 

@@ -440,7 +440,9 @@ def measurement_story(content: Any, styles: Any, width: float) -> list:
         return []
     story: list = [_p(f"Measurements ({len(records)})", styles.h2),
                    _p("Drawn or grown by the reader in ICH Viewer; volumes are planimetric (voxels x voxel volume), "
-                      "ABC/2 beside them for comparison. Confirm every outline on the images.", styles.small)]
+                      "ABC/2 beside them for comparison (an ellipsoid formula for intraparenchymal hematomas: it "
+                      "over-estimates subdural and epidural crescents several-fold). Confirm every outline on the "
+                      "images.", styles.small)]
     data = [[_p(h, styles.cell) for h in ("Im", "Measurement", "Value")]]
     for m in records:
         data.append([_p(str(m.slice_index + 1), styles.cell), _p(m.label, styles.cell), _p(m.text, styles.cell)])

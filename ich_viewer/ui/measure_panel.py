@@ -4,8 +4,11 @@ An extension (``ui.app.EXTENSIONS``). Keys, as in Weasis where they exist: D dis
 K angle, E ellipse ROI, L polygon ROI (double-click closes it), M midline shift (drag
 the expected midline, then click the septum pellucidum), V bleed volume (click inside the
 bleed), S bleed volume from the seed the classifier's attention map proposes on a flagged
-slice. Delete removes the selected measurement, Esc cancels the one being drawn. While a
-tool is on, the left button draws instead of windowing.
+slice, B / X add / erase brush on the selected volume's outline (the volume follows each
+dab; strokes are kept with the record and replayed after every regrow), and the "Blood
+from" slider regrows the selected volume when released (the threshold edit). Delete
+removes the selected measurement, Esc cancels the one being drawn. While a tool is on,
+the left button draws instead of windowing.
 
 Values come from ``ich_viewer.measure`` (Qt-free, tested alone); the volume grows on a
 ``TaskRunner``. Records are kept per study and series by ``report.measurements`` in
@@ -20,15 +23,17 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt
 from PySide6.QtGui import QAction, QMouseEvent
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGraphicsEllipseItem, QHBoxLayout, QLabel,
-                               QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
+                               QGridLayout, QListWidget, QListWidgetItem, QPushButton, QSlider, QToolButton,
+                               QVBoxLayout, QWidget)
 
 import pyqtgraph as pg
 
 from ich_viewer.inference.preprocess import erode4
 from ich_viewer.dicom.model import PixelDecodeError, Series
+from ich_viewer.measure.edit import BRUSH_MM, MAX_BRUSH_MM, Stroke, apply_stroke, strokes_of
 from ich_viewer.measure.records import KINDS, SUBTYPE_CHOICES, Measurement, planar_measurement, volume_measurement
-from ich_viewer.measure.region import DEFAULT_HU, Region, cranial_cavity, propose_seed
-from ich_viewer.measure.series import calibration, grow_in_series, voxel_spacing
+from ich_viewer.measure.region import DEFAULT_HU, Region, cranial_cavity, describe, propose_seed
+from ich_viewer.measure.series import calibration, grow_in_series, grow_record, voxel_spacing
 from ich_viewer.options import ViewOptions
 from ich_viewer.report.atomic import ExportError
 from ich_viewer.report.decisions import slice_key
@@ -48,7 +53,18 @@ TOOLS: tuple[tuple[str, str, str], ...] = (
     ("polygon", "Polygon ROI (double-click closes)", "L"),
     ("midline", "Midline shift", "M"),
     ("volume", "Bleed volume (click inside the bleed)", "V"),
+    ("brush_add", "Add brush (paint onto the selected volume)", "B"),
+    ("brush_erase", "Erase brush (remove from the selected volume)", "Shift+B"),
 )
+BRUSHES = {"brush_add": True, "brush_erase": False}
+TOOL_BUTTONS = {"distance": "Ruler", "angle": "Angle", "ellipse": "Ellipse", "polygon": "Polygon",
+                "midline": "Midline", "volume": "Volume", "brush_add": "Add", "brush_erase": "Erase"}
+"""Short names for the panel's tool row (the key before each)."""
+HINT = "Choose a tool: D ruler · K angle · E ellipse · L polygon · M midline · V volume · B / X add / erase brush"
+Job = tuple[str | None, tuple[int, int, int], tuple[float, float], list[Stroke]]
+"""A volume to (re)grow: record id (None: new), seed, HU range, brush strokes to replay."""
+Grown = tuple[Series, np.ndarray | None, list[tuple[str | None, Region]], str, np.ndarray | None]
+"""What a growing task hands back: series, cavity, regions by record id, subtype, HU volume."""
 COLOUR = (255, 200, 40)
 SELECTED = (80, 220, 255)
 OUTLINE = (255, 60, 60, 230)
@@ -60,7 +76,11 @@ class MeasurePanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QVBoxLayout(self)
-        self.hint = QLabel("Choose a tool: D ruler · K angle · E ellipse · L polygon · M midline · V volume")
+        self.tools = QGridLayout()
+        """One button per tool, four to a row (the panel stays narrow), as the keys and the Tools menu."""
+        self.tools.setSpacing(2)
+        layout.addLayout(self.tools)
+        self.hint = QLabel(HINT)
         self.hint.setWordWrap(True)
         layout.addWidget(self.hint)
         self.list = QListWidget()
@@ -76,8 +96,23 @@ class MeasurePanel(QWidget):
             box.setSuffix(" HU")
             box.setValue(value)
             box.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.low_slider = QSlider(Qt.Orientation.Horizontal)
+        self.low_slider.setRange(0, 120)
+        self.low_slider.setValue(int(DEFAULT_HU[0]))
+        self.low_slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.low_slider.setToolTip("Drag to move the low bound; the selected volume regrows when released")
+        self.low_slider.valueChanged.connect(lambda value: self.low.setValue(float(value)))
+        self.low.valueChanged.connect(self._follow_low)
+        self.brush = QDoubleSpinBox()
+        self.brush.setRange(0.5, MAX_BRUSH_MM)
+        self.brush.setDecimals(1)
+        self.brush.setSuffix(" mm")
+        self.brush.setValue(BRUSH_MM)
+        self.brush.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         form.addRow("Blood from", self.low)
+        form.addRow("", self.low_slider)
         form.addRow("to", self.high)
+        form.addRow("Brush radius", self.brush)
         self.subtype = QComboBox()
         self.subtype.addItems(list(SUBTYPE_CHOICES))
         self.subtype.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
@@ -94,6 +129,11 @@ class MeasurePanel(QWidget):
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
 
+    def _follow_low(self, value: float) -> None:
+        self.low_slider.blockSignals(True)
+        self.low_slider.setValue(int(round(value)))
+        self.low_slider.blockSignals(False)
+
 
 class MeasureController(QObject):
     """One per window: the active tool, the marks on the image, the records and the store."""
@@ -109,6 +149,10 @@ class MeasureController(QObject):
         self.masks: dict[str, np.ndarray] = {}
         """Grown masks by measurement id (regrown from seed and range after a reopen)."""
         self._cavities: dict[str, np.ndarray] = {}
+        self._volumes: dict[str, np.ndarray] = {}
+        """The shown series' HU (one series kept): the brush reads bone and air from it."""
+        self._edit: dict[str, Any] | None = None
+        """The brush drag in progress: record id, its new strokes, last point, voxel count."""
         self._items: list[Any] = []
         self._preview: list[Any] = []
         self.selected_id: str | None = None
@@ -117,17 +161,31 @@ class MeasureController(QObject):
         self.runner.done.connect(self._on_grown)
         self.runner.failed.connect(self._on_failed)
         self.runner.status.connect(self.panel.status.setText)
+        self.prep = TaskRunner(self)
+        """Reads the series and finds its cranial cavity when the volume tool is chosen, so
+        the click that follows only grows (the cavity is most of a first volume's time)."""
+        self.prep.done.connect(self._on_prepared)
         window.add_side_panel(self.panel, "Measure")
         self.panel.list.currentItemChanged.connect(self._on_select)
         self.panel.delete.clicked.connect(self.delete_selected)
         self.panel.regrow.clicked.connect(self.regrow_selected)
+        self.panel.low_slider.sliderReleased.connect(self._on_slider_released)
         self.panel.subtype.currentTextChanged.connect(self._on_subtype)
         menu = window.menu("Tools")
         self.actions: dict[str, QAction] = {}
+        self.buttons: dict[str, QToolButton] = {}
         for kind, text, key in TOOLS:
             action = window.add_action(f"measure_{kind}", text, self._tool_slot(kind), (key,), True)
             menu.addAction(action)
             self.actions[kind] = action
+            button = QToolButton()
+            button.setText(f"{key} {TOOL_BUTTONS[kind]}")
+            button.setToolTip(f"{text} ({key})")
+            button.setCheckable(True)
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            button.clicked.connect(self._tool_slot(kind))
+            self.panel.tools.addWidget(button, len(self.buttons) // 4, len(self.buttons) % 4)
+            self.buttons[kind] = button
         menu.addAction(window.add_action("measure_propose", "Bleed volume from the attention map (flagged slice)",
                                          self.propose_from_attention, ("S",)))
         menu.addAction(window.add_action("measure_delete", "Delete selected measurement", self.delete_selected,
@@ -146,6 +204,8 @@ class MeasureController(QObject):
 
     def set_tool(self, kind: str | None) -> None:
         """Turn a tool on (its key again, or Esc, turns it off)."""
+        if self._edit is not None:  # a brush drag interrupted by a key keeps what it painted
+            self.brush_end()
         if kind is not None and self.tool == kind:
             kind = None
         self.tool = kind
@@ -154,9 +214,11 @@ class MeasureController(QObject):
         self._clear(self._preview)
         for name, action in self.actions.items():
             action.setChecked(name == kind)
+            self.buttons[name].setChecked(name == kind)
         text = dict((k, t) for k, t, _ in TOOLS).get(kind or "", "")
-        self.panel.hint.setText(f"{text}: draw on the image (Esc cancels)" if kind else
-                                "Choose a tool: D ruler · K angle · E ellipse · L polygon · M midline · V volume")
+        self.panel.hint.setText(f"{text}: draw on the image (Esc cancels)" if kind else HINT)
+        if kind == "volume":
+            self._prepare()
         if kind is not None and self.window.current_series() is not None:
             note = calibration(self._series()).note
             if note:
@@ -174,6 +236,7 @@ class MeasureController(QObject):
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
         if event.type() == QEvent.Type.Close and watched is self.window:
             self.runner.shutdown(3.0)
+            self.prep.shutdown(3.0)
             return False
         if self.tool is None or self.window.current_series() is None:
             return False
@@ -205,6 +268,9 @@ class MeasureController(QObject):
         tool = self.tool
         if tool == "volume":
             self.grow_at(point)
+        elif tool in BRUSHES:
+            self.brush_start(point)
+            return
         elif tool in ("distance", "ellipse") or (tool == "midline" and not self.points):
             self.points = [point, point]
             self._dragging = True
@@ -220,11 +286,18 @@ class MeasureController(QObject):
         self._draw_preview()
 
     def move(self, point: tuple[float, float]) -> None:
+        if self._edit is not None:
+            self.brush_to(point)
+            return
         if self.points and (self._dragging or self.tool in ("angle", "polygon", "midline")):
             self.points[-1] = point
             self._draw_preview()
 
     def release(self, point: tuple[float, float]) -> None:
+        if self._edit is not None:
+            self.brush_to(point)
+            self.brush_end()
+            return
         if not self._dragging:
             return
         self._dragging = False
@@ -253,7 +326,7 @@ class MeasureController(QObject):
     def finish(self) -> Measurement | None:
         """Compute and keep the measurement drawn with the current points."""
         series, tool = self.window.current_series(), self.tool
-        if series is None or tool is None or tool == "volume":
+        if series is None or tool is None or tool == "volume" or tool in BRUSHES:
             return None
         index = self.window.current_index()
         try:
@@ -275,7 +348,7 @@ class MeasureController(QObject):
         if series is None:
             return
         seed = (self.window.current_index(), int(round(point[0])), int(round(point[1])))
-        self._start_grow(series, [(None, seed, (self.panel.low.value(), self.panel.high.value()))])
+        self._start_grow(series, [(None, seed, (self.panel.low.value(), self.panel.high.value()), [])])
 
     def propose_from_attention(self) -> None:
         """Grow from the seed the classifier's attention map proposes on the shown slice."""
@@ -291,7 +364,7 @@ class MeasureController(QObject):
         cavity = self._cavities.get(series.series_uid)
         subtype = self.panel.subtype.currentText()
 
-        def task(state: TaskState) -> tuple[Series, np.ndarray | None, list[tuple[str | None, Region]], str]:
+        def task(state: TaskState) -> Grown:
             from ich_viewer.inference.gradcam import attention_map
 
             state.set_status("computing the attention map")
@@ -302,36 +375,56 @@ class MeasureController(QObject):
             if point is None:
                 region = Region(seed=(index, 0, 0), hu_range=(low, high), spacing_mm=voxel_spacing(series),
                                 reason="the attention map points at nothing in the blood range on this slice")
-                return series, cav, [(None, region)], subtype
+                return series, cav, [(None, region)], subtype, volume
             return series, cav, [(None, grow_in_series(series, (index, *point), (low, high), state, cavity=cav,
-                                                       volume=volume))], subtype
+                                                       volume=volume))], subtype, volume
 
         self.panel.status.setText("proposing a seed…")
         self.runner.start(task)
 
-    def _start_grow(self, series: Series,
-                    jobs: Sequence[tuple[str | None, tuple[int, int, int], tuple[float, float]]]) -> None:
+    def _start_grow(self, series: Series, jobs: Sequence[Job]) -> None:
         cavity = self._cavities.get(series.series_uid)
+        known = self._volumes.get(series.series_uid)
         subtype = self.panel.subtype.currentText()
 
-        def task(state: TaskState) -> tuple[Series, np.ndarray | None, list[tuple[str | None, Region]], str]:
-            volume = series.volume_hu()
+        def task(state: TaskState) -> Grown:
+            volume = known if known is not None else series.volume_hu()
             cav = cavity if cavity is not None else cranial_cavity(volume, voxel_spacing(series), state)
             out = []
-            for record_id, seed, hu in jobs:
+            for record_id, seed, hu, edits in jobs:
                 if state.cancelled():
                     break
-                out.append((record_id, grow_in_series(series, seed, hu, state, cavity=cav, volume=volume)))
-            return series, cav, out, subtype
+                out.append((record_id, grow_record(series, seed, hu, edits, state, cavity=cav, volume=volume)))
+            return series, cav, out, subtype, volume
 
         self.panel.status.setText("growing…")
         self.runner.start(task)
 
-    def _on_grown(self, result: tuple[Series, np.ndarray | None, list[tuple[str | None, Region]], str]) -> None:
-        series, cavity, grown, subtype = result
+    def _prepare(self) -> None:
+        series = self.window.current_series()
+        if series is None or series.series_uid in self._cavities:
+            return
+
+        def task(state: TaskState) -> tuple[Series, np.ndarray, np.ndarray]:
+            volume = series.volume_hu()
+            return series, volume, cranial_cavity(volume, voxel_spacing(series), state)
+
+        self.prep.start(task)
+
+    def _on_prepared(self, result: tuple[Series, np.ndarray, np.ndarray]) -> None:
+        series, volume, cavity = result
+        current = self.window.current_series()
+        if current is not None and current.series_uid == series.series_uid:
+            self._volumes = {series.series_uid: volume}
+            self._cavities = {series.series_uid: cavity}
+
+    def _on_grown(self, result: Grown) -> None:
+        series, cavity, grown, subtype, volume = result
         self.panel.status.setText("")
         if cavity is not None:
             self._cavities = {series.series_uid: cavity}  # one series' cavity is kept
+        if volume is not None:
+            self._volumes = {series.series_uid: volume}
         for record_id, region in grown:
             if not region.ok:
                 self._say(f"No volume: {region.reason}")
@@ -342,7 +435,8 @@ class MeasureController(QObject):
                 if old is None:
                     continue
                 record = volume_measurement(region, series_uid=series.series_uid, slice_uid=old.slice_uid,
-                                            subtype=str(old.details.get("subtype", "unspecified")))
+                                            subtype=str(old.details.get("subtype", "unspecified")),
+                                            edits=strokes_of(old.details))
                 record.id, record.created_at = old.id, old.created_at
                 self.masks[record.id] = region.mask
                 if record.to_dict() != old.to_dict():
@@ -352,7 +446,8 @@ class MeasureController(QObject):
                                             slice_uid=slice_key(series.slices[region.seed[0]]), subtype=subtype)
                 self.masks[record.id] = region.mask
                 self._keep(record)
-            self._say(f"{record.label}: {record.text}")
+            notes = "; ".join(region.notes)  # what a leak guard cut, an uncalibrated series
+            self._say(f"{record.label}: {record.text}" + (f" ({notes})" if notes else ""))
         self.redraw()
 
     def _on_failed(self, text: str) -> None:
@@ -365,9 +460,84 @@ class MeasureController(QObject):
         if record is None or record.kind != "volume" or series is None:
             self._say("select a bleed volume in the list first")
             return
-        seed = (record.slice_index, int(record.points[0][0]), int(record.points[0][1]))
         record.details["hu_range"] = [self.panel.low.value(), self.panel.high.value()]
-        self._start_grow(series, [(record.id, seed, (self.panel.low.value(), self.panel.high.value()))])
+        self._start_grow(series, [(record.id, record.seed, record.hu_range, strokes_of(record.details))])
+
+    def _on_slider_released(self) -> None:
+        record = self._record(self.selected_id) if self.selected_id else None
+        if record is not None and record.kind == "volume":
+            self.regrow_selected()
+
+    # -- brush -------------------------------------------------------------------------
+    def _brush_target(self) -> Measurement | None:
+        """The selected volume, else the newest volume of the series with an outline."""
+        volumes = [m for m in self.measurements() if m.kind == "volume" and m.id in self.masks]
+        chosen = next((m for m in volumes if m.id == self.selected_id), None)
+        return chosen or (volumes[-1] if volumes else None)
+
+    def brush_start(self, point: tuple[float, float]) -> None:
+        """Start a brush drag on the target volume's outline (one dab at the press)."""
+        record, series = self._brush_target(), self.window.current_series()
+        if record is None or series is None:
+            self._say("grow a bleed volume first (V, click inside the bleed), then paint on its outline")
+            return
+        if series.series_uid not in self._volumes:
+            self._volumes = {series.series_uid: series.volume_hu()}
+        self.selected_id = record.id
+        self._edit = {"id": record.id, "strokes": [], "last": point, "voxels": int(self.masks[record.id].sum())}
+        self._dab(point)
+
+    def brush_to(self, point: tuple[float, float]) -> None:
+        """Dabs from the last one to ``point``, half a radius apart, so a fast drag leaves no gaps."""
+        edit = self._edit
+        if edit is None:
+            return
+        spacing = voxel_spacing(self._series())
+        step = max(0.5, 0.5 * self.panel.brush.value() / min(spacing[1], spacing[2]))
+        (r0, c0), (r1, c1) = edit["last"], point
+        n = int(np.hypot(r1 - r0, c1 - c0) // step)
+        for t in range(1, n + 1):
+            self._dab((r0 + (r1 - r0) * t / (n + 1), c0 + (c1 - c0) * t / (n + 1)))
+        self._dab(point)
+
+    def _dab(self, point: tuple[float, float]) -> None:
+        edit = self._edit
+        assert edit is not None and self.tool in BRUSHES
+        series = self._series()
+        spacing = voxel_spacing(series)
+        stroke = Stroke(self.window.current_index(), point[0], point[1], self.panel.brush.value(), BRUSHES[self.tool])
+        edit["voxels"] += apply_stroke(self.masks[edit["id"]], stroke, spacing, self._volumes.get(series.series_uid))
+        edit["strokes"].append(stroke)
+        edit["last"] = point
+        unit = "mL" if calibration(series).known else "mL (uncalibrated)"
+        edit["text"] = f"{edit['voxels'] * float(np.prod(spacing)) / 1000.0:.1f} {unit} (editing)"
+        self.panel.status.setText(f"Bleed volume: {edit['text']}")
+        self.redraw()
+
+    def brush_end(self) -> Measurement | None:
+        """Keep the drag's strokes with the record and recompute its values from the edited mask."""
+        edit, self._edit = self._edit, None
+        old = self._record(edit["id"]) if edit is not None else None
+        series = self.window.current_series()
+        if edit is None or old is None or series is None or not edit["strokes"]:
+            return None
+        mask = self.masks[old.id]
+        edits = strokes_of(old.details) + edit["strokes"]
+        if not mask.any():
+            self._say("the brush erased the whole outline: Delete removes the measurement; the outline is restored")
+            self._start_grow(series, [(old.id, old.seed, old.hu_range, strokes_of(old.details))])
+            return None
+        seed_hu = old.details.get("seed_hu")
+        region = Region(seed=old.seed, hu_range=old.hu_range, spacing_mm=voxel_spacing(series),
+                        calibrated=calibration(series).known, notes=list(old.details.get("notes", [])),
+                        seed_hu=float("nan") if seed_hu is None else float(seed_hu))
+        describe(region, self._volumes[series.series_uid], mask)
+        record = volume_measurement(region, series_uid=series.series_uid, slice_uid=old.slice_uid,
+                                    subtype=str(old.details.get("subtype", "unspecified")), edits=edits)
+        record.id, record.created_at = old.id, old.created_at
+        self._replace(record)
+        self._say(f"{record.label}: {record.text}")
+        return record
 
     def _on_subtype(self, subtype: str) -> None:
         record = self._record(self.selected_id) if self.selected_id else None
@@ -461,6 +631,8 @@ class MeasureController(QObject):
         self.store.forget_cache()
         self.masks.clear()
         self._cavities.clear()
+        self._volumes.clear()
+        self._edit = None
         self.selected_id = None
 
     def _on_series(self) -> None:
@@ -470,18 +642,20 @@ class MeasureController(QObject):
         series = self.window.current_series()
         pending = [m for m in self.measurements() if m.kind == "volume" and m.id not in self.masks]
         if series is not None and pending:  # reopened: regrow the stored volumes to draw their outline
-            jobs = [(m.id, (m.slice_index, int(m.points[0][0]), int(m.points[0][1])),
-                     (float(m.details["hu_range"][0]), float(m.details["hu_range"][1]))) for m in pending]
+            jobs: list[Job] = [(m.id, m.seed, m.hu_range, strokes_of(m.details)) for m in pending]
             self._start_grow(series, jobs)
         self.redraw()
 
     def _on_closing(self) -> None:
         self.runner.cancel()
+        self.prep.cancel()
         self.points = []
         self._clear(self._preview)
         self._clear(self._items)
         self.masks.clear()
         self._cavities.clear()
+        self._volumes.clear()
+        self._edit = None
         self.panel.list.clear()
 
     # -- drawing -----------------------------------------------------------------------
@@ -549,8 +723,8 @@ class MeasureController(QObject):
 
     def _outline(self, mask: np.ndarray, record: Measurement, colour: tuple[int, int, int], index: int) -> list[Any]:
         """The region's edge on this slice as a small RGBA image over its bounding box."""
-        rows, cols = np.nonzero(mask)
-        r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))  # 30x cheaper than nonzero
+        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
         box = mask[r0:r1, c0:c1]
         edge = box & ~erode4(np.pad(box, 1))[1:-1, 1:-1]  # padded: the border rule never applies
         rgba = np.zeros(box.shape + (4,), np.uint8)
@@ -559,7 +733,9 @@ class MeasureController(QObject):
         image.setParentItem(self.view.image_item)
         image.setRect(QRectF(c0, r0, c1 - c0, r1 - r0))
         right = c1 < mask.shape[1] * 0.6  # the label goes on the side with room
-        label = pg.TextItem(record.text, color=colour, anchor=(0, 1) if right else (1, 1),
+        edit = self._edit
+        text = edit["text"] if edit is not None and edit["id"] == record.id and "text" in edit else record.text
+        label = pg.TextItem(text, color=colour, anchor=(0, 1) if right else (1, 1),
                             fill=pg.mkBrush(0, 0, 0, 150))
         label.setParentItem(self.view.image_item)
         label.setPos(float(c1) + 3.0 if right else float(c0) - 3.0, float(r0))
