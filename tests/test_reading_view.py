@@ -142,7 +142,7 @@ def test_turn_flip_invert_and_one_key_reset(qtbot, window):
     _show(qtbot, window, _study())
     view = window.image_view()
     fitted = view.zoom_factor()
-    qtbot.keyClick(window, Qt.Key.Key_T)
+    qtbot.keyClick(window, Qt.Key.Key_Period)
     assert view.quarter_turns() == 1
     assert view.overlays.letters()["right"] == "A"
     # the pixel under the mouse is still the right one after the turn
@@ -270,7 +270,7 @@ def test_keys_go_to_a_focused_text_field_not_to_the_window(qtbot, window):
     dialog = window.actions_.edit_user_presets()  # a dialog: its table takes the keys, even not editing
     dialog.table.setFocus()
     qtbot.keyClick(dialog.table, Qt.Key.Key_3)
-    qtbot.keyClick(dialog.table, Qt.Key.Key_T)
+    qtbot.keyClick(dialog.table, Qt.Key.Key_Period)
     assert window.preset_name() == preset and window.image_view().quarter_turns() == 0
     dialog.reject()
     window.image_view().setFocus()

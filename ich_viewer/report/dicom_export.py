@@ -27,11 +27,11 @@ from ich_viewer import LABELS, RESEARCH_NOTICE, __version__
 from ich_viewer.dicom.model import Series, SliceHeader, Study
 from ich_viewer.report.atomic import ExportError, atomic_write
 from ich_viewer.report.deidentify import deidentify_dataset
+from ich_viewer.report.dicom_reference import MANUFACTURER, reference_dataset
 from ich_viewer.report.data import LABEL_ABBREVIATIONS, KeyImage, ReportContent, SeriesSection
 from ich_viewer.report.key_images import KEY_WINDOWS, direction_letter
 from ich_viewer.report.rows import SliceRow
 
-MANUFACTURER = "ICH Viewer (research software)"
 SCHEME = "99ICHV"
 """Private coding scheme designator for the concepts below (subtypes, probabilities, review)."""
 SR_SERIES_NUMBER = 9901
@@ -68,36 +68,6 @@ class DicomExport:
     kos: Path | None
     segs: list[Path] = field(default_factory=list)
     """One SEG per series with bleed volumes, written with the SR."""
-
-
-def _reference_dataset(study: Study, series: Series, header: SliceHeader) -> Dataset:
-    """The header of a referenced image with the patient/study attributes highdicom copies.
-
-    Uses the loader's header when there is one; an in-memory series gets a minimal header
-    built from the study (same UIDs, so references still resolve).
-    """
-    dataset = header.full_dataset()
-    source = dataset if isinstance(dataset, Dataset) else Dataset()
-    ds = Dataset()
-    ds.SOPClassUID = source.get("SOPClassUID", CTImageStorage)
-    ds.SOPInstanceUID = header.sop_instance_uid
-    ds.StudyInstanceUID = source.get("StudyInstanceUID", study.study_uid or series.study_uid)
-    ds.SeriesInstanceUID = source.get("SeriesInstanceUID", series.series_uid)
-    ds.Modality = source.get("Modality", series.modality or "CT")
-    ds.PatientName = source.get("PatientName", study.patient_name)
-    ds.PatientID = source.get("PatientID", study.patient_id)
-    ds.PatientBirthDate = source.get("PatientBirthDate", "")
-    ds.PatientSex = source.get("PatientSex", study.patient_sex)
-    ds.StudyDate = source.get("StudyDate", study.study_date)
-    ds.StudyTime = source.get("StudyTime", "")
-    ds.StudyID = source.get("StudyID", "")
-    ds.AccessionNumber = source.get("AccessionNumber", study.accession_number)
-    ds.ReferringPhysicianName = source.get("ReferringPhysicianName", "")
-    if not ds.StudyInstanceUID:
-        raise ExportError("the study has no Study Instance UID, so DICOM objects cannot be attached to it")
-    if header.frame is not None:
-        ds.NumberOfFrames = max(header.frame + 1, int(source.get("NumberOfFrames", 1)))
-    return ds
 
 
 def _frames(header: SliceHeader) -> list[int] | None:
@@ -143,7 +113,7 @@ def build_sr(content: ReportContent, study: Study) -> hd.sr.Comprehensive3DSR | 
     groups, evidence = [], []
     for section in content.sections:
         for row in section.flagged_rows:
-            reference = _reference_dataset(study, section.series, section.series.slices[row.index])
+            reference = reference_dataset(study, section.series, section.series.slices[row.index])
             evidence.append(reference)
             groups.append(_measurement_group(section, row, reference, study))
 
@@ -205,7 +175,7 @@ def build_key_images(content: ReportContent, study: Study) -> tuple[list[hd.sc.S
     for section in content.sections:
         for key in section.key_images:
             header = section.series.slices[key.index]
-            reference = _reference_dataset(study, section.series, header)
+            reference = reference_dataset(study, section.series, header)
             originals.append(reference)
             row = key.row
             flagged = ", ".join(f"{LABEL_ABBREVIATIONS[label]} {row.probabilities[label]:.2f}" for label in row.flagged)
@@ -357,7 +327,7 @@ def sr_groups(content: Any, study: Study) -> tuple[list, list]:
         d = m.details
         indices = [int(i) for i in d.get("slices", [])] if m.kind == "volume" else [m.slice_index]
         indices = [i for i in indices if 0 <= i < len(series.slices)] or [min(m.slice_index, len(series.slices) - 1)]
-        references = [_reference_dataset(study, series, series.slices[i]) for i in indices]
+        references = [reference_dataset(study, series, series.slices[i]) for i in indices]
         evidence.extend(references)
         length_unit = mm_unit if m.unit == "mm" else px_unit
         measurements = []

@@ -20,7 +20,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from ich_viewer import __version__
 from ich_viewer.dicom.model import Series, Study
 from ich_viewer.measure.records import Measurement
-from ich_viewer.report.dicom_export import MANUFACTURER, _reference_dataset
+from ich_viewer.report.dicom_reference import MANUFACTURER, reference_dataset
 
 SEG_SERIES_NUMBER = 9904
 ALGORITHM = hd.AlgorithmIdentificationSequence(
@@ -32,7 +32,7 @@ ALGORITHM = hd.AlgorithmIdentificationSequence(
 def seg_source(study: Study, series: Series, index: int) -> Dataset:
     """A CT header with what a SEG copies and checks: identity, study, and plane geometry."""
     header = series.slices[index]
-    ds = _reference_dataset(study, series, header)
+    ds = reference_dataset(study, series, header)
     source = header.dataset if isinstance(header.dataset, Dataset) else Dataset()
     ds.FrameOfReferenceUID = source.get("FrameOfReferenceUID") or _frame_of_reference(series)
     ds.Rows, ds.Columns = header.rows, header.columns

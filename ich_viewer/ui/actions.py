@@ -12,6 +12,8 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu, QToolBar
 
 from ich_viewer.imaging.presets import PRESETS, Preset
+from ich_viewer.ui.image_view import SliceView
+from ich_viewer.ui.reading_layout import ReadingLayout
 from ich_viewer.ui.settings import save_user_presets, user_presets
 
 
@@ -39,6 +41,11 @@ class ActionHost(Protocol):
     def show_tag_browser(self) -> object: ...
     def show_controls(self) -> object: ...
     def show_about(self) -> object: ...
+    def current_window(self) -> tuple[float, float]: ...
+    def show_status(self, text: str, msecs: int = 0) -> None: ...
+
+    slice_view: SliceView
+    reading: ReadingLayout
 
 
 class WindowActions:
@@ -99,7 +106,7 @@ class WindowActions:
 
     def order_file_menu(self) -> None:
         """Open…, recent, demos, then what extensions added (Export…), the load log, Quit last."""
-        menu = self.window.menu("File")
+        menu = self.host.menu("File")
         actions = menu.actions()
         quit_action = self.by_name["quit"]
         for action in actions[actions.index(quit_action) + 1:]:  # added after Quit by an extension
@@ -202,13 +209,13 @@ class WindowActions:
 
     # -- view --------------------------------------------------------------------------
     def _toggle_smooth(self) -> None:
-        self.window.slice_view.set_smooth_when_magnified(self.by_name["smooth"].isChecked())
+        self.host.slice_view.set_smooth_when_magnified(self.by_name["smooth"].isChecked())
 
     def reset_all(self) -> None:
         """Backspace: fitted, unturned, unflipped, not inverted, the Default preset."""
-        self.window.slice_view.reset_view()
+        self.host.slice_view.reset_view()
         self.by_name["invert"].setChecked(False)
-        self.window.set_preset(PRESETS[0])
+        self.host.set_preset(PRESETS[0])
 
     # -- own presets --------------------------------------------------------------------
     def rebuild_user_presets(self) -> None:
@@ -223,7 +230,7 @@ class WindowActions:
         menu.clear()
         for preset in user_presets():
             action = self._action(f"preset_{preset.key}", f"{preset.name} (W {preset.width:g} L {preset.center:g})",
-                                  partial(self.window.set_preset, preset), (preset.key,), checkable=True,
+                                  partial(self.host.set_preset, preset), (preset.key,), checkable=True,
                                   tip=_preset_tip(preset))
             self.preset_group.addAction(action)
             self.user_presets[preset.key] = action
@@ -236,7 +243,7 @@ class WindowActions:
 
         dialog = PresetDialog(user_presets(), self.window)
         if put_current:
-            center, width = self.window.current_window()
+            center, width = self.host.current_window()
             dialog.put(center, width)
         dialog.accepted.connect(lambda: self._save_presets(dialog.presets()))
         dialog.setModal(True)
@@ -250,7 +257,7 @@ class WindowActions:
     def _save_presets(self, presets: list[Preset]) -> None:
         save_user_presets(presets)
         self.rebuild_user_presets()
-        self.window.show_status(f"{len(presets)} own window preset(s) saved (Shift+1 …)", 4000)
+        self.host.show_status(f"{len(presets)} own window preset(s) saved (Shift+1 …)", 4000)
 
 
 def _preset_text(preset: Preset) -> str:

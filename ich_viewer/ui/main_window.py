@@ -82,7 +82,7 @@ class MainWindow(QMainWindow):
 
         self._build_central()
         self._build_status_bar()
-        self.reading = ReadingLayout(self)
+        self.reading = ReadingLayout(self, self.action)
         """Screen-filling start, compact panels, F11 image-only view (ui/reading_layout.py)."""
         self.series_browser = SeriesBrowser()
         self.series_browser.series_activated.connect(self.show_series)

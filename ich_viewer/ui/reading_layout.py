@@ -14,15 +14,13 @@ window's width at 1920x1080 and >= 60 % at 1366x768 in the default layout.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
 from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer
-from PySide6.QtWidgets import QDockWidget, QToolBar
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QToolBar
 
 from ich_viewer.ui.overlays import person_name
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ich_viewer.ui.main_window import MainWindow
 
 APP_TITLE = "ICH Viewer"
 """Qt adds the application's display name to a title unless the title ends with it."""
@@ -62,9 +60,11 @@ def warning_line(study: Any, series: Any) -> str:
 class ReadingLayout(QObject):
     """Sizes the window to the screen, arranges the panels and runs the image-only view."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: QMainWindow, action: Callable[[str], QAction | None]) -> None:
+        """``action`` finds the window's action by name (the window's own lookup: no import of it here)."""
         super().__init__(window)
         self.window = window
+        self._action = action
         self.restored = False
         """True when a saved geometry was applied (``show_window`` then keeps it if it fits)."""
         self._saved: tuple[QByteArray, bool, bool, bool] | None = None
@@ -181,6 +181,6 @@ class ReadingLayout(QObject):
         self._sync_action()
 
     def _sync_action(self) -> None:
-        action = self.window.action("image_only")
+        action = self._action("image_only")
         if action is not None:
             action.setChecked(self.image_only())

@@ -1,0 +1,41 @@
+"""What every DICOM object the app writes shares: its manufacturer and the headers of the
+images it references (the SR, key images, KOS and SEG all point back at the CT)."""
+from __future__ import annotations
+
+from pydicom.dataset import Dataset
+from pydicom.uid import CTImageStorage
+
+from ich_viewer.dicom.model import Series, SliceHeader, Study
+from ich_viewer.report.atomic import ExportError
+
+MANUFACTURER = "ICH Viewer (research software)"
+
+
+def reference_dataset(study: Study, series: Series, header: SliceHeader) -> Dataset:
+    """The header of a referenced image with the patient/study attributes highdicom copies.
+
+    Uses the loader's header when there is one; an in-memory series gets a minimal header
+    built from the study (same UIDs, so references still resolve).
+    """
+    dataset = header.full_dataset()
+    source = dataset if isinstance(dataset, Dataset) else Dataset()
+    ds = Dataset()
+    ds.SOPClassUID = source.get("SOPClassUID", CTImageStorage)
+    ds.SOPInstanceUID = header.sop_instance_uid
+    ds.StudyInstanceUID = source.get("StudyInstanceUID", study.study_uid or series.study_uid)
+    ds.SeriesInstanceUID = source.get("SeriesInstanceUID", series.series_uid)
+    ds.Modality = source.get("Modality", series.modality or "CT")
+    ds.PatientName = source.get("PatientName", study.patient_name)
+    ds.PatientID = source.get("PatientID", study.patient_id)
+    ds.PatientBirthDate = source.get("PatientBirthDate", "")
+    ds.PatientSex = source.get("PatientSex", study.patient_sex)
+    ds.StudyDate = source.get("StudyDate", study.study_date)
+    ds.StudyTime = source.get("StudyTime", "")
+    ds.StudyID = source.get("StudyID", "")
+    ds.AccessionNumber = source.get("AccessionNumber", study.accession_number)
+    ds.ReferringPhysicianName = source.get("ReferringPhysicianName", "")
+    if not ds.StudyInstanceUID:
+        raise ExportError("the study has no Study Instance UID, so DICOM objects cannot be attached to it")
+    if header.frame is not None:
+        ds.NumberOfFrames = max(header.frame + 1, int(source.get("NumberOfFrames", 1)))
+    return ds
