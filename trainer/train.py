@@ -24,7 +24,9 @@ from ich_viewer.inference.model import build_model, default_arch, normalise_arch
 from ich_viewer.inference.preprocess import InputSpec
 from trainer.augment import AugmentConfig, HUAugment
 from trainer.cache import CachedSet, window_batch
-from trainer.sampler import epoch_indices, sample_weights
+from trainer.distributed import SINGLE, DistContext, local_batch_size
+from trainer.loader import BatchStream
+from trainer.sampler import sample_weights
 
 LABEL_WEIGHTS = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 2.0])
 """BCE weight per label, LABELS order: "any" counts twice, as in the RSNA 2019 metric."""
@@ -136,8 +138,12 @@ class RunStats:
 
 def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
         init_state: dict | None = None, device: torch.device | None = None, resume: bool = True,
-        log: Callable[[str], None] = print, progress_every: float = 30.0) -> tuple[torch.nn.Module, RunStats]:
-    """Train a model on ``train``; returns it (eval mode, on CPU) and its timing."""
+        log: Callable[[str], None] = print, progress_every: float = 30.0,
+        dist: DistContext = SINGLE, loader_workers: int = 0) -> tuple[torch.nn.Module, RunStats]:
+    """Train a model on ``train``; returns it (eval mode, on CPU) and its timing.
+
+    ``dist``/``loader_workers``: several torchrun processes and background readers
+    (``trainer.distributed``, ``trainer.loader``); the defaults are the one-process run."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = device or torch.device("cpu")
@@ -153,6 +159,9 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
     if init_state is not None:
         model.load_state_dict(init_state)
     model.to(device)
+    if dist.active:
+        local_batch_size(recipe.batch_size, dist)  # fails early when the batch does not split
+        rng = dist.rank_generator(recipe.seed)
     weights = sample_weights(train.labels, target_share=recipe.target_share,
                              max_factor=recipe.max_factor, any_share=recipe.any_share)
     per_epoch = recipe.samples_per_epoch or len(train)
@@ -166,6 +175,7 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
     ema = (torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
         if recipe.ema_decay > 0 else None)
+    net = dist.wrap(model, device)  # DistributedDataParallel on several processes
     start_epoch, stats = 0, RunStats()
     checkpoint_path = run_dir / "checkpoint.pt"
     if resume and checkpoint_path.is_file():
@@ -176,30 +186,29 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
         if ema is not None:
             ema.load_state_dict(saved["ema"])
         start_epoch, stats = saved["epoch"], RunStats(**saved["stats"])
-        rng.bit_generator.state = saved["numpy_rng"]
-        torch.set_rng_state(saved["torch_rng"])
+        dist.restore_rng(saved, rng, recipe.seed, log)
         log(f"{run_dir.name}: resumed after epoch {start_epoch}")
-    (run_dir / "recipe.json").write_text(json.dumps({"recipe": recipe.to_dict(), "arch": arch,
-                                                     "spec": spec.to_dict(), "train_slices": len(train)}, indent=1))
-    hu = np.asarray(train.hu)  # a memory-mapped cache is read into RAM once
+    if dist.is_main:
+        (run_dir / "recipe.json").write_text(json.dumps({"recipe": recipe.to_dict(), "arch": arch,
+                                                         "spec": spec.to_dict(), "train_slices": len(train)}, indent=1))
+    stream = BatchStream(train, weights, steps_per_epoch, recipe.batch_size, recipe.seed, dist, loader_workers)
     last_report = time.monotonic()
     bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, desc=run_dir.name, unit="step",
-               mininterval=5.0, disable=None, leave=False)
+               mininterval=5.0, disable=None if dist.is_main else True, leave=False)
     for epoch in range(start_epoch, recipe.epochs):
         model.train()
-        order = epoch_indices(weights, steps_per_epoch * recipe.batch_size, rng)
+        batches = stream.epoch(epoch, rng)
         epoch_loss, started = 0.0, time.monotonic()
         for step in range(steps_per_epoch):
             t0 = time.monotonic()
-            index = np.sort(order[step * recipe.batch_size:(step + 1) * recipe.batch_size])
-            batch_hu, batch_labels = hu[index].astype(np.float32), train.labels[index]
+            batch_hu, batch_labels = next(batches)
             if inserter is not None:
                 batch_hu, batch_labels = inserter(batch_hu, batch_labels)
             inputs = augment(torch.from_numpy(batch_hu)).to(device)
             targets = torch.from_numpy(batch_labels.astype(np.float32)).to(device)
             t1 = time.monotonic()
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model(inputs)  # bf16 on a GPU (issue 10); the loss in float32
+                logits = net(inputs)  # bf16 on a GPU (issue 10); the loss in float32
             loss = weighted_bce(logits.float(), targets)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -210,7 +219,7 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
             t2 = time.monotonic()
             stats.data_seconds += t1 - t0
             stats.seconds += t2 - t0
-            stats.slices += len(index)
+            stats.slices += len(batch_labels) * dist.world  # every rank's share of the global batch
             epoch_loss += loss.item()
             bar.update(1)
             done = epoch * steps_per_epoch + step + 1
@@ -220,21 +229,25 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
                 log(f"{run_dir.name}: epoch {epoch + 1}/{recipe.epochs} step {step + 1}/{steps_per_epoch} "
                     f"loss {epoch_loss / (step + 1):.4f} lr {schedule.get_last_lr()[0]:.2e} "
                     f"{stats.slices_per_second:.0f} slices/s ETA {_format_eta(eta)}")
-        stats.losses.append(epoch_loss / steps_per_epoch)
+        stats.losses.append(dist.mean(epoch_loss / steps_per_epoch))
         log(f"{run_dir.name}: epoch {epoch + 1} done, loss {stats.losses[-1]:.4f}, "
             f"{time.monotonic() - started:.0f} s")
-        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                    "schedule": schedule.state_dict(), "epoch": epoch + 1, "stats": asdict(stats),
-                    "ema": ema.state_dict() if ema is not None else None,
-                    "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()},
-                   checkpoint_path.with_suffix(".tmp"))
-        checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
+        random_state = dist.rng_state(rng)  # every rank's streams (a collective call)
+        if dist.is_main:
+            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                        "schedule": schedule.state_dict(), "epoch": epoch + 1, "stats": asdict(stats),
+                        "ema": ema.state_dict() if ema is not None else None, **random_state},
+                       checkpoint_path.with_suffix(".tmp"))
+            checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
+        dist.maybe_kill(run_dir.name, epoch + 1)
     bar.close()
     if ema is not None:
         model = ema.module
     model = model.cpu().eval()
-    torch.save({"model": model.state_dict(), "stats": asdict(stats)}, done_path)
-    checkpoint_path.unlink(missing_ok=True)
+    if dist.is_main:
+        torch.save({"model": model.state_dict(), "stats": asdict(stats)}, done_path)
+        checkpoint_path.unlink(missing_ok=True)
+    dist.barrier()
     return model, stats
 
 

@@ -56,8 +56,16 @@ def read_rsna(csv_path: str | Path, dicom_dir: str | Path, progress=None) -> lis
 
     labels = read_rsna_labels(csv_path)
     study = load_study(Path(dicom_dir), progress=progress)
+    volumes = labelled_volumes(study.series, labels)
+    if not volumes:
+        raise DatasetError(f"no DICOM slice under {dicom_dir} has a label in {csv_path}")
+    return volumes
+
+
+def labelled_volumes(series_list, labels: dict[str, list[int]], source: str = "rsna") -> list[Volume]:
+    """One volume per loaded series with at least one labelled slice (``labels``: SOP UID -> six)."""
     volumes = []
-    for series in study.series:
+    for series in series_list:
         if series.is_localizer:
             continue
         rows = [labels.get(_uid_key(h.sop_instance_uid), [UNLABELLED] * len(LABELS)) for h in series.slices]
@@ -65,8 +73,8 @@ def read_rsna(csv_path: str | Path, dicom_dir: str | Path, progress=None) -> lis
             continue
         volumes.append(
             Volume(
-                group=f"rsna:{_patient_of(series)}",
-                source="rsna",
+                group=f"{source}:{_patient_of(series)}",
+                source=source,
                 names=[h.sop_instance_uid for h in series.slices],
                 labels=np.array(rows, dtype=np.uint8),
                 load_hu=_loader(series),
@@ -74,8 +82,6 @@ def read_rsna(csv_path: str | Path, dicom_dir: str | Path, progress=None) -> lis
                 notes=list(series.warnings),
             )
         )
-    if not volumes:
-        raise DatasetError(f"no DICOM slice under {dicom_dir} has a label in {csv_path}")
     return volumes
 
 
