@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="share of normal training slices that get an inserted lesion (0 = off)")
     rep.add_argument("--quick", action="store_true", help="tiny model end to end (CI smoke test)")
     rep.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs per run")
+    rep.add_argument("--batch-size", type=int, default=None,
+                     help="global batch per step, split evenly over torchrun's processes (recipe: 32)")
     rep.add_argument("--size", type=int, default=None, help="input side in pixels")
     rep.add_argument("--ema", type=float, default=None,
                      help="decay of an exponential moving average of the weights (0 = off)")
@@ -73,6 +75,8 @@ def _config(args) -> Config:
         config.arm = args.arm
     if args.epochs:
         config.recipe = replace(config.recipe, epochs=args.epochs)
+    if args.batch_size:
+        config.recipe = replace(config.recipe, batch_size=args.batch_size)
     if args.size:
         config.size = args.size
     if args.ema is not None:
