@@ -124,7 +124,7 @@ def _check_dicom(dicom_dir: Path, out: Path, labels: dict[str, list[int]]) -> di
     return rows
 
 
-def test_prepare_rsna_layout_and_a_dicom_tree_match_the_apps_input(tmp_path):
+def test_prepare_rsna_layout_and_a_dicom_tree_match_the_apps_input(tmp_path, capsys):
     labels = _write_rsna_layout(tmp_path / "rsna")
     assert any(v[-1] for v in labels.values()) and not all(v[-1] for v in labels.values())
     manifest = prepare(tmp_path / "rsna", tmp_path / "rsna-shards", SPEC, workers=2, shard_slices=4,
@@ -133,6 +133,12 @@ def test_prepare_rsna_layout_and_a_dicom_tree_match_the_apps_input(tmp_path):
     rows = _check_dicom(tmp_path / "rsna" / "stage_2_train", tmp_path / "rsna-shards", labels)
     data, _ = open_shards(tmp_path / "rsna-shards")
     assert sorted(set(data.groups.tolist())) == ["rsna:P0", "rsna:P1"]
+    from trainer.commands import main
+
+    assert main(["reproduce", "--quick", "--shards", str(tmp_path / "rsna-shards"), "--work", str(tmp_path / "w"),
+                 "--out", str(tmp_path / "m")]) == 2
+    assert "prepared for input 48 px" in capsys.readouterr().err  # the quick recipe needs 64 px
+    assert not (tmp_path / "m").exists()
 
     # The same files in a nested tree, labels as one column per label (no "any": derived).
     tree = tmp_path / "tree"
