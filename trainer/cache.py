@@ -56,8 +56,8 @@ def window_batch(hu: torch.Tensor, spec: InputSpec, windows=None) -> torch.Tenso
 class CachedSet:
     """Preprocessed samples of one or more data sets."""
 
-    hu: np.ndarray
-    """(N, 2k+1, S, S) float16 HU (memory-mapped when loaded from disk)."""
+    hu: np.ndarray | RowStack
+    """(N, 2k+1, S, S) float16 HU (memory-mapped when loaded from disk; shards: a ``RowStack``)."""
     labels: np.ndarray
     """(N, 6) uint8 in LABELS order."""
     groups: np.ndarray
@@ -80,8 +80,9 @@ class CachedSet:
         """One set; HU stays on disk when a part streams from shards (``RowStack``)."""
         hu = RowStack([p.hu for p in parts]) if any(isinstance(p.hu, RowStack) for p in parts) \
             else np.concatenate([p.hu for p in parts])
-        return CachedSet(hu, *(np.concatenate([getattr(p, f) for p in parts]) for f in
-                               ("labels", "groups", "sources", "names")))
+        labels, groups, sources, names = (np.concatenate([getattr(p, f) for p in parts]) for f in
+                                          ("labels", "groups", "sources", "names"))
+        return CachedSet(hu, labels, groups, sources, names)
 
 
 class RowStack:
@@ -91,10 +92,10 @@ class RowStack:
     a slice, and an index array (read part by part, in the order given)."""
 
     def __init__(self, parts: Sequence) -> None:
-        flat: list = []
+        flat: list[np.ndarray] = []
         for part in parts:
             flat.extend(part.parts if isinstance(part, RowStack) else [part])
-        self.parts = [p for p in flat if len(p)]
+        self.parts: list[np.ndarray] = [p for p in flat if len(p)]
         if not self.parts:
             raise ValueError("no rows to stack")
         self.starts = np.cumsum([0] + [len(p) for p in self.parts])

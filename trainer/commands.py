@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from ich_viewer import LABELS, paths
 from trainer.distributed import SINGLE, DistContext, init_distributed, shutdown
@@ -172,7 +173,7 @@ def _reproduce(args, dist: DistContext) -> int:
 
 
 def _export(args, config: Config, ws: Workspace, sets: dict, chosen: dict | None, evaluation: dict | None,
-            metrics: dict, threads: int, started: float, log: Logger) -> int:
+            metrics: dict, threads: int, started: float, log: Callable[[str], None]) -> int:
     """The bundle: the fold models as one ensemble (or, without real data, the synthetic fit)."""
     from ich_viewer.inference.model import build_model, ensemble_state
     from ich_viewer.inference.weights import export_model

@@ -23,12 +23,12 @@ import os
 import signal
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, cast
 
 import numpy as np
 import torch
 import torch.distributed as torch_dist
-from torch.utils.data import DistributedSampler, Sampler
+from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 KILL_ENV = "ICH_TRAINER_KILL_RANK_AT"
 """Fault drill: ``RANK:RUN:EPOCH`` makes that rank SIGKILL itself after writing that
@@ -100,7 +100,7 @@ class DistContext:
 
     def rng_state(self, rng: np.random.Generator) -> dict:
         """What a checkpoint needs to continue every rank's random streams."""
-        state = {"numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
+        state: dict[str, Any] = {"numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
         if self.active:
             state["rank_rng"] = self.gather((state["numpy_rng"], state["torch_rng"]))
             state["world_size"] = self.world
@@ -207,8 +207,8 @@ def predict_sharded(predict: Callable[[Any], np.ndarray], data: Any, ctx: DistCo
     """``predict(subset)`` on this rank's share (``DistributedSampler``), gathered in order."""
     if not ctx.active:
         return predict(data)
-    index = np.fromiter(DistributedSampler(range(len(data)), num_replicas=ctx.world, rank=ctx.rank,
-                                           shuffle=False), dtype=np.int64)
+    rows = cast(Dataset, range(len(data)))  # the sampler only needs len()
+    index = np.fromiter(DistributedSampler(rows, num_replicas=ctx.world, rank=ctx.rank, shuffle=False), dtype=np.int64)
     parts = ctx.gather((index, predict(data.subset(index))))
     out = np.zeros((len(data), parts[0][1].shape[1]), dtype=np.float64)
     for rows, probs in parts:

@@ -160,9 +160,9 @@ def _build(source: Source, units: list[Unit], spec: InputSpec, folder: str, name
     try:
         data = build_cached_set(volumes, spec)
     except ValueError:  # nothing decodable: an empty shard keeps the plan's numbering
-        n = spec.n_slices
-        data = CachedSet(np.zeros((0, n, spec.size, spec.size), np.float16), np.zeros((0, len(LABELS)), np.uint8),
-                         *(np.array([], dtype=str) for _ in range(3)))
+        none = np.array([], dtype=str)
+        data = CachedSet(np.zeros((0, spec.n_slices, spec.size, spec.size), np.float16),
+                         np.zeros((0, len(LABELS)), np.uint8), none, none, none)
     write_shard(Path(folder), name, data)
     return name, len(data), time.monotonic() - started
 
@@ -170,7 +170,7 @@ def _build(source: Source, units: list[Unit], spec: InputSpec, folder: str, name
 # --- planning --------------------------------------------------------------------------
 
 def _all_files(root: str) -> list[str]:
-    files = []
+    files: list[str] = []
     for folder, _, names in os.walk(root):
         files.extend(os.path.join(folder, n) for n in names if not n.startswith("."))
     return sorted(files)
@@ -231,7 +231,7 @@ def prepare(source_path: Path, out: Path, spec: InputSpec, *, labels_csv: Path |
     labels = read_label_csv(source.labels_csv) if source.kind == "dicom" else {}  # bad CSV: fail before the pool
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
         units = plan_units(source, labels, pool, progress)
-        shards = [{"name": f"shard-{i:05d}", "units": [u.key for u in group], "slices": sum(u.slices for u in group)}
+        shards: list[dict[str, Any]] = [{"name": f"shard-{i:05d}", "units": [u.key for u in group], "slices": sum(u.slices for u in group)}
                   for i, group in enumerate(pack(units, shard_slices))]
         digest = hashlib.sha256(json.dumps([source.kind, source.name, spec.to_dict(), shards]).encode()).hexdigest()
         manifest = {"format": FORMAT, "version": VERSION, "source": source.name, "source_path": str(source_path),

@@ -74,7 +74,7 @@ def open_shards(folder: str | Path, spec: InputSpec | None = None) -> tuple[Cach
         metas.append(np.load(meta_path, allow_pickle=False))
     if not sum(len(h) for h in hu):
         raise ValueError(f"{folder}: the shards hold no labelled slice")
-    data = CachedSet(RowStack(hu), *(np.concatenate([m[f] for m in metas]) for f in
-                                     ("labels", "groups", "sources", "names")))
+    meta = {f: np.concatenate([m[f] for m in metas]) for f in ("labels", "groups", "sources", "names")}
+    data = CachedSet(RowStack(hu), meta["labels"], meta["groups"], meta["sources"], meta["names"])
     key = hashlib.sha256(json.dumps([manifest["spec"], manifest["plan_digest"]]).encode()).hexdigest()[:16]
     return data, key
