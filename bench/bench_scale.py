@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from trainer.cache import CachedSet, RowStack  # noqa: E402
+from trainer.distributed import available_cores  # noqa: E402
 from trainer.pipeline import Config  # noqa: E402
 from trainer.train import fit, set_threads  # noqa: E402
 
@@ -188,7 +189,7 @@ def main() -> int:
     config = Config()
     spec = config.spec()
     out: dict = {"benchmark": "scale", "date": time.strftime("%Y-%m-%d"),
-                 "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
+                 "machine": f"{platform.machine()}, {available_cores()} cores, "
                             f"load average {os.getloadavg()[0]:.1f}, python {platform.python_version()}, "
                             f"torch {torch.__version__}",
                  "recipe": {"size": spec.size, "arch": config.recipe.arch, "batch_size": config.recipe.batch_size}}

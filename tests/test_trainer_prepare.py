@@ -85,7 +85,8 @@ def test_prepare_a_copy_of_ctich_matches_the_apps_input(tmp_path):
 
 def _write_rsna_layout(root: Path) -> dict[str, list[int]]:
     """Two phantom patients as Kaggle ships RSNA 2019: stage_2_train/ID_<sop>.dcm (shuffled
-    names), stage_2_train.csv with ID_<sop>_<label>,Label rows; one slice left unlabelled."""
+    names), stage_2_train.csv with ID_<sop>_<label>,Label rows; one slice left unlabelled.
+    The second patient's SOP instance UIDs are RSNA's own style, ``ID_<hex>`` in the file."""
     import pydicom
 
     from ich_viewer.phantom import generate_phantom
@@ -99,12 +100,16 @@ def _write_rsna_layout(root: Path) -> dict[str, list[int]]:
         written = write_series(phantom.volume_hu, root / f"tmp{p}", spacing_mm=phantom.spacing_mm,
                                pixel_spacing=(0.5, 0.5), file_names="random", study=StudyInfo(patient_id=f"P{p}"))
         for k, path in enumerate(sorted(written, key=lambda f: float(pydicom.dcmread(f).ImagePositionPatient[2]))):
-            sop = pydicom.dcmread(path).SOPInstanceUID
-            path.rename(dicom_dir / f"ID_{sop}.dcm")
+            ds = pydicom.dcmread(path)
+            if p == 1:
+                ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"ID_{k:08x}{p}"
+                ds.save_as(path)
+            sop = ds.SOPInstanceUID
+            path.rename(dicom_dir / f"ID_{sop.removeprefix('ID_')}.dcm")
             if p == 1 and k == 0:
                 continue  # unlabelled: a neighbour, never a sample
             labels[sop] = [int(v) for v in phantom.labels[k]]
-            rows += [f"ID_{sop}_{label},{labels[sop][j]}" for j, label in enumerate(LABELS)]
+            rows += [f"ID_{sop.removeprefix('ID_')}_{label},{labels[sop][j]}" for j, label in enumerate(LABELS)]
     (root / "stage_2_train.csv").write_text("\n".join(rows) + "\n")
     return labels
 
@@ -124,6 +129,7 @@ def _check_dicom(dicom_dir: Path, out: Path, labels: dict[str, list[int]]) -> di
     return rows
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")  # RSNA's ID_<hex> UIDs, on purpose
 def test_prepare_rsna_layout_and_a_dicom_tree_match_the_apps_input(tmp_path, capsys):
     labels = _write_rsna_layout(tmp_path / "rsna")
     assert any(v[-1] for v in labels.values()) and not all(v[-1] for v in labels.values())

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from ich_viewer import LABELS, paths
-from trainer.distributed import SINGLE, DistContext, init_distributed, shutdown
+from trainer.distributed import SINGLE, DistContext, available_cores, init_distributed, shutdown
 from trainer.pipeline import (ARMS, Config, Logger, Workspace, cross_validate, final_fit, insert_settings,
                               lever_configs, quick_config, save_cv)
 from trainer.train import arch_for, set_threads
@@ -132,7 +131,7 @@ def _reproduce(args, dist: DistContext) -> int:
     log = Logger(work / "logs" / f"reproduce-{time.strftime('%Y%m%d-%H%M%S')}.log") if dist.is_main \
         else (lambda _: None)
     device = dist.device(choose_device(args.device))
-    threads = set_threads(args.threads or (max(1, _cores() // dist.local_world) if dist.active else None))
+    threads = set_threads(args.threads or (max(1, available_cores() // dist.local_world) if dist.active else None))
     log(f"config {config.run_id()}: {json.dumps(config.to_dict())}")
     log(f"device {device}, {threads} CPU threads, work folder {work}" +
         (f", {dist.world} processes ({dist.backend})" if dist.active else ""))
@@ -258,13 +257,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "prepare":
         return run_prepare(args)
     raise AssertionError(args.command)
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS / Windows
-        return os.cpu_count() or 1
 
 
 def run_prepare(args) -> int:

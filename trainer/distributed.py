@@ -135,6 +135,14 @@ class DistContext:
 SINGLE = DistContext()
 
 
+def available_cores() -> int:
+    """Cores this process may run on (what threads and worker pools default to)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        return os.cpu_count() or 1
+
+
 def init_distributed() -> DistContext:
     """Join torchrun's process group when launched by it, else the single process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

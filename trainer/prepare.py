@@ -31,6 +31,8 @@ from tqdm.auto import tqdm
 from ich_viewer import LABELS
 from ich_viewer.inference.preprocess import InputSpec
 from trainer.data.ctich import DatasetError
+from trainer.data.rsna import uid_key
+from trainer.distributed import available_cores
 from trainer.shards import FORMAT, MANIFEST, VERSION, shard_done, write_shard
 
 RSNA_STAGES = ("stage_2_train", "stage_1_train")
@@ -47,6 +49,8 @@ class Unit:
     """Labelled slices (rows it adds to a shard)."""
     files: tuple[str, ...] = ()
     """DICOM files of the series (empty for CT-ICH)."""
+    labels: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    """(SOP instance UID, six labels) of its labelled slices: a worker never reads the CSV."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,7 @@ def read_label_csv(path: str | Path) -> dict[str, list[int]]:
                 any_blood = int(float(row["any"])) if row.get("any", "").strip() else max(values)
             except ValueError as exc:
                 raise DatasetError(f"{path}:{line_no}: {exc}") from exc
-            table[row["SOPInstanceUID"].strip()] = values + [any_blood]
+            table[uid_key(row["SOPInstanceUID"].strip())] = values + [any_blood]
     return table
 
 
@@ -113,11 +117,6 @@ def _ctich_volumes(root: str) -> dict[str, Any]:
     from trainer.data.ctich import read_ctich
 
     return {v.group: v for v in read_ctich(root)}
-
-
-@lru_cache(maxsize=2)
-def _labels(path: str) -> dict[str, list[int]]:
-    return read_label_csv(path)
 
 
 def _header_chunk(paths: list[str]) -> list[tuple[str, str, list[str]]]:
@@ -142,11 +141,11 @@ def _volumes(source: Source, units: list[Unit]) -> list[Any]:
     from ich_viewer.dicom.sources import FileRef
     from trainer.data.rsna import labelled_volumes
 
-    labels = _labels(source.labels_csv)
     out = []
     for unit in units:
         images = [o for o in (read_outcome(FileRef(f)) for f in unit.files) if isinstance(o, ImageFile)]
         series, _, _ = assemble_series(images)
+        labels = {sop: list(values) for sop, values in unit.labels}
         out.extend(labelled_volumes(series, labels, source.name))
     return out
 
@@ -189,16 +188,17 @@ def plan_units(source: Source, labels: dict[str, list[int]], pool: ProcessPoolEx
     files = _all_files(source.root)
     series: dict[str, list[tuple[str, list[str]]]] = {}
     with tqdm(total=len(files), desc="headers", unit="file", disable=None if progress else True) as bar:
-        jobs = [pool.submit(_header_chunk, chunk) for chunk in _chunks(files, HEADER_CHUNK)]
+        jobs = {pool.submit(_header_chunk, chunk): len(chunk) for chunk in _chunks(files, HEADER_CHUNK)}
         for job in as_completed(jobs):
             for path, uid, sops in job.result():
                 series.setdefault(uid, []).append((path, sops))
-            bar.update(HEADER_CHUNK)
+            bar.update(jobs[job])
     units = []
     for uid, entries in sorted(series.items()):
-        labelled = sum(sop in labels for _, sops in entries for sop in sops)
-        if labelled:
-            units.append(Unit(uid, labelled, tuple(sorted(path for path, _ in entries))))
+        keys = [uid_key(sop) for _, sops in entries for sop in sops]
+        known = tuple(sorted((key, tuple(labels[key])) for key in keys if key in labels))
+        if known:
+            units.append(Unit(uid, len(known), tuple(sorted(path for path, _ in entries)), known))
     if not units:
         raise DatasetError(f"no DICOM slice under {source.root} has a label in {source.labels_csv}")
     return units
@@ -227,7 +227,7 @@ def prepare(source_path: Path, out: Path, spec: InputSpec, *, labels_csv: Path |
     source = detect_source(source_path, labels_csv)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    workers = workers or len(os.sched_getaffinity(0))
+    workers = workers or available_cores()
     labels = read_label_csv(source.labels_csv) if source.kind == "dicom" else {}  # bad CSV: fail before the pool
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
         units = plan_units(source, labels, pool, progress)

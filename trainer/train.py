@@ -7,7 +7,6 @@ schedule, random states) so ``resume=True`` continues where a killed run stopped
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,7 +23,7 @@ from ich_viewer.inference.model import build_model, default_arch, normalise_arch
 from ich_viewer.inference.preprocess import InputSpec
 from trainer.augment import AugmentConfig, HUAugment
 from trainer.cache import CachedSet, window_batch
-from trainer.distributed import SINGLE, DistContext, local_batch_size
+from trainer.distributed import SINGLE, DistContext, available_cores, local_batch_size
 from trainer.loader import BatchStream
 from trainer.sampler import sample_weights
 
@@ -89,11 +88,7 @@ def _inserter(recipe: Recipe, rng: np.random.Generator):
 
 def set_threads(threads: int | None = None) -> int:
     """CPU threads = cores available to this process unless told otherwise."""
-    if not threads:
-        try:
-            threads = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - macOS / Windows
-            threads = os.cpu_count() or 1
+    threads = threads or available_cores()
     torch.set_num_threads(threads)
     return threads
 

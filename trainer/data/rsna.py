@@ -68,7 +68,7 @@ def labelled_volumes(series_list, labels: dict[str, list[int]], source: str = "r
     for series in series_list:
         if series.is_localizer:
             continue
-        rows = [labels.get(_uid_key(h.sop_instance_uid), [UNLABELLED] * len(LABELS)) for h in series.slices]
+        rows = [labels.get(uid_key(h.sop_instance_uid), [UNLABELLED] * len(LABELS)) for h in series.slices]
         if all(row[0] == UNLABELLED for row in rows):
             continue
         volumes.append(
@@ -85,7 +85,8 @@ def labelled_volumes(series_list, labels: dict[str, list[int]], source: str = "r
     return volumes
 
 
-def _uid_key(uid: str) -> str:
+def uid_key(uid: str) -> str:
+    """The label-table key of a SOP instance UID: RSNA writes its UIDs as ID_<hex>, its CSV without ID_."""
     return uid[3:] if uid.startswith("ID_") else uid
 
 
