@@ -231,8 +231,9 @@ def prepare(source_path: Path, out: Path, spec: InputSpec, *, labels_csv: Path |
     labels = read_label_csv(source.labels_csv) if source.kind == "dicom" else {}  # bad CSV: fail before the pool
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
         units = plan_units(source, labels, pool, progress)
-        shards: list[dict[str, Any]] = [{"name": f"shard-{i:05d}", "units": [u.key for u in group], "slices": sum(u.slices for u in group)}
-                  for i, group in enumerate(pack(units, shard_slices))]
+        groups = pack(units, shard_slices)
+        shards: list[dict[str, Any]] = [{"name": f"shard-{i:05d}", "units": [u.key for u in group],
+                                         "slices": sum(u.slices for u in group)} for i, group in enumerate(groups)]
         digest = hashlib.sha256(json.dumps([source.kind, source.name, spec.to_dict(), shards]).encode()).hexdigest()
         manifest = {"format": FORMAT, "version": VERSION, "source": source.name, "source_path": str(source_path),
                     "spec": spec.to_dict(), "plan_digest": digest, "shards": shards}
@@ -242,8 +243,9 @@ def prepare(source_path: Path, out: Path, spec: InputSpec, *, labels_csv: Path |
             if previous.get("plan_digest") != digest:
                 raise ValueError(f"{out} holds shards of another source, spec or shard size: use a new folder")
             manifest = {**previous, **manifest}
+        manifest["complete"] = False
         manifest_path.write_text(json.dumps(manifest, indent=1))
-        by_name = dict(zip([s["name"] for s in shards], pack(units, shard_slices)))
+        by_name = dict(zip([s["name"] for s in shards], groups))
         todo = [s for s in shards if not shard_done(out, s["name"])]
         total = sum(s["slices"] for s in shards)
         log(f"{source.name}: {len(units)} volumes, {total} labelled slices, {len(shards)} shards "
