@@ -99,6 +99,49 @@ def test_loader_workers_stream_the_same_batches_as_the_in_memory_path(tmp_path):
     assert stats.slices == 48 and 0 < stats.data_share < 1
 
 
+def _rank(rank: int, port: int, folder: Path) -> None:
+    """One process of a 2-process gloo job, set up as torchrun would (forked: no re-import)."""
+    from trainer.distributed import init_distributed, shutdown
+    from trainer.pipeline import quick_config
+    from trainer.train import fit
+
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2", "RANK": str(rank),
+                       "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2"})
+    torch.set_num_threads(1)
+    ctx = init_distributed()
+    data, spec = _phantom_set()
+    recipe = quick_config().recipe
+    recipe = type(recipe)(**{**recipe.__dict__, "epochs": 1, "samples_per_epoch": 32})
+    model, stats = fit(data, spec, recipe, folder / "run", dist=ctx, resume=False, log=lambda _: None)
+    torch.save({"model": model.state_dict(), "slices": stats.slices}, folder / f"rank{rank}.pt")
+    shutdown(ctx)
+
+
+def test_two_gloo_processes_keep_one_model_and_rank_zero_alone_writes(tmp_path):
+    """DDP without torchrun or data: both replicas end identical (gradients and BN buffers
+    synchronised), each rank saw half of every global batch, only rank 0 wrote the run."""
+    import multiprocessing
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    context = multiprocessing.get_context("fork")
+    ranks = [context.Process(target=_rank, args=(r, port, tmp_path)) for r in range(2)]
+    for process in ranks:
+        process.start()
+    for process in ranks:
+        process.join(timeout=180)
+    assert [p.exitcode for p in ranks] == [0, 0]
+    saved = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    assert saved[0]["slices"] == saved[1]["slices"] == 32  # the global count: 2 steps x 16
+    for name, value in saved[0]["model"].items():
+        assert torch.equal(value, saved[1]["model"][name]), name
+    done = torch.load(tmp_path / "run" / "done.pt", weights_only=False)
+    assert all(torch.equal(v, saved[0]["model"][k]) for k, v in done["model"].items())
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
 def _torchrun(args: list[str], env_extra: dict, cwd: Path, timeout: int = 240) -> tuple[int, str]:
     """Return code and output; the output goes to a file (a pipe would wait for stray children)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **env_extra}

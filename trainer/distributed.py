@@ -80,6 +80,13 @@ class DistContext:
         ids = [device.index] if device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids)
 
+    def broadcast_buffers(self, model: torch.nn.Module) -> None:
+        """Rank 0's batch-norm statistics everywhere: each rank's last forward updated its own,
+        and every rank must hold the model rank 0 saves (they predict a share of the held-out set)."""
+        if self.active:
+            for buffer in model.buffers():
+                torch_dist.broadcast(buffer, src=0)
+
     def mean(self, value: float) -> float:
         """Mean of a number over the ranks (the epoch loss that gets logged)."""
         if not self.active:

@@ -238,6 +238,7 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
     bar.close()
     if ema is not None:
         model = ema.module
+    dist.broadcast_buffers(model)
     model = model.cpu().eval()
     if dist.is_main:
         torch.save({"model": model.state_dict(), "stats": asdict(stats)}, done_path)
