@@ -56,8 +56,8 @@ def window_batch(hu: torch.Tensor, spec: InputSpec, windows=None) -> torch.Tenso
 class CachedSet:
     """Preprocessed samples of one or more data sets."""
 
-    hu: np.ndarray
-    """(N, 2k+1, S, S) float16 HU (memory-mapped when loaded from disk)."""
+    hu: np.ndarray | RowStack
+    """(N, 2k+1, S, S) float16 HU (memory-mapped when loaded from disk; shards: a ``RowStack``)."""
     labels: np.ndarray
     """(N, 6) uint8 in LABELS order."""
     groups: np.ndarray
@@ -77,8 +77,49 @@ class CachedSet:
 
     @staticmethod
     def concat(parts: Sequence["CachedSet"]) -> "CachedSet":
-        return CachedSet(*(np.concatenate([getattr(p, f) for p in parts]) for f in
-                           ("hu", "labels", "groups", "sources", "names")))
+        """One set; HU stays on disk when a part streams from shards (``RowStack``)."""
+        hu = RowStack([p.hu for p in parts]) if any(isinstance(p.hu, RowStack) for p in parts) \
+            else np.concatenate([p.hu for p in parts])
+        labels, groups, sources, names = (np.concatenate([getattr(p, f) for p in parts]) for f in
+                                          ("labels", "groups", "sources", "names"))
+        return CachedSet(hu, labels, groups, sources, names)
+
+
+class RowStack:
+    """Arrays (memory-mapped shards) read as one along the first axis, without loading them.
+
+    Supports what training and prediction ask of ``CachedSet.hu``: ``len``, ``shape``,
+    a slice, and an index array (read part by part, in the order given)."""
+
+    def __init__(self, parts: Sequence) -> None:
+        flat: list[np.ndarray] = []
+        for part in parts:
+            flat.extend(part.parts if isinstance(part, RowStack) else [part])
+        self.parts: list[np.ndarray] = [p for p in flat if len(p)]
+        if not self.parts:
+            raise ValueError("no rows to stack")
+        self.starts = np.cumsum([0] + [len(p) for p in self.parts])
+        self.shape = (int(self.starts[-1]), *self.parts[0].shape[1:])
+        self.dtype = self.parts[0].dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        rows = np.arange(len(self))[index] if isinstance(index, slice) else np.asarray(index)
+        if rows.ndim == 0:
+            return self[rows[None]][0]
+        rows = np.where(rows < 0, rows + len(self), rows)
+        part = np.searchsorted(self.starts, rows, side="right") - 1
+        out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
+        for k in np.unique(part):
+            where = np.flatnonzero(part == k)
+            out[where] = self.parts[k][rows[where] - self.starts[k]]
+        return out
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[np.arange(len(self))]
+        return out if dtype is None else out.astype(dtype)
 
 
 def cache_key(spec: InputSpec, identity: dict) -> str:

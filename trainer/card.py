@@ -34,6 +34,11 @@ DATA_SOURCES = {
         "licence": "competition data terms of use (see Kaggle); not redistributed",
         "notes": "extra training data when supplied; never used for the bundled weights on this machine",
     },
+    "shards": {
+        "name": "slices prepared with `python -m trainer prepare` (see the run's --shards manifest)",
+        "licence": "that of the data set the shards were made from",
+        "notes": "extra training data when supplied; never used for the bundled weights on this machine",
+    },
 }
 LIMITS = [
     "Research and decision support only; not a diagnosis and not a medical device.",

@@ -21,6 +21,7 @@ import torch
 from ich_viewer import LABELS
 from ich_viewer.inference.preprocess import InputSpec
 from trainer.cache import CachedSet, cache_key, load_or_build, volumes_identity
+from trainer.distributed import SINGLE, DistContext, predict_sharded
 from trainer.metrics import evaluate
 from trainer.splits import fold_masks, patient_folds
 from trainer.train import Recipe, RunStats, fit, predict
@@ -151,6 +152,10 @@ class Workspace:
     trained: dict = field(default_factory=dict)
     data_keys: dict = field(default_factory=dict)
     """Cache key of each data set loaded so far; part of the run folder names."""
+    dist: DistContext = SINGLE
+    """This process's rank under torchrun (``trainer.distributed``)."""
+    loader_workers: int = 0
+    """Background readers of training batches per process (0: batches from RAM)."""
 
     def run_dir(self, arm: str, name: str) -> Path:
         """Keyed by the settings and the data (cache keys) the runs of ``arm`` depend on."""
@@ -162,15 +167,21 @@ class Workspace:
     def _load(self, name: str, make_volumes, identity: dict) -> CachedSet:
         spec = self.config.spec()
         self.data_keys[name] = cache_key(spec, identity)
-        return self._timed(f"cache {name}", lambda: load_or_build(
+        if not self.dist.is_main:
+            self.dist.barrier()  # rank 0 builds a missing cache, the others then read it
+        data = self._timed(f"cache {name}", lambda: load_or_build(
             make_volumes, identity, spec, self.cache, name, self.log))
+        if self.dist.is_main:
+            self.dist.barrier()
+        return data
 
     @property
     def cache(self) -> Path:
         return self.work / "cache"
 
-    def real(self, ct_ich: Path | None, rsna_csv: Path | None = None, rsna_dir: Path | None = None) -> dict[str, CachedSet]:
-        """Cached real sets by name ("ct-ich" for evaluation, "rsna" as extra training data)."""
+    def real(self, ct_ich: Path | None, rsna_csv: Path | None = None, rsna_dir: Path | None = None,
+             shards: Path | None = None) -> dict[str, CachedSet]:
+        """Cached real sets by name ("ct-ich" for evaluation, "rsna" and "shards" as extra training data)."""
         from trainer.data.ctich import READER_VERSION, read_ctich
 
         sets: dict[str, CachedSet] = {}
@@ -185,6 +196,10 @@ class Workspace:
 
             rsna = read_rsna(rsna_csv, rsna_dir)
             sets["rsna"] = self._load("rsna", lambda: rsna, volumes_identity(rsna))
+        if shards is not None:
+            from trainer.shards import open_shards
+
+            sets["shards"], self.data_keys["shards"] = open_shards(shards, self.config.spec())
         return sets
 
     def synthetic(self) -> CachedSet:
@@ -207,12 +222,18 @@ class Workspace:
         run_dir = self.run_dir(arm, name)
         if run_dir in self.trained:
             return self.trained[run_dir]
-        if not self.resume and run_dir.exists():
+        if not self.resume and run_dir.exists() and self.dist.is_main:
             shutil.rmtree(run_dir)
+        self.dist.barrier()
         self.trained[run_dir] = self._timed(f"train {arm} {name.rstrip('0123456789')}", lambda: fit(
             data, self.config.spec(), recipe, run_dir, init_state=init_state, device=self.device,
-            resume=self.resume, log=self.log))
+            resume=self.resume, log=self.log, dist=self.dist, loader_workers=self.loader_workers))
         return self.trained[run_dir]
+
+    def predict(self, model: torch.nn.Module, data: CachedSet) -> np.ndarray:
+        """Probabilities of ``data``; under torchrun each rank predicts its share."""
+        return predict_sharded(lambda part: predict(model, part, self.config.spec(), device=self.device),
+                               data, self.dist)
 
     def pretrained(self) -> tuple[torch.nn.Module, RunStats]:
         return self.fit("synthetic", "pretrain", self.synthetic(), self.config.pretrain)
@@ -228,14 +249,13 @@ def _init_for(ws: Workspace, arm: str) -> dict | None:
 def cross_validate(ws: Workspace, real: CachedSet, arm: str, extra: CachedSet | None = None) -> dict:
     """Patient-level k-fold CV of one arm on ``real``; out-of-fold predictions and metrics."""
     c = ws.config
-    spec = c.spec()
     folds = patient_folds(real.groups, real.labels, c.folds, c.split_seed)
     probs = np.zeros((len(real), len(LABELS)))
     fold_of = np.array([folds[g] for g in real.groups])
     stats, models = [], []
     if arm == "synthetic":
         model, run_stats = ws.pretrained()
-        probs = predict(model, real, spec, device=ws.device)
+        probs = ws.predict(model, real)
         stats.append(run_stats)
         fold_used = None  # nothing real was trained on: every slice is held out
     else:
@@ -246,7 +266,7 @@ def cross_validate(ws: Workspace, real: CachedSet, arm: str, extra: CachedSet | 
             if extra is not None:
                 train = CachedSet.concat([train, extra])
             model, run_stats = ws.fit(arm, f"fold{fold}", train, c.recipe, init)
-            probs[held] = predict(model, real.subset(np.flatnonzero(held)), spec, device=ws.device)
+            probs[held] = ws.predict(model, real.subset(np.flatnonzero(held)))
             stats.append(run_stats)
             models.append(model)
             ws.log(f"{arm}: fold {fold} done ({held.sum()} held-out slices)")

@@ -7,7 +7,6 @@ schedule, random states) so ``resume=True`` continues where a killed run stopped
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,8 +23,10 @@ from ich_viewer.inference.model import build_model, default_arch, normalise_arch
 from ich_viewer.inference.preprocess import InputSpec
 from trainer.augment import AugmentConfig, HUAugment
 from trainer.cache import CachedSet, window_batch
+from trainer.distributed import SINGLE, DistContext, available_cores, local_batch_size
+from trainer.loader import BatchStream
 from trainer.metrics import series_position
-from trainer.sampler import epoch_indices, level_factors, sample_weights
+from trainer.sampler import level_factors, sample_weights
 
 LABEL_WEIGHTS = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 2.0])
 """BCE weight per label, LABELS order: "any" counts twice, as in the RSNA 2019 metric."""
@@ -96,11 +97,7 @@ def _inserter(recipe: Recipe, rng: np.random.Generator):
 
 def set_threads(threads: int | None = None) -> int:
     """CPU threads = cores available to this process unless told otherwise."""
-    if not threads:
-        try:
-            threads = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - macOS / Windows
-            threads = os.cpu_count() or 1
+    threads = threads or available_cores()
     torch.set_num_threads(threads)
     return threads
 
@@ -129,6 +126,19 @@ def seg_loss(seg_logits: torch.Tensor, masks: torch.Tensor, known: torch.Tensor)
         return seg_logits.sum() * 0.0
     target = (F.adaptive_max_pool2d(masks[known], seg_logits.shape[-2:]) / 0.5).clamp(max=1.0)
     return F.binary_cross_entropy_with_logits(seg_logits[known], target)
+
+
+class BloodMapNet(torch.nn.Module):
+    """The classifier and its training-only blood-map head as one module, so one forward
+    (through DistributedDataParallel when there are several processes) yields both outputs."""
+
+    def __init__(self, net: torch.nn.Module, head: torch.nn.Module) -> None:
+        super().__init__()
+        self.net, self.head = net, head
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.net.features(x)
+        return self.net.classify(feats), self.head(feats)
 
 
 def weighted_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -165,8 +175,12 @@ class RunStats:
 
 def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
         init_state: dict | None = None, device: torch.device | None = None, resume: bool = True,
-        log: Callable[[str], None] = print, progress_every: float = 30.0) -> tuple[torch.nn.Module, RunStats]:
-    """Train a model on ``train``; returns it (eval mode, on CPU) and its timing."""
+        log: Callable[[str], None] = print, progress_every: float = 30.0,
+        dist: DistContext = SINGLE, loader_workers: int = 0) -> tuple[torch.nn.Module, RunStats]:
+    """Train a model on ``train``; returns it (eval mode, on CPU) and its timing.
+
+    ``dist``/``loader_workers``: several torchrun processes and background readers
+    (``trainer.distributed``, ``trainer.loader``); the defaults are the one-process run."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = device or torch.device("cpu")
@@ -182,6 +196,9 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
     if init_state is not None:
         model.load_state_dict(init_state)
     model.to(device)
+    if dist.active:
+        local_batch_size(recipe.batch_size, dist)  # fails early when the batch does not split
+        rng = dist.rank_generator(recipe.seed)
     weights = sample_weights(train.labels, target_share=recipe.target_share,
                              max_factor=recipe.max_factor, any_share=recipe.any_share)
     if recipe.level_balance > 1:
@@ -191,8 +208,8 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
     total_steps = steps_per_epoch * recipe.epochs
     seg_head = (torch.nn.Conv2d(arch["widths"][-1], 1, 1).to(device)
                 if recipe.seg_weight > 0 and recipe.insert else None)  # training only: not exported
-    params = list(model.parameters()) + (list(seg_head.parameters()) if seg_head is not None else [])
-    optimiser = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    trained = model if seg_head is None else BloodMapNet(model, seg_head)
+    optimiser = torch.optim.AdamW(trained.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=recipe.lr, total_steps=total_steps,
                                                    pct_start=recipe.pct_start)
     augment = HUAugment(spec, recipe.augment)
@@ -200,6 +217,7 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
     ema = (torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
         if recipe.ema_decay > 0 else None)
+    net = dist.wrap(trained, device)  # DistributedDataParallel on several processes
     start_epoch, stats = 0, RunStats()
     checkpoint_path = run_dir / "checkpoint.pt"
     if resume and checkpoint_path.is_file():
@@ -212,23 +230,22 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
         if seg_head is not None:
             seg_head.load_state_dict(saved["seg_head"])
         start_epoch, stats = saved["epoch"], RunStats(**saved["stats"])
-        rng.bit_generator.state = saved["numpy_rng"]
-        torch.set_rng_state(saved["torch_rng"])
+        dist.restore_rng(saved, rng, recipe.seed, log)
         log(f"{run_dir.name}: resumed after epoch {start_epoch}")
-    (run_dir / "recipe.json").write_text(json.dumps({"recipe": recipe.to_dict(), "arch": arch,
-                                                     "spec": spec.to_dict(), "train_slices": len(train)}, indent=1))
-    hu = np.asarray(train.hu)  # a memory-mapped cache is read into RAM once
+    if dist.is_main:
+        (run_dir / "recipe.json").write_text(json.dumps({"recipe": recipe.to_dict(), "arch": arch,
+                                                         "spec": spec.to_dict(), "train_slices": len(train)}, indent=1))
+    stream = BatchStream(train, weights, steps_per_epoch, recipe.batch_size, recipe.seed, dist, loader_workers)
     last_report = time.monotonic()
     bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, desc=run_dir.name, unit="step",
-               mininterval=5.0, disable=None, leave=False)
+               mininterval=5.0, disable=None if dist.is_main else True, leave=False)
     for epoch in range(start_epoch, recipe.epochs):
         model.train()
-        order = epoch_indices(weights, steps_per_epoch * recipe.batch_size, rng)
+        batches = stream.epoch(epoch, rng)
         epoch_loss, started = 0.0, time.monotonic()
         for step in range(steps_per_epoch):
             t0 = time.monotonic()
-            index = np.sort(order[step * recipe.batch_size:(step + 1) * recipe.batch_size])
-            batch_hu, batch_labels = hu[index].astype(np.float32), train.labels[index]
+            batch_hu, batch_labels = next(batches)
             if inserter is not None:
                 batch_hu, batch_labels = inserter(batch_hu, batch_labels)
             masks, known = seg_targets(inserter, batch_hu.shape, batch_labels) if seg_head is not None else (None, None)
@@ -237,12 +254,10 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
             targets = torch.from_numpy(batch_labels.astype(np.float32)).to(device)
             t1 = time.monotonic()
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                feats = model.features(inputs)  # bf16 on a GPU (issue 10); the losses in float32
-                logits = model.classify(feats)
+                out = net(inputs)  # bf16 on a GPU (issue 10); the losses in float32
+            logits, seg_logits = out if seg_head is not None else (out, None)
             loss = weighted_bce(logits.float(), targets)
-            if seg_head is not None and masks is not None and known is not None:
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                    seg_logits = seg_head(feats)
+            if seg_logits is not None and masks is not None and known is not None:
                 loss = loss + recipe.seg_weight * seg_loss(seg_logits.float(), masks.to(device), known.to(device))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -253,7 +268,7 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
             t2 = time.monotonic()
             stats.data_seconds += t1 - t0
             stats.seconds += t2 - t0
-            stats.slices += len(index)
+            stats.slices += len(batch_labels) * dist.world  # every rank's share of the global batch
             epoch_loss += loss.item()
             bar.update(1)
             done = epoch * steps_per_epoch + step + 1
@@ -263,22 +278,27 @@ def fit(train: CachedSet, spec: InputSpec, recipe: Recipe, run_dir: Path, *,
                 log(f"{run_dir.name}: epoch {epoch + 1}/{recipe.epochs} step {step + 1}/{steps_per_epoch} "
                     f"loss {epoch_loss / (step + 1):.4f} lr {schedule.get_last_lr()[0]:.2e} "
                     f"{stats.slices_per_second:.0f} slices/s ETA {_format_eta(eta)}")
-        stats.losses.append(epoch_loss / steps_per_epoch)
+        stats.losses.append(dist.mean(epoch_loss / steps_per_epoch))
         log(f"{run_dir.name}: epoch {epoch + 1} done, loss {stats.losses[-1]:.4f}, "
             f"{time.monotonic() - started:.0f} s")
-        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                    "schedule": schedule.state_dict(), "epoch": epoch + 1, "stats": asdict(stats),
-                    "ema": ema.state_dict() if ema is not None else None,
-                    "seg_head": seg_head.state_dict() if seg_head is not None else None,
-                    "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()},
-                   checkpoint_path.with_suffix(".tmp"))
-        checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
+        random_state = dist.rng_state(rng)  # every rank's streams (a collective call)
+        if dist.is_main:
+            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                        "schedule": schedule.state_dict(), "epoch": epoch + 1, "stats": asdict(stats),
+                        "ema": ema.state_dict() if ema is not None else None,
+                        "seg_head": seg_head.state_dict() if seg_head is not None else None, **random_state},
+                       checkpoint_path.with_suffix(".tmp"))
+            checkpoint_path.with_suffix(".tmp").replace(checkpoint_path)
+        dist.maybe_kill(run_dir.name, epoch + 1)
     bar.close()
     if ema is not None:
         model = ema.module
+    dist.broadcast_buffers(model)
     model = model.cpu().eval()
-    torch.save({"model": model.state_dict(), "stats": asdict(stats)}, done_path)
-    checkpoint_path.unlink(missing_ok=True)
+    if dist.is_main:
+        torch.save({"model": model.state_dict(), "stats": asdict(stats)}, done_path)
+        checkpoint_path.unlink(missing_ok=True)
+    dist.barrier()
     return model, stats
 
 

@@ -56,17 +56,25 @@ def read_rsna(csv_path: str | Path, dicom_dir: str | Path, progress=None) -> lis
 
     labels = read_rsna_labels(csv_path)
     study = load_study(Path(dicom_dir), progress=progress)
+    volumes = labelled_volumes(study.series, labels)
+    if not volumes:
+        raise DatasetError(f"no DICOM slice under {dicom_dir} has a label in {csv_path}")
+    return volumes
+
+
+def labelled_volumes(series_list, labels: dict[str, list[int]], source: str = "rsna") -> list[Volume]:
+    """One volume per loaded series with at least one labelled slice (``labels``: SOP UID -> six)."""
     volumes = []
-    for series in study.series:
+    for series in series_list:
         if series.is_localizer:
             continue
-        rows = [labels.get(_uid_key(h.sop_instance_uid), [UNLABELLED] * len(LABELS)) for h in series.slices]
+        rows = [labels.get(uid_key(h.sop_instance_uid), [UNLABELLED] * len(LABELS)) for h in series.slices]
         if all(row[0] == UNLABELLED for row in rows):
             continue
         volumes.append(
             Volume(
-                group=f"rsna:{_patient_of(series)}",
-                source="rsna",
+                group=f"{source}:{_patient_of(series)}",
+                source=source,
                 names=[h.sop_instance_uid for h in series.slices],
                 labels=np.array(rows, dtype=np.uint8),
                 load_hu=_loader(series),
@@ -74,12 +82,11 @@ def read_rsna(csv_path: str | Path, dicom_dir: str | Path, progress=None) -> lis
                 notes=list(series.warnings),
             )
         )
-    if not volumes:
-        raise DatasetError(f"no DICOM slice under {dicom_dir} has a label in {csv_path}")
     return volumes
 
 
-def _uid_key(uid: str) -> str:
+def uid_key(uid: str) -> str:
+    """The label-table key of a SOP instance UID: RSNA writes its UIDs as ID_<hex>, its CSV without ID_."""
     return uid[3:] if uid.startswith("ID_") else uid
 
 
