@@ -6,15 +6,14 @@ The thin series is the bundled real demo (CT-ICH 071, 5 mm) resampled to 0.625 m
 (``phantom.thin``) and written as DICOM into a temporary folder; it is opened like any
 folder, scored by the bundled classifier on the CPU, shown as a 5 mm average slab with the
 coronal and sagittal reformats beside it, the cross-reference on the left temporal
-hematoma. Saves docs/reformat-1920x1080.png.
+hematoma. Saves docs/reformat-<screen width>x<screen height>.png (run it at 1920x1080 and 1366x768).
 """
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
-import time
 from pathlib import Path
+
+from screens import private_settings, wait
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -26,11 +25,7 @@ HEMATOMA = (13.5, 330, 520)
 
 
 def main() -> int:
-    tmp = Path(tempfile.mkdtemp(prefix="ich-reformat-shot-"))
-    os.environ["ICH_VIEWER_SETTINGS"] = str(tmp / "settings.ini")
-    os.environ["ICH_VIEWER_DATA_DIR"] = str(tmp / "data")
-    from PySide6.QtCore import QCoreApplication
-
+    tmp = private_settings("ich-reformat-shot-")
     from ich_viewer.demo import demo_study_path
     from ich_viewer.dicom.loader import load_study
     from ich_viewer.options import ViewOptions
@@ -51,15 +46,6 @@ def main() -> int:
     window.setGeometry(app.primaryScreen().availableGeometry())
     window.show()
 
-    def wait(condition, seconds: float) -> bool:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            QCoreApplication.processEvents()
-            if condition():
-                return True
-            time.sleep(0.02)
-        return False
-
     window.open_path(str(folder))
     assert wait(lambda: window.current_series() is not None, 60), "the thin series did not open"
     inference = window.extensions["inference"]
@@ -75,7 +61,8 @@ def main() -> int:
     window.set_slice(k)
     reformat.go_to("axial", int(HEMATOMA[1] * scale), int(HEMATOMA[2] * scale))
     wait(lambda: False, 1.5)
-    out = ROOT / "docs" / "reformat-1920x1080.png"
+    screen = app.primaryScreen().size()
+    out = ROOT / "docs" / f"reformat-{screen.width()}x{screen.height()}.png"
     window.grab().save(str(out))
     print("saved", out, window.size().width(), "x", window.size().height(), "slice", k + 1)
     window.close()

@@ -219,7 +219,7 @@ def _ablation(metrics: dict) -> list[str]:
             lines.append(f"| {name} | {_fmt(summary['auc_any'])} | {_fmt(summary['mean_subtype_auc'])} | "
                          f"{_fmt(summary.get('sensitivity_any_at_spec90'))} | {_fmt(summary['weighted_log_loss'])} | "
                          + " | ".join(_fmt(summary["auc"][lb]) for lb in LABELS[:-1]) + " |")
-        lines.append("")
+        lines += ["", _kept_levers(ablation, metrics), ""]
     post = metrics.get("post_hoc_levers")
     if post:
         context = post["slice context"]
@@ -234,6 +234,25 @@ def _ablation(metrics: dict) -> list[str]:
                   "- Calibration changes no ranking (AUC unchanged by construction); it makes the probabilities "
                   "readable (table above).", ""]
     return lines
+
+
+def _kept_levers(ablation: dict, metrics: dict) -> str:
+    """Say plainly which rows the bundled recipe beat: a lever is kept only when CV supports it."""
+    first = metrics.get("first_stage_cross_validation") or {}
+    bundled_any = ((first.get("labels") or {}).get("any") or {}).get("auc")
+    bundled_sub = first.get("mean_subtype_auc")
+    if bundled_any is None or bundled_sub is None:
+        return ""
+    bundled = [name for name, row in ablation.items()
+               if _same(row["auc_any"], bundled_any) and _same(row["mean_subtype_auc"], bundled_sub)]
+    others = [name for name in ablation if name not in bundled]
+    return (f"Bundled: {', '.join(bundled) or 'the recipe above'} (AUC any {_fmt(bundled_any)}, mean subtype "
+            f"{_fmt(bundled_sub)}). Not bundled, because CV did not show them better on both: "
+            f"{'; '.join(others)}.")
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    return a is not None and b is not None and abs(a - b) < 1e-9
 
 
 def parameter_count(model: torch.nn.Module) -> int:
