@@ -4,7 +4,7 @@ An extension (``ui.app.EXTENSIONS``). Keys, as in Weasis where they exist: D dis
 K angle, E ellipse ROI, L polygon ROI (double-click closes it), M midline shift (drag
 the expected midline, then click the septum pellucidum), V bleed volume (click inside the
 bleed), S bleed volume from the seed the classifier's attention map proposes on a flagged
-slice, B / X add / erase brush on the selected volume's outline (the volume follows each
+slice, B / Shift+B add / erase brush on the selected volume's outline (the volume follows each
 dab; strokes are kept with the record and replayed after every regrow), and the "Blood
 from" slider regrows the selected volume when released (the threshold edit). Delete
 removes the selected measurement, Esc cancels the one being drawn. While a tool is on,
@@ -60,7 +60,7 @@ BRUSHES = {"brush_add": True, "brush_erase": False}
 TOOL_BUTTONS = {"distance": "Ruler", "angle": "Angle", "ellipse": "Ellipse", "polygon": "Polygon",
                 "midline": "Midline", "volume": "Volume", "brush_add": "Add", "brush_erase": "Erase"}
 """Short names for the panel's tool row (the key before each)."""
-HINT = "Choose a tool: D ruler · K angle · E ellipse · L polygon · M midline · V volume · B / X add / erase brush"
+HINT = "Choose a tool: D ruler · K angle · E ellipse · L polygon · M midline · V volume · B / Shift+B add / erase brush"
 Job = tuple[str | None, tuple[int, int, int], tuple[float, float], list[Stroke]]
 """A volume to (re)grow: record id (None: new), seed, HU range, brush strokes to replay."""
 Grown = tuple[Series, np.ndarray | None, list[tuple[str | None, Region]], str, np.ndarray | None]
