@@ -98,12 +98,16 @@ def lever_configs(bundled: Config) -> dict[str, Config]:
     longer.recipe = replace(longer.recipe, epochs=24, insert=insert_settings())
     blood_map = replace(inserted, recipe=replace(inserted.recipe, seg_weight=1.0))
     level = replace(inserted, recipe=replace(inserted.recipe, level_balance=3.0))
+    more = replace(inserted, recipe=replace(inserted.recipe, insert=insert_settings(0.8)))
+    averaged = replace(inserted, recipe=replace(inserted.recipe, ema_decay=0.995))
     out = {"v1.0 recipe (128 px, 14 epochs)": base,
            "+ lesions inserted into real normal slices": inserted,
            "+ 160 px and 24 epochs": capacity,
            "+ lesions inserted and 24 epochs": longer,
            "+ lesions inserted and a blood-map loss on them": blood_map,
-           "+ lesions inserted and level-balanced normal slices": level}
+           "+ lesions inserted and level-balanced normal slices": level,
+           "+ lesions inserted into 80 % of normal slices": more,
+           "+ lesions inserted and an average of the weights (EMA 0.995)": averaged}
     if bundled.run_id() not in {c.run_id() for c in out.values()}:
         out["bundled recipe"] = bundled
     return out
