@@ -76,14 +76,20 @@ def test_ellipse_roi_statistics_and_delete(make_window, qtbot):
     assert controller.measurements() == [] and controller.panel.list.count() == 0
 
 
-def test_volume_grows_in_background_and_comes_back_after_reopening(make_window, qtbot):
-    study = _study()
+def _grown(make_window, qtbot, study):
+    """A window on ``study`` with one bleed volume grown from a click inside the ball."""
     window, controller = _open(make_window, study)
     window.action("measure_volume").trigger()
     viewport = controller.view.graphics.viewport()
     qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, 50, 64))
     qtbot.waitUntil(lambda: bool(controller.masks), timeout=20000)
     [record] = controller.measurements()
+    return window, controller, viewport, record
+
+
+def test_volume_grows_in_background_and_comes_back_after_reopening(make_window, qtbot):
+    study = _study()
+    window, controller, viewport, record = _grown(make_window, qtbot, study)
     analytic = 4 / 3 * math.pi * 12 ** 3 / 1000
     assert record.kind == "volume" and record.value == pytest.approx(analytic, rel=0.15)
     assert record.details["abc2_ml"] > 0 and len(record.details["slices"]) >= 10
@@ -160,12 +166,7 @@ def test_angle_midline_and_polygon_take_the_clicked_points(make_window, qtbot):
 
 def test_brush_edits_the_outline_live_and_the_edit_survives_regrow_and_reopen(make_window, qtbot):
     study = _study()
-    window, controller = _open(make_window, study)
-    window.action("measure_volume").trigger()
-    viewport = controller.view.graphics.viewport()
-    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=_at(controller, 50, 64))
-    qtbot.waitUntil(lambda: bool(controller.masks), timeout=20000)
-    [grown] = controller.measurements()
+    window, controller, viewport, grown = _grown(make_window, qtbot, study)
     voxel_ml = 2.0 * 0.5 * 0.5 / 1000
 
     window.action("measure_brush_erase").trigger()
