@@ -49,7 +49,7 @@ def plot_roc(labels: np.ndarray, probs: np.ndarray, metrics: dict, out: Path, ti
 def plot_ablation(arms: dict[str, dict], out: Path, title: str) -> Path:
     """Grouped bars: AUC per label (with 95% interval) for each training-data arm."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(11, 4.5))
+    fig, ax = plt.subplots(figsize=(11, 4.5 + 0.2 * len(arms)))
     width = 0.8 / max(len(arms), 1)
     x = np.arange(len(LABELS))
     for i, (arm, metrics) in enumerate(arms.items()):
@@ -63,10 +63,10 @@ def plot_ablation(arms: dict[str, dict], out: Path, title: str) -> Path:
     ax.set_ylim(0.0, 1.0)
     ax.set_ylabel("slice-level ROC AUC (real held-out slices)")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)  # below: bars stay clear
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
+    fig.savefig(out, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return out
 
