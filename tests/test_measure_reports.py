@@ -111,6 +111,7 @@ def test_seg_beside_the_sr_holds_the_edited_outline_frame_by_frame(measured):
     raw = pydicom.dcmread(path)
     assert raw.SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.4" and raw.StudyInstanceUID == study.study_uid
     assert raw.SegmentationType == "BINARY" and raw.SegmentSequence[0].SegmentAlgorithmType == "SEMIAUTOMATIC"
+    assert raw.ContentQualification == "RESEARCH" and raw.Manufacturer.startswith("ICH Viewer")  # marked like the SR
     mask = region.mask
     index = {h.sop_instance_uid: n for n, h in enumerate(series.slices)}
     frames = raw.pixel_array.reshape(-1, *mask.shape[1:])

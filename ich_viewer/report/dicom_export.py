@@ -27,13 +27,11 @@ from ich_viewer import LABELS, RESEARCH_NOTICE, __version__
 from ich_viewer.dicom.model import Series, SliceHeader, Study
 from ich_viewer.report.atomic import ExportError, atomic_write
 from ich_viewer.report.deidentify import deidentify_dataset
-from ich_viewer.report.dicom_reference import MANUFACTURER, reference_dataset
+from ich_viewer.report.dicom_reference import MANUFACTURER, SCHEME, common_attributes, reference_dataset
 from ich_viewer.report.data import LABEL_ABBREVIATIONS, KeyImage, ReportContent, SeriesSection
 from ich_viewer.report.key_images import KEY_WINDOWS, direction_letter
 from ich_viewer.report.rows import SliceRow
 
-SCHEME = "99ICHV"
-"""Private coding scheme designator for the concepts below (subtypes, probabilities, review)."""
 SR_SERIES_NUMBER = 9901
 KEY_IMAGE_SERIES_NUMBER = 9902
 KOS_SERIES_NUMBER = 9903
@@ -56,11 +54,6 @@ REVIEW_VALUES: dict[str, hd.sr.CodedConcept] = {
 }
 NOTE_CONCEPT = hd.sr.CodedConcept("NOTE", SCHEME, "Reader note")
 UNITLESS = hd.sr.CodedConcept("1", "UCUM", "no units")
-CODING_SCHEME = hd.coding_schemes.CodingSchemeIdentificationItem(
-    designator=SCHEME, name="ICH Viewer local codes", responsible_organization="ICH Viewer project",
-)
-
-
 @dataclass(frozen=True)
 class DicomExport:
     sr: Path | None
@@ -147,7 +140,7 @@ def build_sr(content: ReportContent, study: Study) -> hd.sr.Comprehensive3DSR | 
         is_complete=True,
         is_final=False,
         is_verified=False,
-        **_common_attributes("ICH flags (research, not a diagnosis)"),
+        **common_attributes("ICH flags (research, not a diagnosis)"),
     )
 
 
@@ -192,7 +185,7 @@ def build_key_images(content: ReportContent, study: Study) -> tuple[list[hd.sc.S
                 manufacturer=MANUFACTURER,
                 patient_orientation=_patient_orientation(header),
                 transfer_syntax_uid=RLELossless,  # lossless, ~5x smaller than raw RGB, fast to encode
-                **_common_attributes("ICH key images (research, not a diagnosis)"),
+                **common_attributes("ICH key images (research, not a diagnosis)"),
             ))
             images[-1].ImageComments = (f"Im {row.index + 1}, instance {row.instance_number}: {flagged}; "
                                         f"{row.decision or 'undecided'}. {RESEARCH_NOTICE}")[:10240]
@@ -212,20 +205,9 @@ def build_key_images(content: ReportContent, study: Study) -> tuple[list[hd.sc.S
         sop_instance_uid=generate_uid(),
         instance_number=1,
         manufacturer=MANUFACTURER,
-        **_common_attributes("ICH key image selection (research)"),
+        **common_attributes("ICH key image selection (research)"),
     )
     return images, kos
-
-
-def _common_attributes(series_description: str) -> dict:
-    """Marks every object as research content made by this software (PS3.3 Content Qualification)."""
-    return {
-        "series_description": series_description,
-        "software_versions": __version__,
-        "manufacturer_model_name": "ICH Viewer",
-        "content_qualification": "RESEARCH",
-        "coding_schemes": [CODING_SCHEME],
-    }
 
 
 def _patient_orientation(header: SliceHeader) -> tuple[str, str]:

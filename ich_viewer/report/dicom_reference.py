@@ -1,14 +1,32 @@
-"""What every DICOM object the app writes shares: its manufacturer and the headers of the
-images it references (the SR, key images, KOS and SEG all point back at the CT)."""
+"""What every DICOM object the app writes shares: its maker, its research marking and the
+headers of the images it references (the SR, key images, KOS and SEG all point back at the CT)."""
 from __future__ import annotations
 
+import highdicom as hd
 from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage
 
+from ich_viewer import __version__
 from ich_viewer.dicom.model import Series, SliceHeader, Study
 from ich_viewer.report.atomic import ExportError
 
 MANUFACTURER = "ICH Viewer (research software)"
+SCHEME = "99ICHV"
+"""Private coding scheme designator for the app's own concepts (subtypes, probabilities, review)."""
+CODING_SCHEME = hd.coding_schemes.CodingSchemeIdentificationItem(
+    designator=SCHEME, name="ICH Viewer local codes", responsible_organization="ICH Viewer project",
+)
+
+
+def common_attributes(series_description: str) -> dict:
+    """Marks every object as research content made by this software (PS3.3 Content Qualification)."""
+    return {
+        "series_description": series_description,
+        "software_versions": __version__,
+        "manufacturer_model_name": "ICH Viewer",
+        "content_qualification": "RESEARCH",
+        "coding_schemes": [CODING_SCHEME],
+    }
 
 
 def reference_dataset(study: Study, series: Series, header: SliceHeader) -> Dataset:

@@ -20,7 +20,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from ich_viewer import __version__
 from ich_viewer.dicom.model import Series, Study
 from ich_viewer.measure.records import Measurement
-from ich_viewer.report.dicom_reference import MANUFACTURER, reference_dataset
+from ich_viewer.report.dicom_reference import MANUFACTURER, common_attributes, reference_dataset
 
 SEG_SERIES_NUMBER = 9904
 ALGORITHM = hd.AlgorithmIdentificationSequence(
@@ -90,10 +90,8 @@ def build_seg(study: Study, series: Series,
         sop_instance_uid=generate_uid(),
         instance_number=1,
         manufacturer=MANUFACTURER,
-        manufacturer_model_name="ICH Viewer",
-        software_versions=__version__,
         device_serial_number="none",
-        series_description="Bleed outlines (research, reader-checked)",
+        **common_attributes("Bleed outlines (research, reader-checked)"),
         content_label="BLEED",
         content_description="Bleed volumes grown and edited in ICH Viewer",
         transfer_syntax_uid=ExplicitVRLittleEndian,
