@@ -34,19 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
-from ich_viewer.measure.region import cranial_cavity, dice, grow_region  # noqa: E402
+from ich_viewer.measure.region import cranial_cavity, deepest_point, dice, grow_region  # noqa: E402
 from ich_viewer.phantom import SUBTYPES, generate_phantom  # noqa: E402
 
 SUBTYPES_MEASURED = ("intraparenchymal", "epidural", "subdural")
-
-
-def deepest(mask: np.ndarray) -> tuple[int, int, int]:
-    k = int(np.argmax(mask.sum(axis=(1, 2))))
-    dist = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(
-        sitk.GetImageFromArray(mask[k].astype(np.uint8)), insideIsPositive=True, squaredDistance=False,
-        useImageSpacing=False))
-    i, j = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return k, int(i), int(j)
 
 
 def accuracy(seeds: int) -> list[dict]:
@@ -59,7 +50,7 @@ def accuracy(seeds: int) -> list[dict]:
             truth_ml = float(truth.sum() * np.prod(spacing) / 1000)
             contrast = float(p.info["lesions"][0]["mean_hu"] - p.info["head"]["grey_hu"])
             start = time.perf_counter()
-            region = grow_region(p.volume_hu, spacing, deepest(truth))
+            region = grow_region(p.volume_hu, spacing, deepest_point(truth))
             row = {"seed": seed, "subtype": subtype, "truth_ml": round(truth_ml, 2), "contrast_hu": round(contrast, 1),
                    "in_scope": truth_ml >= 5.0 and contrast >= 10.0, "seconds": round(time.perf_counter() - start, 3)}
             labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(truth.astype(np.uint8)),
@@ -86,7 +77,7 @@ def speed(repeats: int = 3) -> dict:
     p = generate_phantom(seed=2, subtypes=["intraparenchymal"], matrix=512, n_slices=40, thickness_mm=5.0)
     truth = p.masks == 2
     spacing = (p.spacing_mm, *p.pixel_spacing)
-    seed = deepest(truth)
+    seed = deepest_point(truth)
     cavity_s, grow_s, cavity_cpu, grow_cpu = [], [], [], []
     for _ in range(repeats):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -130,7 +121,7 @@ def drawing(frames: int = 50) -> dict:
     controller = window.extensions.get(EXTENSION_NAME, MeasureController)
     assert controller is not None
     truth = p.masks == 2
-    seed = deepest(truth)
+    seed = deepest_point(truth)
     window.set_slice(seed[0])
     region = grow_region(p.volume_hu, (p.spacing_mm, *p.pixel_spacing), seed)
     record = volume_measurement(region, series_uid=series.series_uid)

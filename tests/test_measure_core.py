@@ -5,12 +5,11 @@ import math
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 
 from ich_viewer.dicom.model import Series
 from ich_viewer.measure.planar import (Calibration, angle_deg, distance, ellipse_stats, midline_shift,
                                        polygon_area, polygon_mask, polygon_stats)
-from ich_viewer.measure.region import abc2, dice, grow_region
+from ich_viewer.measure.region import abc2, deepest_point, dice, grow_region
 from ich_viewer.measure.series import calibration, grow_in_series, seed_from_mm, voxel_spacing
 
 CAL = Calibration(0.5, 0.25)
@@ -134,16 +133,6 @@ def test_series_wrapper_seed_mm_and_missing_pixel_spacing():
     assert not uncal.calibrated and any("not a real mL" in n for n in uncal.notes)
 
 
-def _deepest_point(mask: np.ndarray) -> tuple[int, int, int]:
-    """Where a reader clicks: the pixel farthest inside the bleed on its largest slice."""
-    k = int(np.argmax(mask.sum(axis=(1, 2))))
-    dist = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(
-        sitk.GetImageFromArray(mask[k].astype(np.uint8)), insideIsPositive=True, squaredDistance=False,
-        useImageSpacing=False))
-    i, j = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    return k, int(i), int(j)
-
-
 # Phantoms whose bleed is >= 5 mL and at least ~10 HU denser than grey matter (an isodense
 # bleed cannot be thresholded by anyone). The full table, failures included, is in
 # docs/benchmarks.md ("measure").
@@ -164,7 +153,7 @@ def test_phantom_bleeds_dice_and_volume(seed, subtype):
     spacing = (phantom.spacing_mm, *phantom.pixel_spacing)
     truth_ml = truth.sum() * np.prod(spacing) / 1000
     assert truth_ml >= 5.0
-    region = grow_region(phantom.volume_hu, spacing, _deepest_point(truth))
+    region = grow_region(phantom.volume_hu, spacing, deepest_point(truth))
     assert region.ok, region.reason
     assert dice(region.mask, truth) >= 0.85
     assert abs(region.volume_ml - truth_ml) <= 0.10 * truth_ml
