@@ -123,3 +123,20 @@ def test_sampler_gives_rare_labels_a_capped_larger_share():
     share = weights[:5].sum() / weights.sum()
     assert share > 4 * 5 / 1000
     assert weights[500] == 1.0
+
+
+def test_auc_by_level_separates_position_from_what_the_model_sees():
+    from trainer.metrics import auc_by_level
+
+    groups = np.repeat(np.arange(6), 30)  # 6 series of 30 slices, stored in series order
+    y = np.zeros(180, bool)
+    for s in range(6):
+        y[s * 30 + 10: s * 30 + 14] = True  # bleeds only in the middle third, off its centre
+    rng = np.random.default_rng(0)
+    perfect_in_middle = np.where(y, 0.9, 0.1) + rng.normal(0, 0.01, 180)
+    by_level = auc_by_level(y, perfect_in_middle, groups)
+    assert by_level["position_only"] > 0.7  # position alone already ranks these bleeds well
+    assert by_level["middle"] > 0.99
+    assert np.isnan(by_level["lowest"]) and np.isnan(by_level["highest"])  # no bleeds there
+    position_only = auc_by_level(y, -np.abs(np.tile(np.arange(30) / 29, 6) - 0.5), groups)
+    assert position_only["middle"] < 0.9  # inside one third position says much less

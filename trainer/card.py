@@ -202,6 +202,12 @@ def _performance(card: dict, metrics: dict, cv: dict) -> list[str]:
                   "slices (specificity-0.90 thresholds) by level of the series, before / after the gate: "
                   + ", ".join(f"{level} third {_fmt(before[level]['false_positive_rate'])} / "
                               f"{_fmt(after[level]['false_positive_rate'])}" for level in before) + ".", ""]
+    by_level = metrics.get("auc_by_level")
+    if by_level:
+        lines += [f"How much of it is position: a slice's place in its series alone (closeness to the middle) "
+                  f"ranks bleeding slices with AUC {_fmt(by_level['position_only'])}; the model's AUC for \"any\" "
+                  "within the lowest / middle / highest third of the series: "
+                  + " / ".join(_fmt(by_level[level]) for level in ("lowest", "middle", "highest")) + ".", ""]
     return lines
 
 

@@ -17,7 +17,7 @@ from ich_viewer.inference.preprocess import InputSpec, brain_fraction
 from trainer.cache import CachedSet, window_batch
 from trainer.calibration import calibrate, calibration_report, cross_fitted, fit_calibration
 from trainer.context import nested_context
-from trainer.metrics import (evaluate, exam_level, false_positive_rate_by_level, operating_point,
+from trainer.metrics import (auc_by_level, evaluate, exam_level, false_positive_rate_by_level, operating_point,
                              out_of_fold_thresholds, threshold_for)
 
 MIN_BRAIN_FRACTION = 0.02
@@ -114,6 +114,7 @@ def full_evaluation(data: CachedSet, probs: np.ndarray, fold_of: np.ndarray, spe
     report = {
         "cross_validation": metrics,
         "exam_level": exam_level(labels, chosen, groups, seed=seed),
+        "auc_by_level": auc_by_level(labels[:, -1], chosen[:, -1], groups),
         "operating_points": points,
         "operating_rule": OPERATING_NOTE,
         "calibration": calibration_report(labels, chosen, calibrated_oof),

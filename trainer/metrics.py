@@ -227,3 +227,17 @@ def false_positive_rate_by_level(y_any: np.ndarray, flagged: np.ndarray, groups:
         out[name] = {"normal_slices": int(normal.sum()),
                      "false_positive_rate": float(flagged[normal].mean()) if normal.any() else float("nan")}
     return out
+
+
+def auc_by_level(y_any: np.ndarray, p_any: np.ndarray, groups: np.ndarray) -> dict:
+    """How much of the slice AUC is position: the AUC of "closeness to the middle of the
+    series" alone, and the model's AUC within each third of the series."""
+    y = np.asarray(y_any).astype(bool)
+    position = series_position(groups)
+    third = np.minimum((position * 3).astype(int), 2)
+    out = {"position_only": roc_auc(y, -np.abs(position - 0.5))}
+    for k, name in enumerate(("lowest", "middle", "highest")):
+        inside = third == k
+        both = 0 < y[inside].sum() < inside.sum()
+        out[name] = roc_auc(y[inside], np.asarray(p_any)[inside]) if both else float("nan")
+    return out
