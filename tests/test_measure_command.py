@@ -23,9 +23,9 @@ def subdural_study(tmp_path_factory):
 
 
 def _seed(mask):
-    from tests.test_measure_core import _deepest_point
+    from ich_viewer.measure.region import deepest_point
 
-    return _deepest_point(mask)
+    return deepest_point(mask)
 
 
 def test_parser_gives_typed_options():

@@ -16,7 +16,7 @@ from ich_viewer.phantom import generate_phantom
 from ich_viewer.report.export import export_report
 from ich_viewer.report.measurements import MeasurementStore
 from ich_viewer.report.review import study_key
-from test_measure_core import _deepest_point
+from ich_viewer.measure.region import deepest_point
 from test_report_support import make_prediction, phantom_study
 
 
@@ -24,7 +24,7 @@ from test_report_support import make_prediction, phantom_study
 def measured(tmp_path, isolated_settings):
     study, series, flagged = phantom_study(tmp_path / "study", n_slices=24, matrix=128, subtypes=("subdural",), seed=2)
     truth = generate_phantom(seed=2, subtypes=["subdural"], n_slices=24, matrix=128).masks == 5
-    region = grow_in_series(series, _deepest_point(truth))
+    region = grow_in_series(series, deepest_point(truth))
     assert region.ok, region.reason
     volume = volume_measurement(region, series_uid=series.series_uid,
                                 slice_uid=series.slices[region.seed[0]].sop_instance_uid, subtype="subdural")
