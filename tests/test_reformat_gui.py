@@ -115,6 +115,8 @@ def test_a_single_image_gets_a_reason_not_a_spinner(make_window, qtbot):
     window.action("slab").trigger()
     qtbot.waitUntil(lambda: controller.failure is not None, timeout=10000)
     assert "No slab: ValueError: a single image" in window.image_view().overlays.text("bottom_left")
+    window._update_overlays()  # what a slice whose pixels arrive late does: the corner is rewritten
+    assert "No slab: ValueError: a single image" in window.image_view().overlays.text("bottom_left")
     assert controller.reformat is None
     assert window.image_view().image_item.image.shape == (16, 16)  # the image itself stays
 

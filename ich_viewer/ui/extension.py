@@ -34,6 +34,8 @@ class ViewerWindow(Protocol):
     """() the study is about to go: stop work on it (the window waits for nobody)."""
     window_changed: SignalInstance
     """(center, width) the grey-level window changed."""
+    overlays_rewritten: SignalInstance
+    """() the window rewrote the image's corner texts; an extension that adds a line re-adds it."""
     extensions: ExtensionRegistry
 
     def current_study(self) -> Study | None: ...

@@ -53,6 +53,8 @@ class MainWindow(QMainWindow):
     slice_changed = Signal(int)
     study_closing = Signal()
     window_changed = Signal(float, float)
+    overlays_rewritten = Signal()
+    """The corner texts were rewritten (also when a slice's pixels arrive late): extensions re-add their lines."""
     """(center, width) whenever the window on screen changes."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -482,6 +484,7 @@ class MainWindow(QMainWindow):
             return
         self.slice_view.overlays.set_texts(
             overlay_texts(state.study, state.series, state.index, state.window, state.preset_name()))
+        self.overlays_rewritten.emit()
 
     def toggle_overlays(self) -> None:
         overlays = self.slice_view.overlays

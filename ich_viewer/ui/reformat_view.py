@@ -120,6 +120,7 @@ class ReformatController(QObject):
         window.series_shown.connect(self._on_series)
         window.slice_changed.connect(lambda _index: self.render())
         window.window_changed.connect(self._on_window)
+        window.overlays_rewritten.connect(self._mark_overlay)
         window.study_closing.connect(self._on_closing)
         window.installEventFilter(self)
 
@@ -243,8 +244,8 @@ class ReformatController(QObject):
         return f"Slab {self.thickness_mm:g} mm {MODE_NAMES[self.mode]}"  # short: the corner is narrow
 
     def _mark_overlay(self) -> None:
-        """Put the slab's line under the slice's own thickness (the window rewrites its corner
-        texts on each slice and window change, before telling the extensions)."""
+        """Put the slab's line under the slice's own thickness (again each time the window
+        rewrites its corner texts, e.g. when a slice's pixels arrive after the slice change)."""
         overlays = self.view.overlays
         lines = [line for line in overlays.text("bottom_left").splitlines() if not line.startswith(SLAB_LINES)]
         if self.slab_on and self.window.current_series() is not None:
