@@ -204,3 +204,17 @@ def test_no_two_actions_of_the_full_window_share_a_key(make_window):
             assert key not in owners, f"{key} is both {owners[key]!r} and {action.text()!r}"
             owners[key] = action.text()
     assert {"T", "X", ".", ","} <= set(owners)
+
+
+def test_a_redraw_queued_before_the_plot_closes_does_nothing_after(qtbot):
+    """Results streaming in start a redraw timer; closing the window before it fires once raised."""
+    from ich_viewer.ui.inference_plot import REDRAW_MS, ProbabilityPlot
+
+    plot = ProbabilityPlot()
+    plot.reset(10, None)
+    plot.set_values(3, {label: 0.5 for label in ("epidural", "intraparenchymal", "intraventricular",
+                                                  "subarachnoid", "subdural", "any")})
+    assert plot._timer.isActive()
+    plot.close()
+    assert not plot._timer.isActive()
+    qtbot.wait(2 * REDRAW_MS)  # pytest-qt fails the test on an exception raised in the event loop

@@ -86,6 +86,11 @@ class ProbabilityPlot(pg.PlotWidget):
         self._timer.timeout.connect(self.redraw)
         self.scene().sigMouseClicked.connect(self._on_click)
 
+    def close(self) -> bool:
+        """pyqtgraph deletes the curves on close; a redraw already queued must not touch them."""
+        self._timer.stop()
+        return super().close()
+
     def reset(self, n_slices: int, thresholds: dict[str, float] | None) -> None:
         self._values = np.full((max(0, n_slices), len(LABELS)), np.nan)
         item = self.getPlotItem()
@@ -153,7 +158,7 @@ class ProbabilityPlot(pg.PlotWidget):
         return self._values.copy()
 
     def redraw(self, force: bool = True) -> None:
-        if not (force or self._dirty):
+        if self.closed or not (force or self._dirty):
             return
         self._dirty = False
         x = np.arange(1, len(self._values) + 1, dtype=float)
