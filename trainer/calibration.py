@@ -44,20 +44,22 @@ def fit_calibration(labels: np.ndarray, probs: np.ndarray) -> dict[str, list[flo
     return {"scale": [s for s, _ in pairs], "bias": [b for _, b in pairs]}
 
 
-def calibrate(probs: np.ndarray, calibration: dict) -> np.ndarray:
-    """Apply a calibration to (N, 6) probabilities and keep P(any) >= P(subtype), as the app does."""
+def calibrate(probs: np.ndarray, calibration: dict, lift_any: bool = True) -> np.ndarray:
+    """Apply a calibration to (N, 6) probabilities as the app does: P(any) >= P(subtype)
+    unless "any" comes from the second stage (``lift_any`` False)."""
     out = np.stack([apply_platt(probs[:, k], calibration["scale"][k], calibration["bias"][k])
                     for k in range(probs.shape[1])], axis=1)
-    out[:, -1] = np.maximum(out[:, -1], out[:, :-1].max(axis=1))
+    if lift_any:
+        out[:, -1] = np.maximum(out[:, -1], out[:, :-1].max(axis=1))
     return out
 
 
-def cross_fitted(labels: np.ndarray, probs: np.ndarray, fold_of: np.ndarray) -> np.ndarray:
+def cross_fitted(labels: np.ndarray, probs: np.ndarray, fold_of: np.ndarray, lift_any: bool = True) -> np.ndarray:
     """Calibrated out-of-fold probabilities, each fold calibrated on the other folds only."""
     out = np.zeros_like(probs, dtype=np.float64)
     for fold in np.unique(fold_of):
         held = fold_of == fold
-        out[held] = calibrate(probs[held], fit_calibration(labels[~held], probs[~held]))
+        out[held] = calibrate(probs[held], fit_calibration(labels[~held], probs[~held]), lift_any)
     return out
 
 

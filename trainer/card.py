@@ -101,7 +101,13 @@ def model_card_markdown(card: dict) -> str:
         f"- Input: {card['input_spec']['size']} x {card['input_spec']['size']} pixels, the slice and "
         f"{card['input_spec']['context']} neighbour(s) on each side, each in the windows "
         f"{', '.join(card['input_spec']['window_names'])}; cropped to the head.",
-        f"- Outputs, in order: {', '.join(card['labels'])}; P(any) >= P(subtype) by construction.",
+        f"- Outputs, in order: {', '.join(card['labels'])}; "
+        + (f"the subtypes from the network, \"any\" from a second stage: a logistic regression over the "
+           f"network's \"any\" logit and {len(card['any_stage']['inputs']) - 1} HU measurements of the slice "
+           "(dense tissue inside the skull, near the inner table and deep, left-right asymmetry; "
+           "`ich_viewer/inference/hu_features.py`), fitted on out-of-fold outputs. A subtype can therefore "
+           "be flagged on a slice whose \"any\" is not."
+           if card.get("any_stage") else "P(any) >= P(subtype) by construction."),
         f"- Weights: `{card['weights_file']}`, sha256 `{card['sha256']}`; torch {card['versions']['torch']}; "
         f"code commit `{card.get('git_commit', 'unknown')}`.",
         "",
@@ -235,11 +241,28 @@ def _ablation(metrics: dict) -> list[str]:
                   f"subtype {_fmt(context['without']['mean_subtype_auc'])} -> {_fmt(context['with']['mean_subtype_auc'])}, "
                   f"log loss {_fmt(context['without']['weighted_log_loss'])} -> "
                   f"{_fmt(context['with']['weighted_log_loss'])}: {'kept' if context['kept'] else 'not kept'}.",
+                  *_stage_line(post),
                   f"- No-brain gate: AUC any {_fmt(post['no brain gate']['before']['auc_any'])} -> "
                   f"{_fmt(post['no brain gate']['after']['auc_any'])} (kept: a slice without brain is not scored).",
                   "- Calibration changes no ranking (AUC unchanged by construction); it makes the probabilities "
                   "readable (table above).", ""]
     return lines
+
+
+def _stage_line(post: dict) -> list[str]:
+    stage = post.get("with HU stage for any")
+    if not stage:
+        return []
+    return [f"- HU stage for \"any\" (logistic regression over the first stage's \"any\" logit and "
+            f"{len(stage['features'])} HU measurements, nested CV): AUC any {_fmt(stage['without']['auc_any'])} -> "
+            f"{_fmt(stage['with']['auc_any'])}, exam-level AUC {_fmt(stage['exam_auc_without'])} -> "
+            f"{_fmt(stage['exam_auc_with'])}, sens. any @ spec 0.90 "
+            f"{_fmt(stage['without']['sensitivity_any_at_spec90'])} -> {_fmt(stage['with']['sensitivity_any_at_spec90'])}"
+            f" (subtypes unchanged); false flags of \"any\" by level with it (lowest / middle / highest third): "
+            + " / ".join(_fmt(v["false_positive_rate"]) for v in (stage.get("false_positive_rate_by_level_with") or {}).values())
+            + f": {'kept' if stage['kept'] else 'not kept'}. The features were chosen while "
+            "looking at these same folds, so this gain is optimistic; it is a physical measurement (HU), not a "
+            "learned texture, which is why it is expected to carry to other scanners better than the network alone."]
 
 
 def _kept_levers(ablation: dict, metrics: dict) -> str:

@@ -192,7 +192,7 @@ def _export(args, config: Config, ws: Workspace, sets: dict, chosen: dict | None
     train_arch = arch_for(config.recipe if config.arm != "synthetic" else config.pretrain, spec)
     if chosen is None:
         model, _ = final_fit(ws, real, extra)  # every rank trains
-        arch, thresholds, calibration = train_arch, {label: 0.5 for label in LABELS}, None
+        arch, thresholds, calibration, any_stage = train_arch, {label: 0.5 for label in LABELS}, None, None
     if not ws.dist.is_main:
         return 0
     if chosen is not None:
@@ -202,6 +202,7 @@ def _export(args, config: Config, ws: Workspace, sets: dict, chosen: dict | None
         model.load_state_dict(ensemble_state([m.state_dict() for m in members]))
         spec = replace(spec, min_brain_fraction=MIN_BRAIN_FRACTION)
         thresholds, calibration = evaluation["thresholds"], evaluation["calibration"]
+        any_stage = evaluation["any_stage"]
         if evaluation["use_context"]:
             log("slice context helped in CV but is not part of the app's model format yet: bundled without it")
     used = ["ct-ich"] if real is not None else []
@@ -245,7 +246,7 @@ def _export(args, config: Config, ws: Workspace, sets: dict, chosen: dict | None
     }
     name = "ich-resnet-quick" if args.quick else "ich-resnet-ctich"
     card_path = export_model(model, arch, spec, thresholds, card_extra, args.out, name=name, version="2.0.0",
-                             calibration=calibration)
+                             calibration=calibration, any_stage=any_stage)
     card = json.loads(card_path.read_text())
     (Path(args.out) / "MODEL_CARD.md").write_text(model_card_markdown(card), encoding="utf-8")
     log(f"exported {card_path} (sha256 {card['sha256'][:12]}), wall {wall:.0f} s")

@@ -2,7 +2,8 @@
 
 The post-hoc levers of the recipe are measured here, each against the plain out-of-fold
 predictions of the same fold models: the "no brain on this slice" gate, slice context
-(a nested second stage), calibration (cross-fitted Platt scaling). Then the operating
+(a nested second stage), the HU stage for "any" (nested, ``trainer.any_stage``),
+calibration (cross-fitted Platt scaling). Then the operating
 points, exam-level AUC and false flags by level are reported for what is bundled.
 """
 from __future__ import annotations
@@ -14,12 +15,16 @@ import torch
 
 from ich_viewer import LABELS
 from ich_viewer.inference.preprocess import InputSpec, brain_fraction
+from ich_viewer.inference.hu_features import FEATURE_NAMES
+from trainer.any_stage import fit_stage, nested_stage
+from trainer.any_stage import slice_features as stage_features
 from trainer.cache import CachedSet, window_batch
 from trainer.calibration import calibrate, calibration_report, cross_fitted, fit_calibration
 from trainer.context import nested_context
 from trainer.metrics import (auc_by_level, evaluate, exam_level, false_positive_rate_by_level, operating_point,
                              out_of_fold_thresholds, threshold_for)
 
+STAGE = "with HU stage for any"
 MIN_BRAIN_FRACTION = 0.02
 """Below this share of brain pixels a slice is not scored. On CT-ICH's 1,995 slices it
 gates 3 normal slices and no slice with blood (the lowest bleeding slice has 0.034)."""
@@ -89,19 +94,24 @@ def full_evaluation(data: CachedSet, probs: np.ndarray, fold_of: np.ndarray, spe
     brain = brain_fractions(data, spec)
     gated = gate(probs, brain)
     context = gate(nested_context(gated, brain, labels, groups, fold_of), brain)
-    variants = {"first stage": gated, "with slice context": context}
+    features = stage_features(data, spec)
+    staged = gate(nested_stage(probs, features, labels, fold_of), brain)
+    variants = {"first stage": gated, "with slice context": context, STAGE: staged}
     scored = {name: evaluate(labels, p, groups, fold_of, seed=seed) for name, p in variants.items()}
+    exams = {name: exam_level(labels, p, groups, seed=seed) for name, p in variants.items()}
     use_context = scored["with slice context"]["weighted_log_loss"] < scored["first stage"]["weighted_log_loss"] \
         and scored["with slice context"]["labels"]["any"]["auc"] >= scored["first stage"]["labels"]["any"]["auc"]
-    chosen_name = "with slice context" if use_context else "first stage"
+    use_stage = scored[STAGE]["labels"]["any"]["auc"] > scored["first stage"]["labels"]["any"]["auc"] \
+        and exams[STAGE]["auc"] > exams["first stage"]["auc"]
+    chosen_name = STAGE if use_stage else "with slice context" if use_context else "first stage"
     chosen = variants[chosen_name]
     # Ranking metrics and operating points come from the uncalibrated out-of-fold scores:
     # the bundle's calibration is one monotone map per label, so it moves no slice past
     # another, whereas cross-fitted calibrations differ per fold and would distort a pooled
     # AUC. The cross-fitted calibration is used for what it measures: calibration error.
-    calibrated_oof = cross_fitted(labels, chosen, fold_of)
+    calibrated_oof = cross_fitted(labels, chosen, fold_of, lift_any=not use_stage)
     calibration = fit_calibration(labels, chosen)
-    final = calibrate(chosen, calibration)
+    final = calibrate(chosen, calibration, lift_any=not use_stage)
     final[brain < MIN_BRAIN_FRACTION] = 0.0
     metrics = scored[chosen_name]
     points = {label: operating_point(labels[:, k], chosen[:, k], groups, fold_of,
@@ -113,7 +123,7 @@ def full_evaluation(data: CachedSet, probs: np.ndarray, fold_of: np.ndarray, spe
         points[label]["threshold"] = thresholds[label]
     report = {
         "cross_validation": metrics,
-        "exam_level": exam_level(labels, chosen, groups, seed=seed),
+        "exam_level": exams[chosen_name],
         "auc_by_level": auc_by_level(labels[:, -1], chosen[:, -1], groups),
         "operating_points": points,
         "operating_rule": OPERATING_NOTE,
@@ -129,8 +139,13 @@ def full_evaluation(data: CachedSet, probs: np.ndarray, fold_of: np.ndarray, spe
             "slice context": {"without": summary(scored["first stage"]),
                               "with": summary(scored["with slice context"]),
                               "kept": bool(use_context)},
+            STAGE: {"without": summary(scored["first stage"]), "with": summary(scored[STAGE]),
+                    "exam_auc_without": exams["first stage"]["auc"], "exam_auc_with": exams[STAGE]["auc"],
+                    "false_positive_rate_by_level_with": level_rates(labels, staged, groups, fold_of),
+                    "features": list(FEATURE_NAMES), "kept": bool(use_stage)},
         },
         "second_stage": chosen_name,
     }
     return {"report": report, "thresholds": thresholds, "calibration": calibration,
-            "probs": chosen, "calibrated": calibrated_oof, "brain": brain, "use_context": use_context}
+            "probs": chosen, "calibrated": calibrated_oof, "brain": brain, "use_context": use_context and not use_stage,
+            "any_stage": fit_stage(probs[:, -1], features, labels[:, -1]) if use_stage else None}

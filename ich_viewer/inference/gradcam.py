@@ -45,7 +45,7 @@ def network_cam(loaded: "LoadedModel", tensor: torch.Tensor, label_index: int) -
     model = loaded.model
     with torch.enable_grad():
         feats = model.features(tensor).detach().requires_grad_(True)
-        logits = model.classify(feats)
+        logits = model.classify(feats, tensor)
         (grad,) = torch.autograd.grad(logits[0, label_index], feats)
     weights = grad.mean(dim=(2, 3), keepdim=True)
     cam = torch.relu((weights * feats.detach()).sum(dim=1, keepdim=True))

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 
 from ich_viewer import LABELS
+from ich_viewer.inference.hu_features import check_any_stage, input_features, stage_logit
+from ich_viewer.inference.preprocess import InputSpec
 
 ARCH_NAME = "ich-resnet"
 
@@ -124,6 +126,8 @@ class Calibrated(nn.Module):
         super().__init__()
         self.register_buffer("cal_scale", torch.ones(len(LABELS)), persistent=False)
         self.register_buffer("cal_bias", torch.zeros(len(LABELS)), persistent=False)
+        self.any_stage: dict | None = None
+        self.stage_spec: InputSpec | None = None
 
     def set_calibration(self, scale, bias) -> None:
         scale_t, bias_t = check_calibration(scale, bias)
@@ -131,7 +135,24 @@ class Calibrated(nn.Module):
         self.cal_bias.copy_(bias_t.to(self.cal_bias.device))
 
     def calibrate(self, logits: torch.Tensor) -> torch.Tensor:
-        return _lift_any(logits * self.cal_scale + self.cal_bias)
+        calibrated = logits * self.cal_scale + self.cal_bias
+        # With a second stage "any" is its own estimate: lifting it to the largest subtype
+        # would bring back exactly the false flags the stage removes.
+        return calibrated if self.any_stage is not None else _lift_any(calibrated)
+
+    def set_any_stage(self, stage: dict | None, spec: "InputSpec | None") -> None:
+        """The card's second stage for "any" (``hu_features``), or None for the network's own."""
+        if stage is not None and spec is None:
+            raise ValueError("a second stage needs the input spec to read its features")
+        self.any_stage = check_any_stage(stage) if stage is not None else None
+        self.stage_spec = spec
+
+    def second_stage(self, raw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Replace the raw "any" logit by the second stage's, computed from the inputs ``x``."""
+        if self.any_stage is None or self.stage_spec is None:
+            return raw
+        features = input_features(x, self.stage_spec).to(raw.device)
+        return torch.cat([raw[:, :-1], stage_logit(raw[:, -1], features, self.any_stage)[:, None]], dim=1)
 
 
 class ICHNet(Calibrated):
@@ -169,11 +190,13 @@ class ICHNet(Calibrated):
             pooled = torch.cat([pooled, feats.amax(dim=(2, 3))], dim=1)
         return _lift_any(self.fc(self.dropout(pooled)))
 
-    def classify(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.calibrate(self.raw_logits(feats))
+    def classify(self, feats: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        """Calibrated logits from the last feature maps; ``x`` (the inputs) for the second stage."""
+        raw = self.raw_logits(feats)
+        return self.calibrate(self.second_stage(raw, x) if x is not None else raw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.features(x))
+        return self.calibrate(self.second_stage(self.raw_logits(self.features(x)), x))
 
 
 class ICHEnsemble(Calibrated):
@@ -196,15 +219,15 @@ class ICHEnsemble(Calibrated):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([m.features(x) for m in self.nets()], dim=1)
 
-    def classify(self, feats: torch.Tensor) -> torch.Tensor:
+    def classify(self, feats: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         nets = self.nets()
         chunks = feats.chunk(len(nets), dim=1)
         raw = torch.stack([m.raw_logits(c) for m, c in zip(nets, chunks)]).mean(dim=0)
-        return self.calibrate(raw)
+        return self.calibrate(self.second_stage(raw, x) if x is not None else raw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         raw = torch.stack([m.raw_logits(m.features(x)) for m in self.nets()]).mean(dim=0)
-        return self.calibrate(raw)
+        return self.calibrate(self.second_stage(raw, x))
 
 
 def build_model(arch: dict | None = None) -> ICHNet | ICHEnsemble:

@@ -235,11 +235,11 @@ BRAIN_NEIGHBOURHOOD_HU = (-50.0, 150.0)
 edge between bone and air pass through 10..60 HU but have bone or air next to them."""
 
 
-def brain_fraction(inputs: torch.Tensor, spec: InputSpec) -> torch.Tensor:
-    """(B,) share of the centre slice's pixels that are brain tissue, from network inputs.
+def centre_hu(inputs: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    """(B, S, S) HU of the centre slice read back from network inputs (B, C, S, S).
 
-    Computed from the windowed input itself (so the app and the trainer see the same
-    thing): each pixel's HU is read from the narrowest window that does not clip it.
+    Each pixel's HU comes from the narrowest window that does not clip it, so the app and
+    the trainer (which caches HU and windows it the same way) derive the same values.
     """
     n_windows = len(spec.windows)
     first = spec.context * n_windows
@@ -250,7 +250,16 @@ def brain_fraction(inputs: torch.Tensor, spec: InputSpec) -> torch.Tensor:
         value = centre[:, k]
         unclipped = (value > 0.0) & (value < 1.0)
         hu = torch.where(unclipped | torch.isnan(hu), value * w + (c - w / 2.0), hu)
-    hu = hu[:, None]
+    return hu
+
+
+def brain_fraction(inputs: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    """(B,) share of the centre slice's pixels that are brain tissue, from network inputs.
+
+    Computed from the windowed input itself (``centre_hu``), so the app and the trainer
+    see the same thing.
+    """
+    hu = centre_hu(inputs, spec)[:, None]
     high = F.max_pool2d(hu, 5, 1, 2)
     low = -F.max_pool2d(-hu, 5, 1, 2)
     brain = ((hu >= BRAIN_HU[0]) & (hu <= BRAIN_HU[1]) & (high < BRAIN_NEIGHBOURHOOD_HU[1])

@@ -27,6 +27,7 @@ def export_random_model(
     thresholds: dict[str, float] | None = None,
     any_bias: float | None = None,
     calibration: dict | None = None,
+    any_stage: dict | None = None,
 ) -> Path:
     """Export an untrained network; returns the model folder.
 
@@ -54,5 +55,6 @@ def export_random_model(
         {"untrained": True, "note": "random weights for tests and benchmarks; predictions are meaningless",
          "seed": seed},
         out, name="random-test-model", version=f"0.0.0+seed{seed}", calibration=calibration,
+        any_stage=any_stage,
     )
     return out

@@ -21,6 +21,7 @@ import torch
 
 from ich_viewer import LABELS, __version__, paths
 from ich_viewer.inference.device import choose_device
+from ich_viewer.inference.hu_features import check_any_stage
 from ich_viewer.inference.model import ICHEnsemble, ICHNet, build_model, check_calibration, normalise_arch
 from ich_viewer.inference.preprocess import InputSpec
 from ich_viewer.inference.results import ModelInfo
@@ -31,7 +32,7 @@ CARD_FORMAT = "ich-viewer-model-card"
 CARD_FORMAT_VERSION = 1
 PROTECTED_KEYS = frozenset({
     "format", "format_version", "name", "version", "architecture", "input_spec", "labels",
-    "thresholds", "weights_file", "sha256", "versions", "created", "calibration",
+    "thresholds", "weights_file", "sha256", "versions", "created", "calibration", "any_stage",
 })
 """Card fields export_model owns; ``card_extra`` may not override them."""
 
@@ -61,7 +62,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _check_thresholds(thresholds: dict) -> dict[str, float]:
+def _check_thresholds(thresholds: object) -> dict[str, float]:
     if not isinstance(thresholds, dict):
         raise ValueError("thresholds must be a mapping of label to probability")
     missing = [label for label in LABELS if label not in thresholds]
@@ -98,6 +99,7 @@ def export_model(
     name: str = "ich-resnet",
     version: str = "0.0.0",
     calibration: dict | None = None,
+    any_stage: dict | None = None,
 ) -> Path:
     """Write the weights and ``model_card.json`` into ``out_dir``; returns the card path.
 
@@ -105,6 +107,8 @@ def export_model(
     git commit, ...); it may not override the fields this function owns. ``calibration``
     (per-label ``scale`` and ``bias`` on the logits) belongs with ``thresholds``: both are
     fitted on the same out-of-fold predictions and the thresholds are on the calibrated scale.
+    ``any_stage`` (``hu_features``) re-weighs "any" with measured HU features; the
+    calibration of "any" and its threshold are then fitted on the stage's output.
     """
     extra = dict(card_extra or {})
     clash = sorted(PROTECTED_KEYS & set(extra))
@@ -115,6 +119,7 @@ def export_model(
         raise ValueError(f"architecture expects {arch['in_channels']} channels, input spec gives {spec.n_channels}")
     checked = _check_thresholds(thresholds)
     calibration_checked = _check_calibration(calibration)
+    stage_checked = check_any_stage(any_stage) if any_stage is not None else None
     # Prove the state dict fits the declared architecture before writing anything.
     state = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
     build_model(arch).load_state_dict(state, strict=True)
@@ -133,6 +138,7 @@ def export_model(
         "labels": list(LABELS),
         "thresholds": checked,
         "calibration": calibration_checked,
+        **({"any_stage": stage_checked} if stage_checked is not None else {}),
         "weights_file": WEIGHTS_NAME,
         "sha256": sha256_file(weights_path),
         "versions": {"torch": torch.__version__, "app": __version__, "python": platform.python_version()},
@@ -203,6 +209,7 @@ def load_model(model_dir: str | os.PathLike | None = None, device: str | torch.d
     try:
         thresholds = _check_thresholds(card.get("thresholds"))
         calibration = _check_calibration(card.get("calibration"))
+        any_stage = check_any_stage(card["any_stage"]) if card.get("any_stage") is not None else None
         arch = normalise_arch(card.get("architecture") or {})
         spec = InputSpec.from_dict(card.get("input_spec") or {})
     except (TypeError, ValueError) as exc:
@@ -233,6 +240,7 @@ def load_model(model_dir: str | os.PathLike | None = None, device: str | torch.d
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"The weights in {weights_path} do not fit the card's architecture: {first}") from exc
     model.set_calibration(calibration["scale"], calibration["bias"])
+    model.set_any_stage(any_stage, spec)
     target = device if isinstance(device, torch.device) else choose_device(device)
     model = model.to(target).eval()
     for parameter in model.parameters():
