@@ -131,6 +131,8 @@ class Region:
     calibrated: bool = True
     """False when PixelSpacing was missing: the volume is then in voxels x 1 mm³ placeholders."""
     notes: list[str] = field(default_factory=list)
+    more_seeds: list[tuple[int, int, int]] = field(default_factory=list)
+    """Further clicks whose regions were added (``measure.clicks``): separate pieces of one bleed."""
 
     @property
     def ok(self) -> bool:
@@ -144,6 +146,7 @@ class Region:
         """JSON-ready summary (the ``measure`` command prints this)."""
         out: dict[str, Any] = {
             "seed": list(self.seed),
+            "more_seeds": [list(s) for s in self.more_seeds],
             "hu_range": list(self.hu_range),
             "spacing_mm": [round(v, 4) for v in self.spacing_mm],
             "ok": self.ok,
@@ -561,7 +564,7 @@ def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: 
         if not added.any():
             break
         region |= added
-    region |= _partial_volume_rim(raw, region, inner | shell, min(midpoint, low) if DARK_RIM else None, table)
+    region |= _partial_volume_rim(raw, region, inner | shell, min(midpoint, low) if DARK_RIM else None, table, blood)
     return region
 
 
@@ -647,7 +650,7 @@ def _fill_slices(mask: np.ndarray, max_hole_px: float) -> np.ndarray:
 
 
 def _partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, dark: float | None,
-                        table: float) -> np.ndarray:
+                        table: float, seed_blood: float | None = None) -> np.ndarray:
     """Voxels at the region's edge that are more blood than bone.
 
     A voxel half blood, half inner table reads about (blood + bone) / 2 and counts as
@@ -665,8 +668,9 @@ def _partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, 
         # what surrounds the bleed, read two to three voxels out (the first ring is half blood)
         beyond = _dilate(_dilate(_dilate(region))) & ~_dilate(region) & inner
         outside = raw[beyond & (raw < dark)]
+        pure = blood if seed_blood is None else min(blood, seed_blood)
         if outside.size:  # half way between the blood and what surrounds it here (edema, brain, CSF)
-            dark = min(dark, max((blood + float(np.median(outside))) / 2.0, dark - DARK_RIM_MAX_HU))
+            dark = min(dark, max((pure + float(np.median(outside))) / 2.0, dark - DARK_RIM_MAX_HU))
         dark_added = ring & (raw >= dark) & (raw <= blood)
         for _ in range(DARK_RINGS - 1):  # further rings only outward from what was just added
             dark_added |= _dilate(dark_added) & ~region & inner & (raw >= dark) & (raw <= blood)
