@@ -3,8 +3,9 @@
 An extension (``ui.app.EXTENSIONS``). Keys, as in Weasis where they exist: D distance,
 K angle, E ellipse ROI, L polygon ROI (double-click closes it), M midline shift (drag
 the expected midline, then click the septum pellucidum), V bleed volume (click inside the
-bleed; Shift+click adds a separate piece of it, e.g. a subdural's falx sheet), S bleed volume from the seed the classifier's attention map proposes on a flagged
-slice, B / Shift+B add / erase brush on the selected volume's outline (the volume follows each
+bleed; Shift+click adds a separate piece of it, e.g. a subdural's sheet along the falx), S
+bleed volume from the seed the classifier's attention map proposes on a flagged slice,
+B / Shift+B add / erase brush on the selected volume's outline (the volume follows each
 dab; strokes are kept with the record and replayed after every regrow), and the "Blood
 from" slider regrows the selected volume when released (the threshold edit). Delete
 removes the selected measurement, Esc cancels the one being drawn. While a tool is on,
