@@ -305,3 +305,26 @@ def test_a_stored_volume_with_two_clicks_is_rebuilt_with_both_pieces():
     stored = Measurement.from_dict(volume_measurement(region, series_uid=series.series_uid).to_dict())
     assert stored.seed == (15, 60, 60) and stored.more_seeds == [(15, 100, 77)]
     assert (regrow(series, stored) == region.mask).all()
+
+
+def test_the_ring_towards_csf_is_read_against_the_blood_itself_not_a_median_raised_by_bone():
+    """A thin collection under the inner table: most of its voxels are blurred with the bone
+    (85, 250 HU), so the region's median (~70) is far above the blood at the seed (55-58).
+    The half-volume ring towards the CSF under it (40 HU: half blood, half 15 HU CSF) is more
+    blood than CSF and belongs to the outline; the CSF itself does not."""
+    n, size = 30, 160
+    z, y, x = np.mgrid[:n, :size, :size].astype(np.float32)
+    r = np.hypot(y - 80, x - 80)
+    volume = np.full((n, size, size), -1000.0, np.float32)
+    volume[r < 70] = 1000.0
+    volume[r < 62] = 30.0
+    arc = (x > 95) & (np.abs(y - 80) < 35) & (z >= 8) & (z <= 22)
+    for inner, outer, hu in ((53, 57, 15.0), (57, 58, 40.0), (58, 59, 55.0), (59, 60, 58.0), (60, 61, 85.0),
+                             (61, 62, 250.0)):
+        volume[arc & (r >= inner) & (r < outer)] = hu
+    region = grow_region(volume, (2.0, 1.0, 1.0), (15, 80, 138))
+    assert region.ok, region.reason
+    ring, csf, blood = arc & (r >= 57) & (r < 58), arc & (r < 57), arc & (r >= 58) & (r < 61)
+    assert np.median(volume[region.mask & ~ring]) > 65  # what the ring was read against before
+    assert (region.mask & ring).sum() >= 0.85 * ring.sum()  # the old median-based ring took none of it
+    assert not (region.mask & csf).any() and (region.mask & blood).sum() >= 0.95 * blood.sum()

@@ -18,10 +18,13 @@ and the scalp. Steps, each for a reason:
    other side of the midline) is brighter, as under the vertex's partial-volumed skull cap.
 5. Partial volume towards the inner table: back into the shell, and up to two rings of
    voxels more blood than bone, the bone's HU read from the scan (``TABLE_PERCENTILE``);
-   one ring towards brain down to the midpoint with what surrounds the bleed.
+   one ring towards brain down to the midpoint between what surrounds the bleed and its
+   blood as read around the seed (the region's median is raised by the bone's blur).
 6. Leak guards (``leak_guard``): a region seeded well off the midline is cut at the falx,
    and growing stops at a slice where the region fills most of its half of the cavity.
    Both are said in ``Region.notes``; the reader adds back with the brush if needed.
+7. A bleed in separate pieces (a subdural's sheet along the falx) is one region from
+   several clicks, each grown as here and added (``measure.clicks``).
 
 Volume = voxels x voxel volume. ABC/2 from the slice with the largest area: A its longest
 diameter, B the longest extent perpendicular to A, C the number of slices with blood x
@@ -657,6 +660,10 @@ def _partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, 
     blood for the reader and the ground truth. With a CT's blur the threshold stops about
     two voxels short of that point, so two in-plane rings of voxels brighter than the
     blood (and below the midpoint) are added; brain and CSF are darker and never added.
+    Towards brain or CSF one ring down to the midpoint between them and the blood, read
+    as ``seed_blood`` (around the seed) when that is lower than the region's median: in a
+    thin collection most voxels are blurred with the bone, the median rises by ~15 HU and
+    the ring would stop a voxel short.
     """
     blood = float(np.median(raw[region]))
     limit = (blood + table) / 2.0
@@ -668,9 +675,9 @@ def _partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, 
         # what surrounds the bleed, read two to three voxels out (the first ring is half blood)
         beyond = _dilate(_dilate(_dilate(region))) & ~_dilate(region) & inner
         outside = raw[beyond & (raw < dark)]
-        pure = blood if seed_blood is None else min(blood, seed_blood)
+        level = blood if seed_blood is None else min(blood, seed_blood)
         if outside.size:  # half way between the blood and what surrounds it here (edema, brain, CSF)
-            dark = min(dark, max((pure + float(np.median(outside))) / 2.0, dark - DARK_RIM_MAX_HU))
+            dark = min(dark, max((level + float(np.median(outside))) / 2.0, dark - DARK_RIM_MAX_HU))
         dark_added = ring & (raw >= dark) & (raw <= blood)
         for _ in range(DARK_RINGS - 1):  # further rings only outward from what was just added
             dark_added |= _dilate(dark_added) & ~region & inner & (raw >= dark) & (raw <= blood)
