@@ -61,9 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_node_commands(sub)
     measure = sub.add_parser("measure", help="grow a bleed from a seed and print its volume (mL) and ABC/2")
     measure.add_argument("path")
-    measure.add_argument("--seed", metavar="SLICE,ROW,COL",
-                         help="seed voxel: slice in display order (foot to head, from 0), row, column in pixels")
-    measure.add_argument("--seed-mm", metavar="X,Y,Z", help="seed in patient coordinates (mm)")
+    measure.add_argument("--seed", metavar="SLICE,ROW,COL", action="append",
+                         help="seed voxel: slice in display order (foot to head, from 0), row, column in pixels; "
+                              "repeat it to add separate pieces of the same bleed (as Shift+click in the window)")
+    measure.add_argument("--seed-mm", metavar="X,Y,Z", action="append",
+                         help="seed in patient coordinates (mm); repeatable like --seed")
     measure.add_argument("--hu", metavar="LOW,HIGH", help="blood HU range (default 45,90)")
     measure.add_argument("--series", type=int, default=None, metavar="N", help="image series index (default 0)")
     measure.add_argument("--json", dest="json_out", metavar="F", help="also write the result as JSON to F")

@@ -143,10 +143,11 @@ class MeasureOptions:
     """``ich-viewer measure PATH --seed SLICE,ROW,COL | --seed-mm X,Y,Z [--hu LOW,HIGH] [--json F]``."""
 
     path: str
-    seed: str | None = None
-    """"slice,row,col": slice in display order (foot to head, from 0), row and column in pixels."""
-    seed_mm: str | None = None
-    """"x,y,z" in patient coordinates (mm)."""
+    seed: str | list[str] | None = None
+    """"slice,row,col": slice in display order (foot to head, from 0), row and column in pixels;
+    a list: one click per piece of the bleed (``--seed`` repeated), the first is the seed."""
+    seed_mm: str | list[str] | None = None
+    """"x,y,z" in patient coordinates (mm); a list as for ``seed``."""
     hu: str | None = None
     """"low,high" blood range in HU; None: the default (45-90)."""
     series: int | None = None

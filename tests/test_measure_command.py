@@ -30,8 +30,10 @@ def _seed(mask):
 
 def test_parser_gives_typed_options():
     args = build_parser().parse_args(["measure", "/d", "--seed", "3,100,120", "--hu", "40,95", "--json", "o.json"])
-    assert from_namespace(MeasureOptions, args) == MeasureOptions(path="/d", seed="3,100,120", hu="40,95",
+    assert from_namespace(MeasureOptions, args) == MeasureOptions(path="/d", seed=["3,100,120"], hu="40,95",
                                                                    json_out="o.json")
+    twice = build_parser().parse_args(["measure", "/d", "--seed", "3,100,120", "--seed", "4,90,110"])
+    assert from_namespace(MeasureOptions, twice).seed == ["3,100,120", "4,90,110"]
 
 
 def test_measure_prints_volume_close_to_the_truth(subdural_study, tmp_path, capsys):
@@ -60,6 +62,21 @@ def test_seed_in_millimetres_gives_the_same_region(subdural_study, capsys):
     assert main(["measure", str(folder), "--seed-mm", ",".join(f"{v:.3f}" for v in point)]) == 0
     by_mm = json.loads(capsys.readouterr().out)
     assert by_mm["seed"] == [k, i, j]
+
+
+def test_a_repeated_seed_adds_pieces_and_says_which_added_nothing(subdural_study, capsys):
+    folder, mask, _ = subdural_study
+    k, i, j = _seed(mask)
+    assert main(["measure", str(folder), "--seed", f"{k},{i},{j}"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert one["more_seeds"] == []
+    assert main(["measure", str(folder), "--seed", f"{k},{i},{j}", "--seed", "10,3,3"]) == 0
+    two = json.loads(capsys.readouterr().out)
+    assert two["seed"] == [k, i, j] and two["more_seeds"] == [[10, 3, 3]]
+    assert two["volume_ml"] == one["volume_ml"] and any("click 2 (10,3,3) added nothing" in n and "air" in n
+                                                        for n in two["notes"])
+    assert main(["measure", str(folder), "--seed", f"{k},{i},{j}", "--seed-mm", "0,0,0"]) == 2
+    assert "not both" in capsys.readouterr().err
 
 
 def test_seed_in_air_says_why_and_exits_1(subdural_study, capsys):

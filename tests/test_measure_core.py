@@ -135,7 +135,11 @@ def test_series_wrapper_seed_mm_and_missing_pixel_spacing():
 
 # Phantoms whose bleed is >= 5 mL and at least ~10 HU denser than grey matter (an isodense
 # bleed cannot be thresholded by anyone). The full table, failures included, is in
-# docs/benchmarks.md ("measure").
+# docs/benchmarks.md ("measure"). The simulated reader (``reader_clicks``) clicks the point
+# deepest inside each separate piece of the true mask of at least 1 mL, largest piece first,
+# at the default 45-90 HU, no setting per phantom: the window offers exactly that (click,
+# then Shift+click on each further piece). Seed 4's subdural has three tentorial pieces
+# (7 mL) apart from its convexity part: one click was -10.0 %, four are within 6 %.
 ACCURACY_CASES = [
     (2, "intraparenchymal"), (6, "intraparenchymal"),
     (0, "subdural"), (2, "subdural"), (4, "subdural"),
@@ -143,21 +147,69 @@ ACCURACY_CASES = [
 ]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("seed, subtype", ACCURACY_CASES)
-def test_phantom_bleeds_dice_and_volume(seed, subtype):
+def _phantom_case(seed, subtype):
     from ich_viewer.phantom import SUBTYPES, generate_phantom
 
     phantom = generate_phantom(seed=seed, subtypes=[subtype], matrix=256, thickness_mm=5.0)
     truth = phantom.masks == SUBTYPES.index(subtype) + 1
     spacing = (phantom.spacing_mm, *phantom.pixel_spacing)
-    truth_ml = truth.sum() * np.prod(spacing) / 1000
+    return phantom.volume_hu, truth, spacing, truth.sum() * np.prod(spacing) / 1000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed, subtype", ACCURACY_CASES)
+def test_phantom_bleeds_dice_and_volume(seed, subtype):
+    from ich_viewer.measure.clicks import grow_clicks, reader_clicks
+
+    volume, truth, spacing, truth_ml = _phantom_case(seed, subtype)
     assert truth_ml >= 5.0
-    region = grow_region(phantom.volume_hu, spacing, deepest_point(truth))
+    region = grow_clicks(volume, spacing, reader_clicks(truth, spacing))
     assert region.ok, region.reason
     assert dice(region.mask, truth) >= 0.85
     assert abs(region.volume_ml - truth_ml) <= 0.10 * truth_ml
     assert region.abc2_ml is not None and region.abc2_ml > 0
+
+
+@pytest.mark.slow
+def test_the_one_phantom_miss_is_an_isodense_falx_sheet_and_the_reader_is_told():
+    """Seed 6's subdural (59 mL): a 45 mL convexity crescent and a 13 mL sheet along the falx
+    that never touches it. The sheet's deepest point reads like grey matter (41 HU), so its
+    click grows nothing and says so (the reader paints it with the add brush); the goal is
+    not met here (docs/measure.md says by how much and why)."""
+    from ich_viewer.measure.clicks import grow_clicks, reader_clicks
+
+    volume, truth, spacing, truth_ml = _phantom_case(6, "subdural")
+    clicks = reader_clicks(truth, spacing)
+    assert len(clicks) == 2 and volume[clicks[1]] < 45.0
+    region = grow_clicks(volume, spacing, clicks)
+    assert region.ok and region.more_seeds == [clicks[1]]
+    assert any(note.startswith("click 2") and "outside the blood range" in note for note in region.notes)
+    assert region.volume_ml < 0.7 * truth_ml  # the known miss, measured in docs/benchmarks.md
+
+
+def test_further_clicks_add_separate_pieces_and_say_what_they_could_not_add():
+    from ich_viewer.measure.clicks import grow_clicks, reader_clicks
+
+    spacing = (2.0, 1.0, 1.0)
+    volume, ball = _skull(blood=((15, 60, 60), (8, 8, 8)), spacing=spacing)
+    patch = np.zeros_like(ball)
+    patch[12:18, 95:105, 70:85] = True
+    volume[patch] = 60.0
+    one = grow_region(volume, spacing, (15, 60, 60))
+    assert one.ok and not (one.mask & patch).any()
+    both = grow_clicks(volume, spacing, [(15, 60, 60), (15, 100, 77)])
+    assert both.ok and both.more_seeds == [(15, 100, 77)] and both.seed == (15, 60, 60)
+    assert dice(both.mask, ball | patch) > 0.95 and both.voxels == one.voxels + int((both.mask & ~one.mask).sum())
+    assert both.volume_ml == pytest.approx(both.voxels * 2.0 / 1000) and both.to_dict()["more_seeds"] == [[15, 100, 77]]
+    same = grow_clicks(volume, spacing, [(15, 60, 60), (15, 62, 60)])  # a click inside what is outlined adds nothing
+    assert (same.mask == one.mask).all() and same.notes == []
+    brain = grow_clicks(volume, spacing, [(15, 60, 60), (15, 80, 110)])  # brain, 30 HU
+    assert (brain.mask == one.mask).all()
+    assert brain.notes == [f"click 2 (15,80,110) added nothing: {grow_region(volume, spacing, (15, 80, 110)).reason}"]
+    assert not grow_clicks(volume, spacing, [(15, 80, 110), (15, 60, 60)]).ok  # without the first piece, nothing
+    truth = ball | patch
+    assert reader_clicks(truth, spacing) == [deepest_point(ball), deepest_point(patch)]
+    assert reader_clicks(truth, spacing, min_ml=2.0) == [deepest_point(ball)]  # ball 2.1 mL, patch 1.8 mL
 
 
 def test_attention_proposes_a_seed_in_blood_not_on_the_hot_skull():
@@ -238,3 +290,41 @@ def test_a_stored_volume_is_rebuilt_with_its_brush_edits():
     record = volume_measurement(region, series_uid=series.series_uid, edits=edits)
     assert record.details["edits"] == [[15, 60.0, 60.0, 3.0, 0]] and "edited" in record.text
     assert (regrow(series, record) == region.mask).all()
+
+
+def test_a_stored_volume_with_two_clicks_is_rebuilt_with_both_pieces():
+    from ich_viewer.measure.records import Measurement, volume_measurement
+    from ich_viewer.measure.series import grow_in_series
+    from ich_viewer.report.measure_export import regrow
+
+    volume, _ = _skull(blood=((15, 60, 60), (10, 10, 10)), spacing=(2.0, 0.5, 0.5))
+    volume[12:18, 95:105, 70:85] = 60.0  # a second piece
+    series = Series.from_array(volume, spacing_mm=2.0, pixel_spacing=(0.5, 0.5))
+    region = grow_in_series(series, (15, 60, 60), more_seeds=[(15, 100, 77)])
+    assert region.ok and region.mask[15, 100, 77] and region.mask[15, 60, 60]
+    stored = Measurement.from_dict(volume_measurement(region, series_uid=series.series_uid).to_dict())
+    assert stored.seed == (15, 60, 60) and stored.more_seeds == [(15, 100, 77)]
+    assert (regrow(series, stored) == region.mask).all()
+
+
+def test_the_ring_towards_csf_is_read_against_the_blood_itself_not_a_median_raised_by_bone():
+    """A thin collection under the inner table: most of its voxels are blurred with the bone
+    (85, 250 HU), so the region's median (~70) is far above the blood at the seed (55-58).
+    The half-volume ring towards the CSF under it (40 HU: half blood, half 15 HU CSF) is more
+    blood than CSF and belongs to the outline; the CSF itself does not."""
+    n, size = 30, 160
+    z, y, x = np.mgrid[:n, :size, :size].astype(np.float32)
+    r = np.hypot(y - 80, x - 80)
+    volume = np.full((n, size, size), -1000.0, np.float32)
+    volume[r < 70] = 1000.0
+    volume[r < 62] = 30.0
+    arc = (x > 95) & (np.abs(y - 80) < 35) & (z >= 8) & (z <= 22)
+    for inner, outer, hu in ((53, 57, 15.0), (57, 58, 40.0), (58, 59, 55.0), (59, 60, 58.0), (60, 61, 85.0),
+                             (61, 62, 250.0)):
+        volume[arc & (r >= inner) & (r < outer)] = hu
+    region = grow_region(volume, (2.0, 1.0, 1.0), (15, 80, 138))
+    assert region.ok, region.reason
+    ring, csf, blood = arc & (r >= 57) & (r < 58), arc & (r < 57), arc & (r >= 58) & (r < 61)
+    assert np.median(volume[region.mask & ~ring]) > 65  # what the ring was read against before
+    assert (region.mask & ring).sum() >= 0.85 * ring.sum()  # the old median-based ring took none of it
+    assert not (region.mask & csf).any() and (region.mask & blood).sum() >= 0.95 * blood.sum()

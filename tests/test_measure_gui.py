@@ -102,6 +102,36 @@ def test_volume_grows_in_background_and_comes_back_after_reopening(make_window, 
     assert controller2.masks[record.id].sum() == record.details["voxels"]
 
 
+def test_shift_click_adds_a_separate_piece_to_the_volume_and_it_survives_reopening(make_window, qtbot):
+    study = _study()
+    series = study.series[0]
+    volume = series.volume_hu().copy()
+    volume[8:13, 85:96, 40:61] = 65.0  # a second piece of the bleed, apart from the ball
+    study = Study(source="", series=[Series.from_array(volume, series_uid=series.series_uid, spacing_mm=2.0,
+                                                       pixel_spacing=(0.5, 0.5))], study_uid=study.study_uid)
+    window, controller, viewport, record = _grown(make_window, qtbot, study)
+    assert not controller.masks[record.id][:, 85:96, 40:61].any()
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, _at(controller, 90, 50))
+    qtbot.waitUntil(lambda: bool(controller.measurements()[0].details.get("more_seeds")), timeout=20000)
+    [added] = controller.measurements()  # the same record, not a second volume
+    assert added.id == record.id and added.more_seeds == [(10, 90, 50)]
+    assert controller.masks[record.id][8:13, 85:96, 40:61].all()
+    assert added.details["voxels"] == pytest.approx(record.details["voxels"] + 5 * 11 * 21, abs=60)
+    window.close()
+
+    again, controller2 = _open(make_window, study)
+    qtbot.waitUntil(lambda: record.id in controller2.masks, timeout=20000)
+    assert controller2.masks[record.id].sum() == added.details["voxels"]
+
+
+def test_shift_click_without_a_volume_says_what_to_do(make_window, qtbot):
+    window, controller = _open(make_window, _study())
+    window.action("measure_volume").trigger()
+    qtbot.mouseClick(controller.view.graphics.viewport(), Qt.MouseButton.LeftButton,
+                     Qt.KeyboardModifier.ShiftModifier, _at(controller, 50, 64))
+    assert "click a bleed first" in controller.panel.status.text() and controller.measurements() == []
+
+
 def test_seed_in_air_says_why_and_draws_nothing(make_window, qtbot):
     window, controller = _open(make_window, _study())
     window.action("measure_volume").trigger()

@@ -1,7 +1,8 @@
-"""``ich-viewer measure PATH --seed S,R,C``: a bleed's volume without a window.
+"""``ich-viewer measure PATH --seed S,R,C [--seed S,R,C ...]``: a bleed's volume without a window.
 
 Same function as the window's volume tool (``measure.series.grow_in_series``), so the
-numbers agree. Prints one JSON object on stdout; ``reason`` says why nothing was grown.
+numbers agree; a repeated seed adds a separate piece of the same bleed, as Shift+click in the
+window does (``measure.clicks``). Prints one JSON object on stdout; ``reason`` says why nothing was grown.
 
 Exit codes: 0 a region was grown; 1 nothing grown (the seed is in air, bone, outside the
 blood range...; the reason is in the JSON); 2 unusable input or output.
@@ -21,6 +22,11 @@ EXIT_OK, EXIT_NOTHING, EXIT_INPUT = 0, 1, 2
 def _fail(text: str) -> int:
     print(f"ich-viewer measure: {text}", file=sys.stderr)
     return EXIT_INPUT
+
+
+def _listed(value: str | list[str] | None) -> list[str]:
+    """A seed option as a list (one string from code, a list from a repeated option)."""
+    return [value] if isinstance(value, str) else list(value or [])
 
 
 def parse_numbers(text: str, count: int, what: str, cast: type = float) -> tuple[Any, ...]:
@@ -43,12 +49,13 @@ def run_measure(args: MeasureOptions) -> int:
     from ich_viewer.report.atomic import ExportError
     from ich_viewer.report.destination import check_outside_study
 
-    if (args.seed is None) == (args.seed_mm is None):
-        return _fail("give exactly one of --seed SLICE,ROW,COL or --seed-mm X,Y,Z")
+    voxel_texts, mm_texts = _listed(args.seed), _listed(args.seed_mm)
+    if bool(voxel_texts) == bool(mm_texts):
+        return _fail("give --seed SLICE,ROW,COL or --seed-mm X,Y,Z (either one repeated), not both or neither")
     try:
         hu = parse_numbers(args.hu, 2, "--hu") if args.hu else DEFAULT_HU
-        seed_voxel = parse_numbers(args.seed, 3, "--seed", int) if args.seed else None
-        seed_point = parse_numbers(args.seed_mm, 3, "--seed-mm") if args.seed_mm else None
+        seed_voxels = [parse_numbers(t, 3, "--seed", int) for t in voxel_texts]
+        seed_points = [parse_numbers(t, 3, "--seed-mm") for t in mm_texts]
     except ValueError as exc:
         return _fail(str(exc))
     if not Path(args.path).exists():
@@ -72,11 +79,11 @@ def run_measure(args: MeasureOptions) -> int:
         if Path(args.json_out).exists() and not args.overwrite:
             return _fail(f"{args.json_out} exists; add --overwrite to replace it")
     try:
-        seed = seed_voxel if seed_voxel is not None else seed_from_mm(series, seed_point or (0.0, 0.0, 0.0))
+        seeds = seed_voxels or [seed_from_mm(series, point) for point in seed_points]
     except ValueError as exc:
         return _fail(str(exc))
     try:
-        region = grow_in_series(series, seed, (float(hu[0]), float(hu[1])))
+        region = grow_in_series(series, seeds[0], (float(hu[0]), float(hu[1])), more_seeds=seeds[1:])
     except PixelDecodeError as exc:
         return _fail(f"a slice of the series cannot be decoded, so no volume can be measured: {exc}")
     out = region.to_dict()

@@ -64,6 +64,11 @@ class Measurement:
         return self.slice_index, int(self.points[0][0]), int(self.points[0][1])
 
     @property
+    def more_seeds(self) -> list[tuple[int, int, int]]:
+        """A volume's further clicks (slice, row, col), pieces of the same bleed (``measure.clicks``)."""
+        return [(int(s[0]), int(s[1]), int(s[2])) for s in self.details.get("more_seeds") or []]
+
+    @property
     def hu_range(self) -> tuple[float, float]:
         """A volume's blood HU range (the default when a record has none)."""
         low, high = (self.details.get("hu_range") or DEFAULT_HU)[:2]

@@ -18,10 +18,13 @@ and the scalp. Steps, each for a reason:
    other side of the midline) is brighter, as under the vertex's partial-volumed skull cap.
 5. Partial volume towards the inner table: back into the shell, and up to two rings of
    voxels more blood than bone, the bone's HU read from the scan (``TABLE_PERCENTILE``);
-   one ring towards brain down to the midpoint with what surrounds the bleed.
+   one ring towards brain down to the midpoint between what surrounds the bleed and its
+   blood as read around the seed (the region's median is raised by the bone's blur).
 6. Leak guards (``leak_guard``): a region seeded well off the midline is cut at the falx,
    and growing stops at a slice where the region fills most of its half of the cavity.
    Both are said in ``Region.notes``; the reader adds back with the brush if needed.
+7. A bleed in separate pieces (a subdural's sheet along the falx) is one region from
+   several clicks, each grown as here and added (``measure.clicks``).
 
 Volume = voxels x voxel volume. ABC/2 from the slice with the largest area: A its longest
 diameter, B the longest extent perpendicular to A, C the number of slices with blood x
@@ -131,6 +134,8 @@ class Region:
     calibrated: bool = True
     """False when PixelSpacing was missing: the volume is then in voxels x 1 mm³ placeholders."""
     notes: list[str] = field(default_factory=list)
+    more_seeds: list[tuple[int, int, int]] = field(default_factory=list)
+    """Further clicks whose regions were added (``measure.clicks``): separate pieces of one bleed."""
 
     @property
     def ok(self) -> bool:
@@ -144,6 +149,7 @@ class Region:
         """JSON-ready summary (the ``measure`` command prints this)."""
         out: dict[str, Any] = {
             "seed": list(self.seed),
+            "more_seeds": [list(s) for s in self.more_seeds],
             "hu_range": list(self.hu_range),
             "spacing_mm": [round(v, 4) for v in self.spacing_mm],
             "ok": self.ok,
@@ -561,7 +567,7 @@ def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: 
         if not added.any():
             break
         region |= added
-    region |= _partial_volume_rim(raw, region, inner | shell, min(midpoint, low) if DARK_RIM else None, table)
+    region |= _partial_volume_rim(raw, region, inner | shell, min(midpoint, low) if DARK_RIM else None, table, blood)
     return region
 
 
@@ -647,13 +653,17 @@ def _fill_slices(mask: np.ndarray, max_hole_px: float) -> np.ndarray:
 
 
 def _partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, dark: float | None,
-                        table: float) -> np.ndarray:
+                        table: float, seed_blood: float | None = None) -> np.ndarray:
     """Voxels at the region's edge that are more blood than bone.
 
     A voxel half blood, half inner table reads about (blood + bone) / 2 and counts as
     blood for the reader and the ground truth. With a CT's blur the threshold stops about
     two voxels short of that point, so two in-plane rings of voxels brighter than the
     blood (and below the midpoint) are added; brain and CSF are darker and never added.
+    Towards brain or CSF one ring down to the midpoint between them and the blood, read
+    as ``seed_blood`` (around the seed) when that is lower than the region's median: in a
+    thin collection most voxels are blurred with the bone, the median rises by ~15 HU and
+    the ring would stop a voxel short.
     """
     blood = float(np.median(raw[region]))
     limit = (blood + table) / 2.0
@@ -665,8 +675,9 @@ def _partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, 
         # what surrounds the bleed, read two to three voxels out (the first ring is half blood)
         beyond = _dilate(_dilate(_dilate(region))) & ~_dilate(region) & inner
         outside = raw[beyond & (raw < dark)]
+        level = blood if seed_blood is None else min(blood, seed_blood)
         if outside.size:  # half way between the blood and what surrounds it here (edema, brain, CSF)
-            dark = min(dark, max((blood + float(np.median(outside))) / 2.0, dark - DARK_RIM_MAX_HU))
+            dark = min(dark, max((level + float(np.median(outside))) / 2.0, dark - DARK_RIM_MAX_HU))
         dark_added = ring & (raw >= dark) & (raw <= blood)
         for _ in range(DARK_RINGS - 1):  # further rings only outward from what was just added
             dark_added |= _dilate(dark_added) & ~region & inner & (raw >= dark) & (raw <= blood)

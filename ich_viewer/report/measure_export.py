@@ -100,7 +100,8 @@ def regrow(series: Series, record: Measurement) -> np.ndarray | None:
     if record.kind != "volume":
         return None
     try:
-        region = grow_record(series, record.seed, record.hu_range, strokes_of(record.details))
+        region = grow_record(series, record.seed, record.hu_range, strokes_of(record.details),
+                             more_seeds=record.more_seeds)
     except (PixelDecodeError, ValueError):
         return None
     return region.mask

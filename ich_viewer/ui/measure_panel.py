@@ -3,8 +3,9 @@
 An extension (``ui.app.EXTENSIONS``). Keys, as in Weasis where they exist: D distance,
 K angle, E ellipse ROI, L polygon ROI (double-click closes it), M midline shift (drag
 the expected midline, then click the septum pellucidum), V bleed volume (click inside the
-bleed), S bleed volume from the seed the classifier's attention map proposes on a flagged
-slice, B / Shift+B add / erase brush on the selected volume's outline (the volume follows each
+bleed; Shift+click adds a separate piece of it, e.g. a subdural's sheet along the falx), S
+bleed volume from the seed the classifier's attention map proposes on a flagged slice,
+B / Shift+B add / erase brush on the selected volume's outline (the volume follows each
 dab; strokes are kept with the record and replayed after every regrow), and the "Blood
 from" slider regrows the selected volume when released (the threshold edit). Delete
 removes the selected measurement, Esc cancels the one being drawn. While a tool is on,
@@ -52,7 +53,7 @@ TOOLS: tuple[tuple[str, str, str], ...] = (
     ("ellipse", "Ellipse ROI (HU statistics)", "E"),
     ("polygon", "Polygon ROI (double-click closes)", "L"),
     ("midline", "Midline shift", "M"),
-    ("volume", "Bleed volume (click inside the bleed)", "V"),
+    ("volume", "Bleed volume (click inside the bleed; Shift+click adds a separate piece)", "V"),
     ("brush_add", "Add brush (paint onto the selected volume)", "B"),
     ("brush_erase", "Erase brush (remove from the selected volume)", "Shift+B"),
 )
@@ -61,8 +62,8 @@ TOOL_BUTTONS = {"distance": "Ruler", "angle": "Angle", "ellipse": "Ellipse", "po
                 "midline": "Midline", "volume": "Volume", "brush_add": "Add", "brush_erase": "Erase"}
 """Short names for the panel's tool row (the key before each)."""
 HINT = "Choose a tool: D ruler · K angle · E ellipse · L polygon · M midline · V volume · B / Shift+B add / erase brush"
-Job = tuple[str | None, tuple[int, int, int], tuple[float, float], list[Stroke]]
-"""A volume to (re)grow: record id (None: new), seed, HU range, brush strokes to replay."""
+Job = tuple[str | None, list[tuple[int, int, int]], tuple[float, float], list[Stroke]]
+"""A volume to (re)grow: record id (None: new), its clicks (seed first), HU range, brush strokes to replay."""
 Grown = tuple[Series, np.ndarray | None, list[tuple[str | None, Region]], str, np.ndarray | None]
 """What a growing task hands back: series, cavity, regions by record id, subtype, HU volume."""
 COLOUR = (255, 200, 40)
@@ -249,7 +250,7 @@ class MeasureController(QObject):
             return False
         point = self.pixel_at(event.position())
         if kind == QEvent.Type.MouseButtonPress:
-            self.press(point)
+            self.press(point, add=bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier))
         elif kind == QEvent.Type.MouseMove:
             self.move(point)
         elif kind == QEvent.Type.MouseButtonRelease:
@@ -264,10 +265,11 @@ class MeasureController(QObject):
         local = self.view.image_item.mapFromScene(scene)
         return float(local.y()) - 0.5, float(local.x()) - 0.5
 
-    def press(self, point: tuple[float, float]) -> None:
+    def press(self, point: tuple[float, float], add: bool = False) -> None:
+        """A left press; ``add`` (Shift held) with the volume tool adds a piece to the selected volume."""
         tool = self.tool
         if tool == "volume":
-            self.grow_at(point)
+            self.grow_at(point, add)
         elif tool in BRUSHES:
             self.brush_start(point)
             return
@@ -343,12 +345,21 @@ class MeasureController(QObject):
         return record
 
     # -- volume ------------------------------------------------------------------------
-    def grow_at(self, point: tuple[float, float]) -> None:
+    def grow_at(self, point: tuple[float, float], add: bool = False) -> None:
+        """Grow a new volume from a click, or with ``add`` (Shift+click) add the piece under the
+        click to the selected volume (else the newest): a bleed in separate pieces is one volume."""
         series = self.window.current_series()
         if series is None:
             return
         seed = (self.window.current_index(), int(round(point[0])), int(round(point[1])))
-        self._start_grow(series, [(None, seed, (self.panel.low.value(), self.panel.high.value()), [])])
+        target = self._brush_target() if add else None
+        if add and target is None:
+            self._say("Shift+click adds to a volume: click a bleed first")
+            return
+        if target is not None:
+            self._start_grow(series, [(target.id, _seeds(target) + [seed], target.hu_range, strokes_of(target.details))])
+            return
+        self._start_grow(series, [(None, [seed], (self.panel.low.value(), self.panel.high.value()), [])])
 
     def propose_from_attention(self) -> None:
         """Grow from the seed the classifier's attention map proposes on the shown slice."""
@@ -391,10 +402,11 @@ class MeasureController(QObject):
             volume = known if known is not None else series.volume_hu()
             cav = cavity if cavity is not None else cranial_cavity(volume, voxel_spacing(series), state)
             out = []
-            for record_id, seed, hu, edits in jobs:
+            for record_id, seeds, hu, edits in jobs:
                 if state.cancelled():
                     break
-                out.append((record_id, grow_record(series, seed, hu, edits, state, cavity=cav, volume=volume)))
+                out.append((record_id, grow_record(series, seeds[0], hu, edits, state, cavity=cav, volume=volume,
+                                                   more_seeds=seeds[1:])))
             return series, cav, out, subtype, volume
 
         self.panel.status.setText("growing…")
@@ -461,7 +473,7 @@ class MeasureController(QObject):
             self._say("select a bleed volume in the list first")
             return
         record.details["hu_range"] = [self.panel.low.value(), self.panel.high.value()]
-        self._start_grow(series, [(record.id, record.seed, record.hu_range, strokes_of(record.details))])
+        self._start_grow(series, [(record.id, _seeds(record), record.hu_range, strokes_of(record.details))])
 
     def _on_slider_released(self) -> None:
         record = self._record(self.selected_id) if self.selected_id else None
@@ -525,12 +537,12 @@ class MeasureController(QObject):
         edits = strokes_of(old.details) + edit["strokes"]
         if not mask.any():
             self._say("the brush erased the whole outline: Delete removes the measurement; the outline is restored")
-            self._start_grow(series, [(old.id, old.seed, old.hu_range, strokes_of(old.details))])
+            self._start_grow(series, [(old.id, _seeds(old), old.hu_range, strokes_of(old.details))])
             return None
         seed_hu = old.details.get("seed_hu")
         region = Region(seed=old.seed, hu_range=old.hu_range, spacing_mm=voxel_spacing(series),
                         calibrated=calibration(series).known, notes=list(old.details.get("notes", [])),
-                        seed_hu=float("nan") if seed_hu is None else float(seed_hu))
+                        seed_hu=float("nan") if seed_hu is None else float(seed_hu), more_seeds=old.more_seeds)
         describe(region, self._volumes[series.series_uid], mask)
         record = volume_measurement(region, series_uid=series.series_uid, slice_uid=old.slice_uid,
                                     subtype=str(old.details.get("subtype", "unspecified")), edits=edits)
@@ -642,7 +654,7 @@ class MeasureController(QObject):
         series = self.window.current_series()
         pending = [m for m in self.measurements() if m.kind == "volume" and m.id not in self.masks]
         if series is not None and pending:  # reopened: regrow the stored volumes to draw their outline
-            jobs: list[Job] = [(m.id, m.seed, m.hu_range, strokes_of(m.details)) for m in pending]
+            jobs: list[Job] = [(m.id, _seeds(m), m.hu_range, strokes_of(m.details)) for m in pending]
             self._start_grow(series, jobs)
         self.redraw()
 
@@ -752,6 +764,11 @@ class MeasureController(QObject):
     def _say(self, text: str) -> None:
         self.panel.status.setText(text)
         self.window.show_status(text, 8000)
+
+
+def _seeds(record: Measurement) -> list[tuple[int, int, int]]:
+    """A volume's clicks, its seed first (what it is regrown from)."""
+    return [record.seed, *record.more_seeds]
 
 
 def _foot(a: tuple[float, float], b: tuple[float, float], p: tuple[float, float]) -> tuple[float, float]:

@@ -1,0 +1,74 @@
+"""One bleed from several clicks: each further click grows a region that is added to the first.
+
+A bleed's pieces need not touch on the slices: a subdural along the convexity and its
+sheet along the falx or the tentorium, an epidural split by a suture. Real volume tools let
+the reader click each piece; the window does it with Shift+click (volume tool) on the
+selected volume, ``ich-viewer measure`` with a repeated ``--seed``. Each click grows on its
+own (its own blood level and leak guards); a click that grows nothing is said in the
+notes and leaves the rest as it was.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from ich_viewer.measure.region import DEFAULT_HU, MAX_VOLUME_ML, Region, deepest_point, describe, grow_region
+from ich_viewer.tasks import TaskState
+
+Seed = tuple[int, int, int]
+
+
+def grow_clicks(volume: np.ndarray, spacing_mm: tuple[float, float, float], seeds: Sequence[Seed],
+                hu_range: tuple[float, float] = DEFAULT_HU, state: TaskState | None = None, *,
+                calibrated: bool = True, cavity: np.ndarray | None = None) -> Region:
+    """The union of the regions grown from ``seeds`` (the first is the record's seed).
+
+    Without the first region there is nothing to add to: its reason is the result's.
+    A further click inside what is already outlined adds nothing and is kept silently.
+    """
+    if not seeds:
+        raise ValueError("no seed to grow from")
+    first = grow_region(volume, spacing_mm, seeds[0], hu_range, state, calibrated=calibrated, cavity=cavity)
+    if not first.ok or len(seeds) == 1:
+        return first
+    assert first.mask is not None
+    mask = first.mask.copy()
+    for number, seed in enumerate(seeds[1:], start=2):
+        seed = tuple(int(v) for v in seed)  # type: ignore[assignment]
+        first.more_seeds.append(seed)
+        inside = all(0 <= v < n for v, n in zip(seed, mask.shape))
+        if inside and mask[seed]:
+            continue
+        piece = grow_region(volume, spacing_mm, seed, hu_range, state, calibrated=calibrated, cavity=cavity)
+        if not piece.ok:
+            first.notes.append(f"click {number} ({seed[0]},{seed[1]},{seed[2]}) added nothing: {piece.reason}")
+            continue
+        assert piece.mask is not None
+        mask |= piece.mask
+        first.notes.extend(f"click {number}: {note}" for note in piece.notes)
+    spacing = first.spacing_mm
+    volume_ml = float(mask.sum()) * spacing[0] * spacing[1] * spacing[2] / 1000.0
+    if volume_ml > MAX_VOLUME_ML:
+        describe(first, volume, np.zeros_like(mask))  # nothing kept
+        first.reason = (f"the clicks together leaked ({volume_ml:.0f} mL, more than any hematoma): "
+                        "narrow the HU range or click elsewhere")
+        return first
+    return describe(first, np.asarray(volume, np.float32), mask)
+
+
+READER_PIECE_ML = 1.0
+"""The simulated reader clicks every separate piece of a known bleed at least this big (a
+piece of 1 mL spans about 1.4 x 1.4 cm on a 5 mm slice: plainly visible); smaller specks of
+partial volume at the edge are not clicked."""
+
+
+def reader_clicks(mask: np.ndarray, spacing_mm: tuple[float, float, float],
+                  min_ml: float = READER_PIECE_ML) -> list[Seed]:
+    """Where the accuracy test and the bench click on a known bleed: the deepest point
+    (``deepest_point``) of each separate piece of ``mask`` of at least ``min_ml``, largest first."""
+    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8)), True))
+    sizes = np.bincount(labels.ravel())[1:] * float(np.prod(spacing_mm)) / 1000.0
+    order = [int(i) + 1 for i in np.argsort(-sizes, kind="stable") if sizes[i] >= min_ml]
+    return [deepest_point(labels == label) for label in order]
