@@ -21,11 +21,20 @@ REGULARISATION_C = 1.0
 """sklearn's inverse L2 strength on standardised inputs; 0.3-1.0 gave the same CV here."""
 
 
-def slice_features(data: CachedSet, spec: InputSpec, batch: int = 128) -> np.ndarray:
-    """(N, F) features of every cached slice, from the same windowed input the app computes."""
+NOISE_CHECK_HU = 10.0
+"""Noise added to check the stage's robustness: about what 0.6-1 mm slices carry in the brain."""
+
+
+def slice_features(data: CachedSet, spec: InputSpec, batch: int = 128, noise_hu: float = 0.0,
+                   seed: int = 0) -> np.ndarray:
+    """(N, F) features of every cached slice, from the same windowed input the app computes;
+    ``noise_hu`` adds Gaussian noise of that SD to the head (not the air) first."""
     parts = []
+    generator = torch.Generator().manual_seed(seed)
     for start in range(0, len(data), batch):
         hu = torch.from_numpy(np.asarray(data.hu[start:start + batch], dtype=np.float32))
+        if noise_hu:
+            hu = hu + torch.randn(hu.shape, generator=generator) * noise_hu * (hu > -500.0)
         parts.append(input_features(window_batch(hu, spec), spec).numpy())
     return np.concatenate(parts).astype(np.float64)
 
@@ -46,12 +55,17 @@ def apply_stage(stage: dict, any_prob: np.ndarray, features: np.ndarray) -> np.n
     return torch.sigmoid(out.double()).numpy()
 
 
-def nested_stage(probs: np.ndarray, features: np.ndarray, labels: np.ndarray, fold_of: np.ndarray) -> np.ndarray:
-    """Out-of-fold probabilities with "any" replaced by a stage that never saw the held fold."""
+def nested_stage(probs: np.ndarray, features: np.ndarray, labels: np.ndarray, fold_of: np.ndarray,
+                 also: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Out-of-fold probabilities with "any" replaced by a stage that never saw the held fold;
+    and the same stages applied to ``also`` (other features of the same slices, e.g. noisy)."""
     out = probs.astype(np.float64).copy()
+    other = out.copy() if also is not None else None
     y = labels[:, -1]
     for fold in np.unique(fold_of):
         held = fold_of == fold
         stage = fit_stage(probs[~held, -1], features[~held], y[~held])
         out[held, -1] = apply_stage(stage, probs[held, -1], features[held])
-    return out
+        if other is not None and also is not None:
+            other[held, -1] = apply_stage(stage, probs[held, -1], also[held])
+    return out, other

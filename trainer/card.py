@@ -53,6 +53,9 @@ LIMITS = [
     "False flags gather in the middle third of a series (see the rates by level above): the network has "
     "partly learned where bleeds usually lie in CT-ICH, so the most suspicious slice of a normal exam often "
     "crosses the threshold and exam-level triage is weak.",
+    "The \"any\" second stage counts tissue of 50-90 HU inside the skull: noisier slices (thin slices, "
+    "other scanners; measured above), iodinated contrast, and dense falx or dural calcification near that "
+    "range raise its false flags.",
     "Lesions inserted into real normal slices are training material only; no inserted slice is ever scored.",
     "The built-in demo patient (CT-ICH 071) is part of the training data: its flags show the mechanics, not "
     "accuracy.",
@@ -260,6 +263,9 @@ def _stage_line(post: dict) -> list[str]:
             f"{_fmt(stage['without']['sensitivity_any_at_spec90'])} -> {_fmt(stage['with']['sensitivity_any_at_spec90'])}"
             f" (subtypes unchanged); false flags of \"any\" by level with it (lowest / middle / highest third): "
             + " / ".join(_fmt(v["false_positive_rate"]) for v in (stage.get("false_positive_rate_by_level_with") or {}).values())
+            + "".join(f"; with {n['added_noise_hu']:.0f} HU of noise added to the slices (thin slices, other "
+                      f"scanners) the share of normal slices it flags rises {_fmt(n['normal_flag_rate_clean'])} -> "
+                      f"{_fmt(n['normal_flag_rate_noisy'])}" for n in [stage.get("noise_check")] if n)
             + f": {'kept' if stage['kept'] else 'not kept'}. The features were chosen while "
             "looking at these same folds, so this gain is optimistic; it is a physical measurement (HU), not a "
             "learned texture, which is why it is expected to carry to other scanners better than the network alone."]

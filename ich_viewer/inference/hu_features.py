@@ -68,6 +68,18 @@ def _median3(hu: torch.Tensor) -> torch.Tensor:
     return v[4]
 
 
+SMOOTH_PX = 5
+"""Side of the mean filter after the median. Thin slices and other scanners are noisier
+than CT-ICH's 5 mm slices: with 10 HU of added noise, the median alone let normal brain
+cross 50 HU so often that the normal-slice flag rate at the bundled threshold rose from
+0.31 to 0.51 on CT-ICH; with this mean as well, to 0.37 (slice AUC 0.863 -> 0.857 clean)."""
+
+
+def _smooth(hu: torch.Tensor) -> torch.Tensor:
+    padded = F.pad(_median3(hu)[:, None], (SMOOTH_PX // 2,) * 4, mode="replicate")
+    return F.avg_pool2d(padded, SMOOTH_PX, 1)[:, 0]
+
+
 def cranial_cavity(hu: torch.Tensor) -> torch.Tensor:
     """(B, S, S) pixels inside the skull: not reachable from the image border without crossing bone."""
     bone = hu > BONE_HU
@@ -102,7 +114,7 @@ def _fraction(mask: torch.Tensor, of: torch.Tensor) -> torch.Tensor:
 def slice_features(hu: torch.Tensor) -> torch.Tensor:
     """(B, S, S) HU of centre slices -> (B, len(FEATURE_NAMES)) float32."""
     hu = torch.nan_to_num(hu.float(), nan=-1000.0)
-    smooth = _median3(hu)
+    smooth = _smooth(hu)
     inside = cranial_cavity(hu)
     core = _erode(inside, 1)
     deep = core & _erode(inside, RIM_PX)
