@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ich_viewer import LABELS
+from ich_viewer.inference.model import ICHNet
 from ich_viewer.inference.hu_features import FEATURE_NAMES, STAGE_INPUTS, input_features, slice_features, stage_logit
 from ich_viewer.inference.preprocess import InputSpec, apply_windows, centre_hu
 from ich_viewer.inference.testing import SMALL_ARCH, export_random_model
@@ -101,8 +102,8 @@ def test_the_loaded_model_replaces_any_by_the_stage_and_leaves_the_subtypes(tmp_
         raw = plain.model(x)  # identity calibration: the raw logits, "any" lifted
         out = staged.model(x)
     assert torch.equal(out[:, :-1], raw[:, :-1]), "subtypes are the network's"
-    network_any = torch.stack([m.raw_logits(m.features(x)) for m in staged.model.nets()]).mean(0)[:, -1] \
-        if hasattr(staged.model, "nets") else staged.model.raw_logits(staged.model.features(x))[:, -1]
+    assert isinstance(staged.model, ICHNet)
+    network_any = staged.model.raw_logits(staged.model.features(x))[:, -1]
     expected = stage_logit(network_any, input_features(x, SPEC), a_stage())
     assert torch.allclose(out[:, -1], expected, atol=1e-5)
     assert out[1, -1] - out[0, -1] > 1.0, "the dense blob raises the stage's 'any'"
