@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from ich_viewer import LABELS
-from ich_viewer.inference.model import ICHNet
 from ich_viewer.inference.hu_features import FEATURE_NAMES, STAGE_INPUTS, input_features, slice_features, stage_logit
+from ich_viewer.inference.model import ICHNet
 from ich_viewer.inference.preprocess import InputSpec, apply_windows, centre_hu
 from ich_viewer.inference.testing import SMALL_ARCH, export_random_model
 from ich_viewer.inference.weights import ModelLoadError, load_model
