@@ -31,7 +31,7 @@ def _summary(study):
 def test_workers_give_the_study_that_reading_here_gives(folder):
     workers.shutdown_workers()
     here = load_study(folder)
-    assert all(h.dataset is not None for h in here.image_series[0].slices)
+    assert all(h.full_dataset().SOPInstanceUID == h.sop_instance_uid for h in here.image_series[0].slices)
     assert workers.start_pool(2).wait(120)
     try:
         pooled = load_study(folder)
@@ -57,7 +57,7 @@ def test_a_dead_pool_never_loses_the_study(folder, monkeypatch):
     finally:
         workers.shutdown_workers()
     assert len(study.image_series[0]) == N
-    assert all(h.dataset is not None for h in study.image_series[0].slices)
+    assert all(h.full_dataset() is not None for h in study.image_series[0].slices)
 
 
 def test_cancel_stops_the_worker_read(folder):
