@@ -12,7 +12,7 @@ caches and memory of one case never help another) and prints one JSON document:
   (headers + one decoded slice), whole series (headers + every slice decoded), and
   memory (peak and steady resident-set growth of the measuring process, over the int16
   volume size). For ich_viewer the warm worker processes are started first, as the viewer
-  does at start-up: they parse the headers of 48 files or more and decode compressed
+  does at start-up: they parse the headers of 500 files or more and decode compressed
   slices; their memory is reported apart (``worker_rss_mb``): each holds one slice at a
   time plus its libraries.
 - ``decoder_modes``: the 36-slice JPEG-lossless series decoded with 1 thread, 2 threads and

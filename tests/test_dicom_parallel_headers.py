@@ -6,11 +6,18 @@ import pytest
 
 from dicom_helpers import make_volume
 from ich_viewer.dicom import loader, workers
-from ich_viewer.dicom.loader import PARALLEL_MIN_FILES, load_study
+from ich_viewer.dicom.loader import load_study
 from ich_viewer.phantom.extras import write_junk_files
 from ich_viewer.phantom.writer import write_series
 
-N = PARALLEL_MIN_FILES + 13
+WORKER_MIN_FILES = 48
+N = WORKER_MIN_FILES + 13
+
+
+@pytest.fixture(autouse=True)
+def _workers_from_48_files(monkeypatch):
+    """The worker path at a size a test can write quickly (the product's threshold is larger)."""
+    monkeypatch.setattr(loader, "PARALLEL_MIN_FILES", WORKER_MIN_FILES)
 
 
 @pytest.fixture(scope="module")
