@@ -17,8 +17,7 @@ from pydicom.data import get_testdata_files
 
 from dicom_helpers import ct_dataset, enhanced_ct, make_volume, save
 from ich_viewer.demo import demo_study_path
-from ich_viewer.dicom.fastheader import read_fast
-from ich_viewer.dicom.headers import ImageFile, NotAnImage, read_image_file
+from ich_viewer.dicom.headers import ImageFile, NotAnImage, read_fast, read_image_file
 from ich_viewer.dicom.sources import FileRef, discover
 from ich_viewer.phantom.syntaxes import SYNTAXES, encoder_available
 from ich_viewer.phantom.writer import write_series
@@ -94,19 +93,30 @@ def _odd_datasets() -> dict[str, object]:
         "colour": ct_dataset(stored, SamplesPerPixel=3),
         "no rows": ct_dataset(stored, Rows=0),
         "private sequence": _with_private_sequence(ct_dataset(stored)),
+        "undefined-length sequences": _with_private_sequence(ct_dataset(stored), undefined=True),
         "enhanced multi-frame": enhanced_ct(np.stack([stored, stored]), [(0, 0, 0), (0, 0, 2)], [1, 1], [0, -5]),
     }
 
 
-def _with_private_sequence(ds):
+def _with_private_sequence(ds, undefined: bool = False):
+    """Sequences as scanners write them: private and standard, nested, with empty items;
+    ``undefined``: every sequence and item of undefined length (what pydicom parses as it reads)."""
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
 
+    deepest = Dataset()
+    deepest.ReferencedSOPInstanceUID = "1.2.3.4"
     inner = Dataset()
     inner.add_new(0x00091010, "LO", "inner")
+    inner.ReferencedSOPSequence = Sequence([deepest, Dataset()])
     ds.add_new(0x00090010, "LO", "ICH TEST")
     ds.add_new(0x00091001, "SQ", Sequence([inner, Dataset()]))
     ds.ReferencedImageSequence = Sequence([Dataset()])
+    if undefined:
+        for element in (ds[0x00091001], ds["ReferencedImageSequence"], inner["ReferencedSOPSequence"]):
+            element.is_undefined_length = True
+            for item in element.value:
+                item.is_undefined_length_sequence_item = True
     return ds
 
 
@@ -118,7 +128,7 @@ def test_odd_headers_agree(tmp_path, name, implicit):
         ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2"
     path = save(ds, tmp_path / "x.dcm")
     used = assert_same(FileRef(str(path)))
-    if name in ("plain", "utf-8 names", "private sequence", "windows"):
+    if name in ("plain", "utf-8 names", "private sequence", "undefined-length sequences", "windows"):
         assert used, "a plain file must not fall back to pydicom"
 
 

@@ -17,8 +17,8 @@ wording of what is wrong. The walk is bounded: at most ``MAX_HEADER_BYTES`` read
 from __future__ import annotations
 
 import struct
-from functools import partial
-from typing import TYPE_CHECKING, BinaryIO
+from dataclasses import dataclass
+from typing import Any, BinaryIO, cast
 
 from pydicom.dataelem import RawDataElement, empty_value_for_VR
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -26,11 +26,6 @@ from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 from pydicom.uid import AllTransferSyntaxes
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, STANDARD_VR
-
-from ich_viewer.dicom.sources import FileRef
-
-if TYPE_CHECKING:
-    from ich_viewer.dicom.headers import ImageFile
 
 FIRST_READ = 8192
 """Bytes read at once; a CT header is typically 1-4 KB."""
@@ -41,7 +36,6 @@ MAX_ELEMENTS = 20_000
 MAX_DEPTH = 8
 
 _IMPLICIT_LE = "1.2.840.10008.1.2"
-_EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _FAST_SYNTAXES = frozenset(AllTransferSyntaxes) - {"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2"}
 """Every transfer syntax pydicom knows but deflated and big endian (read by pydicom)."""
 _EXPLICIT_VRS = {vr.encode("ascii"): vr for vr in STANDARD_VR}
@@ -68,47 +62,41 @@ character set its text values are decoded with)."""
 _WANTED = frozenset(tag_for_keyword(keyword) for keyword in _WANTED_KEYWORDS)
 
 
-class _Collected(dict):  # type: ignore[type-arg]
+class _Collected(dict):
     """The kept elements; asking for any other tag is a doubt (``_image_file`` changed and
     reads a tag this walker does not keep), and the file goes the pydicom way."""
 
     def __contains__(self, tag: object) -> bool:
         if tag not in _WANTED:
-            raise _Unusual(f"tag {tag} not collected by the fast header pass")
+            raise Unusual(f"tag {tag} not collected by the fast header pass")
         return dict.__contains__(self, tag)
 
     def get(self, tag: object, default: object = None) -> object:
         if tag not in _WANTED:
-            raise _Unusual(f"tag {tag} not collected by the fast header pass")
+            raise Unusual(f"tag {tag} not collected by the fast header pass")
         return dict.get(self, tag, default)
 
 
-class _Unusual(Exception):
-    """Not a plain file: leave it to the pydicom path."""
+class Unusual(Exception):
+    """Not a plain file: leave it to the pydicom path (the message says what was unusual)."""
 
 
-def read_fast(ref: FileRef, size: int) -> "ImageFile | None":
-    """The image file of a plain header, read without pydicom's parser; None for anything else.
+@dataclass(frozen=True)
+class PlainHeader:
+    """What the walk found: enough for ``headers._image_file`` and ``headers._pixel_element``."""
 
-    The result equals ``headers.read_image_file``'s except that ``SliceHeader.dataset`` is
-    left out (``full_dataset()`` reads it again on demand, as for headers read by workers).
-    """
-    from ich_viewer.dicom import headers
+    syntax: str
+    dataset: Dataset
+    """The kept top-level elements, raw, as pydicom would hold them."""
+    pixel_start: int
+    """Where the pixel data element starts."""
 
-    try:
-        with ref.open() as stream:
-            walker = _Walker(stream, size)
-            syntax, elements = walker.walk()
-            stream.seek(walker.pixel_start)
-            pixel = headers._pixel_element(stream, size, None, syntax)
-        image = headers._image_file(ref, Dataset(elements), pixel)
-    except Exception:  # any doubt: the pydicom path decides, in its own words
-        return None
-    reread = partial(headers.reread_dataset, ref)
-    for header in image.headers:
-        header.dataset = None
-        header.reread = reread
-    return image
+
+def walk_plain_header(stream: BinaryIO, size: int) -> PlainHeader:
+    """The header of a plain file (``stream`` holds ``size`` bytes); ``Unusual`` for anything else."""
+    walker = _Walker(stream, size)
+    syntax, elements = walker.walk()
+    return PlainHeader(syntax, Dataset(cast(Any, elements)), walker.pixel_start)
 
 
 class _Walker:
@@ -121,27 +109,27 @@ class _Walker:
         self.pixel_start = -1
 
     def need(self, end: int) -> bytes:
-        """The buffer, holding at least ``end`` bytes (or ``_Unusual``)."""
+        """The buffer, holding at least ``end`` bytes (or ``Unusual``)."""
         if end > len(self.buffer):
             if end > self.size or end > MAX_HEADER_BYTES:
-                raise _Unusual("header beyond the file or too long")
+                raise Unusual("header beyond the file or too long")
             more = max(end, min(self.size, 2 * len(self.buffer), MAX_HEADER_BYTES)) - len(self.buffer)
             self.stream.seek(len(self.buffer))
             self.buffer += self.stream.read(more)
             if end > len(self.buffer):
-                raise _Unusual("short read")
+                raise Unusual("short read")
         return self.buffer
 
     def walk(self) -> tuple[str, dict[int, RawDataElement]]:
         buffer = self.need(132 + 8)
         if buffer[128:132] != b"DICM":
-            raise _Unusual("no preamble")
+            raise Unusual("no preamble")
         syntax, position = self._meta(132)
         implicit = syntax == _IMPLICIT_LE
         buffer = self.need(position + 8)
         looks_explicit = buffer[position + 4:position + 6] in _EXPLICIT_VRS
         if looks_explicit == implicit:
-            raise _Unusual("the data set is not encoded as the meta header says")
+            raise Unusual("the data set is not encoded as the meta header says")
         return syntax, self._data_set(position, implicit)
 
     def _meta(self, position: int) -> tuple[str, int]:
@@ -152,7 +140,7 @@ class _Walker:
             if group != 2:
                 break
             if vr not in _EXPLICIT_VRS:
-                raise _Unusual("meta header not explicit VR")
+                raise Unusual("meta header not explicit VR")
             position += 8
             if vr in _LONG_VRS:
                 length = _LENGTH.unpack_from(self.need(position + 4), position)[0]
@@ -161,7 +149,7 @@ class _Walker:
                 syntax = self.need(position + length)[position:position + length].rstrip(b"\x00").decode("ascii")
             position += length
         if syntax not in _FAST_SYNTAXES:
-            raise _Unusual("transfer syntax left to pydicom")
+            raise Unusual("transfer syntax left to pydicom")
         return syntax, position
 
     def _data_set(self, position: int, implicit: bool) -> dict[int, RawDataElement]:
@@ -185,7 +173,7 @@ class _Walker:
                 group, element, raw_vr, length = unpack_short(buffer, position)
                 vr = explicit_vrs.get(raw_vr)
                 if vr is None:
-                    raise _Unusual("unknown VR")
+                    raise Unusual("unknown VR")
                 if raw_vr in long_vrs:
                     if position + 12 > filled:
                         buffer = self.need(position + 12)
@@ -199,32 +187,37 @@ class _Walker:
                 self.pixel_start, self.visited = position, self.visited + _
                 return elements
             if group == 0 or tag <= last or tag > _PIXEL_DATA or tag in _FLOAT_PIXEL_DATA or tag == _NUMBER_OF_FRAMES:
-                raise _Unusual("group 0000, out of order, float pixels, multi-frame or no pixel data")
+                raise Unusual("group 0000, out of order, float pixels, multi-frame or no pixel data")
             last = tag
             if length == 0xFFFFFFFF:
                 if tag in wanted or not self._is_sequence(tag, vr, value_start):
-                    raise _Unusual("undefined length outside a sequence")
+                    raise Unusual("undefined length outside a sequence")
                 position = self._skip_sequence(value_start, implicit, 1)
                 buffer, filled = self.buffer, len(self.buffer)
                 continue
             position = value_start + length
             if position > size:
-                raise _Unusual("an element runs past the end of the file")
+                raise Unusual("an element runs past the end of the file")
             if tag in wanted:
                 if vr == "SQ":
-                    raise _Unusual("a wanted tag holds a sequence")
+                    raise Unusual("a wanted tag holds a sequence")
                 if position > filled:
                     buffer = self.need(position)
                     filled = len(buffer)
-                value = buffer[value_start:position] if length else empty_value_for_VR(vr, raw=True)
+                value = buffer[value_start:position] if length else cast(bytes, empty_value_for_VR(vr, raw=True))
                 # (plain int keys: a BaseTag key makes every dict look-up call its Python __eq__)
                 elements[tag] = RawDataElement(BaseTag(tag), vr, length, value, value_start, implicit, True)
-        raise _Unusual("too many elements")
+        raise Unusual("too many elements")
 
     def _skip_sequence(self, position: int, implicit: bool, depth: int) -> int:
-        """Where the undefined-length sequence starting at ``position`` ends."""
+        """Where the undefined-length sequence starting at ``position`` ends.
+
+        pydicom parses such a sequence while reading (its items' elements, not their values),
+        so its items are walked element by element too: a file this walk accepts is one
+        pydicom reads without complaint.
+        """
         if depth > MAX_DEPTH:
-            raise _Unusual("sequences nested too deep")
+            raise Unusual("sequences nested too deep")
         while True:
             group, element, length = _TAG_LENGTH.unpack_from(self.need(position + 8), position)
             tag = group << 16 | element
@@ -233,21 +226,49 @@ class _Walker:
             if tag == _SEQUENCE_END:
                 return position
             if tag != _ITEM:
-                raise _Unusual("not an item in a sequence")
+                raise Unusual("not an item in a sequence")
+            position = self._skip_item(position, None if length == 0xFFFFFFFF else position + length,
+                                       implicit, depth)
+
+    def _skip_item(self, position: int, end: int | None, implicit: bool, depth: int) -> int:
+        """Where the item whose elements start at ``position`` ends (``end``: its defined end)."""
+        while end is None or position < end:
+            tag, vr, length, value_start = self._element(position, implicit)
+            if tag == _ITEM_END and end is None:
+                return value_start
+            if tag >> 16 == 0xFFFE:
+                raise Unusual("a delimiter where an element should be")
             if length != 0xFFFFFFFF:
-                position += length
-                continue
-            while True:  # an item of undefined length: its elements up to the item delimiter
-                tag, vr, length, value_start = self._element(position, implicit)
-                if tag == _ITEM_END:
-                    position = value_start
-                    break
-                if length != 0xFFFFFFFF:
-                    position = value_start + length
-                elif self._is_sequence(tag, vr, value_start):
-                    position = self._skip_sequence(value_start, implicit, depth + 1)
-                else:
-                    raise _Unusual("undefined length inside an item")
+                position = value_start + length
+            elif self._is_sequence(tag, vr, value_start):
+                position = self._skip_sequence(value_start, implicit, depth + 1)
+            else:
+                raise Unusual("undefined length inside an item")
+            if position > self.size:
+                raise Unusual("an element runs past the end of the file")
+        if position != end:
+            raise Unusual("an element runs past the end of its item")
+        return position
+
+    def _element(self, position: int, implicit: bool) -> tuple[int, str | None, int, int]:
+        """(tag, VR or None, length, where the value starts) of the element at ``position``."""
+        self.visited += 1
+        if self.visited > MAX_ELEMENTS:
+            raise Unusual("too many elements")
+        buffer = self.need(position + 8)
+        if implicit:
+            group, element, length = _TAG_LENGTH.unpack_from(buffer, position)
+            return group << 16 | element, None, length, position + 8
+        group, element, raw_vr, length = _TAG_VR_SHORT.unpack_from(buffer, position)
+        tag = group << 16 | element
+        if group == 0xFFFE:  # item and delimiter tags have no VR
+            return tag, None, _LENGTH.unpack_from(buffer, position + 4)[0], position + 8
+        vr = _EXPLICIT_VRS.get(raw_vr)
+        if vr is None:
+            raise Unusual("unknown VR")
+        if raw_vr in _LONG_VRS:
+            return tag, vr, _LENGTH.unpack_from(self.need(position + 12), position + 8)[0], position + 12
+        return tag, vr, length, position + 8
 
     def _is_sequence(self, tag: int, vr: str | None, position: int) -> bool:
         """Whether an undefined-length value is a sequence pydicom would read as one: explicit SQ,

@@ -11,6 +11,7 @@ import re
 import struct
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, BinaryIO, Callable
 
 from ich_viewer.dicom.model import SkippedFile, SliceHeader
@@ -84,8 +85,6 @@ def read_image_file(ref: FileRef, cancel: Callable[[], bool] | None = None, fast
         raise NotAnImage(f"cannot read the file: {exc.strerror or exc}") from exc
     if size == 0:
         raise NotAnImage("empty file (0 bytes)")
-    from ich_viewer.dicom.fastheader import read_fast
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns about every odd value; reasons go to the log
         image = read_fast(ref, size) if fast else None  # a plain header, walked without pydicom's parser
@@ -104,6 +103,29 @@ def read_image_file(ref: FileRef, cancel: Callable[[], bool] | None = None, fast
             raise
         except Exception as exc:  # values are decoded lazily: a corrupt one surfaces here
             raise NotAnImage(f"unreadable DICOM header value ({type(exc).__name__}: {exc})") from exc
+
+
+def read_fast(ref: FileRef, size: int) -> ImageFile | None:
+    """``read_image_file`` of a plain file by ``fastheader``'s tag walk; None for any other file.
+
+    The same result but for ``SliceHeader.dataset``, left out (``full_dataset()`` reads it
+    again on demand, as for headers read by workers).
+    """
+    from ich_viewer.dicom.fastheader import walk_plain_header
+
+    try:
+        with ref.open() as stream:
+            plain = walk_plain_header(stream, size)
+            stream.seek(plain.pixel_start)
+            pixel = _pixel_element(stream, size, None, plain.syntax)
+        image = _image_file(ref, plain.dataset, pixel)
+    except Exception:  # any doubt: the pydicom path decides, in its own words
+        return None
+    reread = partial(reread_dataset, ref)
+    for header in image.headers:
+        header.dataset = None
+        header.reread = reread
+    return image
 
 
 def read_outcome(ref: FileRef, cancel: Callable[[], bool] | None = None) -> "ImageFile | SkippedFile":
