@@ -182,3 +182,15 @@ def test_names_parsed_from_raw_bytes_equal_pydicoms_values(tmp_path, charset):
         converted = pydicom.dcmread(path, stop_before_pixels=True)
         for keyword in ("SeriesDescription", "PatientID"):
             assert _get(raw, keyword) == converted.get(keyword), (charset, text, keyword)
+
+
+def test_zip_members_are_read_by_the_fast_pass_with_identical_fields(tmp_path):
+    import zipfile
+
+    files = discover(demo_study_path("ct-ich")).files[:4]
+    with zipfile.ZipFile(tmp_path / "study.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        for ref in files:
+            archive.write(ref.path, Path(ref.path).name)
+    refs = discover(tmp_path / "study.zip").files
+    assert len(refs) == 4 and all(ref.member for ref in refs)
+    assert all(assert_same(ref) for ref in refs)
