@@ -59,6 +59,19 @@ def test_every_slice_is_decoded_nearest_first(tmp_path, syntax, mode, expected_m
     assert series.cache_nbytes() == volume.size * 2  # int16 cache
 
 
+def test_a_warm_pool_decodes_the_first_compressed_slice_too(tmp_path, monkeypatch):
+    """GDCM in a worker beats this process's JPEG decoders 4x: with the pool running, the slice on
+    screen goes there first (alone, so it still comes back first)."""
+    series, volume = written_series(tmp_path, "jpeg-lossless")
+    here: list[int] = []
+    monkeypatch.setattr(BackgroundDecoder, "_decode_here", lambda self, index: here.append(index))
+    order: list[int] = []
+    decoder = BackgroundDecoder(series, on_slice=order.append, workers=2, start_index=3).start()
+    assert decoder.wait(60) and decoder.mode_used == "processes"
+    assert here == [] and order[0] == 3 and sorted(order) == list(range(8))
+    np.testing.assert_array_equal(series.volume_hu(), volume)
+
+
 def test_failed_slice_is_reported_and_others_finish(tmp_path):
     series, volume = written_series(tmp_path, "jpeg-ls")
     bad = series.slices[3].path

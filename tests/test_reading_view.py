@@ -214,6 +214,29 @@ def test_corner_texts_never_overlap_at_any_size(qtbot, window):
             assert {"top_left", "top_right", "bottom_left", "bottom_right", "letter_left"} <= set(blocks)
 
 
+def test_every_corner_line_fits_inside_its_plate(qtbot, window):
+    """The painter lays lines out at a rounded-up pitch (16 px for 15.125): a plate sized as
+    lines x lineSpacing() cut the last line of the five-line patient corner in half."""
+    from PySide6.QtCore import QRect, Qt
+    from PySide6.QtGui import QFontMetrics
+
+    study = _study()
+    study.patient_age, study.patient_sex, study.study_date, study.institution = "050Y", "O", "20261129", "A hospital"
+    _show(qtbot, window, study)
+    view = window.image_view()
+    view.resize(900, 800)
+    view.graphics.viewport().resize(900, 800)
+    metrics = QFontMetrics(view.overlays.font)
+    flags = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+    blocks = view.overlays.layout()
+    assert blocks["top_left"][1].count("\n") >= 4  # name, ID, age/sex, date, institution
+    for name in ("top_left", "top_right", "bottom_left", "bottom_right"):
+        rect, text = blocks[name]
+        needed = metrics.boundingRect(QRect(0, 0, 4000, 4000), flags, text)
+        inner = rect.adjusted(4, 4, -4, -4)  # the plate's padding
+        assert needed.height() <= inner.height() and needed.width() <= inner.width() + 1, (name, text)
+
+
 def test_thickness_missing_shows_the_measured_spacing_and_warnings_show_on_the_image(qtbot, window):
     study = _study(thickness=None, warnings=["Missing slice(s): between 15.0 and 25.0 mm; expected spacing 5.00 mm"])
     texts = overlay_texts(study, study.series[0], 0, (40.0, 80.0), "Brain")

@@ -10,8 +10,10 @@ offset in well under a millisecond, where a process round trip would cost more t
 the work, so they are decoded by threads. The worker processes are shared by every
 series and kept warm (``workers.py``; call ``warm_up()`` at program start).
 
-The slice at ``start_index`` is decoded first, in this thread; while the pool is still
-starting this thread keeps decoding, so nothing waits for it. The rest follow outwards
+The slice at ``start_index`` is decoded first: in this thread, unless the series goes to a
+pool that is already running (GDCM there decodes a JPEG-lossless 512² slice in 5 ms, the
+decoders allowed in this process take 20 ms); while the pool is still starting this thread
+keeps decoding, so nothing waits for it. The rest follow outwards
 (k+1, k-1, k+2, ...). A crashing decoder process takes down only the slice that crashed
 it (suspects are retried one at a time): that slice is marked as failed, so the GUI never
 retries it in its own process, and a new pool carries on.
@@ -112,10 +114,13 @@ class BackgroundDecoder:
         started = time.perf_counter()
         try:
             pending = deque(i for i in outward_order(self.start_index, len(self.series)) if not self._known(i))
-            if pending and not self._cancelled.is_set():
+            mode = self._resolve_mode(len(pending) - 1)
+            if mode == "processes" and worker_pool.ready_pool() and pending:
+                self._suspects.add(pending[0])  # the pool decodes it first, alone, so it comes back first
+            elif pending and not self._cancelled.is_set():
                 self._decode_here(pending.popleft())
             if pending and not self._cancelled.is_set():
-                if self._resolve_mode(len(pending)) == "processes":
+                if mode == "processes":
                     self._run_processes(pending)
                 else:
                     self._run_threads(pending)

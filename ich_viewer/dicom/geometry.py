@@ -8,6 +8,7 @@ sentence a reader understands.
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -95,7 +96,7 @@ def _instance_order(headers: list[SliceHeader], orientation: tuple[float, ...] |
     else:
         step = next((h.slice_thickness for h in headers if h.slice_thickness), None) or 1.0
         positions = [i * step for i in range(n)]
-    spacing = float(np.median(np.abs(np.diff(positions)))) if n > 1 else None
+    spacing = statistics.median(abs(b - a) for a, b in zip(positions, positions[1:])) if n > 1 else None
     return StackGeometry(order, positions, spacing or None, 0.0, warnings)
 
 
@@ -124,7 +125,7 @@ def _spacing_report(positions: list[float]) -> tuple[float | None, list[str]]:
         warnings.append(f"{duplicates} duplicate slice position(s) at {where} mm (two images at the same place)")
     if real.size == 0:
         return None, warnings
-    spacing = float(np.median(real))
+    spacing = statistics.median(real.tolist())  # (np.median imports numpy.ma: 40 ms on the first study)
     tolerance = max(0.05 * spacing, 0.05)
     missing: list[str] = []
     uneven: list[str] = []

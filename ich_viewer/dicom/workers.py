@@ -21,6 +21,8 @@ _PRELOAD = [
     "numpy",
     "ich_viewer.dicom.pixels",
     "ich_viewer.dicom.headers",
+    "ich_viewer.dicom.fastheader",
+    "pydicom.filereader",
     "pydicom.pixels.decoders.gdcm",
     "pydicom.pixels.decoders.pylibjpeg",
     "gdcm",

@@ -33,7 +33,8 @@ def seg_source(study: Study, series: Series, index: int) -> Dataset:
     """A CT header with what a SEG copies and checks: identity, study, and plane geometry."""
     header = series.slices[index]
     ds = reference_dataset(study, series, header)
-    source = header.dataset if isinstance(header.dataset, Dataset) else Dataset()
+    full = header.full_dataset()  # (read again from the file when the loader kept no data set)
+    source = full if isinstance(full, Dataset) else Dataset()
     ds.FrameOfReferenceUID = source.get("FrameOfReferenceUID") or _frame_of_reference(series)
     ds.Rows, ds.Columns = header.rows, header.columns
     ds.PixelSpacing = [float(v) for v in header.pixel_spacing]

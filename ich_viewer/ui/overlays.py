@@ -346,8 +346,8 @@ class _Measure:
 
     def __init__(self, font: QFont) -> None:
         self.metrics = QFontMetrics(font)
-        self.line_spacing = self.metrics.lineSpacing()
         self._widths: dict[str, int] = {}
+        self._heights: dict[int, int] = {}
 
     def width(self, line: str) -> int:
         width = self._widths.get(line)
@@ -357,16 +357,33 @@ class _Measure:
             width = self._widths[line] = self.metrics.horizontalAdvance(line)
         return width
 
+    def lines_height(self, count: int) -> int:
+        """Height of ``count`` lines as the painter lays them out.
+
+        Not ``count * lineSpacing()``: the layout rounds each line's fractional spacing up
+        (DejaVu Sans 10 pt: 15.125 px, laid out as 16), so that product cut the last line
+        of a four- or five-line corner in half.
+        """
+        height = self._heights.get(count)
+        if height is None:
+            flags = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+            block = "\n".join(["Xg"] * max(1, count))
+            height = self._heights[count] = self.metrics.boundingRect(QRect(0, 0, 1 << 16, 1 << 16), flags,
+                                                                      block).height() if count else 0
+        return height
+
     def size(self, text: str) -> tuple[int, int]:
         """Plate size (text plus padding) of a block of lines."""
         lines = text.split("\n")
-        return max(self.width(line) for line in lines) + 2 * PAD + 1, self.line_spacing * len(lines) + 2 * PAD
+        return max(self.width(line) for line in lines) + 2 * PAD + 1, self.lines_height(len(lines)) + 2 * PAD
 
     def fit(self, text: str, max_width: int, max_height: int) -> str:
         """``text`` elided line by line to ``max_width`` and cut to the lines that fit ``max_height``."""
         if not text or max_width <= 0:
             return ""
-        lines = text.split("\n")[:max(0, max_height // max(1, self.line_spacing))]
+        lines = text.split("\n")
+        while lines and self.lines_height(len(lines)) > max_height:
+            lines.pop()
         lines = [line if self.width(line) <= max_width
                  else self.metrics.elidedText(line, Qt.TextElideMode.ElideRight, max_width) for line in lines]
         return "\n".join(line for line in lines if line)

@@ -43,8 +43,9 @@ def read_rsna_labels(csv_path: str | Path) -> dict[str, list[int]]:
 
 
 def _patient_of(series) -> str:
-    for header in series.slices:
-        patient = getattr(header.dataset, "PatientID", "") if header.dataset is not None else ""
+    for header in series.slices:  # (the loader keeps no data set for most files: read again on demand)
+        dataset = header.full_dataset()
+        patient = getattr(dataset, "PatientID", "") if dataset is not None else ""
         if patient:
             return str(patient)
     return series.study_uid or series.series_uid
