@@ -87,7 +87,9 @@ class BackgroundDecoder:
         self._cancelled = threading.Event()
         self._thread: threading.Thread | None = None
         self._finished = threading.Event()
-        self._suspects: set[int] = set()
+        self._alone: set[int] = set()
+        """Slices sent to the pool one at a time: crash suspects (a crash alone marks the slice
+        failed), and the first slice when the pool is already warm (so it comes back first)."""
 
     # -- public control -----------------------------------------------------------------
     def start(self) -> "BackgroundDecoder":
@@ -116,7 +118,7 @@ class BackgroundDecoder:
             pending = deque(i for i in outward_order(self.start_index, len(self.series)) if not self._known(i))
             mode = self._resolve_mode(len(pending) - 1)
             if mode == "processes" and worker_pool.ready_pool() and pending:
-                self._suspects.add(pending[0])  # the pool decodes it first, alone, so it comes back first
+                self._alone.add(pending[0])  # the pool decodes it first, alone, so it comes back first
             elif pending and not self._cancelled.is_set():
                 self._decode_here(pending.popleft())
             if pending and not self._cancelled.is_set():
@@ -228,12 +230,12 @@ class BackgroundDecoder:
         try:
             while (pending or in_flight) and not self._cancelled.is_set():
                 while pending and len(in_flight) < window:
-                    if pending[0] in self._suspects and in_flight:
-                        break  # a suspect runs alone
+                    if pending[0] in self._alone and in_flight:
+                        break  # it runs alone
                     index = pending.popleft()
                     if not self._known(index):
                         in_flight[submit(index)] = index
-                    if index in self._suspects:
+                    if index in self._alone:
                         break
                 if not in_flight:
                     continue
@@ -247,7 +249,7 @@ class BackgroundDecoder:
                         raise
                     except Exception as exc:
                         self._record_error(index, exc)
-                    self._suspects.discard(index)
+                    self._alone.discard(index)
         finally:
             for future in in_flight:
                 future.cancel()
@@ -255,12 +257,12 @@ class BackgroundDecoder:
     def _pool_crashed(self, index: int, in_flight: dict[Future, int], pending: deque[int]) -> None:
         crashed = [index, *in_flight.values()]
         in_flight.clear()
-        if len(crashed) == 1 and index in self._suspects:
-            self._suspects.discard(index)
+        if len(crashed) == 1 and index in self._alone:
+            self._alone.discard(index)
             self._record_error(index, PixelDecodeError(
                 f"{self.series.slices[index].path}: the decoder crashed on this slice "
                 f"({self.series.slices[index].transfer_syntax_uid})"
             ))
             return
-        self._suspects.update(crashed)
+        self._alone.update(crashed)
         pending.extendleft(reversed(crashed))
