@@ -4,7 +4,8 @@ Run: .venv/bin/python bench/bench_inference.py [--quick]   (prints JSON)
 
 Uses the bundled model when models/ holds a valid one, else an untrained network of
 the default architecture and input size (speed does not depend on the weights).
-Studies are synthetic phantoms (512 x 512, 40 slices).
+Studies are synthetic phantoms (512 x 512, 40 slices). With the bundled model's second
+stage for "any", its features are also timed alone (they are part of the network time).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import torch  # noqa: E402
 from ich_viewer.dicom.model import Series, Study  # noqa: E402
 from ich_viewer.inference.device import describe_device  # noqa: E402
 from ich_viewer.inference.predict import PredictState, predict_series  # noqa: E402
+from ich_viewer.inference.hu_features import input_features  # noqa: E402
 from ich_viewer.inference.preprocess import series_input  # noqa: E402
 from ich_viewer.inference.testing import export_random_model  # noqa: E402
 from ich_viewer.inference.weights import ModelLoadError, load_model  # noqa: E402
@@ -67,6 +69,8 @@ def core_numbers(loaded, series: Series, threads: int, repeats: int) -> dict:
     with torch.inference_mode():
         loaded.model(batch)  # warm-up
         net = timed(lambda: loaded.model(batch), repeats * 3)
+        stage = timed(lambda: input_features(batch, loaded.spec), repeats * 3) \
+            if loaded.model.any_stage is not None else None
     totals = {}
     for batch_size in (1, 4, 8, 16):
         times = timed(lambda: predict_series(series, PredictState(loaded, batch_size=batch_size)), repeats)
@@ -76,6 +80,7 @@ def core_numbers(loaded, series: Series, threads: int, repeats: int) -> dict:
         "threads": threads,
         "preprocess_ms_per_slice": round(statistics.median(prep) / n * 1000, 2),
         "network_ms_per_slice_batch8": round(statistics.median(net) / 8 * 1000, 2),
+        "any_stage_features_ms_per_slice_batch8": round(statistics.median(stage) / 8 * 1000, 2) if stage else None,
         "study_total_s_by_batch": {str(k): round(v, 3) for k, v in totals.items()},
         "best_batch": best,
         "ms_per_slice_incl_preprocessing": round(totals[best] / n * 1000, 2),

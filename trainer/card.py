@@ -264,11 +264,12 @@ def _stage_line(post: dict) -> list[str]:
             f" (subtypes unchanged); false flags of \"any\" by level with it (lowest / middle / highest third): "
             + " / ".join(_fmt(v["false_positive_rate"]) for v in (stage.get("false_positive_rate_by_level_with") or {}).values())
             + "".join(f"; with {n['added_noise_hu']:.0f} HU of noise added to the slices (thin slices, other "
-                      f"scanners) the share of normal slices it flags rises {_fmt(n['normal_flag_rate_clean'])} -> "
-                      f"{_fmt(n['normal_flag_rate_noisy'])}" for n in [stage.get("noise_check")] if n)
+                      f"scanners; the network's output held fixed) the share of normal slices it flags rises "
+                      f"{_fmt(n['normal_flag_rate_clean'])} -> {_fmt(n['normal_flag_rate_noisy'])}"
+                      for n in [stage.get("noise_check")] if n)
             + f": {'kept' if stage['kept'] else 'not kept'}. The features were chosen while "
-            "looking at these same folds, so this gain is optimistic; it is a physical measurement (HU), not a "
-            "learned texture, which is why it is expected to carry to other scanners better than the network alone."]
+            "looking at these same folds, so this gain is optimistic. The features are physical measurements (HU), "
+            "not learned textures; how well they carry to other scanners is unmeasured beyond the noise check."]
 
 
 def _kept_levers(ablation: dict, metrics: dict) -> str:

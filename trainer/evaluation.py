@@ -86,9 +86,8 @@ def level_rates(labels: np.ndarray, probs: np.ndarray, groups: np.ndarray, fold_
 
 def noise_check(labels: np.ndarray, clean: np.ndarray, noisy: np.ndarray) -> dict:
     """Normal slices flagged by "any" at the sensitivity-0.90 threshold of the clean scores,
-    without and with NOISE_CHECK_HU of noise in the features (the network's output is held
-    fixed: measured with the bundled ensemble on CT-ICH slices, its mean "any" on normal
-    slices moved by 0.004 with that noise)."""
+    without and with NOISE_CHECK_HU of noise in the features. The network's output is held
+    fixed, so this measures the stage's own sensitivity to noise, not the network's."""
     y = labels[:, -1].astype(bool)
     threshold = threshold_for(y, clean[:, -1], OPERATING_RULES["any"])
     return {"added_noise_hu": NOISE_CHECK_HU, "threshold": threshold,
