@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from ich_viewer import LABELS
-from ich_viewer.inference.hu_features import FEATURE_NAMES, STAGE_INPUTS, input_features, slice_features, stage_logit
+from ich_viewer.inference.hu_features import (
+    FEATURE_NAMES, FEATURE_SET, STAGE_INPUTS, input_features, slice_features, stage_logit,
+)
 from ich_viewer.inference.model import ICHNet
 from ich_viewer.inference.preprocess import InputSpec, apply_windows, centre_hu
 from ich_viewer.inference.testing import SMALL_ARCH, export_random_model
@@ -89,8 +91,8 @@ def test_features_read_back_from_network_inputs_equal_those_of_the_hu():
 def a_stage(weight_on_dense: float = 40.0) -> dict:
     coef = [1.0] + [0.0] * len(FEATURE_NAMES)
     coef[STAGE_INPUTS.index("dense_50_90")] = weight_on_dense
-    return {"inputs": list(STAGE_INPUTS), "mean": [0.0] * len(STAGE_INPUTS), "scale": [1.0] * len(STAGE_INPUTS),
-            "coef": coef, "intercept": -1.0}
+    return {"inputs": list(STAGE_INPUTS), "feature_set": FEATURE_SET, "mean": [0.0] * len(STAGE_INPUTS),
+            "scale": [1.0] * len(STAGE_INPUTS), "coef": coef, "intercept": -1.0}
 
 
 def test_the_loaded_model_replaces_any_by_the_stage_and_leaves_the_subtypes(tmp_path):
@@ -114,6 +116,7 @@ def test_a_damaged_stage_in_the_card_is_refused_with_a_reason(tmp_path):
     card_path = folder / "model_card.json"
     original = json.loads(card_path.read_text())
     for change, words in ((lambda s: s.update(inputs=s["inputs"][:-1]), "not this program's features"),
+                          (lambda s: s.pop("feature_set"), "fitted on feature set None"),
                           (lambda s: s["scale"].__setitem__(2, -1.0), "positive"),
                           (lambda s: s["coef"].__setitem__(0, float("nan")), "finite"),
                           (lambda s: s.update(intercept="x"), "intercept")):
@@ -177,3 +180,15 @@ def test_noise_of_a_thin_slice_does_not_read_as_dense_tissue():
     f = features(clean, noisy, head(blob_hu=70.0))
     assert f["dense_50_90"][1] < 0.2 * f["dense_50_90"][2], "noise alone stays far below a real dense blob"
     assert f["asymmetry_15"][1] < 0.2 * f["asymmetry_15"][2]
+
+
+def test_a_scanner_that_reads_brain_higher_does_not_make_it_dense():
+    """Brain read 10 HU higher (another scanner's calibration) gives the same features; a blob
+    of blood denser than that brain still counts."""
+    base = head(seed=3)
+    higher = base + 10.0 * ((base > 0) & (base < 100))
+    f = features(base, higher, head(blob_hu=70.0, seed=3) + 10.0 * ((base > 0) & (base < 100)))
+    for name in ("dense_50_90", "dense_58_90", "dense_rim", "dense_deep", "parenchyma_20_45", "asymmetry_8"):
+        assert f[name][1] == pytest.approx(f[name][0], abs=1e-3), name
+    assert f["brain_mean_hu"][1] == pytest.approx(f["brain_mean_hu"][0], abs=0.5)
+    assert f["dense_50_90"][2] > 0.015, "blood 35 HU above the brain is still dense"

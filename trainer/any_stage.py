@@ -12,7 +12,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from ich_viewer.inference.hu_features import STAGE_INPUTS, input_features, stage_logit
+from ich_viewer.inference.hu_features import FEATURE_SET, STAGE_INPUTS, input_features, stage_logit
 from ich_viewer.inference.preprocess import InputSpec
 from trainer.cache import CachedSet, window_batch
 from trainer.calibration import logit
@@ -23,18 +23,25 @@ REGULARISATION_C = 1.0
 
 NOISE_CHECK_HU = 10.0
 """Noise added to check the stage's robustness: about what 0.6-1 mm slices carry in the brain."""
+OFFSET_CHECK_HU = 8.0
+"""HU added to the whole head to check the stage against another scanner's calibration
+(scanners read brain several HU apart)."""
 
 
 def slice_features(data: CachedSet, spec: InputSpec, batch: int = 128, noise_hu: float = 0.0,
-                   seed: int = 0) -> np.ndarray:
+                   seed: int = 0, offset_hu: float = 0.0) -> np.ndarray:
     """(N, F) features of every cached slice, from the same windowed input the app computes;
-    ``noise_hu`` adds Gaussian noise of that SD to the head (not the air) first."""
+    ``noise_hu`` adds Gaussian noise of that SD, ``offset_hu`` a constant, to the head (not
+    the air) first."""
     parts = []
     generator = torch.Generator().manual_seed(seed)
     for start in range(0, len(data), batch):
         hu = torch.from_numpy(np.asarray(data.hu[start:start + batch], dtype=np.float32))
+        head = hu > -500.0
         if noise_hu:
-            hu = hu + torch.randn(hu.shape, generator=generator) * noise_hu * (hu > -500.0)
+            hu = hu + torch.randn(hu.shape, generator=generator) * noise_hu * head
+        if offset_hu:
+            hu = hu + offset_hu * head
         parts.append(input_features(window_batch(hu, spec), spec).numpy())
     return np.concatenate(parts).astype(np.float64)
 
@@ -45,7 +52,7 @@ def fit_stage(any_prob: np.ndarray, features: np.ndarray, y: np.ndarray) -> dict
     scaler = StandardScaler().fit(inputs)
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
     model = LogisticRegression(C=REGULARISATION_C, max_iter=5000).fit((inputs - scaler.mean_) / scale, y)
-    return {"inputs": list(STAGE_INPUTS), "mean": scaler.mean_.tolist(), "scale": scale.tolist(),
+    return {"inputs": list(STAGE_INPUTS), "feature_set": FEATURE_SET, "mean": scaler.mean_.tolist(), "scale": scale.tolist(),
             "coef": model.coef_[0].tolist(), "intercept": float(model.intercept_[0])}
 
 

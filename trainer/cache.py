@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from ich_viewer.inference.preprocess import InputSpec, apply_windows, neighbour_indices, stack_input
+from ich_viewer.inference.preprocess import InputSpec, SlabReader, apply_windows, slab_weights, stack_input
 from trainer.data.rsna import UNLABELLED
 from trainer.data.volume import Volume
 
@@ -43,6 +43,12 @@ def to_hu(identity_values: np.ndarray) -> np.ndarray:
 def slice_stack_hu(slices_hu: Sequence[np.ndarray | None], spec: InputSpec) -> np.ndarray:
     """The cropped, resized HU of the 2k+1 slices, exactly as ``stack_input`` sees them."""
     return to_hu(stack_input(slices_hu, hu_spec(spec))).astype(np.float32)
+
+
+def volume_slabs(volume: Volume, slices: Sequence[np.ndarray | None], spec: InputSpec) -> SlabReader:
+    """The app's slabs over a volume's read slices, so a thin training series is seen as in the app."""
+    weights = slab_weights(spec, volume.spacing_mm, volume.thickness_mm)
+    return SlabReader(lambda j: slices[j], len(volume), weights, keep=len(volume))
 
 
 def window_batch(hu: torch.Tensor, spec: InputSpec, windows=None) -> torch.Tensor:
@@ -145,12 +151,11 @@ def build_cached_set(volumes: Iterable[Volume], spec: InputSpec,
     started = time.monotonic()
     for v_index, volume in enumerate(volumes):
         slices = volume.load_hu()
+        slabs = volume_slabs(volume, slices, spec)
         for i in range(len(volume)):
             if volume.labels[i, 0] == UNLABELLED or slices[i] is None:
                 continue
-            around = [None if j is None else slices[j]
-                      for j in neighbour_indices(i, len(volume), spec, volume.spacing_mm)]
-            hu.append(slice_stack_hu(around, spec).astype(np.float16))
+            hu.append(slice_stack_hu(slabs.around(i, spec, volume.spacing_mm), spec).astype(np.float16))
             labels.append(volume.labels[i])
             groups.append(volume.group)
             sources.append(volume.source)

@@ -46,7 +46,9 @@ LIMITS = [
     "subdural 3 (41); the intervals for these are wide and the estimates fragile.",
     "Trained and evaluated on one public data set from a single centre; performance on other scanners, "
     "protocols, children or post-operative heads is unknown.",
-    "Slices of about 5 mm; thin-slice series are read with ~5 mm neighbours but were not seen in training.",
+    "Trained on slices of about 5 mm. A thinner series is averaged into 5 mm slabs before scoring, so that "
+    "its thickness and noise match the training slices; no real thin series was seen in training or "
+    "evaluation (`scripts/check_thin_series.py` simulates one from real 5 mm slices, noise only).",
     "HU rebuilt from 8-bit JPEG windows (quantisation ~0.5 HU in the brain window, ~12.5 HU outside it); "
     "no pixel spacing, so scale comes from a crop to the head.",
     "Slice-level classification only: no localisation, no volume, no midline shift.",
@@ -103,7 +105,9 @@ def model_card_markdown(card: dict) -> str:
         + f"), widths {card['architecture']['widths']}, trained from scratch (no ImageNet weights).",
         f"- Input: {card['input_spec']['size']} x {card['input_spec']['size']} pixels, the slice and "
         f"{card['input_spec']['context']} neighbour(s) on each side, each in the windows "
-        f"{', '.join(card['input_spec']['window_names'])}; cropped to the head.",
+        f"{', '.join(card['input_spec']['window_names'])}; cropped to the head"
+        + (f"; a series thinner than {card['input_spec']['slab_mm']:g} mm is first averaged into slabs that "
+           "thick, as its training slices were" if card['input_spec'].get('slab_mm') else "") + ".",
         f"- Outputs, in order: {', '.join(card['labels'])}; "
         + (f"the subtypes from the network, \"any\" from a second stage: a logistic regression over the "
            f"network's \"any\" logit and {len(card['any_stage']['inputs']) - 1} HU measurements of the slice "
@@ -263,13 +267,19 @@ def _stage_line(post: dict) -> list[str]:
             f"{_fmt(stage['without']['sensitivity_any_at_spec90'])} -> {_fmt(stage['with']['sensitivity_any_at_spec90'])}"
             f" (subtypes unchanged); false flags of \"any\" by level with it (lowest / middle / highest third): "
             + " / ".join(_fmt(v["false_positive_rate"]) for v in (stage.get("false_positive_rate_by_level_with") or {}).values())
-            + "".join(f"; with {n['added_noise_hu']:.0f} HU of noise added to the slices (thin slices, other "
-                      f"scanners; the network's output held fixed) the share of normal slices it flags rises "
-                      f"{_fmt(n['normal_flag_rate_clean'])} -> {_fmt(n['normal_flag_rate_noisy'])}"
+            + "".join(f"; the network's output held fixed, with {n['added_noise_hu']:.0f} HU of noise added to the "
+                      f"slices (thin slices, other scanners) the share of normal slices it flags goes "
+                      f"{_fmt(n['normal_flag_rate_clean'])} -> {_fmt(n['normal_flag_rate_changed'])}"
                       for n in [stage.get("noise_check")] if n)
+            + "".join(f", and with every HU of the head read {o['added_offset_hu']:.0f} HU higher (another "
+                      f"scanner's calibration) {_fmt(o['normal_flag_rate_clean'])} -> "
+                      f"{_fmt(o['normal_flag_rate_changed'])} (AUC any {_fmt(o['auc_any_clean'])} -> "
+                      f"{_fmt(o['auc_any_changed'])})"
+                      for o in [stage.get("offset_check")] if o)
             + f": {'kept' if stage['kept'] else 'not kept'}. The features were chosen while "
             "looking at these same folds, so this gain is optimistic. The features are physical measurements (HU), "
-            "not learned textures; how well they carry to other scanners is unmeasured beyond the noise check."]
+            "read against each slice's own brain level; how well they carry to other scanners is unmeasured "
+            "beyond these two checks."]
 
 
 def _kept_levers(ablation: dict, metrics: dict) -> str:

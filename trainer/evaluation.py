@@ -12,11 +12,12 @@ import math
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score
 
 from ich_viewer import LABELS
 from ich_viewer.inference.preprocess import InputSpec, brain_fraction
 from ich_viewer.inference.hu_features import FEATURE_NAMES
-from trainer.any_stage import NOISE_CHECK_HU, fit_stage, nested_stage
+from trainer.any_stage import NOISE_CHECK_HU, OFFSET_CHECK_HU, fit_stage, nested_stage
 from trainer.any_stage import slice_features as stage_features
 from trainer.cache import CachedSet, window_batch
 from trainer.calibration import calibrate, calibration_report, cross_fitted, fit_calibration
@@ -84,15 +85,18 @@ def level_rates(labels: np.ndarray, probs: np.ndarray, groups: np.ndarray, fold_
     return false_positive_rate_by_level(y, flagged, groups)
 
 
-def noise_check(labels: np.ndarray, clean: np.ndarray, noisy: np.ndarray) -> dict:
-    """Normal slices flagged by "any" at the sensitivity-0.90 threshold of the clean scores,
-    without and with NOISE_CHECK_HU of noise in the features. The network's output is held
-    fixed, so this measures the stage's own sensitivity to noise, not the network's."""
+def robustness_check(labels: np.ndarray, clean: np.ndarray, changed: np.ndarray) -> dict:
+    """Normal slices flagged by "any" at the sensitivity-0.90 threshold of the clean scores, and
+    the AUC of "any", without and with a change to the slices' HU in the stage's features
+    (``changed``). The network's output is held fixed, so this measures the stage's own
+    sensitivity, not the network's."""
     y = labels[:, -1].astype(bool)
     threshold = threshold_for(y, clean[:, -1], OPERATING_RULES["any"])
-    return {"added_noise_hu": NOISE_CHECK_HU, "threshold": threshold,
+    return {"threshold": threshold,
             "normal_flag_rate_clean": float((clean[~y, -1] >= threshold).mean()),
-            "normal_flag_rate_noisy": float((noisy[~y, -1] >= threshold).mean())}
+            "normal_flag_rate_changed": float((changed[~y, -1] >= threshold).mean()),
+            "auc_any_clean": float(roc_auc_score(y, clean[:, -1])),
+            "auc_any_changed": float(roc_auc_score(y, changed[:, -1]))}
 
 
 def full_evaluation(data: CachedSet, probs: np.ndarray, fold_of: np.ndarray, spec: InputSpec,
@@ -108,6 +112,8 @@ def full_evaluation(data: CachedSet, probs: np.ndarray, fold_of: np.ndarray, spe
     features = stage_features(data, spec)
     staged_raw, noisy_raw = nested_stage(probs, features, labels, fold_of,
                                          also=stage_features(data, spec, noise_hu=NOISE_CHECK_HU, seed=seed))
+    _, offset_raw = nested_stage(probs, features, labels, fold_of,
+                                 also=stage_features(data, spec, offset_hu=OFFSET_CHECK_HU))
     staged = gate(staged_raw, brain)
     variants = {"first stage": gated, "with slice context": context, STAGE: staged}
     scored = {name: evaluate(labels, p, groups, fold_of, seed=seed) for name, p in variants.items()}
@@ -155,7 +161,10 @@ def full_evaluation(data: CachedSet, probs: np.ndarray, fold_of: np.ndarray, spe
             STAGE: {"without": summary(scored["first stage"]), "with": summary(scored[STAGE]),
                     "exam_auc_without": exams["first stage"]["auc"], "exam_auc_with": exams[STAGE]["auc"],
                     "false_positive_rate_by_level_with": level_rates(labels, staged, groups, fold_of),
-                    "noise_check": noise_check(labels, staged, gate(noisy_raw, brain)),
+                    "noise_check": {"added_noise_hu": NOISE_CHECK_HU,
+                                    **robustness_check(labels, staged, gate(noisy_raw, brain))},
+                    "offset_check": {"added_offset_hu": OFFSET_CHECK_HU,
+                                     **robustness_check(labels, staged, gate(offset_raw, brain))},
                     "features": list(FEATURE_NAMES), "kept": bool(use_stage)},
         },
         "second_stage": chosen_name,

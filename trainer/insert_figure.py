@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ich_viewer import LABELS
-from ich_viewer.inference.preprocess import InputSpec, crop_square, head_box, neighbour_indices, resize_square
-from trainer.cache import slice_stack_hu
+from ich_viewer.inference.preprocess import InputSpec, crop_square, head_box, resize_square
+from trainer.cache import slice_stack_hu, volume_slabs
 from trainer.data.ctich import read_ctich
 from trainer.insert import SUBTYPES, VOLUME_ML, InsertConfig, LesionInserter
 
@@ -43,9 +43,7 @@ CREDIT = ("CT-ICH (Hssayeni et al. 2020, Data 5(1):14; PhysioNet 2019), CC BY 4.
 
 
 def _stack(volume, slices, index: int, spec: InputSpec) -> np.ndarray:
-    around = [None if j is None else slices[j]
-              for j in neighbour_indices(index, len(volume), spec, volume.spacing_mm)]
-    return slice_stack_hu(around, spec)
+    return slice_stack_hu(volume_slabs(volume, slices, spec).around(index, spec, volume.spacing_mm), spec)
 
 
 def _mask_in_network_space(mask_path: Path, centre_hu: np.ndarray, spec: InputSpec) -> np.ndarray | None:

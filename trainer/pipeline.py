@@ -29,6 +29,10 @@ from trainer.train import Recipe, RunStats, fit, predict
 SLIM_ARCH = {"stem_width": 16, "widths": [16, 32, 64, 128]}
 """0.38 M parameters, 0.05 GFLOP per 128 x 128 input (the default network: 0.17):
 chosen so CV, ablation and the final fit fit the CPU budget of two shared cores."""
+SLAB_MM = 5.0
+"""CT-ICH's slice thickness: thinner series (other data in training, any in the app) are
+averaged into slabs this thick. CT-ICH itself gives no spacing and the phantoms are 5 mm,
+so their inputs are the same with and without slabs; only the cache keys differ."""
 ARMS = ("synthetic", "real", "both")
 """Ablation arms: synthetic only, real only, synthetic pre-training then real fine-tuning."""
 
@@ -57,7 +61,7 @@ class Config:
     """Use only the first N real patients (the quick mode)."""
 
     def spec(self) -> InputSpec:
-        return InputSpec(size=self.size, context=self.context)
+        return InputSpec(size=self.size, context=self.context, slab_mm=SLAB_MM)
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from ich_viewer import LABELS
 from ich_viewer.inference.model import to_probabilities
-from ich_viewer.inference.preprocess import Box, series_slices, stack_input_with_box
+from ich_viewer.inference.guards import checked_slices
+from ich_viewer.inference.preprocess import Box, stack_input_with_box
 
 if TYPE_CHECKING:  # pragma: no cover
     from ich_viewer.dicom.model import Series
@@ -77,7 +78,7 @@ def attention_map(loaded: "LoadedModel", series: "Series", index: int, label: st
     ``head_only`` clears the map over air (below the body threshold): attention on the
     background says nothing a reader can use and hid the head's outline.
     """
-    slices = series_slices(series, index, loaded.spec)
+    slices = checked_slices(series, index, loaded.spec)
     array, box = stack_input_with_box(slices, loaded.spec)
     tensor = torch.from_numpy(array)[None].to(loaded.device)
     if label is None:

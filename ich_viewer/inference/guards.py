@@ -13,7 +13,7 @@ import numpy as np
 
 from ich_viewer.dicom.model import PixelDecodeError
 from ich_viewer.dicom.plausibility import hu_problem
-from ich_viewer.inference.preprocess import InputSpec, neighbour_indices, stack_input
+from ich_viewer.inference.preprocess import InputSpec, SlabReader, series_slab_reader, stack_input
 
 if TYPE_CHECKING:  # pragma: no cover
     from ich_viewer.dicom.model import Series
@@ -23,29 +23,41 @@ class NonFiniteOutputError(RuntimeError):
     """The model gave NaN or infinite outputs; no result of the run may be used."""
 
 
-def checked_input(series: "Series", index: int, spec: InputSpec) -> np.ndarray:
-    """``series_input`` that refuses (ValueError) a centre slice with implausible HU.
+def checked_slices(series: "Series", index: int, spec: InputSpec,
+                   slabs: SlabReader | None = None) -> list[np.ndarray | None]:
+    """``series_slices`` that refuses (ValueError) a centre slice with implausible HU.
 
-    A neighbour with implausible HU counts as missing, as an undecodable one does.
+    A slice with implausible HU counts as missing in a neighbour or a slab, as an
+    undecodable one does. Pass the same ``slabs`` (``plausible_slabs``) for every slice of
+    a run so that thin series average each slab once.
     """
-    images: list[np.ndarray | None] = []
-    for offset, j in zip(range(-spec.context, spec.context + 1),
-                         neighbour_indices(index, len(series), spec, series.spacing_mm)):
-        if j is None:
-            images.append(None)
-            continue
+    problem = hu_problem(series.hu(index))  # an undecodable centre raises PixelDecodeError
+    if problem:
+        raise ValueError(f"not analysed: {problem}")
+    slabs = slabs or plausible_slabs(series, spec)
+    return slabs.around(index, spec, series.spacing_mm)
+
+
+def checked_input(series: "Series", index: int, spec: InputSpec, slabs: SlabReader | None = None) -> np.ndarray:
+    """The network input of ``checked_slices``."""
+    return stack_input(checked_slices(series, index, spec, slabs), spec)
+
+
+def plausible_slabs(series: "Series", spec: InputSpec) -> SlabReader:
+    """Slabs of the slices that decode and hold plausible HU (each slice judged once: a thin
+    slice is read by up to nine slabs)."""
+    verdicts: dict[int, bool] = {}
+
+    def plausible(j: int) -> np.ndarray | None:
         try:
             image = series.hu(j)
         except PixelDecodeError:
-            if offset == 0:
-                raise
-            images.append(None)
-            continue
-        problem = hu_problem(image)
-        if problem and offset == 0:
-            raise ValueError(f"not analysed: {problem}")
-        images.append(None if problem else image)
-    return stack_input(images, spec)
+            return None
+        if j not in verdicts:
+            verdicts[j] = hu_problem(image) is None
+        return image if verdicts[j] else None
+
+    return series_slab_reader(series, spec, plausible)
 
 
 def check_finite_outputs(outputs: np.ndarray, series: "Series", indices: list[int]) -> None:

@@ -24,6 +24,19 @@ FEATURE_NAMES = (
     "asymmetry_8", "asymmetry_15", "dense_asymmetry",
 )
 """In the order of ``slice_features``' columns (and of the stage's coefficients)."""
+FEATURE_SET = "levelled-1"
+"""Names how the features are computed; a stage fitted on another set is refused.
+"levelled-1": every band is read after the slice's own parenchyma is brought to
+``BRAIN_LEVEL_HU`` (``level_shift``)."""
+BRAIN_LEVEL_HU = 35.0
+"""About the median of the parenchyma (``LEVEL_BAND_HU`` inside the skull) on CT-ICH's
+slices. Scanners differ by several HU in how they read brain (water calibration, beam
+hardening under the skull), and a fixed 50 HU line then moves normal brain into the
+"dense" bands; each slice is shifted so that its own parenchyma reads this before any
+band is counted, as a reader judges blood as denser than the brain beside it."""
+LEVEL_BAND_HU = (10.0, 60.0)
+MAX_LEVEL_SHIFT_HU = 20.0
+"""A slice with little brain (vertex, skull base) is shifted at most this far."""
 BONE_HU = 250.0
 CLOSE_PX = 3
 """Gaps in the skull up to about twice this (sutures, foramina, thin temporal bone at the
@@ -71,7 +84,7 @@ def _median3(hu: torch.Tensor) -> torch.Tensor:
 SMOOTH_PX = 5
 """Side of the mean filter after the median. Thin slices and other scanners are noisier
 than CT-ICH's 5 mm slices, and with the median alone their noise let normal brain cross
-50 HU; the card's noise check (``trainer.evaluation.noise_check``) measures what is left."""
+50 HU; the card's noise check (``trainer.evaluation.robustness_check``) measures what is left."""
 
 
 def _smooth(hu: torch.Tensor) -> torch.Tensor:
@@ -110,12 +123,22 @@ def _fraction(mask: torch.Tensor, of: torch.Tensor) -> torch.Tensor:
     return mask.sum(dim=(1, 2)).float() / of.sum(dim=(1, 2)).clamp(min=1).float()
 
 
+def level_shift(smooth: torch.Tensor, core: torch.Tensor) -> torch.Tensor:
+    """(B,) HU to subtract so that each slice's parenchyma median reads ``BRAIN_LEVEL_HU``
+    (0 for a slice without parenchyma)."""
+    band = core & (smooth > LEVEL_BAND_HU[0]) & (smooth < LEVEL_BAND_HU[1])
+    median = torch.nanmedian(torch.where(band, smooth, torch.nan).flatten(1), dim=1).values
+    shift = torch.nan_to_num(median - BRAIN_LEVEL_HU, nan=0.0)
+    return shift.clamp(-MAX_LEVEL_SHIFT_HU, MAX_LEVEL_SHIFT_HU)
+
+
 def slice_features(hu: torch.Tensor) -> torch.Tensor:
     """(B, S, S) HU of centre slices -> (B, len(FEATURE_NAMES)) float32."""
     hu = torch.nan_to_num(hu.float(), nan=-1000.0)
-    smooth = _smooth(hu)
     inside = cranial_cavity(hu)
     core = _erode(inside, 1)
+    smooth = _smooth(hu)
+    smooth = smooth - level_shift(smooth, core)[:, None, None]
     deep = core & _erode(inside, RIM_PX)
     rim = core & ~deep
     pixels = torch.ones_like(inside)
@@ -172,7 +195,10 @@ def check_any_stage(stage: object) -> dict:
         raise ValueError("any_stage must be a mapping")
     if list(stage.get("inputs") or []) != list(STAGE_INPUTS):
         raise ValueError(f"any_stage inputs {stage.get('inputs')} are not this program's features {list(STAGE_INPUTS)}")
-    out: dict = {"inputs": list(STAGE_INPUTS)}
+    if stage.get("feature_set") != FEATURE_SET:
+        raise ValueError(f"any_stage was fitted on feature set {stage.get('feature_set')!r}; this program "
+                         f"computes {FEATURE_SET!r}")
+    out: dict = {"inputs": list(STAGE_INPUTS), "feature_set": FEATURE_SET}
     for key in ("mean", "scale", "coef"):
         try:
             values = torch.as_tensor(stage.get(key), dtype=torch.float64).reshape(-1)

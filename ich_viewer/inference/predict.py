@@ -17,7 +17,7 @@ from ich_viewer import LABELS
 from ich_viewer.dicom.background import outward_order
 from ich_viewer.dicom.model import PixelDecodeError
 from ich_viewer.inference.model import to_probabilities
-from ich_viewer.inference.guards import check_finite_outputs, checked_input
+from ich_viewer.inference.guards import check_finite_outputs, checked_input, plausible_slabs
 from ich_viewer.inference.preprocess import brain_fraction
 from ich_viewer.inference.results import SeriesPrediction, SlicePrediction, flagged_labels
 
@@ -123,6 +123,7 @@ def predict(series: "Series", state: PredictState) -> Iterator[SlicePrediction]:
     total = len(series)
     done = 0
     order = slice_order(total, state.start_index)
+    slabs = plausible_slabs(series, spec)
     with torch.inference_mode():
         for batch in _batches(order, state.first_batch, state.batch_size):
             if state.cancelled():
@@ -130,7 +131,7 @@ def predict(series: "Series", state: PredictState) -> Iterator[SlicePrediction]:
             inputs, kept = [], []
             for index in batch:
                 try:
-                    inputs.append(checked_input(series, index, spec))
+                    inputs.append(checked_input(series, index, spec, slabs))
                     kept.append(index)
                 except (PixelDecodeError, ValueError) as exc:
                     state.errors[index] = str(exc)

@@ -12,8 +12,10 @@ Channel order: for each neighbour offset ``-k..+k`` (foot to head), every window
 """
 from __future__ import annotations
 
+import math
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
@@ -39,6 +41,11 @@ class InputSpec:
     neighbour_mm: float | None = 5.0
     """Wanted distance to a neighbour; the index step is round(neighbour_mm / spacing),
     at least 1. None means the adjacent slice whatever the spacing."""
+    slab_mm: float | None = None
+    """Slices thinner than this are averaged with their neighbours into a slab this thick
+    before they are stacked (``slab_weights``): the network learned from 5 mm slices, and a
+    single thin slice, noisier and with less partial volume, made its flags flicker from
+    one slice to the next. None uses every slice as it is."""
     body_threshold_hu: float = -300.0
     """Pixels above this on the centre slice are the head (and anything touching air)."""
     crop_margin: float = 0.04
@@ -63,6 +70,8 @@ class InputSpec:
         data = asdict(self)
         if not data["min_brain_fraction"]:
             del data["min_brain_fraction"]  # off: keeps cache keys of specs made before the option
+        if data["slab_mm"] is None:
+            del data["slab_mm"]  # the same
         data["windows"] = [list(w) for w in self.windows]
         data["window_names"] = list(self.window_names)
         return data
@@ -83,6 +92,8 @@ class InputSpec:
             raise ValueError(f"input spec out of range: {data}")
         if any(w <= 1 for _, w in spec.windows):
             raise ValueError("every window width must be above 1 HU")
+        if spec.slab_mm is not None and not spec.slab_mm > 0:
+            raise ValueError(f"slab_mm must be above 0 mm: {spec.slab_mm}")
         return spec
 
 
@@ -284,23 +295,108 @@ def neighbour_indices(index: int, n_slices: int, spec: InputSpec, spacing_mm: fl
     return out
 
 
-def series_slices(series: "Series", index: int, spec: InputSpec) -> list[np.ndarray | None]:
-    """The HU slices ``stack_input`` needs; an undecodable neighbour counts as missing."""
+SLAB_MIN_SHARE = 0.1
+"""A neighbour that would cover less than this share of its own spacing is left out of a
+slab: a 4.9 mm series is not worth averaging into 5 mm."""
+
+
+def slab_weights(spec: InputSpec, spacing_mm: float | None, thickness_mm: float | None = None
+                 ) -> tuple[tuple[int, float], ...]:
+    """(index offset, weight) pairs that average slices into one slab ``spec.slab_mm`` thick.
+
+    Each slice stands for its own spacing along the axis, weighted by how much of that
+    lies inside the slab; a reconstruction thicker than its spacing already covers part of
+    the slab, so the slab is narrowed by the overlap. A series without a known spacing or
+    as thick as the slab gives ``((0, 1.0),)``: the slice as it is.
+    """
+    if not spec.slab_mm or not spacing_mm or spacing_mm <= 0:
+        return ((0, 1.0),)
+    overlap = max(0.0, (thickness_mm or spacing_mm) - spacing_mm)
+    half = (spec.slab_mm - overlap) / 2.0
+    reach = max(0, math.ceil(half / spacing_mm - 0.5))
+    pairs = []
+    for k in range(-reach, reach + 1):
+        inside = min(half, (k + 0.5) * spacing_mm) - max(-half, (k - 0.5) * spacing_mm)
+        if k == 0 or inside >= SLAB_MIN_SHARE * spacing_mm:
+            pairs.append((k, inside))
+    if len(pairs) == 1:
+        return ((0, 1.0),)
+    total = sum(w for _, w in pairs)
+    return tuple((k, w / total) for k, w in pairs)
+
+
+class SlabReader:
+    """Slabs of one series by index, each averaged once and kept for a while.
+
+    A slab is the centre slice of three inputs (its own and as a neighbour), so the reader
+    keeps the most recent ones. ``read`` gives a slice in HU or None when it cannot be
+    used; a slab without its own slice is None, one without some neighbours averages the
+    rest. With a single weight each slice is returned as read, uncached: 5 mm series and
+    the trainer's cache of them stay exactly what they were before slabs.
+    """
+
+    def __init__(self, read: Callable[[int], np.ndarray | None], n_slices: int,
+                 weights: Sequence[tuple[int, float]], keep: int = 64) -> None:
+        self._read, self._n, self._weights, self._keep = read, n_slices, tuple(weights), keep
+        self._slabs: OrderedDict[int, np.ndarray | None] = OrderedDict()
+
+    def __call__(self, index: int) -> np.ndarray | None:
+        if len(self._weights) == 1:
+            return self._read(index)
+        if index in self._slabs:
+            self._slabs.move_to_end(index)
+            return self._slabs[index]
+        centre = self._read(index)
+        slab = None if centre is None else self._average(index, centre)
+        self._slabs[index] = slab
+        if len(self._slabs) > self._keep:
+            self._slabs.popitem(last=False)
+        return slab
+
+    def _average(self, index: int, centre: np.ndarray) -> np.ndarray:
+        total = np.zeros(centre.shape, dtype=np.float32)
+        weight = 0.0
+        for k, w in self._weights:
+            j = index + k
+            image = centre if k == 0 else (self._read(j) if 0 <= j < self._n else None)
+            if image is None or image.shape != centre.shape:
+                continue
+            total += np.float32(w) * image
+            weight += w
+        total *= np.float32(1.0 / weight)
+        return total
+
+    def around(self, index: int, spec: InputSpec, spacing_mm: float | None) -> list[np.ndarray | None]:
+        """The 2k+1 slabs ``stack_input`` needs for slice ``index``."""
+        return [None if j is None else self(j) for j in neighbour_indices(index, self._n, spec, spacing_mm)]
+
+
+def series_thickness(series: "Series") -> float | None:
+    """The series' typical SliceThickness (mm), None when no slice gives one."""
+    known = [h.slice_thickness for h in series.slices if h.slice_thickness and h.slice_thickness > 0]
+    return float(np.median(known)) if known else None
+
+
+def series_slab_reader(series: "Series", spec: InputSpec,
+                       read: Callable[[int], np.ndarray | None] | None = None) -> SlabReader:
+    """Slabs of a series; ``read`` defaults to its HU with an undecodable slice as None."""
     from ich_viewer.dicom.model import PixelDecodeError
 
-    images: list[np.ndarray | None] = []
-    for offset, j in zip(range(-spec.context, spec.context + 1),
-                         neighbour_indices(index, len(series), spec, series.spacing_mm)):
-        if j is None:
-            images.append(None)
-        elif offset == 0:
-            images.append(series.hu(j))  # the centre must decode; its error propagates
-        else:
-            try:
-                images.append(series.hu(j))
-            except PixelDecodeError:
-                images.append(None)
-    return images
+    def decoded(j: int) -> np.ndarray | None:
+        try:
+            return series.hu(j)
+        except PixelDecodeError:
+            return None
+
+    weights = slab_weights(spec, series.spacing_mm, series_thickness(series))
+    keep = 4 * neighbour_step(series.spacing_mm, spec) * spec.context + 16  # both ends of an outward run
+    return SlabReader(read or decoded, len(series), weights, keep)
+
+
+def series_slices(series: "Series", index: int, spec: InputSpec) -> list[np.ndarray | None]:
+    """The HU slices (slabs) ``stack_input`` needs; an undecodable neighbour counts as missing."""
+    series.hu(index)  # the centre must decode; its error propagates
+    return series_slab_reader(series, spec).around(index, spec, series.spacing_mm)
 
 
 def series_input(series: "Series", index: int, spec: InputSpec) -> np.ndarray:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ich_viewer import LABELS
+from ich_viewer.inference.preprocess import series_thickness
 from trainer.data.ctich import DatasetError
 from trainer.data.volume import Volume
 
@@ -80,6 +81,7 @@ def labelled_volumes(series_list, labels: dict[str, list[int]], source: str = "r
                 labels=np.array(rows, dtype=np.uint8),
                 load_hu=_loader(series),
                 spacing_mm=series.spacing_mm,
+                thickness_mm=series_thickness(series),
                 notes=list(series.warnings),
             )
         )

@@ -27,6 +27,9 @@ class Volume:
     """Returns every slice in HU (None for a slice that cannot be read)."""
     spacing_mm: float | None = None
     """Distance between neighbouring slices when known (None: take adjacent slices)."""
+    thickness_mm: float | None = None
+    """SliceThickness when known: with the spacing it sets how thin slices are averaged
+    into slabs (``preprocess.slab_weights``), as in the app."""
     notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
