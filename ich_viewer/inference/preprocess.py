@@ -44,8 +44,8 @@ class InputSpec:
     slab_mm: float | None = None
     """Slices thinner than this are averaged with their neighbours into a slab this thick
     before they are stacked (``slab_weights``): the network learned from 5 mm slices, and a
-    single thin slice, noisier and with less partial volume, made its flags flicker from
-    one slice to the next. None uses every slice as it is."""
+    single thin slice is noisier and shows less partial volume than anything it was trained
+    on. None uses every slice as it is."""
     body_threshold_hu: float = -300.0
     """Pixels above this on the centre slice are the head (and anything touching air)."""
     crop_margin: float = 0.04
