@@ -359,7 +359,7 @@ def test_a_thin_collection_is_followed_along_the_inner_table_but_the_normal_band
     """Beyond the last slice the threshold reached, the crescent is followed slice by slice
     where it reads above the midpoint between the region's own profile across the band and
     the other hemisphere's band; the normal band (70 HU next to bone, in the blood range, on
-    every slice) is never followed: it is no deeper than the shell."""
+    every slice) is never followed: it reads the same on both sides."""
     thin, arc, top = _vertex_crescent(True)
     region = grow_region(thin, (5.0, 1.0, 1.0), (14, 90, 138))
     assert region.ok, region.reason
