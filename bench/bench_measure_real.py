@@ -1,0 +1,121 @@
+"""Bleed outlines on real scans against hand-drawn masks: the demo and CT-ICH's ``masks_subset``.
+
+Prints one JSON object (docs/benchmarks.md "Measure" quotes it).
+
+    .venv/bin/python bench/bench_measure_real.py [--ct-ich ../shared/data/ct-ich]
+
+The demo (CT-ICH 071): one click in the hematoma, ``DEMO_CLICK`` (where
+``scripts/make_measure_screenshots.py`` clicks), at the default 45-90 HU; Dice and slice
+volume against its two hand masks. ``masks_subset`` (15 slices of 12 patients, hand masks
+from the data set's later release, see the data set's README): each patient's scan is
+rebuilt in HU from its two JPEG windows as the trainer does, 0.32 mm pixels and 5 mm slices
+assumed, the reader clicks the pixel deepest inside the hand mask, and the grown region's
+outline on that slice is compared with the mask. Each outline's ``sha1`` (of its packed
+voxels) lets two runs tell "unchanged to the voxel" apart from "the same numbers".
+Skipped, and said so, where the data is not there.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from ich_viewer.measure.region import Region, cranial_cavity, deepest_point, dice, grow_region  # noqa: E402
+
+DEMO_CLICK = (14, 330, 520)
+"""(slice, row, column), 0-based: Im 15, in the temporal hematoma."""
+PIXEL_MM = 0.32
+SLICE_MM = 5.0
+
+
+def _outline(region: Region, k: int, hand: np.ndarray, spacing: tuple[float, float, float]) -> dict:
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    assert region.mask is not None
+    return {"dice": round(dice(region.mask[k], hand), 3), "slice_ml": round(float(region.mask[k].sum()) * voxel_ml, 2),
+            "hand_ml": round(float(hand.sum()) * voxel_ml, 2)}
+
+
+def _sha1(mask: np.ndarray) -> str:
+    return hashlib.sha1(np.packbits(mask).tobytes()).hexdigest()[:12]
+
+
+def demo(ct_ich: Path) -> dict:
+    from trainer.data.ctich import _read_grey
+
+    from ich_viewer.demo import DemoMissing, demo_study_path
+    from ich_viewer.dicom.loader import load_study
+    from ich_viewer.measure.series import grow_in_series
+
+    try:
+        series = load_study(demo_study_path("ct-ich")).image_series[0]
+    except DemoMissing as exc:
+        return {"skipped": str(exc)}
+    region = grow_in_series(series, DEMO_CLICK)
+    if not region.ok or region.mask is None:
+        return {"refused": region.reason}
+    out: dict = {"click": list(DEMO_CLICK), "volume_ml": round(region.volume_ml, 1), "sha1": _sha1(region.mask),
+                 "notes": region.notes}
+    folder = ct_ich / "masks_subset" / "Patients_CT" / "071" / "brain"
+    for number in (14, 19):
+        path = folder / f"{number}_HGE_Seg.jpg"
+        if path.is_file():
+            out[f"Im {number}"] = _outline(region, number - 1, _read_grey(path) > 127, region.spacing_mm)
+    return out
+
+
+def hand_masks(ct_ich: Path) -> list[dict] | dict:
+    from trainer.data.ctich import _read_grey, rebuild_hu
+
+    root = ct_ich / "masks_subset" / "Patients_CT"
+    if not root.is_dir():
+        return {"skipped": f"no hand masks at {root}"}
+    spacing = (SLICE_MM, PIXEL_MM, PIXEL_MM)
+    rows = []
+    for patient in sorted(p for p in root.iterdir() if p.is_dir()):
+        folder = ct_ich / "Patients_CT" / patient.name
+        numbers = sorted(int(f.stem) for f in (folder / "brain").glob("*.jpg"))
+        slices = []
+        for number in numbers:
+            bone_path = folder / "bone" / f"{number}.jpg"
+            bone = _read_grey(bone_path) if bone_path.is_file() else None
+            hu = rebuild_hu(_read_grey(folder / "brain" / f"{number}.jpg"), bone)
+            if bone is not None:
+                hu[(bone == 0) & (hu < -800)] = -1000.0
+            slices.append(hu)
+        volume = np.stack(slices).astype(np.float32)
+        cavity = cranial_cavity(volume, spacing)
+        for mask_path in sorted(patient.glob("brain/*_HGE_Seg.jpg"), key=lambda p: int(p.stem.split("_")[0])):
+            number = int(mask_path.stem.split("_")[0])
+            k = numbers.index(number)
+            hand = _read_grey(mask_path) > 127
+            where = np.zeros(volume.shape, bool)
+            where[k] = hand
+            click = deepest_point(where)
+            region = grow_region(volume, spacing, click, cavity=cavity)
+            row: dict = {"patient": patient.name, "slice": number, "click": list(click)}
+            if region.ok and region.mask is not None:
+                row.update(_outline(region, k, hand, spacing), volume_ml=round(region.volume_ml, 1),
+                           sha1=_sha1(region.mask))
+            else:
+                row["refused"] = region.reason
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ct-ich", type=Path, default=ROOT.parent / "shared" / "data" / "ct-ich")
+    args = parser.parse_args()
+    print(json.dumps({"demo": demo(args.ct_ich), "masks_subset": hand_masks(args.ct_ich)}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
