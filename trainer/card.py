@@ -57,7 +57,8 @@ LIMITS = [
     "crosses the threshold and exam-level triage is weak.",
     "The \"any\" second stage counts tissue of 50-90 HU inside the skull: noisier slices (thin slices, "
     "other scanners; measured above), iodinated contrast, and dense falx or dural calcification near that "
-    "range raise its false flags.",
+    "range raise its false flags. Its left-right features compare the two halves of the image, so a head "
+    "turned in the gantry reads as asymmetric, most at the skull base (rotation check above).",
     "Lesions inserted into real normal slices are training material only; no inserted slice is ever scored.",
     "The built-in demo patient (CT-ICH 071) is part of the training data: its flags show the mechanics, not "
     "accuracy.",
@@ -271,15 +272,20 @@ def _stage_line(post: dict) -> list[str]:
                       f"slices (thin slices, other scanners) the share of normal slices it flags goes "
                       f"{_fmt(n['normal_flag_rate_clean'])} -> {_fmt(n['normal_flag_rate_changed'])}"
                       for n in [stage.get("noise_check")] if n)
-            + "".join(f", and with every HU of the head read {o['added_offset_hu']:.0f} HU higher (another "
+            + "".join(f"; with every HU of the head read {o['added_offset_hu']:.0f} HU higher (another "
                       f"scanner's calibration) {_fmt(o['normal_flag_rate_clean'])} -> "
                       f"{_fmt(o['normal_flag_rate_changed'])} (AUC any {_fmt(o['auc_any_clean'])} -> "
                       f"{_fmt(o['auc_any_changed'])})"
                       for o in [stage.get("offset_check")] if o)
+            + "".join(f", and with the head turned {r['rotated_deg']:.0f} degrees in the image "
+                      f"{_fmt(r['normal_flag_rate_clean'])} -> {_fmt(r['normal_flag_rate_changed'])} (AUC any "
+                      f"{_fmt(r['auc_any_clean'])} -> {_fmt(r['auc_any_changed'])}; its left-right features "
+                      "compare the two halves of the crop, not of the brain)"
+                      for r in [stage.get("rotation_check")] if r)
             + f": {'kept' if stage['kept'] else 'not kept'}. The features were chosen while "
             "looking at these same folds, so this gain is optimistic. The features are physical measurements (HU), "
             "read against each slice's own brain level; how well they carry to other scanners is unmeasured "
-            "beyond these two checks."]
+            "beyond these checks."]
 
 
 def _kept_levers(ablation: dict, metrics: dict) -> str:

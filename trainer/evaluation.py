@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score
 from ich_viewer import LABELS
 from ich_viewer.inference.preprocess import InputSpec, brain_fraction
 from ich_viewer.inference.hu_features import FEATURE_NAMES
-from trainer.any_stage import NOISE_CHECK_HU, OFFSET_CHECK_HU, fit_stage, nested_stage
+from trainer.any_stage import NOISE_CHECK_HU, OFFSET_CHECK_HU, ROTATION_CHECK_DEG, fit_stage, nested_stage
 from trainer.any_stage import slice_features as stage_features
 from trainer.cache import CachedSet, window_batch
 from trainer.calibration import calibrate, calibration_report, cross_fitted, fit_calibration
@@ -114,6 +114,8 @@ def full_evaluation(data: CachedSet, probs: np.ndarray, fold_of: np.ndarray, spe
                                          also=stage_features(data, spec, noise_hu=NOISE_CHECK_HU, seed=seed))
     _, offset_raw = nested_stage(probs, features, labels, fold_of,
                                  also=stage_features(data, spec, offset_hu=OFFSET_CHECK_HU))
+    _, turned_raw = nested_stage(probs, features, labels, fold_of,
+                                 also=stage_features(data, spec, rotate_deg=ROTATION_CHECK_DEG))
     staged = gate(staged_raw, brain)
     variants = {"first stage": gated, "with slice context": context, STAGE: staged}
     scored = {name: evaluate(labels, p, groups, fold_of, seed=seed) for name, p in variants.items()}
@@ -165,6 +167,8 @@ def full_evaluation(data: CachedSet, probs: np.ndarray, fold_of: np.ndarray, spe
                                     **robustness_check(labels, staged, gate(noisy_raw, brain))},
                     "offset_check": {"added_offset_hu": OFFSET_CHECK_HU,
                                      **robustness_check(labels, staged, gate(offset_raw, brain))},
+                    "rotation_check": {"rotated_deg": ROTATION_CHECK_DEG,
+                                       **robustness_check(labels, staged, gate(turned_raw, brain))},
                     "features": list(FEATURE_NAMES), "kept": bool(use_stage)},
         },
         "second_stage": chosen_name,
