@@ -290,3 +290,23 @@ def test_no_model_option_switches_the_classifier_off(qtbot, make_window, phantom
     show(qtbot, win, phantom_series(1))
     assert "--no-model" in win.extensions[INFERENCE].banner.plain_text()
     assert win.extensions[INFERENCE].runner.is_idle() and win.extensions[INFERENCE].loaded is None
+
+
+def test_the_model_line_says_when_a_thin_series_is_scored_as_slabs(qtbot, make_window, tmp_path, monkeypatch):
+    from ich_viewer.inference.preprocess import InputSpec
+    from ich_viewer.inference.testing import SMALL_ARCH, export_random_model
+
+    model_dir = export_random_model(tmp_path / "slabs", spec=InputSpec(size=32, slab_mm=5.0), arch_changes=SMALL_ARCH)
+    monkeypatch.setenv("ICH_VIEWER_MODEL_DIR", str(model_dir))
+    win = make_window()
+    ctl = win.extensions[INFERENCE]
+    qtbot.waitUntil(lambda: ctl.loaded is not None, timeout=20000)
+    volume = np.full((24, 32, 32), -1000.0, np.float32)
+    volume[:, 4:28, 4:28] = 35.0
+    thin = Series.from_array(volume, series_uid="1.2.826.0.1.3680043.8.498.91", spacing_mm=0.625)
+    thick = Series.from_array(volume[:6], series_uid="1.2.826.0.1.3680043.8.498.92", spacing_mm=5.0)
+    show(qtbot, win, thin, thick)
+    qtbot.waitUntil(lambda: "5 mm slabs" in ctl.panel.model_line.text(), timeout=20000)
+    assert "slab around it" in ctl.panel.model_line.toolTip()
+    win.show_series(thick)
+    qtbot.waitUntil(lambda: ctl.panel.model_line.text().startswith("Model "), timeout=20000)

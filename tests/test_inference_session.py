@@ -8,6 +8,7 @@ import pytest
 
 from ich_viewer import LABELS
 from ich_viewer.dicom.model import Series
+from ich_viewer.inference.preprocess import InputSpec
 from ich_viewer.inference.results import ModelInfo, SlicePrediction
 from ich_viewer.inference.session import (
     SHORT_NOTICE, UNTRAINED_NOTICE, ClassifierSession, ModelState, RunState, predict_task,
@@ -22,10 +23,10 @@ def series(uid: str = "1.2.3", n: int = N, description: str = "AXIAL") -> Series
 
 
 def fake_model(untrained: bool = False) -> SimpleNamespace:
-    """What the session reads of a LoadedModel: info, card and thresholds (no network needed)."""
+    """What the session reads of a LoadedModel: info, card, thresholds and input spec (no network needed)."""
     thresholds = {label: 0.5 for label in LABELS}
     info = ModelInfo(name="test-net", version="0", sha256="0" * 64, device="cpu", thresholds=thresholds)
-    return SimpleNamespace(info=info, card={"untrained": untrained}, thresholds=thresholds)
+    return SimpleNamespace(info=info, card={"untrained": untrained}, thresholds=thresholds, spec=InputSpec(slab_mm=5.0))
 
 
 def prediction(index: int, *flagged: str) -> SlicePrediction:

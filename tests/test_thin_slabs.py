@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 
 import numpy as np
 import pytest
@@ -158,3 +159,29 @@ def test_model_with_slabs_in_its_card_feeds_slabs(tmp_path):
     assert InputSpec.from_dict(SLAB.to_dict()) == SLAB
     with pytest.raises(ValueError, match="slab_mm"):
         InputSpec.from_dict({**SLAB.to_dict(), "slab_mm": -1.0})
+
+
+def test_the_reader_is_told_when_slices_were_scored_as_slabs(tmp_path):
+    """The series result, the JSON export and the PDF say so for a thin series, and nothing for a thick one."""
+    from pypdf import PdfReader
+
+    from ich_viewer.dicom.model import Study
+    from ich_viewer.inference.predict import predict_series
+    from ich_viewer.report.data import build_report
+    from ich_viewer.report.pdf import render_pdf
+    from ich_viewer.report.tabular import results_document
+
+    loaded = load_model(export_random_model(tmp_path / "m", spec=SLAB), device="cpu")
+    thin = predict_series(Series.from_array(head_volume(16), spacing_mm=0.625), PredictState(loaded))
+    thick = predict_series(Series.from_array(head_volume(4), spacing_mm=5.0), PredictState(loaded))
+    assert "5 mm slab" in thin.input_note and "9 slices of 0.625 mm" in thin.input_note
+    assert thick.input_note == ""
+
+    series = Series.from_array(head_volume(16), spacing_mm=0.625)
+    study = Study(source="", series=[series], study_uid="1.2.826.0.1.3680043.8.498.5")
+    prediction = predict_series(series, PredictState(loaded))
+    document = results_document(study, [(series, prediction)], {})
+    assert document["series"][0]["input_note"] == prediction.input_note
+    pdf = render_pdf(build_report(study, [(series, prediction)], {}), "A4")
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages).split())
+    assert "5 mm slab around it" in text

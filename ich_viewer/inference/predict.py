@@ -18,7 +18,7 @@ from ich_viewer.dicom.background import outward_order
 from ich_viewer.dicom.model import PixelDecodeError
 from ich_viewer.inference.model import to_probabilities
 from ich_viewer.inference.guards import check_finite_outputs, checked_input, plausible_slabs
-from ich_viewer.inference.preprocess import brain_fraction
+from ich_viewer.inference.preprocess import brain_fraction, slab_note
 from ich_viewer.inference.results import SeriesPrediction, SlicePrediction, flagged_labels
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -168,7 +168,8 @@ def predict_series(series: "Series", state: PredictState) -> SeriesPrediction:
     started = _now()
     slices = sorted(predict(series, state), key=lambda s: s.index)
     return SeriesPrediction(series_uid=series.series_uid, model=state.loaded.info, slices=slices,
-                            started_at=started, finished_at=_now(), errors=dict(state.errors))
+                            started_at=started, finished_at=_now(), errors=dict(state.errors),
+                            input_note=slab_note(series, state.loaded.spec))
 
 
 def _now() -> str:

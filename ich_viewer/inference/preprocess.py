@@ -393,6 +393,15 @@ def series_slab_reader(series: "Series", spec: InputSpec,
     return SlabReader(read or decoded, len(series), weights, keep)
 
 
+def slab_note(series: "Series", spec: InputSpec) -> str:
+    """How a thin series was fed to the network, for the reader ("" when slices were used as they are)."""
+    weights = slab_weights(spec, series.spacing_mm, series_thickness(series))
+    if len(weights) == 1 or not series.spacing_mm:
+        return ""
+    return (f"each slice scored as the {spec.slab_mm:g} mm slab around it ({len(weights)} slices of "
+            f"{series.spacing_mm:.3g} mm averaged), the slice thickness the classifier was trained on")
+
+
 def series_slices(series: "Series", index: int, spec: InputSpec) -> list[np.ndarray | None]:
     """The HU slices (slabs) ``stack_input`` needs; an undecodable neighbour counts as missing."""
     series.hu(index)  # the centre must decode; its error propagates

@@ -60,6 +60,9 @@ class SeriesPrediction:
     finished_at: str = ""
     errors: dict[int, str] = field(default_factory=dict)
     """Slices (display index) that were not analysed, and why: they reach every export."""
+    input_note: str = ""
+    """How the slices were fed when not as they are (a thin series averaged into slabs,
+    ``preprocess.slab_note``): the reader should know what each probability describes."""
 
     @property
     def flagged_slices(self) -> list[SlicePrediction]:

@@ -233,11 +233,14 @@ class ClassifierSession:
         """What is known for ``series`` as a SeriesPrediction (None without a model)."""
         if self.loaded is None:
             return None
+        from ich_viewer.inference.preprocess import slab_note  # torch is loaded with the model
+
         run = self.runs.get(series.series_uid)
         slices = sorted(run.predictions.values(), key=lambda p: p.index) if run is not None else []
         return SeriesPrediction(series_uid=series.series_uid, model=self.loaded.info, slices=slices,
                                 started_at=run.started_at if run is not None else "", finished_at=_now(),
-                                errors=dict(run.errors) if run is not None else {})
+                                errors=dict(run.errors) if run is not None else {},
+                                input_note=slab_note(series, self.loaded.spec))
 
     def banner(self) -> BannerView:
         """The banner for the model state and the shown series' run."""

@@ -245,7 +245,7 @@ def _model_pairs(section: SeriesSection) -> list[tuple[str, str]]:
         ("Analysed", _format_time(prediction.started_at)),
         ("Thresholds", thresholds or "-"),
         ("Weights SHA-256", model.sha256 or "-"),
-    ]
+    ] + ([("Input", prediction.input_note)] if prediction.input_note else [])
 
 
 def _light(rgb: tuple[int, int, int], amount: float = 0.35) -> colors.Color:

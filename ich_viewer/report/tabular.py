@@ -55,6 +55,7 @@ def results_document(
             "model": model_dict(prediction.model),
             "started_at": prediction.started_at,
             "finished_at": prediction.finished_at,
+            "input_note": prediction.input_note,
             "suspected": prediction.suspected_labels(),
             "review": decision_counts(series_rows),
             "warnings": series_notes(series, prediction.errors, study, deidentify=deidentify),

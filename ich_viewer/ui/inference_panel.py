@@ -314,9 +314,14 @@ class InferenceController(QObject):
             untrained = " – UNTRAINED test weights" if session.untrained else ""
             self.device_label.setText(f"Classifier: {session.device_text}")
             self.device_label.setToolTip(f"{loaded.info.name} {loaded.info.version}{untrained}")
-            self.panel.model_line.setText(f"Model {html.escape(loaded.info.name)} {html.escape(loaded.info.version)}"
-                                          f"{untrained}")
-            self.panel.model_line.setToolTip(f"Runs on {session.device_text} (Tools > Classifier device)")
+            from ich_viewer.inference.preprocess import slab_note  # torch is loaded with the model
+
+            note = slab_note(session.series, loaded.spec) if session.series is not None else ""
+            name = f"{html.escape(loaded.info.name)} {html.escape(loaded.info.version)}{untrained}"
+            # one short line in a narrow column: the slab note replaces the word "Model"
+            self.panel.model_line.setText(f"{name} · {loaded.spec.slab_mm:g} mm slabs" if note else f"Model {name}")
+            self.panel.model_line.setToolTip(f"Runs on {session.device_text} (Tools > Classifier device)"
+                                             + (f"; {note}" if note else ""))
             self.panel.legend.set_thresholds(loaded.thresholds)
         elif session.model_state is ModelState.LOADING:
             self.device_label.setText("Classifier: loading…")
