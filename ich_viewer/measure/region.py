@@ -5,7 +5,8 @@ voxels in the blood HU range inside the cranial cavity, so it stops at bone, CSF
 and the scalp. Steps, each for a reason:
 
 1. The cranial cavity, slice by slice: bone (>= ``BONE_HU``), closed across small gaps,
-   holes filled, bone removed. Soft tissue of the scalp and neck has blood-like HU;
+   holes filled, bone removed; where that ring stays open, with the skull base's thin
+   plates too (``THIN_BONE_HU``). Soft tissue of the scalp and neck has blood-like HU;
    without this the region walks out through a foramen into muscle.
 2. An in-plane median (~0.6 mm): the CT noise (SD 3-6 HU) otherwise punches holes into
    the region and lets single noisy brain voxels bridge into grey matter.
@@ -58,7 +59,7 @@ THIN_BONE_HU = 150.0
 this: on 5 mm slices the thin plates of the skull base (orbital roof, sphenoid wing) are
 partial-volumed with the brain and air beside them and read 100-300 HU, so the middle and
 anterior fossae had no cavity and an epidural there could not be grown (phantom seed 19's
-epidural lost its lowest slices, CT-ICH 066's epidural was cut to 2 of its 7 slices). Only
+epidural lost its lowest slices, CT-ICH 066's epidural was cut to 2 slices, now 8). Only
 those slices; everything of this density is then left out of their cavity. Soft tissue
 (< 100 HU) never closes a ring."""
 THIN_BONE_GAPS_MM = (4.0, 12.0)
