@@ -9,7 +9,7 @@ import pytest
 from ich_viewer.dicom.model import Series
 from ich_viewer.measure.planar import (Calibration, angle_deg, distance, ellipse_stats, midline_shift,
                                        polygon_area, polygon_mask, polygon_stats)
-from ich_viewer.measure.region import abc2, deepest_point, dice, grow_region
+from ich_viewer.measure.region import abc2, cranial_cavity, deepest_point, dice, grow_region
 from ich_viewer.measure.series import calibration, grow_in_series, seed_from_mm, voxel_spacing
 
 CAL = Calibration(0.5, 0.25)
@@ -111,6 +111,30 @@ def test_seed_in_the_scalp_is_outside_the_cavity():
     assert not region.ok and "cranial cavity" in region.reason
 
 
+def _skull_with_open_arc(arc_hu):
+    """The skull ring's left third reads ``arc_hu`` instead of bone, a blood ball in the middle."""
+    volume, truth = _skull(blood=((15, 80, 80), (10, 10, 10)))
+    rr = np.hypot(*np.mgrid[:160, :160] - 80)
+    arc = (rr >= 62) & (rr < 70) & (np.mgrid[:160, :160][1] < 40)
+    volume[:, arc] = arc_hu
+    return volume, truth, arc
+
+
+def test_a_thin_skull_base_plate_closes_the_cavity_but_soft_tissue_does_not():
+    """On 5 mm slices the orbital roof and sphenoid wing read 100-300 HU: the ring is open at
+    bone's 300 HU far wider than any gap closed, the slice had no cavity and an epidural there
+    could not be grown. The ring is closed with the plates where bone alone leaves it open."""
+    volume, truth, arc = _skull_with_open_arc(200.0)
+    cavity = cranial_cavity(volume, (2.0, 1.0, 1.0))
+    assert cavity[15, 80, 80] and not (cavity[:, arc]).any()  # the plate itself is not cavity
+    region = grow_region(volume, (2.0, 1.0, 1.0), (15, 80, 80), cavity=cavity)
+    assert region.ok, region.reason
+    assert dice(region.mask, truth) > 0.9
+    muscle, _, _ = _skull_with_open_arc(80.0)  # soft tissue never closes a ring
+    refused = grow_region(muscle, (2.0, 1.0, 1.0), (15, 80, 80))
+    assert not refused.ok and "cranial cavity" in refused.reason
+
+
 def test_empty_hu_range_is_refused():
     volume, _ = _skull(blood=((15, 60, 60), (8, 8, 8)))
     region = grow_region(volume, (2.0, 1.0, 1.0), (15, 60, 60), (90, 45))
@@ -144,6 +168,7 @@ ACCURACY_CASES = [
     (2, "intraparenchymal"), (6, "intraparenchymal"),
     (0, "subdural"), (2, "subdural"), (4, "subdural"),
     (0, "epidural"), (1, "epidural"), (2, "epidural"), (4, "epidural"), (6, "epidural"), (7, "epidural"),
+    (19, "epidural"),  # its lowest slices lie under the orbital roof, which reads 100-300 HU (THIN_BONE_HU)
 ]
 
 

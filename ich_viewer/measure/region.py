@@ -5,7 +5,8 @@ voxels in the blood HU range inside the cranial cavity, so it stops at bone, CSF
 and the scalp. Steps, each for a reason:
 
 1. The cranial cavity, slice by slice: bone (>= ``BONE_HU``), closed across small gaps,
-   holes filled, bone removed. Soft tissue of the scalp and neck has blood-like HU;
+   holes filled, bone removed; where that ring stays open, with the skull base's thin
+   plates too (``THIN_BONE_HU``). Soft tissue of the scalp and neck has blood-like HU;
    without this the region walks out through a foramen into muscle.
 2. An in-plane median (~0.6 mm): the CT noise (SD 3-6 HU) otherwise punches holes into
    the region and lets single noisy brain voxels bridge into grey matter.
@@ -53,6 +54,17 @@ AIR_HU = -200.0
 BONE_GAPS_MM = (4.0, 12.0, 30.0)
 """Gaps in the skull closed before the cavity is filled, narrowest first: sutures and
 vascular channels, then skull base foramina, then the foramen magnum on the lowest slices."""
+THIN_BONE_HU = 150.0
+"""Where the skull ring stays open at ``BONE_HU``, it is closed once more with bone down to
+this: on 5 mm slices the thin plates of the skull base (orbital roof, sphenoid wing) are
+partial-volumed with the brain and air beside them and read 100-300 HU, so the middle and
+anterior fossae had no cavity and an epidural there could not be grown (phantom seed 19's
+epidural lost its lowest slices, CT-ICH 066's epidural was cut to 2 slices, now 8). Only
+those slices; everything of this density is then left out of their cavity. Soft tissue
+(< 100 HU) never closes a ring."""
+THIN_BONE_GAPS_MM = (4.0, 12.0)
+"""The thin plates' gaps are closed only up to the skull base foramina: not the foramen
+magnum's 30 mm, which at this density could close round the neck's vertebrae."""
 COARSE_MM = 2.0
 """Pixel size of the grid on which the skull ring is closed and filled."""
 MIN_CAVITY_MM2 = 800.0
@@ -208,37 +220,53 @@ def cranial_cavity(volume: np.ndarray, spacing: tuple[float, float, float], stat
     The skull ring is closed and filled on a coarse grid (about 2 mm pixels; cheap), with
     wider closings tried in turn where the ring is open (skull base: foramen magnum,
     skull base foramina), then bone is removed at full resolution, so the cavity's edge is
-    exact at the inner table. A slice whose ring stays open has no cavity: nothing is
-    grown there rather than leaking into the neck or scalp.
+    exact at the inner table. Where the ring stays open it is tried once more with the
+    thin plates of the skull base (``THIN_BONE_HU``). A slice whose ring stays open has no
+    cavity: nothing is grown there rather than leaking into the neck or scalp.
     """
-    bone = volume >= BONE_HU
     pixel = min(spacing[1], spacing[2])
     step = max(1, int(COARSE_MM // pixel))
-    n, rows, cols = volume.shape
+    min_area_px = MIN_CAVITY_MM2 / (pixel * step) ** 2
+    cavity = np.zeros(volume.shape, bool)
+    todo = list(range(volume.shape[0]))
+    for bone_hu, gaps in ((BONE_HU, BONE_GAPS_MM), (THIN_BONE_HU, THIN_BONE_GAPS_MM)):
+        if not todo or (state is not None and state.cancelled()):
+            break
+        bone = volume[todo] >= bone_hu
+        filled = _filled_rings(bone, pixel, step, gaps, min_area_px, state)
+        for k, layer, layer_bone in zip(todo, filled, bone):
+            if layer.any():
+                full = np.repeat(np.repeat(layer, step, axis=0), step, axis=1)[: volume.shape[1], : volume.shape[2]]
+                cavity[k] = full & ~layer_bone
+        todo = [k for k, layer in zip(todo, filled) if not layer.any()]
+    return cavity
+
+
+def _filled_rings(bone: np.ndarray, pixel_mm: float, step: int, gaps_mm: tuple[float, ...], min_area_px: float,
+                  state: TaskState | None) -> np.ndarray:
+    """Per slice of ``bone``, the coarse (``step`` pixels of ``pixel_mm``) inside of its closed ring, or nothing.
+
+    Closings of ``gaps_mm`` are tried narrowest first on the slices still open; a filled
+    ring smaller than ``min_area_px`` (a sinus, an orbit) does not count.
+    """
+    n, rows, cols = bone.shape
     cr, cc = -(-rows // step), -(-cols // step)
     padded = np.zeros((n, cr * step, cc * step), bool)
     padded[:, :rows, :cols] = bone
     coarse: np.ndarray = np.asarray(padded.reshape(n, cr, step, cc, step).any(axis=(2, 4)))
-    min_area_px = MIN_CAVITY_MM2 / (pixel * step) ** 2
-    cavity = np.zeros(volume.shape, bool)
     filled = np.zeros(coarse.shape, bool)
     todo = [k for k in range(n) if coarse[k].any()]
-    for gap_mm in BONE_GAPS_MM:
+    for gap_mm in gaps_mm:
         if not todo or (state is not None and state.cancelled()):
             break
-        radius = max(1, int(round(gap_mm / 2.0 / (pixel * step))))
+        radius = max(1, int(round(gap_mm / 2.0 / (pixel_mm * step))))
         closed, holes = _close_and_fill_slices(coarse[todo], radius)
-        interior = holes & ~closed
-        done = interior.sum(axis=(1, 2)) >= min_area_px
+        done = (holes & ~closed).sum(axis=(1, 2)) >= min_area_px
         for k, ok, layer in zip(todo, done, holes):
             if ok:
                 filled[k] = layer
         todo = [k for k, ok in zip(todo, done) if not ok]
-    for k in range(n):
-        if filled[k].any():
-            full = np.repeat(np.repeat(filled[k], step, axis=0), step, axis=1)[:rows, :cols]
-            cavity[k] = full & ~bone[k]
-    return cavity
+    return filled
 
 
 def _close_and_fill_slices(stack: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
