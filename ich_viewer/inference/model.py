@@ -196,7 +196,7 @@ class ICHNet(Calibrated):
         return self.calibrate(self.second_stage(raw, x) if x is not None else raw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.calibrate(self.second_stage(self.raw_logits(self.features(x)), x))
+        return self.classify(self.features(x), x)
 
 
 class ICHEnsemble(Calibrated):

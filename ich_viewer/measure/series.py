@@ -9,7 +9,7 @@ from ich_viewer.dicom.model import Series
 from ich_viewer.measure.clicks import Seed, grow_clicks
 from ich_viewer.measure.planar import Calibration
 from ich_viewer.measure.edit import Stroke, replay
-from ich_viewer.measure.region import DEFAULT_HU, Region, describe, grow_region
+from ich_viewer.measure.region import DEFAULT_HU, Region, describe
 from ich_viewer.tasks import TaskState
 
 
@@ -59,17 +59,15 @@ def seed_from_mm(series: Series, xyz: Sequence[float]) -> tuple[int, int, int]:
 def grow_in_series(series: Series, seed: tuple[int, int, int], hu_range: tuple[float, float] = DEFAULT_HU,
                    state: TaskState | None = None, cavity: np.ndarray | None = None,
                    volume: np.ndarray | None = None, more_seeds: Sequence[Seed] = ()) -> Region:
-    """``grow_region`` on a series: the same call the window and ``ich-viewer measure`` make;
+    """``grow_clicks`` on a series: the same call the window and ``ich-viewer measure`` make;
     ``more_seeds`` are further clicks on pieces of the same bleed (``measure.clicks``)."""
     if state is not None:
         state.set_status("reading the series")
     if volume is None:
         volume = series.volume_hu()
     cal = calibration(series)
-    if more_seeds:
-        return grow_clicks(volume, voxel_spacing(series), [seed, *more_seeds], hu_range, state,
-                           calibrated=cal.known, cavity=cavity)
-    return grow_region(volume, voxel_spacing(series), seed, hu_range, state, calibrated=cal.known, cavity=cavity)
+    return grow_clicks(volume, voxel_spacing(series), [seed, *more_seeds], hu_range, state,
+                       calibrated=cal.known, cavity=cavity)
 
 
 def grow_record(series: Series, seed: tuple[int, int, int], hu_range: tuple[float, float],
