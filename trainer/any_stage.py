@@ -7,16 +7,14 @@ as honest as the first stage's; the bundled stage is fitted on all out-of-fold o
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from ich_viewer.inference.hu_features import FEATURE_SET, STAGE_INPUTS, input_features, stage_logit
-from ich_viewer.inference.preprocess import AIR_HU, InputSpec
+from ich_viewer.inference.head_angle import sample_indices, turned, upright_turn
+from ich_viewer.inference.hu_features import FEATURE_NAMES, FEATURE_SET, STAGE_INPUTS, input_features, stage_logit
+from ich_viewer.inference.preprocess import InputSpec, centre_hu
 from trainer.cache import CachedSet, window_batch
 from trainer.calibration import logit
 
@@ -27,39 +25,50 @@ REGULARISATION_C = 1.0
 NOISE_CHECK_HU = 10.0
 """Noise added to check the stage's robustness: about what 0.6-1 mm slices carry in the brain."""
 ROTATION_CHECK_DEG = 8.0
-"""Degrees the head is turned in the image to check the stage's left-right features: CT-ICH's
-heads lie fairly straight, emergency patients often do not."""
+"""Degrees every head is turned further in the image, to check that the stage's upright turn
+(``head_angle``) holds: emergency patients lie as they can."""
 OFFSET_CHECK_HU = 8.0
 """HU added to the whole head to check the stage against another scanner's calibration
 (scanners read brain several HU apart)."""
 
 
-def slice_features(data: CachedSet, spec: InputSpec, batch: int = 128, noise_hu: float = 0.0,
-                   seed: int = 0, offset_hu: float = 0.0, rotate_deg: float = 0.0) -> np.ndarray:
-    """(N, F) features of every cached slice, from the same windowed input the app computes;
-    ``rotate_deg`` turns the head in the image first, then ``noise_hu`` adds Gaussian noise of
-    that SD and ``offset_hu`` a constant to the head (not the air)."""
-    parts = []
+def slice_features(data: CachedSet, spec: InputSpec, noise_hu: float = 0.0, seed: int = 0,
+                   offset_hu: float = 0.0, rotate_deg: float = 0.0) -> np.ndarray:
+    """(N, F) features of every cached slice, as the app computes them: from the windowed
+    input, each patient's slices turned upright by the angle the app would find for them
+    (``head_angle``). For the robustness checks ``rotate_deg`` first turns the head in the
+    image, then ``noise_hu`` adds Gaussian noise of that SD and ``offset_hu`` a constant to
+    the head (not the air); the angle is found on what results, as the app would."""
+    out = np.zeros((len(data), len(FEATURE_NAMES)))
     generator = torch.Generator().manual_seed(seed)
-    for start in range(0, len(data), batch):
-        hu = torch.from_numpy(np.asarray(data.hu[start:start + batch], dtype=np.float32))
+    for rows in series_rows(data):
+        hu = torch.from_numpy(np.asarray(data.hu[rows], dtype=np.float32))
         if rotate_deg:
-            hu = _rotated(hu, rotate_deg)
+            hu = turned(hu, rotate_deg)
         head = hu > -500.0
         if noise_hu:
             hu = hu + torch.randn(hu.shape, generator=generator) * noise_hu * head
         if offset_hu:
             hu = hu + offset_hu * head
-        parts.append(input_features(window_batch(hu, spec), spec).numpy())
-    return np.concatenate(parts).astype(np.float64)
+        inputs = window_batch(hu, spec)
+        upright = upright_turn(centre_hu(inputs[sample_indices(len(rows))], spec))
+        out[rows] = input_features(inputs, spec, upright).numpy()
+    return out
 
 
-def _rotated(hu: torch.Tensor, degrees: float) -> torch.Tensor:
-    """(B, n, S, S) HU turned about the image centre, air filling the corners."""
-    angle = math.radians(degrees)
-    theta = torch.tensor([[math.cos(angle), -math.sin(angle), 0.0], [math.sin(angle), math.cos(angle), 0.0]])
-    grid = F.affine_grid(theta.expand(len(hu), 2, 3), list(hu.shape), align_corners=False)
-    return F.grid_sample(hu - AIR_HU, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + AIR_HU
+def series_rows(data: CachedSet) -> list[np.ndarray]:
+    """Each patient's rows, in the cache's order (foot to head, as the app orders a series)."""
+    return [np.flatnonzero(data.groups == group) for group in dict.fromkeys(data.groups.tolist())]
+
+
+def series_turns(data: CachedSet, spec: InputSpec) -> dict[str, float]:
+    """Each patient's angle as the app finds it (degrees to turn the head upright)."""
+    turns = {}
+    for rows in series_rows(data):
+        picked = rows[sample_indices(len(rows))]
+        hu = torch.from_numpy(np.asarray(data.hu[picked], dtype=np.float32))
+        turns[str(data.groups[rows[0]])] = upright_turn(centre_hu(window_batch(hu, spec), spec))
+    return turns
 
 
 def fit_stage(any_prob: np.ndarray, features: np.ndarray, y: np.ndarray) -> dict:

@@ -57,8 +57,9 @@ LIMITS = [
     "crosses the threshold and exam-level triage is weak.",
     "The \"any\" second stage counts tissue of 50-90 HU inside the skull: noisier slices (thin slices, "
     "other scanners; measured above), iodinated contrast, and dense falx or dural calcification near that "
-    "range raise its false flags. Its left-right features compare the two halves of the image, so a head "
-    "turned in the gantry reads as asymmetric, most at the skull base (rotation check above).",
+    "range raise its false flags. Its left-right features compare the two halves of the head turned upright "
+    "by one angle per series (found by mirror symmetry over -25..25 degrees); a head turned further, or a "
+    "series whose middle slices are not symmetric enough to tell, is read with the turn's error.",
     "Lesions inserted into real normal slices are training material only; no inserted slice is ever scored.",
     "The built-in demo patient (CT-ICH 071) is part of the training data: its flags show the mechanics, not "
     "accuracy.",
@@ -112,7 +113,8 @@ def model_card_markdown(card: dict) -> str:
         f"- Outputs, in order: {', '.join(card['labels'])}; "
         + (f"the subtypes from the network, \"any\" from a second stage: a logistic regression over the "
            f"network's \"any\" logit and {len(card['any_stage']['inputs']) - 1} HU measurements of the slice "
-           "(dense tissue inside the skull, near the inner table and deep, left-right asymmetry; "
+           "(dense tissue inside the skull, near the inner table and deep, left-right asymmetry of the head "
+           "turned upright by its series' angle; "
            "`ich_viewer/inference/hu_features.py`), fitted on out-of-fold outputs. A subtype can therefore "
            "be flagged on a slice whose \"any\" is not."
            if card.get("any_stage") else "P(any) >= P(subtype) by construction."),
@@ -277,11 +279,17 @@ def _stage_line(post: dict) -> list[str]:
                       f"{_fmt(o['normal_flag_rate_changed'])} (AUC any {_fmt(o['auc_any_clean'])} -> "
                       f"{_fmt(o['auc_any_changed'])})"
                       for o in [stage.get("offset_check")] if o)
-            + "".join(f", and with the head turned {r['rotated_deg']:.0f} degrees in the image "
+            + "".join(f", and with every head turned {r['rotated_deg']:.0f} degrees further in the image "
                       f"{_fmt(r['normal_flag_rate_clean'])} -> {_fmt(r['normal_flag_rate_changed'])} (AUC any "
-                      f"{_fmt(r['auc_any_clean'])} -> {_fmt(r['auc_any_changed'])}; its left-right features "
-                      "compare the two halves of the crop, not of the brain)"
+                      f"{_fmt(r['auc_any_clean'])} -> {_fmt(r['auc_any_changed'])})"
                       for r in [stage.get("rotation_check")] if r)
+            + "".join(f". Its left-right features are read on each series turned upright (one angle per series, "
+                      f"by mirror symmetry): CT-ICH's heads lie turned by {t['median_abs_deg']:.0f} degrees "
+                      f"(median), the bleeding patients' by {t['mean_abs_deg_bleeding']:.1f} on average against "
+                      f"{t['mean_abs_deg_normal']:.1f}, so that the angle alone tells a bleeding patient with exam-level "
+                      f"AUC {_fmt(t['exam_auc_of_angle_alone'])}. Read about the image's centre line, the features "
+                      "learned part of that (and scored higher in CV), which no other hospital's patients share"
+                      for t in [stage.get("head_turn")] if t and t.get("exam_auc_of_angle_alone") is not None)
             + f": {'kept' if stage['kept'] else 'not kept'}. The features were chosen while "
             "looking at these same folds, so this gain is optimistic. The features are physical measurements (HU), "
             "read against each slice's own brain level; how well they carry to other scanners is unmeasured "

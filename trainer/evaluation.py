@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score
 from ich_viewer import LABELS
 from ich_viewer.inference.preprocess import InputSpec, brain_fraction
 from ich_viewer.inference.hu_features import FEATURE_NAMES
-from trainer.any_stage import NOISE_CHECK_HU, OFFSET_CHECK_HU, ROTATION_CHECK_DEG, fit_stage, nested_stage
+from trainer.any_stage import NOISE_CHECK_HU, OFFSET_CHECK_HU, ROTATION_CHECK_DEG, fit_stage, nested_stage, series_turns
 from trainer.any_stage import slice_features as stage_features
 from trainer.cache import CachedSet, window_batch
 from trainer.calibration import calibrate, calibration_report, cross_fitted, fit_calibration
@@ -48,6 +48,20 @@ def brain_fractions(data: CachedSet, spec: InputSpec, batch: int = 256) -> np.nd
         hu = torch.from_numpy(np.asarray(data.hu[start:start + batch], dtype=np.float32))
         parts.append(brain_fraction(window_batch(hu, spec), spec).numpy())
     return np.concatenate(parts)
+
+
+def head_turn_report(data: CachedSet, spec: InputSpec) -> dict:
+    """How far the patients' heads are turned and whether that alone tells who bleeds: a
+    confound left-right features read about the image's centre line would learn."""
+    turns = series_turns(data, spec)
+    groups = list(turns)
+    angle = np.abs([turns[g] for g in groups])
+    bleeding = np.array([bool(data.labels[data.groups == g, -1].any()) for g in groups])
+    both = bleeding.any() and not bleeding.all()
+    return {"patients": len(groups), "median_abs_deg": float(np.median(angle)),
+            "mean_abs_deg_bleeding": float(angle[bleeding].mean()) if bleeding.any() else None,
+            "mean_abs_deg_normal": float(angle[~bleeding].mean()) if (~bleeding).any() else None,
+            "exam_auc_of_angle_alone": float(roc_auc_score(bleeding, angle)) if both else None}
 
 
 def gate(probs: np.ndarray, brain: np.ndarray, minimum: float = MIN_BRAIN_FRACTION) -> np.ndarray:
@@ -169,6 +183,7 @@ def full_evaluation(data: CachedSet, probs: np.ndarray, fold_of: np.ndarray, spe
                                      **robustness_check(labels, staged, gate(offset_raw, brain))},
                     "rotation_check": {"rotated_deg": ROTATION_CHECK_DEG,
                                        **robustness_check(labels, staged, gate(turned_raw, brain))},
+                    "head_turn": head_turn_report(data, spec),
                     "features": list(FEATURE_NAMES), "kept": bool(use_stage)},
         },
         "second_stage": chosen_name,

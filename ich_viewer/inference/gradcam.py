@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from ich_viewer import LABELS
 from ich_viewer.inference.model import to_probabilities
-from ich_viewer.inference.guards import checked_slices
+from ich_viewer.inference.guards import checked_slices, plausible_slabs
+from ich_viewer.inference.predict import series_upright
 from ich_viewer.inference.preprocess import Box, stack_input_with_box
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,12 +42,14 @@ def explained_label(probabilities: dict[str, float], thresholds: dict[str, float
     return best if margins[best] >= 0 else "any"
 
 
-def network_cam(loaded: "LoadedModel", tensor: torch.Tensor, label_index: int) -> tuple[np.ndarray, np.ndarray]:
-    """(cam S x S in [0, 1], probabilities (6,)) for one input (1, C, S, S)."""
+def network_cam(loaded: "LoadedModel", tensor: torch.Tensor, label_index: int,
+                upright_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(cam S x S in [0, 1], probabilities (6,)) for one input (1, C, S, S); ``upright_deg``
+    is its series' turn for the HU stage (``predict.series_upright``)."""
     model = loaded.model
     with torch.enable_grad():
         feats = model.features(tensor).detach().requires_grad_(True)
-        logits = model.classify(feats, tensor)
+        logits = model.classify(feats, tensor, upright_deg)
         (grad,) = torch.autograd.grad(logits[0, label_index], feats)
     weights = grad.mean(dim=(2, 3), keepdim=True)
     cam = torch.relu((weights * feats.detach()).sum(dim=1, keepdim=True))
@@ -78,17 +81,20 @@ def attention_map(loaded: "LoadedModel", series: "Series", index: int, label: st
     ``head_only`` clears the map over air (below the body threshold): attention on the
     background says nothing a reader can use and hid the head's outline.
     """
-    slices = checked_slices(series, index, loaded.spec)
+    slabs = plausible_slabs(series, loaded.spec)
+    slices = checked_slices(series, index, loaded.spec, slabs)
     array, box = stack_input_with_box(slices, loaded.spec)
     tensor = torch.from_numpy(array)[None].to(loaded.device)
+    # the same turn as the series' run, so the probability shown is the one in the results
+    upright = series_upright(series, loaded.spec, slabs, {}) if getattr(loaded.model, "any_stage", None) else 0.0
     if label is None:
         with torch.inference_mode():
-            probs = to_probabilities(loaded.model(tensor))[0]
+            probs = to_probabilities(loaded.model(tensor, upright))[0]
         label = explained_label(dict(zip(LABELS, map(float, probs))), loaded.thresholds)
     if label not in LABELS:
         raise ValueError(f"unknown label {label!r}")
     label_index = LABELS.index(label)
-    cam, probs = network_cam(loaded, tensor, label_index)
+    cam, probs = network_cam(loaded, tensor, label_index, upright)
     centre = slices[loaded.spec.context]
     heat = to_slice_grid(cam, box, centre.shape)
     if head_only:

@@ -16,6 +16,7 @@ import SimpleITK as sitk
 import torch
 import torch.nn.functional as F
 
+from ich_viewer.inference.head_angle import turned
 from ich_viewer.inference.preprocess import InputSpec, centre_hu
 
 FEATURE_NAMES = (
@@ -24,10 +25,11 @@ FEATURE_NAMES = (
     "asymmetry_8", "asymmetry_15", "dense_asymmetry",
 )
 """In the order of ``slice_features``' columns (and of the stage's coefficients)."""
-FEATURE_SET = "levelled-1"
+FEATURE_SET = "levelled-upright-1"
 """Names how the features are computed; a stage fitted on another set is refused.
-"levelled-1": every band is read after the slice's own parenchyma is brought to
-``BRAIN_LEVEL_HU`` (``level_shift``)."""
+"levelled": every band is read after the slice's own parenchyma is brought to
+``BRAIN_LEVEL_HU`` (``level_shift``); "upright": on the slice turned by its series' angle
+(``head_angle``), so that left and right are the head's, not the image's."""
 BRAIN_LEVEL_HU = 35.0
 """About the median of the parenchyma (``LEVEL_BAND_HU`` inside the skull) on CT-ICH's
 slices. Scanners differ by several HU in how they read brain (water calibration, beam
@@ -152,7 +154,8 @@ def slice_features(hu: torch.Tensor) -> torch.Tensor:
     brain_sd = (torch.where(brain, (smooth - brain_mean[:, None, None]) ** 2, 0.0).sum(dim=(1, 2)) / n_brain).sqrt()
     deep_values = torch.where(core, smooth, torch.nan).flatten(1)
     p99 = torch.nan_to_num(torch.nanquantile(deep_values, 0.99, dim=1), nan=0.0)
-    # left against right about the crop's vertical centre line (the crop is centred on the head)
+    # left against right about the crop's vertical centre line (the crop is centred on the
+    # head, and the caller has turned it upright)
     mirrored = smooth.flip(-1)
     both = core & core.flip(-1)
     difference = torch.where(both, smooth - mirrored, 0.0)
@@ -177,9 +180,13 @@ def slice_features(hu: torch.Tensor) -> torch.Tensor:
     return torch.stack(columns, dim=1).float()
 
 
-def input_features(inputs: torch.Tensor, spec: InputSpec) -> torch.Tensor:
-    """The features of network inputs (B, C, S, S), exactly as the bundled stage saw them."""
-    return slice_features(centre_hu(inputs, spec))
+def input_features(inputs: torch.Tensor, spec: InputSpec, upright_deg: float | torch.Tensor = 0.0) -> torch.Tensor:
+    """The features of network inputs (B, C, S, S), exactly as the bundled stage saw them;
+    ``upright_deg`` is the series' turn (``head_angle.upright_turn``), per slice or one for all."""
+    hu = centre_hu(inputs, spec)
+    if torch.as_tensor(upright_deg).abs().max() > 0:
+        hu = turned(hu, upright_deg)
+    return slice_features(hu)
 
 
 STAGE_INPUTS = ("any_logit", *FEATURE_NAMES)

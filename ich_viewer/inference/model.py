@@ -147,11 +147,12 @@ class Calibrated(nn.Module):
         self.any_stage = check_any_stage(stage) if stage is not None else None
         self.stage_spec = spec
 
-    def second_stage(self, raw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Replace the raw "any" logit by the second stage's, computed from the inputs ``x``."""
+    def second_stage(self, raw: torch.Tensor, x: torch.Tensor, upright_deg: float = 0.0) -> torch.Tensor:
+        """Replace the raw "any" logit by the second stage's, computed from the inputs ``x``
+        turned by the series' ``upright_deg`` (``head_angle``)."""
         if self.any_stage is None or self.stage_spec is None:
             return raw
-        features = input_features(x, self.stage_spec).to(raw.device)
+        features = input_features(x, self.stage_spec, upright_deg).to(raw.device)
         return torch.cat([raw[:, :-1], stage_logit(raw[:, -1], features, self.any_stage)[:, None]], dim=1)
 
 
@@ -190,13 +191,13 @@ class ICHNet(Calibrated):
             pooled = torch.cat([pooled, feats.amax(dim=(2, 3))], dim=1)
         return _lift_any(self.fc(self.dropout(pooled)))
 
-    def classify(self, feats: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+    def classify(self, feats: torch.Tensor, x: torch.Tensor | None = None, upright_deg: float = 0.0) -> torch.Tensor:
         """Calibrated logits from the last feature maps; ``x`` (the inputs) for the second stage."""
         raw = self.raw_logits(feats)
-        return self.calibrate(self.second_stage(raw, x) if x is not None else raw)
+        return self.calibrate(self.second_stage(raw, x, upright_deg) if x is not None else raw)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.features(x), x)
+    def forward(self, x: torch.Tensor, upright_deg: float = 0.0) -> torch.Tensor:
+        return self.classify(self.features(x), x, upright_deg)
 
 
 class ICHEnsemble(Calibrated):
@@ -219,15 +220,15 @@ class ICHEnsemble(Calibrated):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([m.features(x) for m in self.nets()], dim=1)
 
-    def classify(self, feats: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+    def classify(self, feats: torch.Tensor, x: torch.Tensor | None = None, upright_deg: float = 0.0) -> torch.Tensor:
         nets = self.nets()
         chunks = feats.chunk(len(nets), dim=1)
         raw = torch.stack([m.raw_logits(c) for m, c in zip(nets, chunks)]).mean(dim=0)
-        return self.calibrate(self.second_stage(raw, x) if x is not None else raw)
+        return self.calibrate(self.second_stage(raw, x, upright_deg) if x is not None else raw)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, upright_deg: float = 0.0) -> torch.Tensor:
         raw = torch.stack([m.raw_logits(m.features(x)) for m in self.nets()]).mean(dim=0)
-        return self.calibrate(self.second_stage(raw, x))
+        return self.calibrate(self.second_stage(raw, x, upright_deg))
 
 
 def build_model(arch: dict | None = None) -> ICHNet | ICHEnsemble:

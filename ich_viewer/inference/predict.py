@@ -16,9 +16,10 @@ import torch
 from ich_viewer import LABELS
 from ich_viewer.dicom.background import outward_order
 from ich_viewer.dicom.model import PixelDecodeError
+from ich_viewer.inference.head_angle import sample_indices, upright_turn
 from ich_viewer.inference.model import to_probabilities
 from ich_viewer.inference.guards import check_finite_outputs, checked_input, plausible_slabs
-from ich_viewer.inference.preprocess import brain_fraction, slab_note
+from ich_viewer.inference.preprocess import InputSpec, SlabReader, brain_fraction, centre_hu, slab_note
 from ich_viewer.inference.results import SeriesPrediction, SlicePrediction, flagged_labels
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -124,20 +125,22 @@ def predict(series: "Series", state: PredictState) -> Iterator[SlicePrediction]:
     done = 0
     order = slice_order(total, state.start_index)
     slabs = plausible_slabs(series, spec)
+    prepared: dict[int, np.ndarray] = {}
     with torch.inference_mode():
+        upright = series_upright(series, spec, slabs, prepared) if getattr(model, "any_stage", None) else 0.0
         for batch in _batches(order, state.first_batch, state.batch_size):
             if state.cancelled():
                 return
             inputs, kept = [], []
             for index in batch:
                 try:
-                    inputs.append(checked_input(series, index, spec, slabs))
+                    inputs.append(prepared.pop(index) if index in prepared else checked_input(series, index, spec, slabs))
                     kept.append(index)
                 except (PixelDecodeError, ValueError) as exc:
                     state.errors[index] = str(exc)
             if inputs:
                 tensor = torch.from_numpy(np.stack(inputs)).to(device)
-                outputs = model(tensor)
+                outputs = model(tensor, upright)
                 check_finite_outputs(outputs.detach().cpu().numpy(), series, kept)
                 probs = to_probabilities(outputs)
                 scored = (brain_fraction(tensor, spec) >= spec.min_brain_fraction).cpu().numpy()
@@ -146,6 +149,19 @@ def predict(series: "Series", state: PredictState) -> Iterator[SlicePrediction]:
                 yield make_slice_prediction(series, index, probs[row], loaded.thresholds, scored=bool(scored[row]))
             if state.progress is not None:
                 state.progress(done, total)
+
+
+def series_upright(series: "Series", spec: InputSpec, slabs: SlabReader, prepared: dict[int, np.ndarray]) -> float:
+    """The series' turn for the HU stage (``head_angle``); the inputs read for it are left in
+    ``prepared`` for the run to use (slices that cannot be read are retried there and reported)."""
+    for index in sample_indices(len(series)):
+        try:
+            prepared[index] = checked_input(series, index, spec, slabs)
+        except (PixelDecodeError, ValueError):
+            continue
+    if not prepared:
+        return 0.0
+    return upright_turn(centre_hu(torch.from_numpy(np.stack(list(prepared.values()))), spec))
 
 
 def make_slice_prediction(series: "Series", index: int, probs: Sequence[float],
