@@ -58,7 +58,7 @@ LIMITS = [
     "The \"any\" second stage counts tissue of 50-90 HU inside the skull: noisier slices (thin slices, "
     "other scanners; measured above), iodinated contrast, and dense falx or dural calcification near that "
     "range raise its false flags. Its left-right features compare the two halves of the head turned upright "
-    "by one angle per series (found by mirror symmetry over -25..25 degrees); a head turned further, or a "
+    "by one angle per series (found by mirror symmetry over -24..24 degrees); a head turned further, or a "
     "series whose middle slices are not symmetric enough to tell, is read with the turn's error.",
     "Lesions inserted into real normal slices are training material only; no inserted slice is ever scored.",
     "The built-in demo patient (CT-ICH 071) is part of the training data: its flags show the mechanics, not "
