@@ -10,8 +10,8 @@ guide already seen), fills the screen, waits for the classifier, and saves in do
   (its HU and position beside the cursor);
 - reading-image-only-<W>x<H>.png: F11, the image alone;
 - reading-review-<W>x<H>.png: Enter accepted the first run of flagged slices (the data set's
-  readers labelled every one of them); back on slice 13: the decision on the image, the list
-  and the plot together.
+  readers labelled Im 11-29; the first one or two flags, at the skull base, are the model's
+  false flags); back on slice 13: the decision on the image, the list and the plot together.
 """
 from __future__ import annotations
 
