@@ -59,7 +59,10 @@ LIMITS = [
     "other scanners; measured above), iodinated contrast, and dense falx or dural calcification near that "
     "range raise its false flags. Its left-right features compare the two halves of the head turned upright "
     "by one angle per series (found by mirror symmetry over -24..24 degrees); a head turned further, or a "
-    "series whose middle slices are not symmetric enough to tell, is read with the turn's error.",
+    "series whose middle slices are not symmetric enough to tell, is read with the turn's error. A head tilted sideways (rolled, "
+    "which no turn in the image undoes) shows the petrous bones and middle fossae at different heights on "
+    "the two sides: at the skull base that reads as asymmetric (the demo's Im 9, 0.41 with the network "
+    "alone at 0.08).",
     "Lesions inserted into real normal slices are training material only; no inserted slice is ever scored.",
     "The built-in demo patient (CT-ICH 071) is part of the training data: its flags show the mechanics, not "
     "accuracy.",
