@@ -131,6 +131,13 @@ lesion (read around the click) is less than this above its bound: a denser one i
 cut near its half-blood edge, and the band made seed 2's epidural +0.7 -> +3.9 %."""
 ISO_BAND_MM = 2.0
 """How far in-plane beyond the thresholded region the iso-level edge is looked for."""
+FOLLOW_OWN_SLICES = True
+FOLLOW_FILL_LAYERS = True
+FOLLOW_OWN_PERCENTILE = 50.0
+FOLLOW_OWN_BRIGHT = True
+FOLLOW_OWN_FULLY = True
+FOLLOW_OWN_FLOOR_P90 = True
+FOLLOW_DARK_RING = True
 MAX_HALF_FILL = 0.5
 """A slice where the region fills more than this share of its half of the cranial cavity
 is brain as bright as blood (the vertex under a partial-volumed skull cap, a hazy scan):
@@ -595,9 +602,13 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
         return region
     pixel = min(spacing[1], spacing[2])
     margin = int(round(FOLLOW_WINDOW_MM / pixel))
-    rs, cs = np.flatnonzero(region.any(axis=(0, 2))), np.flatnonzero(region.any(axis=(0, 1)))
-    win = (slice(max(0, int(rs[0]) - margin), int(rs[-1]) + margin + 1),
-           slice(max(0, int(cs[0]) - margin), int(cs[-1]) + margin + 1))
+
+    def window(mask: np.ndarray) -> tuple[slice, slice]:
+        rs, cs = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
+        return (slice(max(0, int(rs[0]) - margin), int(rs[-1]) + margin + 1),
+                slice(max(0, int(cs[0]) - margin), int(cs[-1]) + margin + 1))
+
+    win = window(region)
     n_layers = int(round(2.0 * FOLLOW_BAND_MM / pixel)) + 1
 
     def layers(k: int, where: tuple[slice, ...] = (slice(None), slice(None))) -> tuple[np.ndarray, np.ndarray]:
@@ -618,28 +629,48 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
         own[layer] = np.median(values)
     if not np.isfinite(own).any():
         return region
+    if FOLLOW_FILL_LAYERS:
+        own = _fill_between(own)
     radius = max(1, int(round(SMOOTH_MM / pixel)))
     step = max(1, int(round(FOLLOW_STEP_MM / pixel)))
+
+    blood = float(np.median(volume[region & (volume >= low) & (volume <= high)])) if region.any() else high
+    top_own = np.where(np.arange(n_layers) >= 2, max(high, (blood + table) / 2.0), high) if FOLLOW_OWN_BRIGHT else \
+        np.full(n_layers, high)
+
+    def candidates(k: int, percentile: float = FOLLOW_LEVEL_PERCENTILE,
+                   top: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(accepted voxels, their pieces, distance from bone) of slice ``k`` within the window."""
+        depth, distance = layers(k)
+        other = (depth >= 0) & (side(k) * np.sign(seed_mm) < -MIDLINE_MARGIN_MM)
+        level = np.full(n_layers, np.nan)
+        bright = np.full(n_layers, np.nan)
+        for layer, values in _by_layer(depth[other], volume[k][other], n_layers):
+            level[layer], bright[layer] = np.percentile(values, [percentile, FOLLOW_LEVEL_PERCENTILE])
+        if FOLLOW_FILL_LAYERS:
+            level, bright = _fill_between(level), _fill_between(bright)
+        cut = np.where(own - level >= FOLLOW_CONTRAST_HU, (own + level) / 2.0, np.inf)
+        if FOLLOW_OWN_FLOOR_P90:
+            cut = np.maximum(cut, bright)
+        cut = np.maximum(np.where(np.isnan(cut), np.inf, cut), low - DARK_RIM_MAX_HU)
+        depth, distance = depth[win], distance[win]
+        band = depth >= 0
+        smooth = sitk.GetArrayFromImage(sitk.Median(sitk.GetImageFromArray(
+            np.where(cavity[k][win], volume[k][win], np.float32(-1000.0))), [radius, radius]))
+        upper = np.where(band, (np.full(n_layers, high) if top is None else top)[np.maximum(depth, 0)], high)
+        accept = band & (smooth >= np.where(band, cut[np.maximum(depth, 0)], np.inf)) & (smooth <= upper)
+        labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(accept.astype(np.uint8)),
+                                                                top is not None and FOLLOW_OWN_FULLY))
+        return accept, labels, distance
+
     out = region.copy()
     new = np.zeros_like(region)
     for direction, k in ((1, int(zs[-1]) + 1), (-1, int(zs[0]) - 1)):
         while 0 <= k < volume.shape[0] and cavity[k].any():
-            depth, distance = layers(k)
-            other = (depth >= 0) & (side(k) * np.sign(seed_mm) < -MIDLINE_MARGIN_MM)
-            level = np.full(n_layers, np.nan)
-            for layer, values in _by_layer(depth[other], volume[k][other], n_layers):
-                level[layer] = np.percentile(values, FOLLOW_LEVEL_PERCENTILE)
-            cut = np.where(own - level >= FOLLOW_CONTRAST_HU, (own + level) / 2.0, np.inf)
-            cut = np.maximum(np.where(np.isnan(cut), np.inf, cut), low - DARK_RIM_MAX_HU)
-            depth, distance = depth[win], distance[win]
-            band = depth >= 0
-            smooth = sitk.GetArrayFromImage(sitk.Median(sitk.GetImageFromArray(
-                np.where(cavity[k][win], volume[k][win], np.float32(-1000.0))), [radius, radius]))
-            accept = band & (smooth >= np.where(band, cut[np.maximum(depth, 0)], np.inf)) & (smooth <= high)
+            accept, labels, distance = candidates(k)
             near = out[k - direction][win][None]
             for _ in range(step):
                 near = _dilate(near)
-            labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(accept.astype(np.uint8))))
             keep = np.unique(labels[near[0] & accept])
             keep = keep[keep > 0]
             deep = np.bincount(labels[accept & (distance > SHELL_MM)], minlength=int(labels.max()) + 1)
@@ -649,8 +680,29 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
             out[k][win] |= added
             new[k][win] |= added
             k += direction
+    if FOLLOW_OWN_SLICES:
+        win = window(out)
+        for z in np.flatnonzero(out.any(axis=(1, 2))):
+            accept, labels, distance = candidates(int(z), FOLLOW_OWN_PERCENTILE, top_own)
+            touching = _dilate(out[z][win][None])[0] & accept
+            keep = np.unique(labels[touching])
+            added = np.isin(labels, keep[keep > 0]) & ~out[z][win]
+            out[z][win] |= added
+            new[z][win] |= added
     if new.any():
-        out |= _partial_volume_rim(volume, new, cavity, None, table)
+        out |= _partial_volume_rim(volume, new, cavity, low if FOLLOW_DARK_RING else None, table, blood)
+    return out
+
+
+def _fill_between(profile: np.ndarray) -> np.ndarray:
+    """A profile by depth with its missing layers (too few voxels at that depth: the distances
+    of a pixel grid come in steps) interpolated between the layers read on either side."""
+    known = np.flatnonzero(np.isfinite(profile))
+    if len(known) < 2:
+        return profile
+    out = profile.copy()
+    inside = np.arange(int(known[0]), int(known[-1]) + 1)
+    out[inside] = np.interp(inside, known, profile[known])
     return out
 
 
