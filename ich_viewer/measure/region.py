@@ -625,9 +625,19 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
     win = window(region)
     n_layers = int(round(2.0 * FOLLOW_BAND_MM / pixel)) + 1
 
+    reach = int(math.ceil(FOLLOW_BAND_MM / pixel)) + 2
+
     def layers(k: int, where: tuple[slice, ...] = (slice(None), slice(None))) -> tuple[np.ndarray, np.ndarray]:
-        distance = _bone_distance(volume[k][where] >= BONE_HU, spacing)
-        band = cavity[k][where] & (distance <= FOLLOW_BAND_MM)
+        # the distance is needed only within the band, whose nearest bone lies within the
+        # cavity's extent plus the band: computed there (the head, not the field of view)
+        inside = cavity[k][where]
+        distance = np.full(inside.shape, np.inf, np.float32)
+        rs, cs = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+        if len(rs):
+            box = (slice(max(0, int(rs[0]) - reach), int(rs[-1]) + reach + 1),
+                   slice(max(0, int(cs[0]) - reach), int(cs[-1]) + reach + 1))
+            distance[box] = _bone_distance(volume[k][where][box] >= BONE_HU, spacing)
+        band = inside & (distance <= FOLLOW_BAND_MM)
         return np.where(band, np.rint(2.0 * distance / pixel), -1).astype(np.int64), distance
 
     # what the collection reads at each depth, where it was grown
