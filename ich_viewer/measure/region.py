@@ -131,6 +131,7 @@ FOLLOW_LEVEL_PERCENTILE = 90.0
 (its brighter part: where the skull is cut obliquely the band reads brighter and deeper).
 With the median instead, a real epidural (CT-ICH 077) was followed 6 slices up the normal
 convexity."""
+FOLLOW_WITHIN_SHARE = 0.5
 FOLLOW_WITHIN_PERCENTILE = 50.0
 """Within the region's own slices the collection's piece must touch the region, so the band's
 level there is its median (the CSF under the bone's blur), never below the
@@ -627,10 +628,16 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
 
     reach = int(math.ceil(FOLLOW_BAND_MM / pixel)) + 2
 
+    insides: dict[int, np.ndarray] = {}
+
     def layers(k: int, where: tuple[slice, ...] = (slice(None), slice(None))) -> tuple[np.ndarray, np.ndarray]:
+        # the band under the inner table only: the cavity's coarse edge also holds a fringe of
+        # pixels outside the skull (air, scalp), cut off from the brain by the bone
+        if k not in insides:
+            insides[k] = _largest_piece(cavity[k])
+        inside = insides[k][where]
         # the distance is needed only within the band, whose nearest bone lies within the
         # cavity's extent plus the band: computed there (the head, not the field of view)
-        inside = cavity[k][where]
         distance = np.full(inside.shape, np.inf, np.float32)
         rs, cs = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
         if len(rs):
@@ -710,6 +717,9 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
     # then within every slice of the region: the collection's thin ends along the inner table
     win = window(out)
     for z in np.flatnonzero(out.any(axis=(1, 2))):
+        depth = normal_band(int(z))[0]
+        if (depth[out[z]] >= 0).mean() < FOLLOW_WITHIN_SHARE:
+            continue  # a slice where the region is mostly away from the bone is no thin collection
         accept, labels, _ = candidates(int(z), win, True)
         keep = np.unique(labels[_dilate(out[z][win][None])[0] & accept])
         added = np.isin(labels, keep[keep > 0]) & ~out[z][win]
@@ -718,6 +728,16 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
     if new.any():  # the half-volume rings beside what was added, towards the bone and the brain
         out |= _partial_volume_rim(volume, new, cavity, low, table, blood)
     return out
+
+
+def _largest_piece(mask: np.ndarray) -> np.ndarray:
+    """The largest 4-connected piece of a slice's mask (all of it when it has one piece)."""
+    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8))))
+    sizes = np.bincount(labels.ravel())
+    if len(sizes) <= 2:
+        return mask
+    sizes[0] = 0
+    return np.asarray(labels == int(np.argmax(sizes)))
 
 
 def _median_at(image: np.ndarray, where: np.ndarray, radius: int) -> np.ndarray:
