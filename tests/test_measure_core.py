@@ -203,7 +203,7 @@ def test_the_one_phantom_miss_is_an_isodense_falx_sheet_and_the_reader_is_told()
     that never touches it. The sheet's deepest point reads like grey matter (41 HU), so its
     click grows nothing and says so (the reader paints it with the add brush); the goal is
     not met here (docs/measure.md says by how much and why): even a perfect crescent would
-    leave it at -24 %, and the crescent is -20 % (36 of 45 mL)."""
+    leave it at -24 %, and the crescent is -12 % (40 of 45 mL)."""
     from ich_viewer.measure.clicks import grow_clicks, reader_clicks
 
     volume, truth, spacing, truth_ml = _phantom_case(6, "subdural")
