@@ -2,8 +2,8 @@
 
 The HU stage compares the left and right halves of the head. Read about the crop's centre
 line, a head turned in the gantry looks asymmetric; in CT-ICH the bleeding patients' heads
-are turned more than the others' (trauma patients lie as they can), so left-right features
-read that way learn the turn as a sign of blood, which no other hospital's patients share.
+are turned more than the others' (``trainer.evaluation.head_turn_report``), so left-right
+features read that way learn the turn as a sign of blood, which other patients need not share.
 The stage therefore reads them on the head turned upright. One angle per series, from
 slices above the skull base and below the vertex, is far steadier than one per slice.
 """
