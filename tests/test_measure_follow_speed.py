@@ -2,7 +2,7 @@
 
 ``_bone_distance`` replaced ITK's whole signed Maurer map with one that stops at the band
 under the inner table, and ``_percentiles_by_layer`` a ``np.percentile`` call per depth
-layer: the outlines must not move (docs/benchmarks.md, "Measure", 2026-11-29 08:xx).
+layer: the outlines must not move (docs/benchmarks.md, "Measure", 2026-11-29 08:04).
 """
 from __future__ import annotations
 
