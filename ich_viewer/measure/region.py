@@ -669,8 +669,8 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
     own = _fill_between(own)
     radius = max(1, int(round(SMOOTH_MM / pixel)))
     box = (slice(int(zs[0]), int(zs[-1]) + 1), *win)  # the region's box
-    inside = volume[box][region[box]]
-    blood = float(np.median(inside[(inside >= low) & (inside <= high)]))
+    grown_hu = volume[box][region[box]]
+    blood = float(np.median(grown_hu[(grown_hu >= low) & (grown_hu <= high)]))
     # within the region's slices a piece 1 px or more from the bone may read up to the
     # blood-bone midpoint: at a crescent's thin ends the blood itself is blurred with the bone
     top_within = np.where(np.arange(n_layers) >= 2, max(high, (blood + table) / 2.0), high)
