@@ -632,14 +632,15 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
     win = window(region)
     n_layers = int(round(2.0 * FOLLOW_BAND_MM / pixel)) + 1
     reach = int(math.ceil(FOLLOW_BAND_MM / pixel)) + 2
-    insides: dict[int, np.ndarray] = {}
+    bands: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def layers(k: int, where: tuple[slice, ...] = (slice(None), slice(None))) -> tuple[np.ndarray, np.ndarray]:
+    def layers(k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Slice ``k``'s depth layer (-1 outside the band) and distance from bone; each slice's once."""
+        if k in bands:
+            return bands[k]
         # the band under the inner table only: the cavity's coarse edge also holds a fringe of
         # pixels outside the skull (air, scalp), cut off from the brain by the bone
-        if k not in insides:
-            insides[k] = _largest_piece(cavity[k])
-        inside = insides[k][where]
+        inside = _largest_piece(cavity[k])
         # the distance is needed only within the band, whose nearest bone lies within the
         # cavity's extent plus the band: computed there (the head, not the field of view)
         distance = np.full(inside.shape, np.inf, np.float32)
@@ -647,15 +648,16 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
         if len(rs):
             box = (slice(max(0, int(rs[0]) - reach), int(rs[-1]) + reach + 1),
                    slice(max(0, int(cs[0]) - reach), int(cs[-1]) + reach + 1))
-            distance[box] = _bone_distance(volume[k][where][box] >= BONE_HU, spacing)
+            distance[box] = _bone_distance(volume[k][box] >= BONE_HU, spacing, FOLLOW_BAND_MM)
         band = inside & (distance <= FOLLOW_BAND_MM)
-        return np.where(band, np.rint(2.0 * distance / pixel), -1).astype(np.int64), distance
+        bands[k] = np.where(band, np.rint(2.0 * distance / pixel), -1).astype(np.int64), distance
+        return bands[k]
 
     # what the collection reads at each depth, where it was grown
     zs = np.flatnonzero(region.any(axis=(1, 2)))
     depth_in, values_in = [], []
     for z in zs:
-        depth, _ = layers(int(z), win)
+        depth = layers(int(z))[0][win]
         grown = region[z][win] & (depth >= 0)
         depth_in.append(depth[grown])
         values_in.append(volume[z][win][grown])
@@ -666,7 +668,9 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
         return region
     own = _fill_between(own)
     radius = max(1, int(round(SMOOTH_MM / pixel)))
-    blood = float(np.median(volume[region & (volume >= low) & (volume <= high)])) if region.any() else high
+    box = (slice(int(zs[0]), int(zs[-1]) + 1), *win)  # the region's box
+    grown_hu = volume[box][region[box]]
+    blood = float(np.median(grown_hu[(grown_hu >= low) & (grown_hu <= high)]))
     # within the region's slices a piece 1 px or more from the bone may read up to the
     # blood-bone midpoint: at a crescent's thin ends the blood itself is blurred with the bone
     top_within = np.where(np.arange(n_layers) >= 2, max(high, (blood + table) / 2.0), high)
@@ -679,10 +683,8 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
         if k not in normal:
             depth, distance = layers(k)
             other = (depth >= 0) & (side(k) * np.sign(seed_mm) < -MIDLINE_MARGIN_MM)
-            level = np.full(n_layers, np.nan)
-            bright = np.full(n_layers, np.nan)
-            for layer, values in _by_layer(depth[other], volume[k][other], n_layers):
-                level[layer], bright[layer] = np.percentile(values, [FOLLOW_WITHIN_PERCENTILE, FOLLOW_LEVEL_PERCENTILE])
+            level, bright = _percentiles_by_layer(depth[other], volume[k][other], n_layers,
+                                                  (FOLLOW_WITHIN_PERCENTILE, FOLLOW_LEVEL_PERCENTILE))
             normal[k] = (depth, distance, _fill_between(level), _fill_between(bright))
         return normal[k]
 
@@ -699,8 +701,7 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
         at = np.maximum(depth, 0)
         accept = band & (smooth >= cut[at]) & (smooth <= (top_within[at] if within else high))
         # along a curved inner table a band a pixel wide is joined only corner to corner
-        labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(accept.astype(np.uint8)), within))
-        return accept, labels, distance
+        return accept, _pieces(accept, within), distance
 
     out = region.copy()
     new = np.zeros_like(region)
@@ -730,18 +731,31 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
         out[z][win] |= added
         new[z][win] |= added
     if new.any():  # the half-volume rings beside what was added, towards the bone and the brain
-        out |= _partial_volume_rim(volume, new, cavity, low, table, blood)
+        zs = np.flatnonzero(new.any(axis=(1, 2)))
+        box = (slice(int(zs[0]), int(zs[-1]) + 1), *window(new))  # in-plane rings: the box holds them
+        out[box] |= _partial_volume_rim(volume[box], new[box], cavity[box], low, table, blood)
     return out
 
 
 def _largest_piece(mask: np.ndarray) -> np.ndarray:
     """The largest 4-connected piece of a slice's mask (all of it when it has one piece)."""
-    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8))))
+    labels = _pieces(mask)
     sizes = np.bincount(labels.ravel())
     if len(sizes) <= 2:
         return mask
     sizes[0] = 0
     return np.asarray(labels == int(np.argmax(sizes)))
+
+
+def _pieces(mask: np.ndarray, corners: bool = False) -> np.ndarray:
+    """A slice's connected pieces (labels, 0 outside), found within the mask's bounding box only."""
+    labels = np.zeros(mask.shape, np.uint32)
+    rs, cs = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rs):
+        box = (slice(int(rs[0]), int(rs[-1]) + 1), slice(int(cs[0]), int(cs[-1]) + 1))
+        image = sitk.GetImageFromArray(mask[box].astype(np.uint8))
+        labels[box] = sitk.GetArrayFromImage(sitk.ConnectedComponent(image, corners))
+    return labels
 
 
 def _median_at(image: np.ndarray, where: np.ndarray, radius: int) -> np.ndarray:
@@ -786,12 +800,35 @@ def _fill_between(profile: np.ndarray) -> np.ndarray:
     return out
 
 
-def _bone_distance(bone: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
-    """In-plane distance (mm) of each pixel of a slice from its nearest bone (0 next to it)."""
-    image = sitk.GetImageFromArray((~bone).astype(np.uint8))
-    image.SetSpacing((float(spacing[2]), float(spacing[1])))
-    return sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(image, insideIsPositive=True, squaredDistance=False,
-                                                               useImageSpacing=True))
+def _bone_distance(bone: np.ndarray, spacing: tuple[float, float, float], within_mm: float) -> np.ndarray:
+    """In-plane distance (mm) of each pixel of a slice from its bone, where it is at most
+    ``within_mm`` (inf beyond it and in the bone).
+
+    As ITK's signed Maurer map measures it (0 on the pixels beside the bone, corners
+    included), but only out to the band under the inner table: per row the nearest such
+    pixel, then the nearest over the rows within ``within_mm``, a fraction of the cost of
+    the whole map.
+    """
+    near = bone.copy()
+    near[1:] |= bone[:-1]
+    near[:-1] |= bone[1:]
+    beside = near.copy()
+    beside[:, 1:] |= near[:, :-1]
+    beside[:, :-1] |= near[:, 1:]
+    beside &= ~bone
+    cols = np.arange(bone.shape[1])
+    far = 2 * bone.shape[1] + 1
+    left = cols - np.maximum.accumulate(np.where(beside, cols, -far), axis=1)
+    right = np.minimum.accumulate(np.where(beside, cols, far)[:, ::-1], axis=1)[:, ::-1] - cols
+    squared = (np.minimum(left, right) * float(spacing[2])) ** 2
+    nearest = squared.copy()
+    for dy in range(1, int(math.ceil(within_mm / float(spacing[1]))) + 1):
+        step = (dy * float(spacing[1])) ** 2
+        np.minimum(nearest[dy:], squared[:-dy] + step, out=nearest[dy:])
+        np.minimum(nearest[:-dy], squared[dy:] + step, out=nearest[:-dy])
+    distance = np.sqrt(nearest).astype(np.float32)
+    distance[(distance > within_mm) | bone] = np.inf
+    return distance
 
 
 def _by_layer(layers: np.ndarray, values: np.ndarray, n_layers: int, least: int = 20) -> list[tuple[int, np.ndarray]]:
@@ -800,6 +837,26 @@ def _by_layer(layers: np.ndarray, values: np.ndarray, n_layers: int, least: int 
     layers, values = layers[order], values[order]
     edges = np.searchsorted(layers, np.arange(n_layers + 1))
     return [(n, values[edges[n]:edges[n + 1]]) for n in range(n_layers) if edges[n + 1] - edges[n] >= least]
+
+
+def _percentiles_by_layer(layers: np.ndarray, values: np.ndarray, n_layers: int, percentiles: tuple[float, ...],
+                          least: int = 20) -> np.ndarray:
+    """(percentile, layer): each layer's percentiles of ``values``, NaN for a layer with fewer
+    than ``least``; the same numbers as ``np.percentile`` (linear), all layers in one sort."""
+    if not len(values):
+        return np.full((len(percentiles), n_layers), np.nan)
+    order = np.lexsort((values, layers))
+    values = values[order]
+    edges = np.searchsorted(layers[order], np.arange(n_layers + 1))
+    count = np.diff(edges)
+    at = (count - 1) * (np.asarray(percentiles, np.float64) / 100.0)[:, None]
+    below = np.floor(at)
+    gamma = at - below
+    lo = np.clip(edges[:-1] + below.astype(np.intp), 0, len(values) - 1)
+    a, b = values[lo], values[np.minimum(lo + 1, len(values) - 1)]
+    step = b - a  # interpolated as numpy does, from the nearer side
+    out = np.where(gamma >= 0.5, b - step * (1 - gamma), a + step * gamma)
+    return np.where(count >= least, out, np.nan)
 
 
 def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: np.ndarray,
