@@ -10,7 +10,8 @@ from ich_viewer.dicom.loader import load_study
 from ich_viewer.inference.guards import plausible_slabs
 from ich_viewer.inference.head_angle import SAMPLE_SLICES, sample_indices, turned, upright_turn
 from ich_viewer.inference.hu_features import FEATURE_NAMES, input_features
-from ich_viewer.inference.predict import PredictState, predict, series_upright
+from ich_viewer.inference import predict as predict_module
+from ich_viewer.inference.predict import PredictState, known_upright, predict, series_upright
 from ich_viewer.inference.preprocess import InputSpec, apply_windows, centre_hu
 from ich_viewer.inference.weights import load_model
 from trainer.any_stage import slice_features as trainer_features
@@ -108,7 +109,7 @@ def test_the_evaluation_reports_a_head_turn_that_tells_the_bleeding_patients():
     assert report["mean_abs_deg_normal"] == pytest.approx(0.5, abs=1.0)
 
 
-def test_predict_scores_the_demo_with_its_series_angle():
+def test_predict_scores_the_demo_with_its_series_angle(monkeypatch):
     series = load_study(demo_study_path("ct-ich")).image_series[0]
     loaded = load_model(None, device="cpu")
     assert loaded.model.any_stage is not None
@@ -124,3 +125,9 @@ def test_predict_scores_the_demo_with_its_series_angle():
         as_lying = torch.sigmoid(loaded.model(x))[0, -1].item()
     assert got == pytest.approx(as_turned, abs=1e-6)
     assert abs(as_turned - as_lying) > 1e-4
+
+    def measured_again(_hu):
+        raise AssertionError("the run's angle is known: Grad-CAM on a slice change must not measure it again")
+
+    monkeypatch.setattr(predict_module, "upright_turn", measured_again)
+    assert known_upright(series, loaded.spec, plausible_slabs(series, loaded.spec)) == upright

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from ich_viewer import LABELS
 from ich_viewer.inference.model import to_probabilities
 from ich_viewer.inference.guards import checked_slices, plausible_slabs
-from ich_viewer.inference.predict import series_upright
+from ich_viewer.inference.predict import known_upright
 from ich_viewer.inference.preprocess import Box, stack_input_with_box
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,7 +45,7 @@ def explained_label(probabilities: dict[str, float], thresholds: dict[str, float
 def network_cam(loaded: "LoadedModel", tensor: torch.Tensor, label_index: int,
                 upright_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(cam S x S in [0, 1], probabilities (6,)) for one input (1, C, S, S); ``upright_deg``
-    is its series' turn for the HU stage (``predict.series_upright``)."""
+    is its series' turn for the HU stage (``predict.known_upright``)."""
     model = loaded.model
     with torch.enable_grad():
         feats = model.features(tensor).detach().requires_grad_(True)
@@ -86,7 +86,7 @@ def attention_map(loaded: "LoadedModel", series: "Series", index: int, label: st
     array, box = stack_input_with_box(slices, loaded.spec)
     tensor = torch.from_numpy(array)[None].to(loaded.device)
     # the same turn as the series' run, so the probability shown is the one in the results
-    upright = series_upright(series, loaded.spec, slabs, {}) if getattr(loaded.model, "any_stage", None) else 0.0
+    upright = known_upright(series, loaded.spec, slabs) if getattr(loaded.model, "any_stage", None) else 0.0
     if label is None:
         with torch.inference_mode():
             probs = to_probabilities(loaded.model(tensor, upright))[0]

@@ -151,6 +151,11 @@ def predict(series: "Series", state: PredictState) -> Iterator[SlicePrediction]:
                 state.progress(done, total)
 
 
+_TURNS: dict[tuple, float] = {}
+"""The last series' turns, so that Grad-CAM on every slice change does not measure them again."""
+_MAX_TURNS = 16
+
+
 def series_upright(series: "Series", spec: InputSpec, slabs: SlabReader, prepared: dict[int, np.ndarray]) -> float:
     """The series' turn for the HU stage (``head_angle``); the inputs read for it are left in
     ``prepared`` for the run to use (slices that cannot be read are retried there and reported)."""
@@ -159,9 +164,23 @@ def series_upright(series: "Series", spec: InputSpec, slabs: SlabReader, prepare
             prepared[index] = checked_input(series, index, spec, slabs)
         except (PixelDecodeError, ValueError):
             continue
-    if not prepared:
-        return 0.0
-    return upright_turn(centre_hu(torch.from_numpy(np.stack(list(prepared.values()))), spec))
+    turn = upright_turn(centre_hu(torch.from_numpy(np.stack(list(prepared.values()))), spec)) if prepared else 0.0
+    if len(_TURNS) >= _MAX_TURNS:
+        _TURNS.pop(next(iter(_TURNS)))
+    _TURNS[_turn_key(series, spec)] = turn
+    return turn
+
+
+def known_upright(series: "Series", spec: InputSpec, slabs: SlabReader) -> float:
+    """``series_upright`` of a series already measured (by its run), else measured now."""
+    known = _TURNS.get(_turn_key(series, spec))
+    return known if known is not None else series_upright(series, spec, slabs, {})
+
+
+def _turn_key(series: "Series", spec: InputSpec) -> tuple:
+    """Same series (UID, slices and their files) read through the same crop and windows."""
+    return (series.series_uid, len(series), series.slices[0].path if len(series) else None,
+            series.slices[-1].path if len(series) else None, repr(spec))
 
 
 def make_slice_prediction(series: "Series", index: int, probs: Sequence[float],
