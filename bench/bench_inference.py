@@ -32,8 +32,9 @@ import torch  # noqa: E402
 from ich_viewer.dicom.model import Series, Study  # noqa: E402
 from ich_viewer.inference.device import describe_device  # noqa: E402
 from ich_viewer.inference.predict import PredictState, predict_series  # noqa: E402
+from ich_viewer.inference.head_angle import upright_turn  # noqa: E402
 from ich_viewer.inference.hu_features import input_features  # noqa: E402
-from ich_viewer.inference.preprocess import series_input  # noqa: E402
+from ich_viewer.inference.preprocess import centre_hu, series_input  # noqa: E402
 from ich_viewer.inference.testing import export_random_model  # noqa: E402
 from ich_viewer.inference.weights import ModelLoadError, load_model  # noqa: E402
 from ich_viewer.phantom import generate_phantom  # noqa: E402
@@ -73,6 +74,7 @@ def core_numbers(loaded, series: Series, threads: int, repeats: int) -> dict:
         net = timed(lambda: loaded.model(batch), repeats * 3)
         stage = timed(lambda: input_features(batch, loaded.spec), repeats * 3) \
             if loaded.model.any_stage is not None else None
+        angle = timed(lambda: upright_turn(centre_hu(batch, loaded.spec)), repeats * 3)
     totals = {}
     for batch_size in (1, 4, 8, 16):
         times = timed(lambda: predict_series(series, PredictState(loaded, batch_size=batch_size)), repeats)
@@ -83,6 +85,7 @@ def core_numbers(loaded, series: Series, threads: int, repeats: int) -> dict:
         "preprocess_ms_per_slice": round(statistics.median(prep) / n * 1000, 2),
         "network_ms_per_slice_batch8": round(statistics.median(net) / 8 * 1000, 2),
         "any_stage_features_ms_per_slice_batch8": round(statistics.median(stage) / 8 * 1000, 2) if stage else None,
+        "series_angle_ms_8_slices": round(statistics.median(angle) * 1000, 1),
         "study_total_s_by_batch": {str(k): round(v, 3) for k, v in totals.items()},
         "best_batch": best,
         "ms_per_slice_incl_preprocessing": round(totals[best] / n * 1000, 2),
