@@ -245,7 +245,7 @@ def _export(args, config: Config, ws: Workspace, sets: dict, chosen: dict | None
         "quick": bool(args.quick),
     }
     name = "ich-resnet-quick" if args.quick else "ich-resnet-ctich"
-    card_path = export_model(model, arch, spec, thresholds, card_extra, args.out, name=name, version="2.0.0",
+    card_path = export_model(model, arch, spec, thresholds, card_extra, args.out, name=name, version="2.1.0",
                              calibration=calibration, any_stage=any_stage)
     card = json.loads(card_path.read_text())
     (Path(args.out) / "MODEL_CARD.md").write_text(model_card_markdown(card), encoding="utf-8")
