@@ -6,8 +6,10 @@ and the scalp. Steps, each for a reason:
 
 1. The cranial cavity, slice by slice: bone (>= ``BONE_HU``), closed across small gaps,
    holes filled, bone removed; where that ring stays open, with the skull base's thin
-   plates too (``THIN_BONE_HU``). Soft tissue of the scalp and neck has blood-like HU;
-   without this the region walks out through a foramen into muscle.
+   plates too (``THIN_BONE_HU``); a slice left with a skull-base compartment less than half
+   its neighbour's cavity is closed again with the wider gaps. Each slice is closed on its
+   own. Soft tissue of the scalp and neck has blood-like HU; without this the region walks
+   out through a foramen into muscle.
 2. An in-plane median (~0.6 mm): the CT noise (SD 3-6 HU) otherwise punches holes into
    the region and lets single noisy brain voxels bridge into grey matter.
 3. ConnectedThreshold from the seed within [low, high] HU, never through the shell next
