@@ -265,8 +265,7 @@ def cranial_cavity(volume: np.ndarray, spacing: tuple[float, float, float], stat
         filled = _filled_rings(bone, pixel, step, gaps, min_area_px, state)
         for k, layer, layer_bone in zip(todo, filled, bone):
             if layer.any():
-                full = np.repeat(np.repeat(layer, step, axis=0), step, axis=1)[: volume.shape[1], : volume.shape[2]]
-                cavity[k] = full & ~layer_bone
+                cavity[k] = _full_size(layer, step, layer_bone.shape) & ~layer_bone
         todo = [k for k, layer in zip(todo, filled) if not layer.any()]
     if state is None or not state.cancelled():
         _widen_compartments(volume, cavity, pixel, step)
@@ -288,15 +287,20 @@ def _widen_compartments(volume: np.ndarray, cavity: np.ndarray, pixel_mm: float,
         beside = max(int(areas[k - 1]) if k > 0 else 0, int(areas[k + 1]) if k + 1 < len(areas) else 0)
         if areas[k] >= COMPARTMENT_SHARE * beside:
             continue
-        for bone_hu, gaps in ((BONE_HU, BONE_GAPS_MM), (THIN_BONE_HU, THIN_BONE_GAPS_MM)):
+        options = [(bone_hu, gap) for bone_hu, gaps in ((BONE_HU, BONE_GAPS_MM), (THIN_BONE_HU, THIN_BONE_GAPS_MM))
+                   for gap in gaps]
+        for bone_hu, gap in options:
             bone = volume[k] >= bone_hu
-            wider = [_filled_rings(bone[None], pixel_mm, step, (gap,), 0.0, None)[0] for gap in gaps]
-            inside = [np.repeat(np.repeat(layer, step, axis=0), step, axis=1)[: bone.shape[0], : bone.shape[1]] & ~bone
-                      for layer in wider]
-            larger = [layer for layer in inside if layer.sum() >= WIDER_FACTOR * areas[k]]
-            if larger:
-                cavity[k] = larger[0]
+            filled = _filled_rings(bone[None], pixel_mm, step, (gap,), 0.0, None)[0]
+            inside = _full_size(filled, step, bone.shape) & ~bone
+            if inside.sum() >= WIDER_FACTOR * areas[k]:
+                cavity[k] = inside
                 break
+
+
+def _full_size(coarse: np.ndarray, step: int, shape: tuple[int, ...]) -> np.ndarray:
+    """A slice's mask on the coarse grid (``step`` pixels a side) back on the full grid of ``shape``."""
+    return np.repeat(np.repeat(coarse, step, axis=0), step, axis=1)[: shape[0], : shape[1]]
 
 
 def _filled_rings(bone: np.ndarray, pixel_mm: float, step: int, gaps_mm: tuple[float, ...], min_area_px: float,
@@ -338,7 +342,9 @@ def _close_and_fill_slices(stack: np.ndarray, radius: int) -> tuple[np.ndarray, 
     framed = np.zeros((n, rows + 2 * pad, cols + 2 * pad), np.uint8)
     framed[:, pad:-pad, pad:-pad] = stack
     closed = _closing_in_plane(framed, radius)
-    filled = sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(_separated(closed)), False, 1))
+    separated = np.ones((2 * n + 1, *framed.shape[1:]), np.uint8)
+    separated[1::2] = closed
+    filled = sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(separated), False, 1))
     return closed[:, pad:-pad, pad:-pad].astype(bool), filled[1::2, pad:-pad, pad:-pad].astype(bool)
 
 
@@ -385,14 +391,6 @@ def _contour_in_plane(stack: np.ndarray) -> np.ndarray:
     inner[:, :-1, 1:] &= stack[:, 1:, :-1]
     inner[:, :-1, :-1] &= stack[:, 1:, 1:]
     return stack & ~inner
-
-
-def _separated(stack: np.ndarray) -> np.ndarray:
-    """``stack``'s slices between all-foreground layers (2 n + 1 layers, the slices at the odd
-    ones): a 3D filter then sees no foreground slice border towards its neighbours."""
-    out = np.ones((2 * stack.shape[0] + 1, *stack.shape[1:]), np.uint8)
-    out[1::2] = stack
-    return out
 
 
 def grow_region(
