@@ -4,8 +4,9 @@ A bleed's pieces need not touch on the slices: a subdural along the convexity an
 sheet along the falx or the tentorium, an epidural split by a suture. Real volume tools let
 the reader click each piece; the window does it with Shift+click (volume tool) on the
 selected volume, ``ich-viewer measure`` with a repeated ``--seed``. Each click grows on its
-own (its own blood level and leak guards); a click that grows nothing is said in the
-notes and leaves the rest as it was.
+own (its own blood level and leak guards; only a thin sheet along the falx reads its edges
+against the first region's blood, ``measure.sheet``); a click that grows nothing is said in
+the notes and leaves the rest as it was.
 """
 from __future__ import annotations
 
@@ -35,13 +36,17 @@ def grow_clicks(volume: np.ndarray, spacing_mm: tuple[float, float, float], seed
         return first
     assert first.mask is not None
     mask = first.mask.copy()
+    grown = np.asarray(volume)[mask]
+    grown = grown[(grown >= first.hu_range[0]) & (grown <= first.hu_range[1])]
+    blood = float(np.median(grown)) if grown.size else None  # the bleed's: a thin sheet's edge is read against it
     for number, seed in enumerate(seeds[1:], start=2):
         seed = tuple(int(v) for v in seed)  # type: ignore[assignment]
         first.more_seeds.append(seed)
         inside = all(0 <= v < n for v, n in zip(seed, mask.shape))
         if inside and mask[seed]:
             continue
-        piece = grow_region(volume, spacing_mm, seed, hu_range, state, calibrated=calibrated, cavity=cavity)
+        piece = grow_region(volume, spacing_mm, seed, hu_range, state, calibrated=calibrated, cavity=cavity,
+                            blood_hu=blood)
         if not piece.ok:
             first.notes.append(f"click {number} ({seed[0]},{seed[1]},{seed[2]}) added nothing: {piece.reason}")
             continue

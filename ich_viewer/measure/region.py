@@ -35,6 +35,12 @@ and the scalp. Steps, each for a reason:
    Both are said in ``Region.notes``; the reader adds back with the brush if needed.
 8. A bleed in separate pieces (a subdural's sheet along the falx) is one region from
    several clicks, each grown as here and added (``measure.clicks``).
+9. A line too thin for the 3x3 median near the midline (a subdural's sheet along the falx,
+   2 px wide): a click whose 3x3 median is out of range but whose line, read along the
+   midline within a pixel, is blood, and a region grown here that is a line
+   (``sheet.THIN_SHARE``: its rings would double it), are grown along the line's crest to its
+   half-blood edges instead (``measure.sheet``), against the first region's blood for a
+   further click. Said in the notes.
 
 Volume = voxels x voxel volume. ABC/2 from the slice with the largest area: A its longest
 diameter, B the longest extent perpendicular to A, C the number of slices with blood x
@@ -49,6 +55,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from ich_viewer.measure import sheet
 from ich_viewer.tasks import TaskState
 
 DEFAULT_HU = (45.0, 90.0)
@@ -402,12 +409,14 @@ def grow_region(
     *,
     calibrated: bool = True,
     cavity: np.ndarray | None = None,
+    blood_hu: float | None = None,
 ) -> Region:
     """Grow a bleed from ``seed`` (slice, row, col) in ``volume`` (slices, rows, cols) HU.
 
     Never raises for a bad seed: the returned ``Region`` has ``reason`` set and no mask,
     so the window and the command can tell the reader why. ``cavity`` may be passed when
-    it is already known (the window keeps it per series).
+    it is already known (the window keeps it per series); ``blood_hu`` the bleed's blood when
+    known (a further click on a bleed already grown: a thin sheet's edge is read against it).
     """
     low, high = float(hu_range[0]), float(hu_range[1])
     volume = np.asarray(volume, np.float32)
@@ -445,13 +454,18 @@ def grow_region(
     if not cavity[k, i, j]:
         result.reason = "the seed is outside the cranial cavity (scalp, face or neck): click inside the bleed"
         return result
-    if not low <= result.seed_hu <= high:
-        result.reason = (f"the seed reads {result.seed_hu:.0f} HU, outside the blood range {low:g}-{high:g} HU: "
-                         "click inside the bleed or widen the range")
-        return result
-    if state is not None:
-        state.set_status("growing the region")
-    mask = _grow(volume, spacing, (k, i, j), low, high, cavity)
+    mask: np.ndarray | None
+    if low <= result.seed_hu <= high:
+        if state is not None:
+            state.set_status("growing the region")
+        mask = _grow(volume, spacing, (k, i, j), low, high, cavity)
+        if mask is not None and sheet.is_thin(mask):  # a line clicked in its middle: the rims would double it
+            line = _sheet(volume, spacing, (k, i, j), (low, high), cavity, blood_hu, result)
+            mask = mask if line is None else line
+    else:  # a line too thin for the 3x3 median may still be blood along itself
+        mask = _sheet(volume, spacing, (k, i, j), (low, high), cavity, blood_hu, result)
+        if mask is None:
+            return result
     if mask is None or not mask.any():
         result.reason = ("nothing around the seed is in the blood range once noise is smoothed: "
                          "click deeper inside the bleed or widen the range")
@@ -468,6 +482,27 @@ def grow_region(
                          "narrow the HU range or click elsewhere")
         return result
     return describe(result, volume, mask)
+
+
+def _sheet(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[int, int, int],
+           hu_range: tuple[float, float], cavity: np.ndarray, blood: float | None, result: Region) -> np.ndarray | None:
+    """The sheet along the falx at ``seed`` (``measure.sheet``, said in the notes), or None; then,
+    when the seed itself reads out of the range, ``result.reason`` says what the line there reads."""
+    low, high = hu_range
+    side = _midline_side(cavity, spacing)
+    line = None if side is None else sheet.line_seed(volume, cavity, side, seed)
+    mask = None
+    if line is not None and low <= line[1] <= high:
+        mask = sheet.grow_sheet(volume, line[0], hu_range, cavity, _near_bone(volume, spacing) & cavity, side, blood)
+    if line is not None and mask is not None:
+        result.notes.append(f"grown as a thin sheet along the falx from {line[0][1]},{line[0][2]} "
+                            f"(it reads {line[1]:.0f} HU along the line)")
+    elif not low <= result.seed_hu <= high:
+        along = "" if line is None else f" (a line there reads {line[1]:.0f} HU along the falx" + (
+            ", but it is no thin sheet of blood)" if low <= line[1] <= high else ")")
+        result.reason = (f"the seed reads {result.seed_hu:.0f} HU{along}, outside the blood range {low:g}-{high:g} HU: "
+                         "click inside the bleed or widen the range")
+    return mask
 
 
 def leak_guard(mask: np.ndarray, cavity: np.ndarray, seed: tuple[int, int, int],
