@@ -135,6 +135,45 @@ def test_a_thin_skull_base_plate_closes_the_cavity_but_soft_tissue_does_not():
     assert not refused.ok and "cranial cavity" in refused.reason
 
 
+def test_each_slice_closes_its_skull_ring_on_its_own():
+    """A ring with a gap that only the 12 mm closing spans gets the same cavity in a stack as
+    alone: the erosion's contour was found in 3D, so a slice between slices whose rings stay
+    open lost its cavity (phantom seed 22's epidural lost a skull-base slice)."""
+    rows, cols = np.mgrid[:160, :160]
+    rr = np.hypot(rows - 80, cols - 80)
+    layer = np.where(rr < 75, 35.0, -1000.0).astype(np.float32)
+    layer[(rr >= 62) & (rr < 70) & ~((np.abs(cols - 80) < 4) & (rows < 80))] = 1200.0  # an 8 mm gap
+    alone = cranial_cavity(layer[None], (5.0, 1.0, 1.0))[0]
+    assert alone[80, 80] and alone.sum() > 0.9 * (rr < 62).sum()
+    open_ring = np.where(rr < 46, 35.0, -1000.0).astype(np.float32)  # a smaller ring, open on one side
+    open_ring[(rr >= 40) & (rr < 46) & (cols < 100)] = 1200.0
+    stacked = cranial_cavity(np.stack([open_ring, layer, open_ring]), (5.0, 1.0, 1.0))
+    assert np.array_equal(stacked[1], alone) and not stacked[0].any()
+
+
+def test_a_skull_base_compartment_does_not_stand_for_the_slice_cavity():
+    """The narrowest closing that encloses 8 cm² ended the search: at the skull base that may
+    be a compartment (the anterior fossa between the orbital roofs) while the ring round the
+    brain stays open wider (phantom seed 14's epidural lost a slice). A slice whose cavity is
+    less than half its neighbour's is closed again with the wider gaps."""
+    rows, cols = np.mgrid[:160, :160]
+    rr, small = np.hypot(rows - 80, cols - 80), np.hypot(rows - 105, cols - 80)
+
+    def layer(gap: bool) -> np.ndarray:
+        out = np.where(rr < 75, 35.0, -1000.0).astype(np.float32)
+        ring = (rr >= 62) & (rr < 70)
+        if gap:  # 20 mm: only the foramen magnum's closing spans it
+            ring &= ~((np.abs(cols - 80) < 10) & (rows < 80))
+        out[ring] = 1200.0
+        out[(small >= 20) & (small < 23)] = 1200.0  # a closed compartment of 12 cm²
+        return out
+
+    cavity = cranial_cavity(np.stack([layer(False), layer(True), layer(False)]), (5.0, 1.0, 1.0))
+    assert cavity[1, 105, 80] and cavity[1, 40, 80]  # the compartment and the brain round it
+    assert cavity[1].sum() > 0.9 * cavity[0].sum()
+    assert not cavity[1][rr >= 73].any()  # nothing out through the gap
+
+
 def test_empty_hu_range_is_refused():
     volume, _ = _skull(blood=((15, 60, 60), (8, 8, 8)))
     region = grow_region(volume, (2.0, 1.0, 1.0), (15, 60, 60), (90, 45))
