@@ -525,8 +525,9 @@ def leak_guard(mask: np.ndarray, cavity: np.ndarray, seed: tuple[int, int, int],
     one_side = abs(seed_mm) >= MIDLINE_SEED_MM
     if one_side:
         cut = mask.copy()
+        box = _box_2d(mask)  # the sides only where the region is
         for layer in np.flatnonzero(mask.any(axis=(1, 2))):
-            cut[layer] &= side(int(layer)) * np.sign(seed_mm) > -MIDLINE_MARGIN_MM
+            cut[layer][box] &= side(int(layer), box) * np.sign(seed_mm) > -MIDLINE_MARGIN_MM
         if np.count_nonzero(cut) < np.count_nonzero(mask):
             cut = _seed_component(cut, seed)
             lost_ml = float(np.count_nonzero(mask) - np.count_nonzero(cut)) * spacing[0] * spacing[1] * spacing[2] / 1000.0
@@ -534,13 +535,14 @@ def leak_guard(mask: np.ndarray, cavity: np.ndarray, seed: tuple[int, int, int],
                          "brush if it is blood)")
             mask = cut
     half_stop: list[int] = []
+    head = _box_2d(cavity)  # the sides only where the cavity is
     for direction in (1, -1):
         k = k0 + direction
         while 0 <= k < mask.shape[0] and mask[k].any():
             # its side of the cavity; for a bleed near the midline, half of the whole
-            half = cavity[k] & (side(k) * np.sign(seed_mm) > -MIDLINE_MARGIN_MM) if one_side else cavity[k]
-            room = half.sum() * (1.0 if one_side else 0.5)
-            if room and mask[k].sum() > MAX_HALF_FILL * room:
+            half = cavity[k][head] & (side(k, head) * np.sign(seed_mm) > -MIDLINE_MARGIN_MM) if one_side else cavity[k]
+            room = np.count_nonzero(half) * (1.0 if one_side else 0.5)
+            if room and np.count_nonzero(mask[k]) > MAX_HALF_FILL * room:
                 mask = mask.copy()
                 if direction < 0:
                     mask[: k + 1] = False
@@ -576,13 +578,21 @@ def _midline_side(cavity: np.ndarray, spacing: tuple[float, float, float]) -> An
     rows = np.arange(cavity.shape[1])[:, None] * spacing[1]
     cols = np.arange(cavity.shape[2])[None, :] * spacing[2]
 
-    def side(k: int) -> np.ndarray:
+    def side(k: int, at: tuple[slice, slice] = (slice(None), slice(None))) -> np.ndarray:
+        """Slice ``k``'s distances, over the rows and columns ``at`` only when given (a box, a grid
+        step): the same numbers without a pass over the whole slice."""
         if counts[k] == 0:
-            return np.zeros(cavity.shape[1:])
+            return np.zeros(cavity.shape[1:])[at]
         cr, cc = centres[k]
-        return (rows - cr) * normal[0] + (cols - cc) * normal[1]
+        return (rows[at[0]] - cr) * normal[0] + (cols[:, at[1]] - cc) * normal[1]
 
     return side
+
+
+def _box_2d(mask: np.ndarray) -> tuple[slice, slice]:
+    """The rows and columns where a stack of slices (``mask``, not empty) holds anything."""
+    rs, cs = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
+    return slice(int(rs[0]), int(rs[-1]) + 1), slice(int(cs[0]), int(cs[-1]) + 1)
 
 
 def _seed_component(mask: np.ndarray, seed: tuple[int, int, int]) -> np.ndarray:
@@ -730,10 +740,11 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
     win = window(region)
     n_layers = int(round(2.0 * FOLLOW_BAND_MM / pixel)) + 1
     reach = int(math.ceil(FOLLOW_BAND_MM / pixel)) + 2
-    bands: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    bands: dict[int, tuple[np.ndarray, np.ndarray, tuple[slice, slice]]] = {}
 
-    def layers(k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Slice ``k``'s depth layer (-1 outside the band) and distance from bone; each slice's once."""
+    def layers(k: int) -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]]:
+        """Slice ``k``'s depth layer (-1 outside the band), distance from bone, and the box that
+        holds the band; each slice's once."""
         if k in bands:
             return bands[k]
         # the band under the inner table only: the cavity's coarse edge also holds a fringe of
@@ -744,13 +755,14 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
         distance = np.full(inside.shape, np.inf, np.float32)
         depth = np.full(inside.shape, -1, np.int64)
         rs, cs = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+        box = (slice(0, 0), slice(0, 0))
         if len(rs):
             box = (slice(max(0, int(rs[0]) - reach), int(rs[-1]) + reach + 1),
                    slice(max(0, int(cs[0]) - reach), int(cs[-1]) + reach + 1))
             distance[box] = _bone_distance(volume[k][box] >= BONE_HU, spacing, FOLLOW_BAND_MM)
             band = inside[box] & (distance[box] <= FOLLOW_BAND_MM)
             depth[box] = np.where(band, np.rint(2.0 * distance[box] / pixel), -1)
-        bands[k] = depth, distance
+        bands[k] = depth, distance, box
         return bands[k]
 
     # what the collection reads at each depth, where it was grown
@@ -781,9 +793,9 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
         """Slice ``k``'s depth layers, distance from bone, and the other hemisphere's band by depth
         (its median and its brighter part); each slice's once."""
         if k not in normal:
-            depth, distance = layers(k)
-            other = (depth >= 0) & (side(k) * np.sign(seed_mm) < -MIDLINE_MARGIN_MM)
-            level, bright = _percentiles_by_layer(depth[other], volume[k][other], n_layers,
+            depth, distance, box = layers(k)
+            other = (depth[box] >= 0) & (side(k, box) * np.sign(seed_mm) < -MIDLINE_MARGIN_MM)
+            level, bright = _percentiles_by_layer(depth[box][other], volume[k][box][other], n_layers,
                                                   (FOLLOW_WITHIN_PERCENTILE, FOLLOW_LEVEL_PERCENTILE))
             normal[k] = (depth, distance, _fill_between(level), _fill_between(bright))
         return normal[k]
@@ -1091,7 +1103,7 @@ def _slice_grey(volume: np.ndarray, brain: np.ndarray, spacing: tuple[float, flo
         if not where.any():
             continue
         if abs(seed_mm) >= MIDLINE_SEED_MM:
-            where = where & (side(k)[::2, ::2] * np.sign(seed_mm) < -MIDLINE_MARGIN_MM)
+            where = where & (side(k, (slice(None, None, 2), slice(None, None, 2))) * np.sign(seed_mm) < -MIDLINE_MARGIN_MM)
         values = volume[k, ::2, ::2][where]
         values = values[(values > 15.0) & (values < high)]
         if values.size >= 50:
