@@ -821,10 +821,12 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
         while 0 <= k < volume.shape[0] and cavity[k].any():
             win = window(out[k - direction][None])
             accept, labels, distance = candidates(k, win, False)
+            deep = np.bincount(labels[accept & (distance > SHELL_MM)], minlength=int(labels.max()) + 1)
+            if not (deep[1:] * spacing[1] * spacing[2] >= FOLLOW_DEEP_MM2).any():
+                break  # no piece reaches deep enough, near the last slice's or not
             near = _near_shifted(out[k - direction][win], cavity[k][win], spacing)
             keep = np.unique(labels[near & accept])
             keep = keep[keep > 0]
-            deep = np.bincount(labels[accept & (distance > SHELL_MM)], minlength=int(labels.max()) + 1)
             added = np.isin(labels, keep[deep[keep] * spacing[1] * spacing[2] >= FOLLOW_DEEP_MM2])
             if not added.any():
                 break
