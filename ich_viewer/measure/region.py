@@ -470,7 +470,7 @@ def grow_region(
         result.reason = ("nothing around the seed is in the blood range once noise is smoothed: "
                          "click deeper inside the bleed or widen the range")
         return result
-    voxels = np.count_nonzero(mask)  # a bool sum on a whole series costs 7 times as much
+    voxels = int(np.count_nonzero(mask))  # a bool sum on a whole series costs 7 times as much
     if voxels < MIN_VOXELS:
         result.reason = (f"only {voxels} voxels around the seed are blood-like: "
                          "click deeper inside the bleed or widen the range")
@@ -611,7 +611,7 @@ def describe(result: Region, volume: np.ndarray, mask: np.ndarray) -> Region:
     """Fill volume, mean HU, slices and ABC/2 of ``result`` from ``mask`` (also after an edit)."""
     spacing = result.spacing_mm
     result.mask = mask
-    result.voxels = np.count_nonzero(mask)
+    result.voxels = int(np.count_nonzero(mask))
     result.reason = None if result.voxels else "the outline is empty"
     result.volume_ml = result.voxels * spacing[0] * spacing[1] * spacing[2] / 1000.0
     # Mean of the blood itself: rim voxels blurred with the inner table count for the
