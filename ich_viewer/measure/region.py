@@ -530,7 +530,8 @@ def leak_guard(mask: np.ndarray, cavity: np.ndarray, seed: tuple[int, int, int],
             cut[layer][box] &= side(int(layer), box) * np.sign(seed_mm) > -MIDLINE_MARGIN_MM
         if np.count_nonzero(cut) < np.count_nonzero(mask):
             cut = _seed_component(cut, seed)
-            lost_ml = float(np.count_nonzero(mask) - np.count_nonzero(cut)) * spacing[0] * spacing[1] * spacing[2] / 1000.0
+            lost = np.count_nonzero(mask) - np.count_nonzero(cut)
+            lost_ml = float(lost) * spacing[0] * spacing[1] * spacing[2] / 1000.0
             notes.append(f"cut at the falx: {lost_ml:.1f} mL across the midline left out (add it back with the "
                          "brush if it is blood)")
             mask = cut
@@ -1123,12 +1124,13 @@ def _slice_grey(volume: np.ndarray, brain: np.ndarray, spacing: tuple[float, flo
     if side is None:
         return greys
     seed_mm = float(side(seed[0])[seed[1], seed[2]])
+    every_2nd = slice(None, None, 2)
     for k in range(volume.shape[0]):
         where = brain[k, ::2, ::2]
         if not where.any():
             continue
         if abs(seed_mm) >= MIDLINE_SEED_MM:
-            where = where & (side(k, (slice(None, None, 2), slice(None, None, 2))) * np.sign(seed_mm) < -MIDLINE_MARGIN_MM)
+            where = where & (side(k, (every_2nd, every_2nd)) * np.sign(seed_mm) < -MIDLINE_MARGIN_MM)
         values = volume[k, ::2, ::2][where]
         values = values[(values > 15.0) & (values < high)]
         if values.size >= 50:
