@@ -1285,8 +1285,8 @@ def _hull(points: np.ndarray) -> np.ndarray:
     order = np.lexsort((pts[:, 1], pts[:, 0]))
     pts = pts[order]
 
-    def half(seq: np.ndarray) -> list[np.ndarray]:
-        chain: list[np.ndarray] = []
+    def half(seq: list[list[float]]) -> list[list[float]]:
+        chain: list[list[float]] = []
         for p in seq:
             while len(chain) >= 2:
                 a, b = chain[-2], chain[-1]
@@ -1297,7 +1297,8 @@ def _hull(points: np.ndarray) -> np.ndarray:
             chain.append(p)
         return chain
 
-    lower, upper = half(pts), half(pts[::-1])
+    listed = pts.tolist()  # Python floats: the same doubles, without numpy's cost per scalar
+    lower, upper = half(listed), half(listed[::-1])
     return np.array(lower[:-1] + upper[:-1])
 
 
