@@ -3,7 +3,7 @@
 ``_bone_distance`` replaced ITK's whole signed Maurer map with one that stops at the band
 under the inner table, and ``_percentiles_by_layer`` a ``np.percentile`` call per depth
 layer: the outlines must not move (docs/benchmarks.md, "Measure", 2026-11-29 08:04). Later
-(2026-11-29 11:xx): a median network for ITK's 3 x 3 Median, the hole filling in one tall 2D
+(2026-11-29 10:50–11:15): a median network for ITK's 3 x 3 Median, the hole filling in one tall 2D
 image, the near-shift distance map cropped to its reach, the hull from each row's ends.
 """
 from __future__ import annotations
