@@ -2,14 +2,28 @@
 
 ``_bone_distance`` replaced ITK's whole signed Maurer map with one that stops at the band
 under the inner table, and ``_percentiles_by_layer`` a ``np.percentile`` call per depth
-layer: the outlines must not move (docs/benchmarks.md, "Measure", 2026-11-29 08:04).
+layer: the outlines must not move (docs/benchmarks.md, "Measure", 2026-11-29 08:04). Later
+(2026-11-29 10:50–11:15): a median network for ITK's 3 x 3 Median, the hole filling in one tall 2D
+image, the near-shift distance map cropped to its reach, the hull from each row's ends.
 """
 from __future__ import annotations
 
 import numpy as np
 import SimpleITK as sitk
 
-from ich_viewer.measure.region import BONE_HU, _bone_distance, _percentiles_by_layer, cranial_cavity
+from ich_viewer.measure.region import (
+    BONE_HU,
+    MEDIAN_9_NETWORK,
+    _bone_distance,
+    _fill_slices,
+    _hull,
+    _median_3x3,
+    _median_at,
+    _near_shifted,
+    _percentiles_by_layer,
+    _row_ends,
+    cranial_cavity,
+)
 from ich_viewer.phantom import generate_phantom
 
 
@@ -58,3 +72,79 @@ def test_layer_percentiles_are_numpys():
             these = values[layers == layer]
             want = np.percentile(these, [50.0, 90.0]) if len(these) >= 20 else [np.nan, np.nan]
             assert np.array_equal(got[:, layer], want, equal_nan=True)
+
+
+def test_median_network_picks_the_fifth_of_nine_for_every_zero_one_input():
+    # a comparator network that selects right on all 0/1 inputs does on all inputs (the 0-1 principle)
+    bits = [np.array([(n >> i) & 1 for n in range(512)], np.float32) for i in range(9)]
+    for a, b in MEDIAN_9_NETWORK:
+        bits[a], bits[b] = np.minimum(bits[a], bits[b]), np.maximum(bits[a], bits[b])
+    ones = np.array([bin(n).count("1") for n in range(512)])
+    assert np.array_equal(bits[4], (ones >= 5).astype(np.float32))
+
+
+def test_median_3x3_is_itks_edges_and_ties_included():
+    rng = np.random.default_rng(7)
+    p = generate_phantom(seed=6, subtypes=["subdural"], matrix=256, thickness_mm=5.0)
+    stacks = [p.volume_hu[8:14, 40:120, 30:100].astype(np.float32)]
+    stacks += [rng.choice(np.array([-1000.0, 40.0, 55.0, 60.0], np.float32), size=(3, 7 + n, 5 + 2 * n))
+               for n in range(4)]
+    for stack in stacks:
+        itk = sitk.GetArrayFromImage(sitk.Median(sitk.GetImageFromArray(stack), [1, 1, 0]))
+        assert np.array_equal(_median_3x3(stack), itk)
+        where = rng.random(stack.shape[1:]) < 0.3
+        at = _median_at(stack[0], where, 1)
+        assert np.array_equal(at[where], itk[0][where]) and np.all(at[~where] == -1000.0)
+
+
+def _fill_slices_interleaved(mask: np.ndarray, max_hole_px: float) -> np.ndarray:
+    """The 3D fill over slices interleaved with all-foreground layers that ``_fill_slices`` replaced."""
+    n, rows, cols = mask.shape
+    stack = np.ones((2 * n + 1, rows + 2, cols + 2), np.uint8)
+    stack[1::2] = 0
+    stack[1::2, 1:-1, 1:-1] = mask
+    filled = sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(stack), False, 1))
+    holes = filled[1::2, 1:-1, 1:-1].astype(bool) & ~mask
+    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(holes.astype(np.uint8))))
+    small = np.bincount(labels.ravel()) <= max_hole_px
+    small[0] = False
+    return mask | small[labels]
+
+
+def test_holes_filled_in_one_tall_image_as_over_interleaved_slices():
+    rng = np.random.default_rng(11)
+    for n in range(30):
+        mask = rng.random((1 + n % 4, 6 + n, 9 + n % 7)) < 0.55 + 0.01 * n
+        for max_hole in (1.0, 4.0, 1e9):
+            assert np.array_equal(_fill_slices(mask, max_hole), _fill_slices_interleaved(mask, max_hole))
+
+
+def test_near_shifted_cropped_reads_as_the_whole_window():
+    rng = np.random.default_rng(3)
+
+    def distance_to(mask: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+        image = sitk.GetImageFromArray(mask.astype(np.uint8))
+        image.SetSpacing((spacing[2], spacing[1]))
+        return sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(image, insideIsPositive=False,
+                                                                   squaredDistance=False, useImageSpacing=True))
+    for n in range(60):
+        previous = np.zeros((120, 150), bool)
+        r, c = rng.integers(5, 110), rng.integers(5, 140)
+        previous[r: r + rng.integers(1, 25), c: c + rng.integers(1, 15)] = True
+        previous &= rng.random(previous.shape) < 0.8
+        if not previous.any():
+            continue
+        cavity = np.zeros_like(previous)
+        cavity[rng.integers(0, 90):] = True  # sometimes all of the previous piece, sometimes not
+        spacing = (5.0, float(rng.uniform(0.3, 1.0)), float(rng.uniform(0.3, 1.0)))
+        moved = np.maximum(distance_to(cavity, spacing)[previous], 0.0)
+        whole = distance_to(previous, spacing) <= 3.0 + min(float(np.percentile(moved, 90)), 8.0)
+        assert np.array_equal(_near_shifted(previous, cavity, spacing), whole)
+
+
+def test_hull_of_row_ends_is_the_hull_of_all_points():
+    rng = np.random.default_rng(2)
+    for n in range(40):
+        rows, cols = np.nonzero(rng.random((5 + n, 30)) < 0.3)
+        points = np.column_stack([rows * 0.45, cols * 0.5])
+        assert np.array_equal(_hull(points[_row_ends(rows)]), _hull(points))

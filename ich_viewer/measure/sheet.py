@@ -207,4 +207,4 @@ def is_thin(mask: np.ndarray) -> bool:
     for dr in range(-2, 3):
         for dc in range(-2 + abs(dr), 3 - abs(dr)):
             core[:, 2:-2, 2:-2] &= box[:, 2 + dr: rows - 2 + dr, 2 + dc: cols - 2 + dc]
-    return int(core.sum()) < THIN_SHARE * int(mask.sum())
+    return bool(np.count_nonzero(core) < THIN_SHARE * np.count_nonzero(mask))
