@@ -58,6 +58,8 @@ def accuracy(seeds: int, noise_sd: float | None = None) -> list[dict]:
             row = {"seed": seed, "subtype": subtype, "truth_ml": round(truth_ml, 2), "contrast_hu": round(contrast, 1),
                    "in_scope": truth_ml >= 5.0 and contrast >= 10.0, "seconds": round(time.perf_counter() - start, 3),
                    "clicks": len(clicks)}
+            if "thickness_mm" in p.info["lesions"][0]:  # an extra-axial collection's, at its centre
+                row["thickness_mm"] = round(float(p.info["lesions"][0]["thickness_mm"]), 1)
             labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(truth.astype(np.uint8)),
                                                                     True))
             sizes = np.bincount(labels.ravel())[1:] * np.prod(spacing) / 1000
