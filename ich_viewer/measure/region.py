@@ -496,8 +496,9 @@ def _sheet(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[
     if line is not None and low <= line[1] <= high:
         mask = sheet.grow_sheet(volume, line[0], hu_range, cavity, _near_bone(volume, spacing) & cavity, side, blood)
     if line is not None and mask is not None:
-        result.notes.append(f"grown as a thin sheet along the falx from {line[0][1]},{line[0][2]} "
-                            f"(it reads {line[1]:.0f} HU along the line)")
+        k, row, col = line[0]
+        result.notes.append(f"grown as a thin sheet along the falx from slice {k} (Im {k + 1}), row {row}, column "
+                            f"{col}, where the line reads {line[1]:.0f} HU")
     elif not low <= result.seed_hu <= high:
         along = "" if line is None else f" (a line there reads {line[1]:.0f} HU along the falx" + (
             ", but it is no thin sheet of blood)" if low <= line[1] <= high else ")")
