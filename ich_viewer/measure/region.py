@@ -1094,9 +1094,11 @@ def _near_bone_at(raw: np.ndarray, seed: tuple[int, ...], spacing: tuple[float, 
     """Whether bone lies within ``SEED_NEAR_BONE_MM`` of the seed in its slice or the two
     beside it (a 5 mm slice averages in the bone of the skull base above or below it)."""
     k, i, j = seed
+    reach = int(math.ceil(SEED_NEAR_BONE_MM / min(spacing[1], spacing[2]))) + 2  # the bone that can be near
+    r0, c0 = max(0, i - reach), max(0, j - reach)
     for z in range(max(0, k - 1), min(raw.shape[0], k + 2)):
-        bone = raw[z] >= BONE_HU
-        if bone[i, j] or _bone_distance(bone, spacing, SEED_NEAR_BONE_MM)[i, j] <= SEED_NEAR_BONE_MM:
+        bone = raw[z, r0: i + reach + 1, c0: j + reach + 1] >= BONE_HU
+        if bone[i - r0, j - c0] or _bone_distance(bone, spacing, SEED_NEAR_BONE_MM)[i - r0, j - c0] <= SEED_NEAR_BONE_MM:
             return True
     return False
 
@@ -1107,11 +1109,14 @@ def _blood_clear_of_bone(median: np.ndarray, raw: np.ndarray, region: np.ndarray
     smoothed voxels in range at least ``CLEAR_OF_BONE_MM`` from bone in their slice (None when
     fewer than ``MIN_CLEAR_VOXELS``). A high percentile, as the region's own rim, half brain,
     is among these voxels."""
-    clear = np.zeros_like(region)
+    reach = int(math.ceil(CLEAR_OF_BONE_MM / min(spacing[1], spacing[2]))) + 2  # the bone that can be near
+    rows, cols = _box_2d(region)
+    box = (slice(max(0, rows.start - reach), rows.stop + reach), slice(max(0, cols.start - reach), cols.stop + reach))
+    clear = np.zeros_like(region[(slice(None), *box)])
     for k in np.flatnonzero(region.any(axis=(1, 2))):
-        distance = _bone_distance(raw[k] >= BONE_HU, spacing, CLEAR_OF_BONE_MM + 1.0)
-        clear[k] = region[k] & (distance >= CLEAR_OF_BONE_MM)
-    values = median[clear]
+        distance = _bone_distance(raw[k][box] >= BONE_HU, spacing, CLEAR_OF_BONE_MM + 1.0)
+        clear[k] = region[k][box] & (distance >= CLEAR_OF_BONE_MM)
+    values = median[(slice(None), *box)][clear]
     values = values[(values >= low) & (values <= high)]
     return float(np.percentile(values, CLEAR_PERCENTILE)) if values.size >= MIN_CLEAR_VOXELS else None
 
