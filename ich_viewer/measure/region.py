@@ -1098,7 +1098,8 @@ def _near_bone_at(raw: np.ndarray, seed: tuple[int, ...], spacing: tuple[float, 
     r0, c0 = max(0, i - reach), max(0, j - reach)
     for z in range(max(0, k - 1), min(raw.shape[0], k + 2)):
         bone = raw[z, r0: i + reach + 1, c0: j + reach + 1] >= BONE_HU
-        if bone[i - r0, j - c0] or _bone_distance(bone, spacing, SEED_NEAR_BONE_MM)[i - r0, j - c0] <= SEED_NEAR_BONE_MM:
+        at = (i - r0, j - c0)
+        if bone[at] or _bone_distance(bone, spacing, SEED_NEAR_BONE_MM)[at] <= SEED_NEAR_BONE_MM:
             return True
     return False
 
@@ -1111,12 +1112,13 @@ def _blood_clear_of_bone(median: np.ndarray, raw: np.ndarray, region: np.ndarray
     is among these voxels."""
     reach = int(math.ceil(CLEAR_OF_BONE_MM / min(spacing[1], spacing[2]))) + 2  # the bone that can be near
     rows, cols = _box_2d(region)
-    box = (slice(max(0, rows.start - reach), rows.stop + reach), slice(max(0, cols.start - reach), cols.stop + reach))
-    clear = np.zeros_like(region[(slice(None), *box)])
+    rows = slice(max(0, rows.start - reach), rows.stop + reach)
+    cols = slice(max(0, cols.start - reach), cols.stop + reach)
+    clear = np.zeros_like(region[:, rows, cols])
     for k in np.flatnonzero(region.any(axis=(1, 2))):
-        distance = _bone_distance(raw[k][box] >= BONE_HU, spacing, CLEAR_OF_BONE_MM + 1.0)
-        clear[k] = region[k][box] & (distance >= CLEAR_OF_BONE_MM)
-    values = median[(slice(None), *box)][clear]
+        distance = _bone_distance(raw[k, rows, cols] >= BONE_HU, spacing, CLEAR_OF_BONE_MM + 1.0)
+        clear[k] = region[k, rows, cols] & (distance >= CLEAR_OF_BONE_MM)
+    values = median[:, rows, cols][clear]
     values = values[(values >= low) & (values <= high)]
     return float(np.percentile(values, CLEAR_PERCENTILE)) if values.size >= MIN_CLEAR_VOXELS else None
 
