@@ -40,7 +40,8 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
 from ich_viewer.measure.clicks import grow_clicks, reader_clicks  # noqa: E402
-from ich_viewer.measure.region import cranial_cavity, deepest_point, dice, grow_region  # noqa: E402
+from ich_viewer.measure.cavity import cranial_cavity  # noqa: E402
+from ich_viewer.measure.region import deepest_point, dice, grow_region  # noqa: E402
 from ich_viewer.phantom import SUBTYPES, generate_phantom  # noqa: E402
 
 SUBTYPES_MEASURED = ("intraparenchymal", "epidural", "subdural")

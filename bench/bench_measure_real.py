@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from ich_viewer.measure.region import Region, cranial_cavity, deepest_point, dice, grow_region  # noqa: E402
+from ich_viewer.measure.cavity import cranial_cavity  # noqa: E402
+from ich_viewer.measure.region import Region, deepest_point, dice, grow_region  # noqa: E402
 
 DEMO_CLICK = (14, 330, 520)
 """(slice, row, column), 0-based: Im 15, in the temporal hematoma."""

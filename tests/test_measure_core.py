@@ -9,8 +9,11 @@ import pytest
 from ich_viewer.dicom.model import Series
 from ich_viewer.measure.planar import (Calibration, angle_deg, distance, ellipse_stats, midline_shift,
                                        polygon_area, polygon_mask, polygon_stats)
-from ich_viewer.measure.region import abc2, cranial_cavity, deepest_point, dice, grow_region
+from ich_viewer.measure.abc2 import abc2
+from ich_viewer.measure.cavity import cranial_cavity
+from ich_viewer.measure.region import deepest_point, dice, grow_region
 from ich_viewer.measure.series import calibration, grow_in_series, seed_from_mm, voxel_spacing
+from ich_viewer.measure.voxels import dilate
 
 CAL = Calibration(0.5, 0.25)
 
@@ -485,7 +488,7 @@ def test_a_lesion_just_above_the_bound_is_outlined_at_its_half_level_edge_not_th
     assert region.volume_ml >= 0.86 * truth_ml and dice(region.mask, truth) >= 0.93
     near = truth.copy()
     for _ in range(2):
-        near = module._dilate(near)
+        near = dilate(near)
     assert not (region.mask & ~near).any()  # the 30 HU brain beyond the edge stays out
     monkeypatch.setattr(module, "ISO_GATE_HU", 0.0)  # without the band: the threshold's edge
     plain = grow_region(blurred, spacing, (15, 80, 80))

@@ -1,6 +1,6 @@
 """The faster pieces of following a thin collection give what the slower ones gave.
 
-``_bone_distance`` replaced ITK's whole signed Maurer map with one that stops at the band
+``voxels.bone_distance`` replaced ITK's whole signed Maurer map with one that stops at the band
 under the inner table, and ``_percentiles_by_layer`` a ``np.percentile`` call per depth
 layer: the outlines must not move (docs/benchmarks.md, "Measure", 2026-11-29 08:04). Later
 (2026-11-29 10:50–11:15): a median network for ITK's 3 x 3 Median, the hole filling in one tall 2D
@@ -11,19 +11,10 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from ich_viewer.measure.region import (
-    BONE_HU,
-    MEDIAN_9_NETWORK,
-    _bone_distance,
-    _fill_slices,
-    _hull,
-    _median_3x3,
-    _median_at,
-    _near_shifted,
-    _percentiles_by_layer,
-    _row_ends,
-    cranial_cavity,
-)
+from ich_viewer.measure.abc2 import _hull, _row_ends
+from ich_viewer.measure.cavity import cranial_cavity
+from ich_viewer.measure.region import _near_shifted, _percentiles_by_layer
+from ich_viewer.measure.voxels import BONE_HU, MEDIAN_9_NETWORK, bone_distance, fill_slices, median_3x3, median_at
 from ich_viewer.phantom import generate_phantom
 
 
@@ -42,7 +33,7 @@ def test_band_distance_reads_as_the_whole_maurer_map_within_the_band():
         checked = 0
         for k in np.flatnonzero(cavity.any(axis=(1, 2)))[::3]:
             bone = p.volume_hu[k] >= BONE_HU
-            full, band = _itk_distance(bone, spacing), _bone_distance(bone, spacing, 3.0)
+            full, band = _itk_distance(bone, spacing), bone_distance(bone, spacing, 3.0)
             inside = cavity[k]
             assert np.array_equal(inside & (full <= 3.0), inside & (band <= 3.0))
             within = inside & (full <= 3.0)
@@ -57,7 +48,7 @@ def test_band_distance_reads_as_the_whole_maurer_map_within_the_band():
 def test_distance_is_zero_beside_bone_corners_included_and_inf_beyond_the_band():
     bone = np.zeros((21, 21), bool)
     bone[10, 10] = True
-    d = _bone_distance(bone, (5.0, 0.5, 0.5), 3.0)
+    d = bone_distance(bone, (5.0, 0.5, 0.5), 3.0)
     assert d[9, 9] == 0.0 and d[10, 11] == 0.0  # beside it, corner to corner too
     assert d[10, 13] == 1.0 and d[10, 17] == 3.0 and np.isinf(d[10, 18]) and np.isinf(d[10, 10])
 
@@ -91,14 +82,14 @@ def test_median_3x3_is_itks_edges_and_ties_included():
                for n in range(4)]
     for stack in stacks:
         itk = sitk.GetArrayFromImage(sitk.Median(sitk.GetImageFromArray(stack), [1, 1, 0]))
-        assert np.array_equal(_median_3x3(stack), itk)
+        assert np.array_equal(median_3x3(stack), itk)
         where = rng.random(stack.shape[1:]) < 0.3
-        at = _median_at(stack[0], where, 1)
+        at = median_at(stack[0], where, 1)
         assert np.array_equal(at[where], itk[0][where]) and np.all(at[~where] == -1000.0)
 
 
 def _fill_slices_interleaved(mask: np.ndarray, max_hole_px: float) -> np.ndarray:
-    """The 3D fill over slices interleaved with all-foreground layers that ``_fill_slices`` replaced."""
+    """The 3D fill over slices interleaved with all-foreground layers that ``fill_slices`` replaced."""
     n, rows, cols = mask.shape
     stack = np.ones((2 * n + 1, rows + 2, cols + 2), np.uint8)
     stack[1::2] = 0
@@ -116,7 +107,7 @@ def test_holes_filled_in_one_tall_image_as_over_interleaved_slices():
     for n in range(30):
         mask = rng.random((1 + n % 4, 6 + n, 9 + n % 7)) < 0.55 + 0.01 * n
         for max_hole in (1.0, 4.0, 1e9):
-            assert np.array_equal(_fill_slices(mask, max_hole), _fill_slices_interleaved(mask, max_hole))
+            assert np.array_equal(fill_slices(mask, max_hole), _fill_slices_interleaved(mask, max_hole))
 
 
 def test_near_shifted_cropped_reads_as_the_whole_window():

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ich_viewer.measure.region import AIR_HU, BONE_HU
+from ich_viewer.measure.voxels import AIR_HU, BONE_HU
 
 BRUSH_MM = 3.0
 """Default brush radius: about the width of a thin subdural on a 5 mm slice."""

@@ -4,11 +4,8 @@ The reader clicks inside a bleed; the region grows (SimpleITK ConnectedThreshold
 voxels in the blood HU range inside the cranial cavity, so it stops at bone, CSF, brain
 and the scalp. Steps, each for a reason:
 
-1. The cranial cavity, slice by slice: bone (>= ``BONE_HU``), closed across small gaps,
-   holes filled, bone removed; where that ring stays open, with the skull base's thin
-   plates too (``THIN_BONE_HU``); a slice left with a skull-base compartment less than half
-   its neighbour's cavity is closed again with the wider gaps. Each slice is closed on its
-   own. Soft tissue of the scalp and neck has blood-like HU; without this the region walks
+1. The cranial cavity, slice by slice (``measure.cavity``): the skull ring closed and
+   filled. Soft tissue of the scalp and neck has blood-like HU; without it the region walks
    out through a foramen into muscle.
 2. An in-plane median (~0.6 mm): the CT noise (SD 3-6 HU) otherwise punches holes into
    the region and lets single noisy brain voxels bridge into grey matter.
@@ -42,9 +39,7 @@ and the scalp. Steps, each for a reason:
    half-blood edges instead (``measure.sheet``), against the first region's blood for a
    further click. Said in the notes.
 
-Volume = voxels x voxel volume. ABC/2 from the slice with the largest area: A its longest
-diameter, B the longest extent perpendicular to A, C the number of slices with blood x
-the slice spacing (the bedside method; it over-estimates irregular bleeds and crescents).
+Volume = voxels x voxel volume; ABC/2 beside it (``measure.abc2``).
 """
 from __future__ import annotations
 
@@ -56,37 +51,14 @@ import numpy as np
 import SimpleITK as sitk
 
 from ich_viewer.measure import sheet
+from ich_viewer.measure.abc2 import ABC2, abc2
+from ich_viewer.measure.cavity import cranial_cavity
+from ich_viewer.measure.voxels import (AIR_HU, BONE_HU, bone_distance, box_2d, dilate, fill_slices, itk_image,
+                                       largest_piece, median_3x3, median_at, pieces)
 from ich_viewer.tasks import TaskState
 
 DEFAULT_HU = (45.0, 90.0)
 """Acute blood on CT (clotted blood 50-90 HU); grey matter 37-45 stays out."""
-BONE_HU = 300.0
-"""Above this a voxel is bone (or calcification) for the cavity and the seed check."""
-AIR_HU = -200.0
-BONE_GAPS_MM = (4.0, 12.0, 30.0)
-"""Gaps in the skull closed before the cavity is filled, narrowest first: sutures and
-vascular channels, then skull base foramina, then the foramen magnum on the lowest slices."""
-THIN_BONE_HU = 150.0
-"""Where the skull ring stays open at ``BONE_HU``, it is closed once more with bone down to
-this: on 5 mm slices the thin plates of the skull base (orbital roof, sphenoid wing) are
-partial-volumed with the brain and air beside them and read 100-300 HU, so the middle and
-anterior fossae had no cavity and an epidural there could not be grown (phantom seed 19's
-epidural lost its lowest slices, CT-ICH 066's epidural was cut to 2 slices, now 8). Only
-those slices; everything of this density is then left out of their cavity. Soft tissue
-(< 100 HU) never closes a ring."""
-THIN_BONE_GAPS_MM = (4.0, 12.0)
-"""The thin plates' gaps are closed only up to the skull base foramina: not the foramen
-magnum's 30 mm, which at this density could close round the neck's vertebrae."""
-COMPARTMENT_SHARE = 0.5
-"""A slice's cavity less than this share of a neighbour's is one compartment of the skull base
-(``_widen_compartments``): on 5 mm slices the cavity shrinks by at most a quarter from one
-slice to the next towards the foramen magnum."""
-WIDER_FACTOR = 1.5
-"""A wider closing replaces such a compartment only where it encloses this much more."""
-COARSE_MM = 2.0
-"""Pixel size of the grid on which the skull ring is closed and filled."""
-MIN_CAVITY_MM2 = 800.0
-"""A filled ring smaller than this (8 cm²) is a sinus or an orbit, not the cranial cavity."""
 DARK_RIM = True
 """Add the half-volume ring towards brain (see ``_partial_volume_rim``)."""
 DARK_RIM_MAX_HU = 15.0
@@ -175,23 +147,6 @@ is brain as bright as blood (the vertex under a partial-volumed skull cap, a haz
 the region stops before it."""
 
 
-@dataclass(frozen=True)
-class ABC2:
-    """The bedside ellipsoid estimate: A x B x C / 2 (cm -> mL)."""
-
-    a_mm: float
-    b_mm: float
-    c_mm: float
-    slice_index: int
-    """The slice with the largest area, where A and B were measured."""
-    a_line: tuple[tuple[float, float], tuple[float, float]]
-    """A's end points (row, col) on that slice, to draw it."""
-
-    @property
-    def ml(self) -> float:
-        return self.a_mm * self.b_mm * self.c_mm / 2.0 / 1000.0
-
-
 @dataclass
 class Region:
     """The result of growing from a seed; ``reason`` says why nothing was grown."""
@@ -250,162 +205,6 @@ class Region:
 
 class GrowError(ValueError):
     """A seed or range that cannot give a region; the message is for the reader."""
-
-
-def _image(array: np.ndarray, spacing: tuple[float, float, float]) -> sitk.Image:
-    image = sitk.GetImageFromArray(array)
-    image.SetSpacing((float(spacing[2]), float(spacing[1]), float(spacing[0])))
-    return image
-
-
-def cranial_cavity(volume: np.ndarray, spacing: tuple[float, float, float], state: TaskState | None = None) -> np.ndarray:
-    """bool (slices, rows, cols): inside the skull and not bone, slice by slice.
-
-    The skull ring is closed and filled on a coarse grid (about 2 mm pixels; cheap), with
-    wider closings tried in turn where the ring is open (skull base: foramen magnum,
-    skull base foramina), then bone is removed at full resolution, so the cavity's edge is
-    exact at the inner table. Where the ring stays open it is tried once more with the
-    thin plates of the skull base (``THIN_BONE_HU``). A slice whose ring stays open has no
-    cavity: nothing is grown there rather than leaking into the neck or scalp.
-    """
-    pixel = min(spacing[1], spacing[2])
-    step = max(1, int(COARSE_MM // pixel))
-    min_area_px = MIN_CAVITY_MM2 / (pixel * step) ** 2
-    cavity = np.zeros(volume.shape, bool)
-    todo = list(range(volume.shape[0]))
-    for bone_hu, gaps in ((BONE_HU, BONE_GAPS_MM), (THIN_BONE_HU, THIN_BONE_GAPS_MM)):
-        if not todo or (state is not None and state.cancelled()):
-            break
-        bone = volume[todo] >= bone_hu
-        filled = _filled_rings(bone, pixel, step, gaps, min_area_px, state)
-        for k, layer, layer_bone in zip(todo, filled, bone):
-            if layer.any():
-                cavity[k] = _full_size(layer, step, layer_bone.shape) & ~layer_bone
-        todo = [k for k, layer in zip(todo, filled) if not layer.any()]
-    if state is None or not state.cancelled():
-        _widen_compartments(volume, cavity, pixel, step)
-    return cavity
-
-
-def _widen_compartments(volume: np.ndarray, cavity: np.ndarray, pixel_mm: float, step: int) -> None:
-    """Slices whose cavity is a compartment, not the ring round the brain, filled again in place.
-
-    The narrowest closing that encloses 8 cm² ends the search; at the skull base that may be
-    the anterior fossa between the orbital roofs while the ring round the middle and
-    posterior fossae stays open (phantom seed 14's Im 8: the cavity a third of the next
-    slice's, its epidural there lost). Where a slice's cavity is less than
-    ``COMPARTMENT_SHARE`` of a neighbour's, the wider closings and the thin plates are tried
-    in turn on it alone, and the first whose inside is ``WIDER_FACTOR`` times as large is kept.
-    """
-    areas = cavity.sum(axis=(1, 2))
-    for k in np.flatnonzero(areas):
-        beside = max(int(areas[k - 1]) if k > 0 else 0, int(areas[k + 1]) if k + 1 < len(areas) else 0)
-        if areas[k] >= COMPARTMENT_SHARE * beside:
-            continue
-        options = [(bone_hu, gap) for bone_hu, gaps in ((BONE_HU, BONE_GAPS_MM), (THIN_BONE_HU, THIN_BONE_GAPS_MM))
-                   for gap in gaps]
-        for bone_hu, gap in options:
-            bone = volume[k] >= bone_hu
-            filled = _filled_rings(bone[None], pixel_mm, step, (gap,), 0.0, None)[0]
-            inside = _full_size(filled, step, bone.shape) & ~bone
-            if inside.sum() >= WIDER_FACTOR * areas[k]:
-                cavity[k] = inside
-                break
-
-
-def _full_size(coarse: np.ndarray, step: int, shape: tuple[int, ...]) -> np.ndarray:
-    """A slice's mask on the coarse grid (``step`` pixels a side) back on the full grid of ``shape``."""
-    return np.repeat(np.repeat(coarse, step, axis=0), step, axis=1)[: shape[0], : shape[1]]
-
-
-def _filled_rings(bone: np.ndarray, pixel_mm: float, step: int, gaps_mm: tuple[float, ...], min_area_px: float,
-                  state: TaskState | None) -> np.ndarray:
-    """Per slice of ``bone``, the coarse (``step`` pixels of ``pixel_mm``) inside of its closed ring, or nothing.
-
-    Closings of ``gaps_mm`` are tried narrowest first on the slices still open; a filled
-    ring smaller than ``min_area_px`` (a sinus, an orbit) does not count.
-    """
-    n, rows, cols = bone.shape
-    cr, cc = -(-rows // step), -(-cols // step)
-    padded = np.zeros((n, cr * step, cc * step), bool)
-    padded[:, :rows, :cols] = bone
-    coarse: np.ndarray = np.asarray(padded.reshape(n, cr, step, cc, step).any(axis=(2, 4)))
-    filled = np.zeros(coarse.shape, bool)
-    todo = [k for k in range(n) if coarse[k].any()]
-    for gap_mm in gaps_mm:
-        if not todo or (state is not None and state.cancelled()):
-            break
-        radius = max(1, int(round(gap_mm / 2.0 / (pixel_mm * step))))
-        closed, holes = _close_and_fill_slices(coarse[todo], radius)
-        done = (holes & ~closed).sum(axis=(1, 2)) >= min_area_px
-        for k, ok, layer in zip(todo, done, holes):
-            if ok:
-                filled[k] = layer
-        todo = [k for k, ok in zip(todo, done) if not ok]
-    return filled
-
-
-def _close_and_fill_slices(stack: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """In-plane closing and hole filling of every slice of ``stack`` in two SimpleITK calls.
-
-    The slices are interleaved with all-foreground layers, so a 3D fill-hole sees each
-    slice's background cut off from its neighbours: the result is slice-by-slice 2D
-    filling, without a Python loop of small calls.
-    """
-    n, rows, cols = stack.shape
-    pad = radius + 2
-    framed = np.zeros((n, rows + 2 * pad, cols + 2 * pad), np.uint8)
-    framed[:, pad:-pad, pad:-pad] = stack
-    closed = _closing_in_plane(framed, radius)
-    separated = np.ones((2 * n + 1, *framed.shape[1:]), np.uint8)
-    separated[1::2] = closed
-    filled = sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(separated), False, 1))
-    return closed[:, pad:-pad, pad:-pad].astype(bool), filled[1::2, pad:-pad, pad:-pad].astype(bool)
-
-
-def _closing_in_plane(stack: np.ndarray, radius: float) -> np.ndarray:
-    """Closing with a disc of ``radius`` pixels in every slice, by two distance maps.
-
-    A distance map costs the same for any radius, where a structuring element of radius
-    8 costs 200 times a radius 1; a huge slice spacing keeps slices apart. The erosion is
-    1.5 pixels short of the dilation: distances are measured to the contour, and an exact
-    erosion reopened gaps the dilation had just closed. The ring ends up at most one
-    coarse pixel thicker, outside the bone, which no bleed can reach through the skull.
-
-    The distance inside the dilated ring is measured to its contour found in each slice
-    (``_contour_in_plane``), then as an outside distance: ITK's signed map finds the contour
-    in 3D, where a pixel over the next slice's background is contour too, so a slice's
-    closing depended on its neighbours' (at the skull base a ring that closed on its own
-    reopened in the stack: phantom seed 22's Im 9 had no cavity, its epidural there was lost).
-    """
-    def distance(mask: np.ndarray, inside_positive: bool) -> np.ndarray:
-        image = sitk.GetImageFromArray(mask.astype(np.uint8))
-        image.SetSpacing((1.0, 1.0, 1.0e6))
-        return sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(
-            image, insideIsPositive=inside_positive, squaredDistance=False, useImageSpacing=True))
-
-    if not stack.any():
-        return stack.astype(np.uint8)
-    dilated = distance(stack, False) <= radius  # outside distances are exact per slice
-    if dilated.all():
-        return dilated.astype(np.uint8)
-    inside = distance(_contour_in_plane(dilated), False)
-    return (dilated & (inside > radius - 1.5)).astype(np.uint8) | stack.astype(np.uint8)
-
-
-def _contour_in_plane(stack: np.ndarray) -> np.ndarray:
-    """The pixels of each slice of ``stack`` with a background pixel among their 8 in-plane
-    neighbours: the contour ITK's signed distance map measures to, slice by slice."""
-    inner = stack.copy()
-    inner[:, 1:, :] &= stack[:, :-1, :]
-    inner[:, :-1, :] &= stack[:, 1:, :]
-    inner[:, :, 1:] &= stack[:, :, :-1]
-    inner[:, :, :-1] &= stack[:, :, 1:]
-    inner[:, 1:, 1:] &= stack[:, :-1, :-1]
-    inner[:, 1:, :-1] &= stack[:, :-1, 1:]
-    inner[:, :-1, 1:] &= stack[:, 1:, :-1]
-    inner[:, :-1, :-1] &= stack[:, 1:, 1:]
-    return stack & ~inner
 
 
 def grow_region(
@@ -534,7 +333,7 @@ def leak_guard(mask: np.ndarray, cavity: np.ndarray, seed: tuple[int, int, int],
     one_side = abs(seed_mm) >= MIDLINE_SEED_MM
     if one_side:
         cut = mask.copy()
-        box = _box_2d(mask)  # the sides only where the region is
+        box = box_2d(mask)  # the sides only where the region is
         for layer in np.flatnonzero(mask.any(axis=(1, 2))):
             cut[layer][box] &= side(int(layer), box) * np.sign(seed_mm) > -MIDLINE_MARGIN_MM
         if np.count_nonzero(cut) < np.count_nonzero(mask):
@@ -545,7 +344,7 @@ def leak_guard(mask: np.ndarray, cavity: np.ndarray, seed: tuple[int, int, int],
                          "brush if it is blood)")
             mask = cut
     half_stop: list[int] = []
-    head = _box_2d(cavity)  # the sides only where the cavity is
+    head = box_2d(cavity)  # the sides only where the cavity is
     for direction in (1, -1):
         k = k0 + direction
         while 0 <= k < mask.shape[0] and mask[k].any():
@@ -597,12 +396,6 @@ def _midline_side(cavity: np.ndarray, spacing: tuple[float, float, float]) -> An
         return (rows[at[0]] - cr) * normal[0] + (cols[:, at[1]] - cc) * normal[1]
 
     return side
-
-
-def _box_2d(mask: np.ndarray) -> tuple[slice, slice]:
-    """The rows and columns where a stack of slices (``mask``, not empty) holds anything."""
-    rs, cs = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
-    return slice(int(rs[0]), int(rs[-1]) + 1), slice(int(cs[0]), int(cs[-1]) + 1)
 
 
 def _seed_component(mask: np.ndarray, seed: tuple[int, int, int]) -> np.ndarray:
@@ -671,9 +464,9 @@ def _grow_cropped(volume: np.ndarray, spacing: tuple[float, float, float], seed:
     # Roughly where the bleed lies, on the raw HU: a little below the low bound (the median
     # below closes noisy gaps the raw HU has) and through the shell as the smoothed growing does.
     near = (inside >= low - ROUGH_SLACK_HU) & (inside <= high)
-    domain = np.where(shell & ~(_dilate(near & ~shell) & near), np.float32(-1000.0), inside)
+    domain = np.where(shell & ~(dilate(near & ~shell) & near), np.float32(-1000.0), inside)
     rough = sitk.GetArrayFromImage(sitk.ConnectedThreshold(
-        _image(domain, spacing), seedList=[(int(seed[2]), int(seed[1]), int(seed[0]))],
+        itk_image(domain, spacing), seedList=[(int(seed[2]), int(seed[1]), int(seed[0]))],
         lower=float(low - ROUGH_SLACK_HU), upper=float(high), replaceValue=1)).astype(bool)
     rough[tuple(seed)] = True  # a noisy seed voxel may itself fall outside the range
     margin = np.array([1, BOX_MARGIN_PX, BOX_MARGIN_PX])
@@ -759,7 +552,7 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
             return bands[k]
         # the band under the inner table only: the cavity's coarse edge also holds a fringe of
         # pixels outside the skull (air, scalp), cut off from the brain by the bone
-        inside = _largest_piece(cavity[k])
+        inside = largest_piece(cavity[k])
         # the distance is needed only within the band, whose nearest bone lies within the
         # cavity's extent plus the band: computed there (the head, not the field of view)
         distance = np.full(inside.shape, np.inf, np.float32)
@@ -769,7 +562,7 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
         if len(rs):
             box = (slice(max(0, int(rs[0]) - reach), int(rs[-1]) + reach + 1),
                    slice(max(0, int(cs[0]) - reach), int(cs[-1]) + reach + 1))
-            distance[box] = _bone_distance(volume[k][box] >= BONE_HU, spacing, FOLLOW_BAND_MM)
+            distance[box] = bone_distance(volume[k][box] >= BONE_HU, spacing, FOLLOW_BAND_MM)
             band = inside[box] & (distance[box] <= FOLLOW_BAND_MM)
             depth[box] = np.where(band, np.rint(2.0 * distance[box] / pixel), -1)
         bands[k] = depth, distance, box
@@ -819,11 +612,11 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
         cut = np.maximum(np.where(np.isnan(cut), np.inf, cut), low - DARK_RIM_MAX_HU)
         depth, distance = depth[win], distance[win]
         band = depth >= 0
-        smooth = _median_at(np.where(cavity[k][win], volume[k][win], np.float32(-1000.0)), band, radius)
+        smooth = median_at(np.where(cavity[k][win], volume[k][win], np.float32(-1000.0)), band, radius)
         at = np.maximum(depth, 0)
         accept = band & (smooth >= cut[at]) & (smooth <= (top_within[at] if within else high))
         # along a curved inner table a band a pixel wide is joined only corner to corner
-        return accept, _pieces(accept, within), distance
+        return accept, pieces(accept, within), distance
 
     out = region.copy()
     new = np.zeros_like(region)
@@ -850,7 +643,7 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
         if (depth[out[z]] >= 0).mean() < FOLLOW_WITHIN_SHARE:
             continue  # a slice where the region is mostly away from the bone is no thin collection
         accept, labels, _ = candidates(int(z), win, True)
-        keep = np.unique(labels[_dilate(out[z][win][None])[0] & accept])
+        keep = np.unique(labels[dilate(out[z][win][None])[0] & accept])
         added = np.isin(labels, keep[keep > 0]) & ~out[z][win]
         out[z][win] |= added
         new[z][win] |= added
@@ -859,73 +652,6 @@ def _follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarra
         box = (slice(int(zs[0]), int(zs[-1]) + 1), *window(new))  # in-plane rings: the box holds them
         out[box] |= _partial_volume_rim(volume[box], new[box], cavity[box], low, table, blood)
     return out
-
-
-def _largest_piece(mask: np.ndarray) -> np.ndarray:
-    """The largest 4-connected piece of a slice's mask (all of it when it has one piece)."""
-    box, labels = _pieces_in_box(mask)
-    sizes = np.bincount(labels.ravel())
-    if len(sizes) <= 2:
-        return mask
-    sizes[0] = 0
-    largest = np.zeros_like(mask)
-    largest[box] = labels == int(np.argmax(sizes))
-    return largest
-
-
-def _pieces(mask: np.ndarray, corners: bool = False) -> np.ndarray:
-    """A slice's connected pieces (labels, 0 outside), found within the mask's bounding box only."""
-    labels = np.zeros(mask.shape, np.uint32)
-    box, in_box = _pieces_in_box(mask, corners)
-    labels[box] = in_box
-    return labels
-
-
-def _pieces_in_box(mask: np.ndarray, corners: bool = False) -> tuple[tuple[slice, slice], np.ndarray]:
-    """A slice's mask's bounding box and its pieces' labels there (an empty box for an empty
-    mask): the rest of a slice is background, not worth a pass over its whole size."""
-    rs, cs = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if not len(rs):
-        return (slice(0, 0), slice(0, 0)), np.zeros((0, 0), np.uint32)
-    box = (slice(int(rs[0]), int(rs[-1]) + 1), slice(int(cs[0]), int(cs[-1]) + 1))
-    image = sitk.GetImageFromArray(mask[box].astype(np.uint8))
-    return box, sitk.GetArrayFromImage(sitk.ConnectedComponent(image, corners))
-
-
-def _median_at(image: np.ndarray, where: np.ndarray, radius: int) -> np.ndarray:
-    """The in-plane median of ``image`` over a (2 radius + 1)² square, only at ``where`` (-1000
-    elsewhere): the band along the inner table is a small part of the window around it."""
-    out = np.full(image.shape, np.float32(-1000.0))
-    rows, cols = np.nonzero(where)
-    if not len(rows):
-        return out
-    padded = np.pad(image, radius, mode="edge")
-    size = 2 * radius + 1
-    values = [padded[rows + dr, cols + dc] for dr in range(size) for dc in range(size)]
-    out[rows, cols] = _median_of_9(values) if size == 3 else np.median(np.stack(values), axis=0)
-    return out
-
-
-MEDIAN_9_NETWORK = ((1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3), (5, 8), (4, 7),
-                    (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2))
-"""Paeth's 19 exchanges after which the 5th of 9 values is their median (checked on all 0/1 inputs in the tests)."""
-
-
-def _median_of_9(values: list[np.ndarray]) -> np.ndarray:
-    """The element-wise median of nine equal-shaped arrays by ``MEDIAN_9_NETWORK``: the same
-    value as any exact median (it is one of the nine), without sorting each pixel's nine."""
-    v = list(values)
-    for a, b in MEDIAN_9_NETWORK:
-        v[a], v[b] = np.minimum(v[a], v[b]), np.maximum(v[a], v[b])
-    return v[4]
-
-
-def _median_3x3(stack: np.ndarray) -> np.ndarray:
-    """The in-plane 3 x 3 median of every slice, edge pixels repeated outward as ITK's Median
-    does: the same numbers, in a fifth of ITK's time on a box of a 512² series."""
-    padded = np.pad(stack, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    rows, cols = stack.shape[1:]
-    return _median_of_9([padded[:, dr: dr + rows, dc: dc + cols] for dr in range(3) for dc in range(3)])
 
 
 def _near_shifted(previous: np.ndarray, cavity: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
@@ -963,37 +689,6 @@ def _fill_between(profile: np.ndarray) -> np.ndarray:
     return out
 
 
-def _bone_distance(bone: np.ndarray, spacing: tuple[float, float, float], within_mm: float) -> np.ndarray:
-    """In-plane distance (mm) of each pixel of a slice from its bone, where it is at most
-    ``within_mm`` (inf beyond it and in the bone).
-
-    As ITK's signed Maurer map measures it (0 on the pixels beside the bone, corners
-    included), but only out to the band under the inner table: per row the nearest such
-    pixel, then the nearest over the rows within ``within_mm``, a fraction of the cost of
-    the whole map.
-    """
-    near = bone.copy()
-    near[1:] |= bone[:-1]
-    near[:-1] |= bone[1:]
-    beside = near.copy()
-    beside[:, 1:] |= near[:, :-1]
-    beside[:, :-1] |= near[:, 1:]
-    beside &= ~bone
-    cols = np.arange(bone.shape[1])
-    far = 2 * bone.shape[1] + 1
-    left = cols - np.maximum.accumulate(np.where(beside, cols, -far), axis=1)
-    right = np.minimum.accumulate(np.where(beside, cols, far)[:, ::-1], axis=1)[:, ::-1] - cols
-    squared = (np.minimum(left, right) * float(spacing[2])) ** 2
-    nearest = squared.copy()
-    for dy in range(1, int(math.ceil(within_mm / float(spacing[1]))) + 1):
-        step = (dy * float(spacing[1])) ** 2
-        np.minimum(nearest[dy:], squared[:-dy] + step, out=nearest[dy:])
-        np.minimum(nearest[:-dy], squared[dy:] + step, out=nearest[:-dy])
-    distance = np.sqrt(nearest).astype(np.float32)
-    distance[(distance > within_mm) | bone] = np.inf
-    return distance
-
-
 def _by_layer(layers: np.ndarray, values: np.ndarray, n_layers: int, least: int = 20) -> list[tuple[int, np.ndarray]]:
     """(layer, its values) for every layer with at least ``least`` values (fewer give no level)."""
     order = np.argsort(layers, kind="stable")
@@ -1027,17 +722,17 @@ def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: 
                  volume: np.ndarray, cavity: np.ndarray, table: float, greys: np.ndarray) -> np.ndarray | None:
     pixel = min(spacing[1], spacing[2])
     radius = max(1, int(round(SMOOTH_MM / pixel)))
-    median = _median_3x3(inside) if radius == 1 else sitk.GetArrayFromImage(
-        sitk.Median(_image(inside, spacing), [radius, radius, 0]))
+    median = median_3x3(inside) if radius == 1 else sitk.GetArrayFromImage(
+        sitk.Median(itk_image(inside, spacing), [radius, radius, 0]))
     inner = inner & ~shell
     # The shell opens only where it touches blood outside it and is blood-like itself: a
     # thin subdural or epidural is mostly shell, and its pieces outside the shell join
     # through it; the band under normal brain borders no blood and stays closed.
     in_range = (median >= low) & (median <= high)
-    bridge = shell & _dilate(in_range & inner) & in_range
+    bridge = shell & dilate(in_range & inner) & in_range
     median[shell & ~bridge] = -1000.0  # the rest of the shell is grown into only from inside, below
     inner = inner | bridge
-    smooth = _image(median, spacing)
+    smooth = itk_image(median, spacing)
     seed_xyz = (int(seed[2]), int(seed[1]), int(seed[0]))
     region = _threshold_region(smooth, seed_xyz, low, high) & inner
     if not region.any():
@@ -1071,7 +766,7 @@ def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: 
     raised = np.full(len(raise_by), -np.inf)  # the per-slice bounds of the step below, where it raised them
     if raise_by.any() and core > midpoint:
         shifted = np.where(median <= high, median - raise_by[:, None, None].astype(np.float32), np.float32(-1000.0))
-        sliced = _threshold_region(_image(shifted, spacing), seed_xyz, midpoint, high) & inner
+        sliced = _threshold_region(itk_image(shifted, spacing), seed_xyz, midpoint, high) & inner
         if sliced.any():
             region = sliced
             raised = np.where(raise_by > 0, midpoint + raise_by, -np.inf)
@@ -1082,7 +777,7 @@ def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: 
     bright_limit = (blood + table) / 2.0
     accept = shell & (raw >= midpoint) & (raw < bright_limit)
     for _ in range(int(round(SHELL_MM / pixel)) + 2):
-        added = _dilate(region) & ~region & accept
+        added = dilate(region) & ~region & accept
         if not added.any():
             break
         region |= added
@@ -1099,7 +794,7 @@ def _near_bone_at(raw: np.ndarray, seed: tuple[int, ...], spacing: tuple[float, 
     for z in range(max(0, k - 1), min(raw.shape[0], k + 2)):
         bone = raw[z, r0: i + reach + 1, c0: j + reach + 1] >= BONE_HU
         at = (i - r0, j - c0)
-        if bone[at] or _bone_distance(bone, spacing, SEED_NEAR_BONE_MM)[at] <= SEED_NEAR_BONE_MM:
+        if bone[at] or bone_distance(bone, spacing, SEED_NEAR_BONE_MM)[at] <= SEED_NEAR_BONE_MM:
             return True
     return False
 
@@ -1111,12 +806,12 @@ def _blood_clear_of_bone(median: np.ndarray, raw: np.ndarray, region: np.ndarray
     fewer than ``MIN_CLEAR_VOXELS``). A high percentile, as the region's own rim, half brain,
     is among these voxels."""
     reach = int(math.ceil(CLEAR_OF_BONE_MM / min(spacing[1], spacing[2]))) + 2  # the bone that can be near
-    rows, cols = _box_2d(region)
+    rows, cols = box_2d(region)
     rows = slice(max(0, rows.start - reach), rows.stop + reach)
     cols = slice(max(0, cols.start - reach), cols.stop + reach)
     clear = np.zeros_like(region[:, rows, cols])
     for k in np.flatnonzero(region.any(axis=(1, 2))):
-        distance = _bone_distance(raw[k, rows, cols] >= BONE_HU, spacing, CLEAR_OF_BONE_MM + 1.0)
+        distance = bone_distance(raw[k, rows, cols] >= BONE_HU, spacing, CLEAR_OF_BONE_MM + 1.0)
         clear[k] = region[k, rows, cols] & (distance >= CLEAR_OF_BONE_MM)
     values = median[:, rows, cols][clear]
     values = values[(values >= low) & (values <= high)]
@@ -1138,12 +833,12 @@ def _iso_level_band(median: np.ndarray, raw: np.ndarray, region: np.ndarray, inn
     steps = max(1, int(round(ISO_BAND_MM / pixel)))
     near = region.copy()
     for _ in range(steps):
-        near = _dilate(near)
+        near = dilate(near)
     band = near.copy()
     band[1:] |= near[:-1]
     band[:-1] |= near[1:]
     band &= inner & ~region
-    beyond = _dilate(_dilate(_dilate(region))) & ~_dilate(region) & inner
+    beyond = dilate(dilate(dilate(region))) & ~dilate(region) & inner
     outside = raw[beyond & (raw < low)]
     if not outside.size:
         return np.zeros_like(region)
@@ -1185,9 +880,9 @@ def _slice_grey(volume: np.ndarray, brain: np.ndarray, spacing: tuple[float, flo
 
 def _inner_table_hu(volume: np.ndarray, cavity: np.ndarray, spacing: tuple[float, float, float]) -> float:
     """The inner table's HU as this scan shows it (``TABLE_PERCENTILE`` of the bone just outside the cavity)."""
-    ring = _dilate(cavity[:, ::2, ::2]) & ~cavity[:, ::2, ::2]
+    ring = dilate(cavity[:, ::2, ::2]) & ~cavity[:, ::2, ::2]
     for _ in range(max(1, int(round(1.0 / (2 * min(spacing[1], spacing[2])))))):
-        ring |= _dilate(ring) & ~cavity[:, ::2, ::2]
+        ring |= dilate(ring) & ~cavity[:, ::2, ::2]
     values = volume[:, ::2, ::2][ring]
     values = values[values >= BONE_HU]
     return float(np.percentile(values, TABLE_PERCENTILE)) if values.size >= 50 else INNER_TABLE_HU
@@ -1206,7 +901,7 @@ def _near_bone(volume: np.ndarray, spacing: tuple[float, float, float]) -> np.nd
     bone = volume >= BONE_HU
     near = bone.copy()
     for _ in range(max(1, int(round(SHELL_MM / min(spacing[1], spacing[2]))))):
-        near = _dilate(near)
+        near = dilate(near)
     return near & ~bone
 
 
@@ -1214,30 +909,7 @@ def _threshold_region(smooth: sitk.Image, seed_xyz: tuple[int, int, int], low: f
     """Connected voxels in [low, high] from the seed, thin bridges cut, holes filled."""
     grown = sitk.ConnectedThreshold(smooth, seedList=[seed_xyz], lower=float(low), upper=float(high), replaceValue=1)
     spacing = smooth.GetSpacing()
-    return _fill_slices(sitk.GetArrayFromImage(grown).astype(bool), MAX_HOLE_MM2 / (spacing[0] * spacing[1]))
-
-
-def _fill_slices(mask: np.ndarray, max_hole_px: float) -> np.ndarray:
-    """Holes filled slice by slice (a clot's darker core or a noisy pixel is still blood).
-
-    One 2D fill-hole over the slices stacked into one tall image, each framed by a pixel of
-    background that reaches the image's sides, does it: only in-plane holes fill (half the
-    voxels of a 3D fill over slices interleaved with all-foreground layers).
-    """
-    n, rows, cols = mask.shape
-    framed = np.zeros((n, rows + 2, cols + 2), np.uint8)
-    framed[:, 1:-1, 1:-1] = mask
-    tall = sitk.GetImageFromArray(framed.reshape(n * (rows + 2), cols + 2))
-    filled = sitk.GetArrayFromImage(sitk.BinaryFillhole(tall, False, 1)).reshape(framed.shape)
-    holes = filled[:, 1:-1, 1:-1].astype(bool) & ~mask
-    if not holes.any():
-        return mask
-    # Only small holes: a region that rings the brain on a slice must not swallow it.
-    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(holes.astype(np.uint8))))
-    sizes = np.bincount(labels.ravel())
-    small = sizes <= max_hole_px
-    small[0] = False
-    return mask | small[labels]
+    return fill_slices(sitk.GetArrayFromImage(grown).astype(bool), MAX_HOLE_MM2 / (spacing[0] * spacing[1]))
 
 
 def _partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, dark: float | None,
@@ -1256,95 +928,21 @@ def _partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, 
     blood = float(np.median(raw[region]))
     limit = (blood + table) / 2.0
     bright = (raw > blood) & (raw < limit)
-    added = _dilate(region) & ~region & bright
-    added |= _dilate(added) & ~region & bright
+    added = dilate(region) & ~region & bright
+    added |= dilate(added) & ~region & bright
     if dark is not None:
-        ring = _dilate(region) & ~region & inner
+        ring = dilate(region) & ~region & inner
         # what surrounds the bleed, read two to three voxels out (the first ring is half blood)
-        beyond = _dilate(_dilate(_dilate(region))) & ~_dilate(region) & inner
+        beyond = dilate(dilate(dilate(region))) & ~dilate(region) & inner
         outside = raw[beyond & (raw < dark)]
         level = blood if seed_blood is None else min(blood, seed_blood)
         if outside.size:  # half way between the blood and what surrounds it here (edema, brain, CSF)
             dark = min(dark, max((level + float(np.median(outside))) / 2.0, dark - DARK_RIM_MAX_HU))
         dark_added = ring & (raw >= dark) & (raw <= blood)
         for _ in range(DARK_RINGS - 1):  # further rings only outward from what was just added
-            dark_added |= _dilate(dark_added) & ~region & inner & (raw >= dark) & (raw <= blood)
+            dark_added |= dilate(dark_added) & ~region & inner & (raw >= dark) & (raw <= blood)
         added |= dark_added
     return added
-
-
-def _dilate(mask: np.ndarray) -> np.ndarray:
-    """One-voxel in-plane (4-neighbour) dilation."""
-    out = mask.copy()
-    out[:, 1:, :] |= mask[:, :-1, :]
-    out[:, :-1, :] |= mask[:, 1:, :]
-    out[:, :, 1:] |= mask[:, :, :-1]
-    out[:, :, :-1] |= mask[:, :, 1:]
-    return out
-
-
-def abc2(mask: np.ndarray, spacing: tuple[float, float, float]) -> ABC2:
-    """ABC/2 from the slice with the largest area (see module notes)."""
-    areas = mask.sum(axis=(1, 2))
-    k = int(np.argmax(areas))
-    layer = np.pad(mask[k], 1)
-    inner = layer[1:-1, 1:-1] & layer[:-2, 1:-1] & layer[2:, 1:-1] & layer[1:-1, :-2] & layer[1:-1, 2:]
-    rows, cols = np.nonzero(mask[k] & ~inner)  # the edge holds every extreme point: fewer points, same answer
-    dz, dr, dc = spacing
-    pts = np.column_stack([rows * dr, cols * dc]).astype(np.float64)
-    hull = _hull(pts[_row_ends(rows)])
-    if len(hull) == 1:
-        a_len, (p, q) = 0.0, (hull[0], hull[0])
-    else:
-        d = ((hull[:, None, :] - hull[None, :, :]) ** 2).sum(-1)
-        a_idx, b_idx = np.unravel_index(int(np.argmax(d)), d.shape)
-        p, q = hull[a_idx], hull[b_idx]
-        a_len = float(np.sqrt(d[a_idx, b_idx]))
-    if a_len > 0:
-        u = (q - p) / a_len
-        normal = np.array([-u[1], u[0]])
-        proj = pts @ normal
-        b_len = float(proj.max() - proj.min())
-        # Extent of pixels, not of their centres: add one pixel along each direction.
-        a_len += float(np.hypot(u[0] * dr, u[1] * dc))
-        b_len += float(np.hypot(normal[0] * dr, normal[1] * dc))
-    else:
-        a_len, b_len = dc, dr
-    c_len = float(np.count_nonzero(areas)) * dz
-    line = ((float(p[0] / dr), float(p[1] / dc)), (float(q[0] / dr), float(q[1] / dc)))
-    return ABC2(a_len, b_len, c_len, k, line)
-
-
-def _row_ends(rows: np.ndarray) -> np.ndarray:
-    """Of points in raster order (rows as ``np.nonzero`` gives them), the first and last of each
-    row: every vertex of their convex hull is one, and a thin crescent's edge holds thousands."""
-    change = rows[1:] != rows[:-1]
-    return np.concatenate([[True], change]) | np.concatenate([change, [True]])
-
-
-def _hull(points: np.ndarray) -> np.ndarray:
-    """Convex hull (monotone chain) of 2D points: the diameter lies between hull vertices."""
-    pts = np.unique(points, axis=0)
-    if len(pts) <= 2:
-        return pts
-    order = np.lexsort((pts[:, 1], pts[:, 0]))
-    pts = pts[order]
-
-    def half(seq: list[list[float]]) -> list[list[float]]:
-        chain: list[list[float]] = []
-        for p in seq:
-            while len(chain) >= 2:
-                a, b = chain[-2], chain[-1]
-                if (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]) <= 0:
-                    chain.pop()
-                else:
-                    break
-            chain.append(p)
-        return chain
-
-    listed = pts.tolist()  # Python floats: the same doubles, without numpy's cost per scalar
-    lower, upper = half(listed), half(listed[::-1])
-    return np.array(lower[:-1] + upper[:-1])
 
 
 def deepest_point(mask: np.ndarray) -> tuple[int, int, int]:
