@@ -520,7 +520,7 @@ def test_a_thin_crescent_is_followed_to_its_ends_along_the_inner_table_without_t
 def test_the_collection_is_looked_for_where_the_inner_table_moved_in_on_the_next_slice():
     """Towards the vertex the inner table moves in by more than the follow step between 5 mm
     slices: the next slice's collection is looked for that much further in."""
-    from ich_viewer.measure.region import FOLLOW_STEP_MM, _near_shifted
+    from ich_viewer.measure.follow import FOLLOW_STEP_MM, _near_shifted
 
     y, x = np.mgrid[:160, :160].astype(np.float32)
     r = np.hypot(y - 80, x - 80)

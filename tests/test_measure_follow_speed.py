@@ -13,7 +13,7 @@ import SimpleITK as sitk
 
 from ich_viewer.measure.abc2 import _hull, _row_ends
 from ich_viewer.measure.cavity import cranial_cavity
-from ich_viewer.measure.region import _near_shifted, _percentiles_by_layer
+from ich_viewer.measure.follow import _near_shifted, _percentiles_by_layer
 from ich_viewer.measure.voxels import BONE_HU, MEDIAN_9_NETWORK, bone_distance, fill_slices, median_3x3, median_at
 from ich_viewer.phantom import generate_phantom
 

@@ -97,7 +97,7 @@ def along_median(image: np.ndarray, along: tuple[int, int]) -> np.ndarray:
 
 def _frame(side: Any, k: int) -> np.ndarray | None:
     """The midline's normal (row, col, unit) on slice ``k`` from ``side`` (slice -> signed
-    distance of each pixel from the midline, ``region._midline_side``), None without one."""
+    distance of each pixel from the midline, ``midline.midline_side``), None without one."""
     layer = side(k)
     normal = np.array([layer[1, 0] - layer[0, 0], layer[0, 1] - layer[0, 0]], np.float64)
     return normal / np.hypot(*normal) if np.any(normal) else None

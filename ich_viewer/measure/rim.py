@@ -1,0 +1,50 @@
+"""The half-volume ring at a bleed's edge: the voxels more blood than bone or brain.
+
+The threshold stops short of the voxel that is half blood; the ground truth and the reader
+count it. Used on the grown region (``measure.region``) and on what the inner table's
+following added (``measure.follow``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ich_viewer.measure.voxels import dilate
+
+DARK_RIM = True
+"""Add the half-volume ring towards brain (see ``partial_volume_rim``)."""
+DARK_RIM_MAX_HU = 15.0
+"""The dark ring never reaches more than this below the low bound."""
+DARK_RINGS = 1
+
+
+def partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, dark: float | None,
+                       table: float, seed_blood: float | None = None) -> np.ndarray:
+    """Voxels at the region's edge that are more blood than bone.
+
+    A voxel half blood, half inner table reads about (blood + bone) / 2 and counts as
+    blood for the reader and the ground truth. With a CT's blur the threshold stops about
+    two voxels short of that point, so two in-plane rings of voxels brighter than the
+    blood (and below the midpoint) are added; brain and CSF are darker and never added.
+    Towards brain or CSF one ring down to the midpoint between them and the blood, read
+    as ``seed_blood`` (around the seed) when that is lower than the region's median: in a
+    thin collection most voxels are blurred with the bone, the median rises by ~15 HU and
+    the ring would stop a voxel short.
+    """
+    blood = float(np.median(raw[region]))
+    limit = (blood + table) / 2.0
+    bright = (raw > blood) & (raw < limit)
+    added = dilate(region) & ~region & bright
+    added |= dilate(added) & ~region & bright
+    if dark is not None:
+        ring = dilate(region) & ~region & inner
+        # what surrounds the bleed, read two to three voxels out (the first ring is half blood)
+        beyond = dilate(dilate(dilate(region))) & ~dilate(region) & inner
+        outside = raw[beyond & (raw < dark)]
+        level = blood if seed_blood is None else min(blood, seed_blood)
+        if outside.size:  # half way between the blood and what surrounds it here (edema, brain, CSF)
+            dark = min(dark, max((level + float(np.median(outside))) / 2.0, dark - DARK_RIM_MAX_HU))
+        dark_added = ring & (raw >= dark) & (raw <= blood)
+        for _ in range(DARK_RINGS - 1):  # further rings only outward from what was just added
+            dark_added |= dilate(dark_added) & ~region & inner & (raw >= dark) & (raw <= blood)
+        added |= dark_added
+    return added
