@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from ich_viewer.measure.clicks import grow_clicks, reader_clicks  # noqa: E402
 from ich_viewer.measure.cavity import cranial_cavity  # noqa: E402
+from ich_viewer.measure.clicks import grow_clicks, reader_clicks  # noqa: E402
 from ich_viewer.measure.region import Region, deepest_point, grow_region  # noqa: E402
 from ich_viewer.phantom import SUBTYPES, generate_phantom  # noqa: E402
 

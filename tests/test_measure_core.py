@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from ich_viewer.dicom.model import Series
-from ich_viewer.measure.planar import (Calibration, angle_deg, distance, ellipse_stats, midline_shift,
-                                       polygon_area, polygon_mask, polygon_stats)
 from ich_viewer.measure.abc2 import abc2
 from ich_viewer.measure.cavity import cranial_cavity
+from ich_viewer.measure.planar import (Calibration, angle_deg, distance, ellipse_stats, midline_shift,
+                                       polygon_area, polygon_mask, polygon_stats)
 from ich_viewer.measure.region import deepest_point, dice, grow_region
 from ich_viewer.measure.series import calibration, grow_in_series, seed_from_mm, voxel_spacing
 from ich_viewer.measure.voxels import dilate, median_3x3

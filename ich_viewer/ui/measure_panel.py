@@ -31,9 +31,9 @@ import pyqtgraph as pg
 
 from ich_viewer.inference.preprocess import erode4
 from ich_viewer.dicom.model import PixelDecodeError, Series
+from ich_viewer.measure.cavity import cranial_cavity
 from ich_viewer.measure.edit import BRUSH_MM, MAX_BRUSH_MM, Stroke, apply_stroke, strokes_of
 from ich_viewer.measure.records import KINDS, SUBTYPE_CHOICES, Measurement, planar_measurement, volume_measurement
-from ich_viewer.measure.cavity import cranial_cavity
 from ich_viewer.measure.region import DEFAULT_HU, Region, describe, propose_seed
 from ich_viewer.measure.series import calibration, grow_in_series, grow_record, voxel_spacing
 from ich_viewer.options import ViewOptions
