@@ -10,8 +10,11 @@ volume against its two hand masks. ``masks_subset`` (15 slices of 12 patients, h
 from the data set's later release, see the data set's README): each patient's scan is
 rebuilt in HU from its two JPEG windows as the trainer does, 0.32 mm pixels and 5 mm slices
 assumed, the reader clicks the pixel deepest inside the hand mask, and the grown region's
-outline on that slice is compared with the mask. Each outline's ``sha1`` (of its packed
-voxels) lets two runs tell "unchanged to the voxel" apart from "the same numbers".
+outline on that slice is compared with the mask. The hand masks cover only a few slices; the
+data set's per-slice labels cover all of them, so each row also gives what the region holds on
+slices labelled without hemorrhage (``unlabelled_ml``, ``unlabelled_slices``: a leak, or a
+bleed the labels missed). Each outline's ``sha1`` (of its packed voxels) lets two runs tell
+"unchanged to the voxel" apart from "the same numbers".
 Skipped, and said so, where the data is not there.
 """
 from __future__ import annotations
@@ -43,6 +46,15 @@ def _outline(region: Region, k: int, hand: np.ndarray, spacing: tuple[float, flo
             "hand_ml": round(float(hand.sum()) * voxel_ml, 2)}
 
 
+def _unlabelled(mask: np.ndarray, numbers: list[int], labels: dict[int, list[int]],
+                spacing: tuple[float, float, float]) -> dict:
+    """What the region holds on the slices CT-ICH labels without hemorrhage (the last label, any)."""
+    clear = [k for k, number in enumerate(numbers) if number in labels and not labels[number][-1]]
+    touched = [numbers[k] for k in clear if mask[k].any()]
+    voxels = int(mask[clear].sum()) if clear else 0
+    return {"unlabelled_ml": round(voxels * float(np.prod(spacing)) / 1000.0, 2), "unlabelled_slices": touched}
+
+
 def _sha1(mask: np.ndarray) -> str:
     return hashlib.sha1(np.packbits(mask).tobytes()).hexdigest()[:12]
 
@@ -63,12 +75,24 @@ def demo(ct_ich: Path) -> dict:
         return {"refused": region.reason}
     out: dict = {"click": list(DEMO_CLICK), "volume_ml": round(region.volume_ml, 1), "sha1": _sha1(region.mask),
                  "notes": region.notes}
+    labels = _labels(ct_ich).get("71")
+    if labels is not None:
+        out.update(_unlabelled(region.mask, list(range(1, region.mask.shape[0] + 1)), labels, region.spacing_mm))
     folder = ct_ich / "masks_subset" / "Patients_CT" / "071" / "brain"
     for number in (14, 19):
         path = folder / f"{number}_HGE_Seg.jpg"
         if path.is_file():
             out[f"Im {number}"] = _outline(region, number - 1, _read_grey(path) > 127, region.spacing_mm)
     return out
+
+
+def _labels(ct_ich: Path) -> dict[str, dict[int, list[int]]]:
+    from trainer.data.ctich import DatasetError, read_labels
+
+    try:
+        return read_labels(ct_ich)
+    except DatasetError:
+        return {}
 
 
 def hand_masks(ct_ich: Path) -> list[dict] | dict:
@@ -78,6 +102,7 @@ def hand_masks(ct_ich: Path) -> list[dict] | dict:
     if not root.is_dir():
         return {"skipped": f"no hand masks at {root}"}
     spacing = (SLICE_MM, PIXEL_MM, PIXEL_MM)
+    labels = _labels(ct_ich)
     rows = []
     for patient in sorted(p for p in root.iterdir() if p.is_dir()):
         folder = ct_ich / "Patients_CT" / patient.name
@@ -104,6 +129,8 @@ def hand_masks(ct_ich: Path) -> list[dict] | dict:
             if region.ok and region.mask is not None:
                 row.update(_outline(region, k, hand, spacing), volume_ml=round(region.volume_ml, 1),
                            sha1=_sha1(region.mask))
+                if str(int(patient.name)) in labels:
+                    row.update(_unlabelled(region.mask, numbers, labels[str(int(patient.name))], spacing))
             else:
                 row["refused"] = region.reason
             rows.append(row)
