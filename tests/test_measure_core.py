@@ -338,6 +338,33 @@ def test_a_region_that_runs_across_the_falx_is_cut_there_and_says_so():
     assert any("falx" in note for note in region.notes)
 
 
+def test_a_convexity_bleed_does_not_run_along_the_sinus_where_the_falx_meets_the_table(monkeypatch):
+    """CT-ICH 073's frontal epidural joined, along the inner table, the superior sagittal sinus
+    (blood, in the blood range) and ran down it for 9 slices within the falx cut's margin."""
+    import ich_viewer.measure.region as region_module
+
+    z, rows, cols = np.mgrid[:30, :170, :140]
+    across = np.hypot((rows[0] - 85) / 70.0, (cols[0] - 70) / 55.0)  # a head longer than wide
+    volume = np.where(across < 1.0, 1000.0, -1000.0).astype(np.float32)[None].repeat(30, axis=0)
+    volume[:, across < 0.88] = 30.0  # brain; the midline is column 70
+    truth = np.hypot(np.hypot((z - 15) * 2.0, rows - 45), cols - 100) <= 8  # 30 mm right of the midline
+    volume[truth] = 60.0
+    under_table = (across >= 0.8) & (across < 0.88) & (rows[0] < 85)
+    band = under_table & (cols[0] >= 70) & (cols[0] <= 102)
+    volume[13:18, band] = 60.0  # the bleed reaches the midline along the inner table
+    sinus = under_table & (np.abs(cols[0] - 70) <= 3)
+    volume[2:28, sinus] = 60.0  # the sinus under the table at the midline, on every slice
+    region = grow_region(volume, (2.0, 1.0, 1.0), (15, 45, 100))
+    assert region.ok, region.reason
+    assert not region.mask[:, sinus].any()  # the sinus is left out, on the bleed's slices too
+    assert dice(region.mask & truth, truth) > 0.95 and region.mask[15, band & (cols[0] >= 80)].all()
+    assert set(region.slices) <= set(range(11, 20))  # the bleed's own slices, no run-on
+    assert any("falx" in note for note in region.notes)
+    monkeypatch.setattr(region_module, "SINUS_MM", -1.0)  # without the cut it runs down the sinus
+    leaked = grow_region(volume, (2.0, 1.0, 1.0), (15, 45, 100))
+    assert leaked.mask[2, sinus].any() and leaked.mask[27, sinus].any()
+
+
 def test_growing_stops_at_a_slice_where_the_brain_itself_reads_as_blood():
     spacing = (2.0, 1.0, 1.0)
     volume, truth = _skull((30, 160, 160), blood=((12, 80, 120), (10, 8, 8)), spacing=spacing)

@@ -107,6 +107,12 @@ MAX_HALF_FILL = 0.5
 """A slice where the region fills more than this share of its half of the cranial cavity
 is brain as bright as blood (the vertex under a partial-volumed skull cap, a hazy scan):
 the region stops before it."""
+SINUS_MM = 6.0
+"""A region seeded off the midline is also cut where the midline's strip (``MIDLINE_MARGIN_MM``
+either side) lies within this distance of the inner table: the superior sagittal sinus there
+(and the cavernous sinuses beside the sella) reads in the blood range, and through it a
+convexity bleed ran along the sinus and the falx to slices it never reaches (CT-ICH 073's
+epidural: 9 slices down the sinus)."""
 
 
 @dataclass
@@ -282,7 +288,8 @@ def leak_guard(mask: np.ndarray, cavity: np.ndarray, seed: tuple[int, int, int],
 
     Two anatomical limits: a bleed seeded well off the midline does not cross the falx
     (a subdural never does; a region that does has run along the falx's own dense band or
-    the cortex of the other hemisphere), and no slice of a bleed fills most of its half of
+    the cortex of the other hemisphere) nor take the sinus where the falx meets the inner
+    table (``SINUS_MM``), and no slice of a bleed fills most of its half of
     the cavity (where it does, the brain itself reads in the blood range). The growing
     stops at the first such slice above or below the seed.
     """
@@ -297,12 +304,16 @@ def leak_guard(mask: np.ndarray, cavity: np.ndarray, seed: tuple[int, int, int],
         cut = mask.copy()
         box = box_2d(mask)  # the sides only where the region is
         for layer in np.flatnonzero(mask.any(axis=(1, 2))):
-            cut[layer][box] &= side(int(layer), box) * np.sign(seed_mm) > -MIDLINE_MARGIN_MM
+            across = side(int(layer), box)
+            cut[layer][box] &= across * np.sign(seed_mm) > -MIDLINE_MARGIN_MM
+            strip = np.abs(across) < MIDLINE_MARGIN_MM
+            if (cut[layer][box] & strip).any():  # where the falx meets the inner table: the sinus
+                cut[layer][box] &= ~(strip & (bone_distance(~cavity[layer][box], spacing, SINUS_MM) <= SINUS_MM))
         if np.count_nonzero(cut) < np.count_nonzero(mask):
             cut = _seed_component(cut, seed)
             lost = np.count_nonzero(mask) - np.count_nonzero(cut)
             lost_ml = float(lost) * spacing[0] * spacing[1] * spacing[2] / 1000.0
-            notes.append(f"cut at the falx: {lost_ml:.1f} mL across the midline left out (add it back with the "
+            notes.append(f"cut at the falx: {lost_ml:.1f} mL at or across the midline left out (add it back with the "
                          "brush if it is blood)")
             mask = cut
     half_stop: list[int] = []
