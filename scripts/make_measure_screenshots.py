@@ -5,9 +5,9 @@
 Opens the bundled CT-ICH demo (patient 071: left temporal hematoma and a left subdural),
 draws with the real mouse path (the same events a reader makes): a ruler across the
 subdural, an ellipse ROI in the hematoma, a midline-shift line, and a bleed volume from one
-click at the default 45-90 HU, then one stroke of the erase brush along the posterior falx
-on Im 19 (the falx's own density joins the outline there; the hand-drawn mask of that
-slice leaves it out). Saves docs/measure-tools.png and, after running the bundled
+click at the default 45-90 HU, then one stroke of the erase brush along the outline's
+posterior tail on Im 19 (a thin band along the occipital inner table that the hand-drawn
+mask of that slice leaves out). Saves docs/measure-tools.png and, after running the bundled
 classifier on the CPU, docs/report-measure.png (the PDF's measurement page) and prints the
 numbers.
 """
@@ -24,8 +24,8 @@ from screens import private_settings, wait  # noqa: E402  (this folder)
 
 SEED = (14, 330, 520)
 """(slice, row, col) inside the left temporal hematoma, Im 15."""
-FALX = ((440, 343), (585, 350))
-"""(row, col) ends of the erase stroke on Im 19: the posterior falx, where the outline follows it."""
+TAIL = ((540, 472), (566, 405))
+"""(row, col) ends of the erase stroke on Im 19: the outline's posterior tail along the inner table."""
 
 
 def main() -> int:
@@ -81,7 +81,7 @@ def main() -> int:
     wait(lambda: False, 0.5)
     window.action("measure_brush_erase").trigger()
     controller.panel.brush.setValue(2.5)
-    drag(FALX[0], FALX[1])  # along the posterior falx
+    drag(TAIL[0], TAIL[1])  # along the outline's posterior tail
     window.action("measure_distance").trigger()
     drag((300, 506), (300, 548))  # across the subdural, perpendicular to the inner table
     window.action("measure_midline").trigger()
