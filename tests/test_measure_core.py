@@ -365,6 +365,32 @@ def test_a_convexity_bleed_does_not_run_along_the_sinus_where_the_falx_meets_the
     assert leaked.mask[2, sinus].any() and leaked.mask[27, sinus].any()
 
 
+def test_growing_stops_where_the_region_is_the_normal_brain_bone_band(monkeypatch):
+    """Towards the vertex a 5 mm slice cuts the skull obliquely and the brain beside it reads
+    in the blood range all round the head (CT-ICH 087's epidural ran round the whole
+    convexity of Im 27): the region's top slices that are only that band are left out."""
+    import ich_viewer.measure.band as band_module
+
+    z, rows, cols = np.mgrid[:30, :170, :140]
+    across = np.hypot((rows[0] - 85) / 70.0, (cols[0] - 70) / 55.0)  # a head longer than wide
+    volume = np.where(across < 1.0, 1000.0, -1000.0).astype(np.float32)[None].repeat(30, axis=0)
+    volume[:, across < 0.88] = 30.0  # brain; the midline is column 70
+    lens = (across >= 0.70) & (across < 0.88) & (cols[0] > 100) & (np.abs(rows[0] - 85) < 30)
+    truth = np.zeros(volume.shape, bool)
+    truth[8:21, lens] = True  # an epidural 10 mm thick on slices 8-20
+    volume[truth] = 70.0
+    band = (across >= 0.83) & (across < 0.88) & ~lens
+    volume[18:, band] = 55.0  # from slice 18 up, a 3 mm band under the whole inner table
+    spacing = (5.0, 1.0, 1.0)
+    region = grow_region(volume, spacing, (14, 85, 113))
+    assert region.ok, region.reason
+    assert region.slices == list(range(8, 21)) and dice(region.mask & truth, truth) > 0.97
+    assert any("left out slices 21-29 (Im 22-30)" in note and "brain-bone band" in note for note in region.notes)
+    monkeypatch.setattr(band_module, "NORMAL_BAND_SHARE", 2.0)  # never the band: it runs to the top
+    leaked = grow_region(volume, spacing, (14, 85, 113))
+    assert leaked.slices[-1] == 29 and np.count_nonzero(leaked.mask[25]) > 200  # its side's half of the band
+
+
 def test_growing_stops_at_a_slice_where_the_brain_itself_reads_as_blood():
     spacing = (2.0, 1.0, 1.0)
     volume, truth = _skull((30, 160, 160), blood=((12, 80, 120), (10, 8, 8)), spacing=spacing)

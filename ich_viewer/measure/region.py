@@ -52,6 +52,7 @@ import SimpleITK as sitk
 
 from ich_viewer.measure import sheet
 from ich_viewer.measure.abc2 import ABC2, abc2
+from ich_viewer.measure.band import is_normal_band
 from ich_viewer.measure.cavity import cranial_cavity
 from ich_viewer.measure.follow import follow_inner_table
 from ich_viewer.measure.midline import MIDLINE_MARGIN_MM, MIDLINE_SEED_MM, midline_side
@@ -250,7 +251,7 @@ def grow_region(
         result.reason = (f"only {voxels} voxels around the seed are blood-like: "
                          "click deeper inside the bleed or widen the range")
         return result
-    mask, guarded = leak_guard(mask, cavity, result.seed, spacing)
+    mask, guarded = leak_guard(mask, volume, cavity, result.seed, spacing)
     result.notes.extend(guarded)
     volume_ml = float(np.count_nonzero(mask)) * spacing[0] * spacing[1] * spacing[2] / 1000.0
     if volume_ml > MAX_VOLUME_ML:
@@ -282,7 +283,7 @@ def _sheet(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[
     return mask
 
 
-def leak_guard(mask: np.ndarray, cavity: np.ndarray, seed: tuple[int, int, int],
+def leak_guard(mask: np.ndarray, volume: np.ndarray, cavity: np.ndarray, seed: tuple[int, int, int],
                spacing: tuple[float, float, float]) -> tuple[np.ndarray, list[str]]:
     """Cut what a threshold cannot tell from blood, and say so (the reader can add it back).
 
@@ -291,7 +292,9 @@ def leak_guard(mask: np.ndarray, cavity: np.ndarray, seed: tuple[int, int, int],
     the cortex of the other hemisphere) nor take the sinus where the falx meets the inner
     table (``SINUS_MM``), and no slice of a bleed fills most of its half of
     the cavity (where it does, the brain itself reads in the blood range). The growing
-    stops at the first such slice above or below the seed.
+    stops at the first such slice above or below the seed. For a bleed off the midline, the
+    region's top slices that are the normal brain-bone band are left out
+    (``_peel_band_from_top``).
     """
     notes: list[str] = []
     k0, i0, j0 = seed
@@ -337,7 +340,33 @@ def leak_guard(mask: np.ndarray, cavity: np.ndarray, seed: tuple[int, int, int],
         mask = _seed_component(mask, seed)
         notes.append("stopped at slice " + " and ".join(f"{k} (Im {k + 1})" for k in sorted(half_stop)) +
                      ": the region filled most of that side of the brain (brain as bright as blood there)")
+    if one_side:
+        peeled = _peel_band_from_top(mask, volume, cavity, k0, lambda k: side(k, head) * np.sign(seed_mm), head,
+                                     spacing)
+        if peeled:
+            mask = mask.copy()
+            mask[peeled[-1]: peeled[0] + 1] = False
+            mask = _seed_component(mask, seed)
+            where = f"slice {peeled[0]} (Im {peeled[0] + 1})" if len(peeled) == 1 else (
+                f"slices {peeled[-1]}-{peeled[0]} (Im {peeled[-1] + 1}-{peeled[0] + 1})")
+            notes.append(f"left out {where} at its top: the region there is the brain-bone band along the skull, "
+                         "no brighter than on the other side (add it back with the brush if it is blood)")
     return mask, notes
+
+
+def _peel_band_from_top(mask: np.ndarray, volume: np.ndarray, cavity: np.ndarray, seed_slice: int,
+                        across: Any, head: tuple[slice, slice], spacing: tuple[float, float, float]) -> list[int]:
+    """The region's top slices, from the top down, that are the normal brain-bone band
+    (``band.is_normal_band``: the vertex's obliquely cut skull cap, which a region reaching it
+    runs round), never the seed's slice. Only at the top: at the skull base the two sides of a
+    slice differ (petrous bone, a tilted head), and phantom seed 19's subdural was stopped
+    there (-3.1 -> -15.6 %)."""
+    peeled: list[int] = []
+    k = int(np.flatnonzero(mask.any(axis=(1, 2)))[-1])
+    while k > seed_slice and is_normal_band(volume[k][head], cavity[k][head], mask[k][head], across(k), spacing):
+        peeled.append(k)
+        k -= 1
+    return peeled
 
 
 def _seed_component(mask: np.ndarray, seed: tuple[int, int, int]) -> np.ndarray:

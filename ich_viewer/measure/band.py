@@ -1,0 +1,58 @@
+"""The normal brain-bone band along the inner table, read against the other hemisphere.
+
+Towards the vertex and the skull base a 5 mm slice cuts the skull obliquely: the brain
+beside it is averaged with bone and reads in the blood range in a band a few millimetres
+deep, on both sides of the head. A region that reaches such a slice runs round the skull
+along it (CT-ICH 087's epidural along the whole convexity of Im 27, 051's subdural down the
+middle fossa). ``is_normal_band`` tells such a slice of a region apart: the region lies
+mostly in the band, and at each depth from the bone its voxels read no brighter than the
+other hemisphere's band does there. A bleed in the band adds its blood to the band; the
+leak guard (``measure.region.leak_guard``) stops the region at such a slice.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ich_viewer.measure.follow import FOLLOW_BAND_MM
+from ich_viewer.measure.midline import MIDLINE_MARGIN_MM
+from ich_viewer.measure.voxels import BONE_HU, bone_distance, largest_piece, median_at
+
+NORMAL_BAND_SHARE = 0.6
+"""A slice is looked at only where at least this share of the region lies in the band
+(within ``FOLLOW_BAND_MM`` of bone): a bleed's own slices lie mostly deeper."""
+NORMAL_BAND_LEVEL = 90.0
+"""The other hemisphere's band at a depth: this percentile of its 3x3 medians there (its
+brighter part, as ``measure.follow`` reads it)."""
+NORMAL_BAND_MARGIN_HU = 5.0
+"""A region's voxel counts as brighter than the normal band when it reads this much above
+that level."""
+NORMAL_BAND_BRIGHTER = 0.05
+"""At most this share of the region's band voxels brighter, and the slice is normal band
+(on the phantoms a bleed's slices have 12-100 % brighter, the run-on ends 0 %)."""
+MIN_LAYER_VOXELS = 20
+"""A depth is compared only where the other hemisphere's band has this many voxels."""
+
+
+def is_normal_band(volume: np.ndarray, cavity: np.ndarray, region: np.ndarray, across: np.ndarray,
+                   spacing: tuple[float, float, float]) -> bool:
+    """Whether a slice of a region (``region``, on ``volume``'s slice with its ``cavity``) is
+    the normal brain-bone band; ``across``: each pixel's distance (mm) from the midline,
+    positive on the region's side."""
+    pixel = min(spacing[1], spacing[2])
+    distance = bone_distance(volume >= BONE_HU, spacing, FOLLOW_BAND_MM)
+    band = largest_piece(cavity) & (distance <= FOLLOW_BAND_MM)
+    mine = region & band
+    if np.count_nonzero(mine) < NORMAL_BAND_SHARE * np.count_nonzero(region):
+        return False
+    other = band & (across < -MIDLINE_MARGIN_MM)
+    depth = np.rint(2.0 * np.where(band, distance, 0.0) / pixel).astype(np.int64)
+    smooth = median_at(np.where(cavity, volume, np.float32(-1000.0)), mine | other, 1)
+    brighter = counted = 0
+    for layer in np.unique(depth[mine]):
+        level = smooth[other & (depth == layer)]
+        if level.size < MIN_LAYER_VOXELS:
+            continue
+        values = smooth[mine & (depth == layer)]
+        brighter += int(np.count_nonzero(values > np.percentile(level, NORMAL_BAND_LEVEL) + NORMAL_BAND_MARGIN_HU))
+        counted += values.size
+    return counted > 0 and brighter <= NORMAL_BAND_BRIGHTER * counted
