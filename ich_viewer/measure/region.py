@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import SimpleITK as sitk
@@ -311,7 +311,8 @@ def leak_guard(mask: np.ndarray, volume: np.ndarray, cavity: np.ndarray, seed: t
             cut[layer][box] &= across * np.sign(seed_mm) > -MIDLINE_MARGIN_MM
             strip = np.abs(across) < MIDLINE_MARGIN_MM
             if (cut[layer][box] & strip).any():  # where the falx meets the inner table: the sinus
-                cut[layer][box] &= ~(strip & (bone_distance(~cavity[layer][box], spacing, SINUS_MM) <= SINUS_MM))
+                table = bone_distance(~cavity[layer][box], spacing, SINUS_MM) <= SINUS_MM  # from the cavity's edge
+                cut[layer][box] &= ~(strip & table)
         if np.count_nonzero(cut) < np.count_nonzero(mask):
             cut = _seed_component(cut, seed)
             lost = np.count_nonzero(mask) - np.count_nonzero(cut)
@@ -355,7 +356,8 @@ def leak_guard(mask: np.ndarray, volume: np.ndarray, cavity: np.ndarray, seed: t
 
 
 def _peel_band_from_top(mask: np.ndarray, volume: np.ndarray, cavity: np.ndarray, seed_slice: int,
-                        across: Any, head: tuple[slice, slice], spacing: tuple[float, float, float]) -> list[int]:
+                        across: Callable[[int], np.ndarray], head: tuple[slice, slice],
+                        spacing: tuple[float, float, float]) -> list[int]:
     """The region's top slices, from the top down, that are the normal brain-bone band
     (``band.is_normal_band``: the vertex's obliquely cut skull cap, which a region reaching it
     runs round), never the seed's slice. Only at the top: at the skull base the two sides of a
