@@ -13,8 +13,11 @@ assumed, the reader clicks the pixel deepest inside the hand mask, and the grown
 outline on that slice is compared with the mask. The hand masks cover only a few slices; the
 data set's per-slice labels cover all of them, so each row also gives what the region holds on
 slices labelled without hemorrhage (``unlabelled_ml``, ``unlabelled_slices``: a leak, or a
-bleed the labels missed). Each outline's ``sha1`` (of its packed voxels) lets two runs tell
-"unchanged to the voxel" apart from "the same numbers".
+bleed the labels missed). A hand mask in several pieces (a contusion and an epidural
+beside it) gets, as well, one click per piece of at least ``MIN_PIECE_MM2``, largest first,
+as a reader Shift+clicks each (``pieces_*``; the phantoms' protocol, ``measure.clicks``).
+Each outline's ``sha1`` (of its packed voxels) lets two runs tell "unchanged to the voxel"
+apart from "the same numbers".
 Skipped, and said so, where the data is not there.
 """
 from __future__ import annotations
@@ -37,6 +40,8 @@ DEMO_CLICK = (14, 330, 520)
 """(slice, row, column), 0-based: Im 15, in the temporal hematoma."""
 PIXEL_MM = 0.32
 SLICE_MM = 5.0
+MIN_PIECE_MM2 = 20.0
+"""A piece of a hand mask smaller than this on its slice is not clicked (JPEG specks)."""
 
 
 def _outline(region: Region, k: int, hand: np.ndarray, spacing: tuple[float, float, float]) -> dict:
@@ -53,6 +58,31 @@ def _unlabelled(mask: np.ndarray, numbers: list[int], labels: dict[int, list[int
     touched = [numbers[k] for k in clear if mask[k].any()]
     voxels = int(mask[clear].sum()) if clear else 0
     return {"unlabelled_ml": round(voxels * float(np.prod(spacing)) / 1000.0, 2), "unlabelled_slices": touched}
+
+
+def _piece_clicks(volume: np.ndarray, cavity: np.ndarray, k: int, hand: np.ndarray,
+                  spacing: tuple[float, float, float]) -> dict:
+    """One click per piece of the hand mask (largest first), when it has more than one."""
+    from scipy import ndimage
+
+    from ich_viewer.measure.clicks import grow_clicks
+
+    labels, count = ndimage.label(hand)
+    sizes = np.bincount(labels.ravel())[1:] * spacing[1] * spacing[2]
+    clicks = []
+    for index in np.argsort(sizes)[::-1]:
+        if sizes[index] >= MIN_PIECE_MM2:
+            where = np.zeros(volume.shape, bool)
+            where[k] = labels == index + 1
+            clicks.append(deepest_point(where))
+    if len(clicks) < 2:
+        return {}
+    region = grow_clicks(volume, spacing, clicks, cavity=cavity)
+    if not region.ok or region.mask is None:
+        return {"pieces": len(clicks), "pieces_refused": region.reason}
+    outline = _outline(region, k, hand, spacing)
+    return {"pieces": len(clicks), "pieces_dice": outline["dice"], "pieces_slice_ml": outline["slice_ml"],
+            "pieces_volume_ml": round(region.volume_ml, 1)}
 
 
 def _sha1(mask: np.ndarray) -> str:
@@ -133,6 +163,7 @@ def hand_masks(ct_ich: Path) -> list[dict] | dict:
                     row.update(_unlabelled(region.mask, numbers, labels[str(int(patient.name))], spacing))
             else:
                 row["refused"] = region.reason
+            row.update(_piece_clicks(volume, cavity, k, hand, spacing))
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
