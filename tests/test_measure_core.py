@@ -391,6 +391,22 @@ def test_growing_stops_where_the_region_is_the_normal_brain_bone_band(monkeypatc
     assert leaked.slices[-1] == 29 and np.count_nonzero(leaked.mask[25]) > 200  # its side's half of the band
 
 
+def test_a_click_on_a_darker_speck_of_the_bleed_grows_the_same_outline():
+    """The click's own 3x3 median may read below the half-blood bound that the disc around it
+    sets (a noisy crescent): the bound fell back to 45 HU and took the brain, which on the demo
+    reads 46 HU (a click in its subdural grew 215 mL against 137 mL from the hematoma). Now
+    the bound's growing starts from the disc's voxels above it."""
+    spacing = (2.0, 1.0, 1.0)
+    volume, truth = _skull((30, 160, 160), blood=((15, 80, 110), (8, 10, 10)), spacing=spacing)
+    volume[volume == 30.0] = 46.0  # brain as dense as the demo's
+    volume[15, 79:82, 104:107] = 50.0  # a darker speck in the bleed: the click's 3x3 median reads 50
+    dark = grow_region(volume, spacing, (15, 80, 105))
+    bright = grow_region(volume, spacing, (15, 80, 112))
+    assert dark.ok and bright.ok, (dark.reason, bright.reason)
+    assert (dark.mask == bright.mask).all() and dice(dark.mask, truth) > 0.85
+    assert not dark.notes  # nothing leaked, nothing cut
+
+
 def test_growing_stops_at_a_slice_where_the_brain_itself_reads_as_blood():
     spacing = (2.0, 1.0, 1.0)
     volume, truth = _skull((30, 160, 160), blood=((12, 80, 120), (10, 8, 8)), spacing=spacing)

@@ -493,17 +493,26 @@ def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: 
     # around the seed (a region that has leaked would bias it towards brain).
     k, i, j = seed
     reach = max(1, int(round(SEED_DISC_MM / pixel)))
-    disc = median[k, max(0, i - reach): i + reach + 1, max(0, j - reach): j + reach + 1]
-    disc = disc[(disc >= low) & (disc <= high)]
+    r0, c0 = max(0, i - reach), max(0, j - reach)
+    around = median[k, r0: i + reach + 1, c0: j + reach + 1]
+    disc = around[(around >= low) & (around <= high)]
     blood = float(np.median(disc)) if disc.size else float(np.median(raw[region]))
     if _near_bone_at(raw, seed, spacing):  # the disc reads blood raised by the bone's blur
         clear = _blood_clear_of_bone(median, raw, region, spacing, low, high)
         blood = blood if clear is None else min(blood, clear)
     grey = _grey_level(volume[::2], cavity[::2])
     midpoint = low
+    starts = [seed_xyz]
     if grey is not None and low + 1.0 < (blood + grey) / 2.0 < blood:
         midpoint = (blood + grey) / 2.0
+        # from the click, else from the disc the blood was read on: a click on a voxel a little
+        # below the midpoint (the 3x3 median of a noisy crescent) would otherwise fall back to
+        # the low bound and take the brain (the demo clicked in its subdural grew 215 mL)
+        in_disc = inner[k, r0: i + reach + 1, c0: j + reach + 1] & (around >= midpoint) & (around <= high)
+        starts += [(int(c0 + c), int(r0 + r), int(k)) for r, c in zip(*np.nonzero(in_disc))]
         tighter = _threshold_region(smooth, seed_xyz, midpoint, high) & inner
+        if not tighter.any() and len(starts) > 1:
+            tighter = _threshold_region(smooth, starts, midpoint, high) & inner
         if tighter.any():
             region = tighter
         else:
@@ -516,7 +525,10 @@ def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: 
     raised = np.full(len(raise_by), -np.inf)  # the per-slice bounds of the step below, where it raised them
     if raise_by.any() and core > midpoint:
         shifted = np.where(median <= high, median - raise_by[:, None, None].astype(np.float32), np.float32(-1000.0))
-        sliced = _threshold_region(itk_image(shifted, spacing), seed_xyz, midpoint, high) & inner
+        shifted_image = itk_image(shifted, spacing)
+        sliced = _threshold_region(shifted_image, seed_xyz, midpoint, high) & inner
+        if not sliced.any() and len(starts) > 1:
+            sliced = _threshold_region(shifted_image, starts, midpoint, high) & inner
         if sliced.any():
             region = sliced
             raised = np.where(raise_by > 0, midpoint + raise_by, -np.inf)
@@ -655,9 +667,12 @@ def _near_bone(volume: np.ndarray, spacing: tuple[float, float, float]) -> np.nd
     return near & ~bone
 
 
-def _threshold_region(smooth: sitk.Image, seed_xyz: tuple[int, int, int], low: float, high: float) -> np.ndarray:
-    """Connected voxels in [low, high] from the seed, thin bridges cut, holes filled."""
-    grown = sitk.ConnectedThreshold(smooth, seedList=[seed_xyz], lower=float(low), upper=float(high), replaceValue=1)
+def _threshold_region(smooth: sitk.Image, seeds: tuple[int, int, int] | list[tuple[int, int, int]], low: float,
+                      high: float) -> np.ndarray:
+    """Connected voxels in [low, high] from the seed (or seeds, (x, y, z); those outside the
+    range start nothing), thin bridges cut, holes filled."""
+    seed_list = seeds if isinstance(seeds, list) else [seeds]
+    grown = sitk.ConnectedThreshold(smooth, seedList=seed_list, lower=float(low), upper=float(high), replaceValue=1)
     spacing = smooth.GetSpacing()
     return fill_slices(sitk.GetArrayFromImage(grown).astype(bool), MAX_HOLE_MM2 / (spacing[0] * spacing[1]))
 
