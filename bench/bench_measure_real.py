@@ -6,7 +6,8 @@ Prints one JSON object (docs/benchmarks.md "Measure" quotes it).
 
 The demo (CT-ICH 071): one click in the hematoma, ``DEMO_CLICK`` (where
 ``scripts/make_measure_screenshots.py`` clicks), at the default 45-90 HU; Dice and slice
-volume against its two hand masks. ``masks_subset`` (15 slices of 12 patients, hand masks
+volume against its two hand masks; then, for each hand mask, one click at its deepest pixel
+(``Im N clicked``: on Im 14 that is the subdural). ``masks_subset`` (15 slices of 12 patients, hand masks
 from the data set's later release, see the data set's README): each patient's scan is
 rebuilt in HU from its two JPEG windows as the trainer does, 0.32 mm pixels and 5 mm slices
 assumed, the reader clicks the pixel deepest inside the hand mask, and the grown region's
@@ -109,10 +110,26 @@ def demo(ct_ich: Path) -> dict:
     if labels is not None:
         out.update(_unlabelled(region.mask, list(range(1, region.mask.shape[0] + 1)), labels, region.spacing_mm))
     folder = ct_ich / "masks_subset" / "Patients_CT" / "071" / "brain"
+    volume = series.volume_hu()
     for number in (14, 19):
         path = folder / f"{number}_HGE_Seg.jpg"
-        if path.is_file():
-            out[f"Im {number}"] = _outline(region, number - 1, _read_grey(path) > 127, region.spacing_mm)
+        if not path.is_file():
+            continue
+        hand = _read_grey(path) > 127
+        out[f"Im {number}"] = _outline(region, number - 1, hand, region.spacing_mm)
+        # the reader may as well click the subdural: the hand mask's deepest pixel, as for the rows below
+        where = np.zeros(volume.shape, bool)
+        where[number - 1] = hand
+        click = deepest_point(where)
+        own = grow_in_series(series, click, volume=volume)
+        if own.ok and own.mask is not None:
+            out[f"Im {number} clicked"] = {"click": list(click), "volume_ml": round(own.volume_ml, 1),
+                                           **_outline(own, number - 1, hand, own.spacing_mm)}
+            if labels is not None:
+                out[f"Im {number} clicked"].update(_unlabelled(own.mask, list(range(1, own.mask.shape[0] + 1)), labels,
+                                                               own.spacing_mm))
+        else:
+            out[f"Im {number} clicked"] = {"click": list(click), "refused": own.reason}
     return out
 
 
