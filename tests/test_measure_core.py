@@ -407,6 +407,26 @@ def test_a_click_on_a_darker_speck_of_the_bleed_grows_the_same_outline():
     assert not dark.notes  # nothing leaked, nothing cut
 
 
+def test_a_click_beside_the_falx_at_the_inner_table_is_kept_to_its_side():
+    """A seed 5-15 mm off the midline is one-sided when it lies near the inner table (the end
+    of a subdural or epidural beside the falx): a click on the demo's subdural 10 mm off the
+    midline ran round the other hemisphere's inner table (176 mL against 137 mL)."""
+    z, rows, cols = np.mgrid[:30, :170, :140]
+    across = np.hypot((rows[0] - 85) / 70.0, (cols[0] - 70) / 55.0)  # a head longer than wide
+    volume = np.where(across < 1.0, 1000.0, -1000.0).astype(np.float32)[None].repeat(30, axis=0)
+    volume[:, across < 0.88] = 30.0  # brain; the midline is column 70
+    lens = (across >= 0.75) & (across < 0.88) & (cols[0] >= 76) & (cols[0] <= 92) & (rows[0] < 40)
+    truth = np.zeros(volume.shape, bool)
+    truth[10:20, lens] = True  # a frontal epidural 6-22 mm right of the midline
+    volume[truth] = 70.0
+    volume[10:20, (across >= 0.83) & (across < 0.88) & ~lens] = 55.0  # the band under the whole inner table
+    region = grow_region(volume, (5.0, 1.0, 1.0), (15, 30, 80))  # 10 mm off the midline, 5 mm from the table
+    assert region.ok, region.reason
+    assert (region.mask | ~truth).all()  # the whole epidural
+    assert not region.mask[:, :, :65].any()  # nothing beyond 5 mm across the midline
+    assert any("falx" in note for note in region.notes)
+
+
 def test_growing_stops_at_a_slice_where_the_brain_itself_reads_as_blood():
     spacing = (2.0, 1.0, 1.0)
     volume, truth = _skull((30, 160, 160), blood=((12, 80, 120), (10, 8, 8)), spacing=spacing)

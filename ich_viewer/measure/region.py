@@ -108,6 +108,11 @@ MAX_HALF_FILL = 0.5
 """A slice where the region fills more than this share of its half of the cranial cavity
 is brain as bright as blood (the vertex under a partial-volumed skull cap, a hazy scan):
 the region stops before it."""
+EXTRA_AXIAL_MM = 10.0
+"""A seed 5-15 mm off the midline (``MIDLINE_SEED_MM``) is one-sided too when it lies within
+this distance of the inner table: the end of a subdural or epidural beside the falx, on one
+side of it (a click on the demo's subdural 10 mm off the midline ran round the other
+hemisphere's inner table: 176 mL against 137 mL)."""
 SINUS_MM = 6.0
 """A region seeded off the midline is also cut where the midline's strip (``MIDLINE_MARGIN_MM``
 either side) lies within this distance of the inner table: the superior sagittal sinus there
@@ -302,7 +307,8 @@ def leak_guard(mask: np.ndarray, volume: np.ndarray, cavity: np.ndarray, seed: t
     if side is None:
         return mask, notes
     seed_mm = float(side(k0)[i0, j0])
-    one_side = abs(seed_mm) >= MIDLINE_SEED_MM
+    one_side = abs(seed_mm) >= MIDLINE_SEED_MM or (
+        abs(seed_mm) >= MIDLINE_MARGIN_MM and _near_table(cavity[k0], (i0, j0), spacing, EXTRA_AXIAL_MM))
     if one_side:
         cut = mask.copy()
         box = box_2d(mask)  # the sides only where the region is
@@ -353,6 +359,14 @@ def leak_guard(mask: np.ndarray, volume: np.ndarray, cavity: np.ndarray, seed: t
             notes.append(f"left out {where} at its top: the region there is the brain-bone band along the skull, "
                          "no brighter than on the other side (add it back with the brush if it is blood)")
     return mask, notes
+
+
+def _near_table(cavity: np.ndarray, at: tuple[int, int], spacing: tuple[float, float, float], within_mm: float) -> bool:
+    """Whether ``at`` lies within ``within_mm`` of the edge of its slice's cavity (the inner table)."""
+    reach = int(math.ceil(within_mm / min(spacing[1], spacing[2]))) + 2
+    r0, c0 = max(0, at[0] - reach), max(0, at[1] - reach)
+    box = cavity[r0: at[0] + reach + 1, c0: at[1] + reach + 1]
+    return bool(bone_distance(~box, spacing, within_mm)[at[0] - r0, at[1] - c0] <= within_mm)
 
 
 def _peel_band_from_top(mask: np.ndarray, volume: np.ndarray, cavity: np.ndarray, seed_slice: int,
