@@ -7,7 +7,9 @@ Prints one JSON object (docs/benchmarks.md "Measure" quotes it).
 The demo (CT-ICH 071): one click in the hematoma, ``DEMO_CLICK`` (where
 ``scripts/make_measure_screenshots.py`` clicks), at the default 45-90 HU; Dice and slice
 volume against its two hand masks; then, for each hand mask, one click at its deepest pixel
-(``Im N clicked``: on Im 14 that is the subdural). ``masks_subset`` (15 slices of 12 patients, hand masks
+(``Im N clicked``: on Im 14 that is the subdural). ``--demo-clicks N`` also clicks the demo
+at N seeded random pixels inside each hand mask (where the reader clicks: the spread of
+the volumes). ``masks_subset`` (15 slices of 12 patients, hand masks
 from the data set's later release, see the data set's README): each patient's scan is
 rebuilt in HU from its two JPEG windows as the trainer does, 0.32 mm pixels and 5 mm slices
 assumed, the reader clicks the pixel deepest inside the hand mask, and the grown region's
@@ -133,6 +135,43 @@ def demo(ct_ich: Path) -> dict:
     return out
 
 
+def demo_clicks(ct_ich: Path, per_mask: int) -> dict:
+    """Where the reader clicks on the demo: ``per_mask`` clicks drawn (seeded) inside each hand
+    mask, 1 mm or more from its edge; the volume and the slice's Dice from each."""
+    from scipy import ndimage
+
+    from trainer.data.ctich import _read_grey
+
+    from ich_viewer.demo import DemoMissing, demo_study_path
+    from ich_viewer.dicom.loader import load_study
+    from ich_viewer.measure.series import grow_in_series
+
+    try:
+        series = load_study(demo_study_path("ct-ich")).image_series[0]
+    except DemoMissing as exc:
+        return {"skipped": str(exc)}
+    volume = series.volume_hu()
+    rng = np.random.default_rng(0)
+    out: dict = {}
+    for number in (14, 19):
+        path = ct_ich / "masks_subset" / "Patients_CT" / "071" / "brain" / f"{number}_HGE_Seg.jpg"
+        if not path.is_file():
+            continue
+        hand = _read_grey(path) > 127
+        rows, cols = np.nonzero(ndimage.binary_erosion(hand, iterations=3))
+        clicks = []
+        for index in rng.choice(len(rows), min(per_mask, len(rows)), replace=False):
+            seed = (number - 1, int(rows[index]), int(cols[index]))
+            region = grow_in_series(series, seed, volume=volume)
+            clicks.append({"click": list(seed), "volume_ml": round(region.volume_ml, 1),
+                           "dice": _outline(region, number - 1, hand, region.spacing_mm)["dice"]}
+                          if region.ok and region.mask is not None else {"click": list(seed), "refused": region.reason})
+        grown = [c["volume_ml"] for c in clicks if "volume_ml" in c]
+        out[f"Im {number}"] = {"clicks": clicks, "refused": len(clicks) - len(grown),
+                               "volume_ml_range": [min(grown), max(grown)] if grown else None}
+    return out
+
+
 def _labels(ct_ich: Path) -> dict[str, dict[int, list[int]]]:
     from trainer.data.ctich import DatasetError, read_labels
 
@@ -189,8 +228,13 @@ def hand_masks(ct_ich: Path) -> list[dict] | dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ct-ich", type=Path, default=ROOT.parent / "shared" / "data" / "ct-ich")
+    parser.add_argument("--demo-clicks", type=int, default=0, metavar="N",
+                        help="also click the demo N times inside each hand mask (where the reader clicks)")
     args = parser.parse_args()
-    print(json.dumps({"demo": demo(args.ct_ich), "masks_subset": hand_masks(args.ct_ich)}, indent=1))
+    out = {"demo": demo(args.ct_ich), "masks_subset": hand_masks(args.ct_ich)}
+    if args.demo_clicks:
+        out["demo_clicks"] = demo_clicks(args.ct_ich, args.demo_clicks)
+    print(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":
