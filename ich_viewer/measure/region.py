@@ -519,9 +519,9 @@ def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: 
     starts = [seed_xyz]
     if grey is not None and low + 1.0 < (blood + grey) / 2.0 < blood:
         midpoint = (blood + grey) / 2.0
-        # from the click, else from the disc the blood was read on: a click on a voxel a little
-        # below the midpoint (the 3x3 median of a noisy crescent) would otherwise fall back to
-        # the low bound and take the brain (the demo clicked in its subdural grew 215 mL)
+        # from the click, else from the disc the blood was read on: a click whose smoothed voxel
+        # reads a little below the midpoint (a noisy crescent) would otherwise fall back to the
+        # low bound and take the brain (the demo clicked in its subdural grew 215 mL)
         in_disc = inner[k, r0: i + reach + 1, c0: j + reach + 1] & (around >= midpoint) & (around <= high)
         starts += [(int(c0 + c), int(r0 + r), int(k)) for r, c in zip(*np.nonzero(in_disc))]
         tighter = _threshold_region(smooth, seed_xyz, midpoint, high) & inner
