@@ -1,7 +1,7 @@
 """The faster pieces of following a thin collection give what the slower ones gave.
 
 ``voxels.bone_distance`` replaced ITK's whole signed Maurer map with one that stops at the band
-under the inner table, and ``_percentiles_by_layer`` a ``np.percentile`` call per depth
+under the inner table, and ``percentiles_by_layer`` a ``np.percentile`` call per depth
 layer: the outlines must not move (docs/benchmarks.md, "Measure", 2026-11-29 08:04). Later
 (2026-11-29 10:50–11:15): a median network for ITK's 3 x 3 Median, the hole filling in one tall 2D
 image, the near-shift distance map cropped to its reach, the hull from each row's ends.
@@ -13,7 +13,7 @@ import SimpleITK as sitk
 
 from ich_viewer.measure.abc2 import _hull, _row_ends
 from ich_viewer.measure.cavity import cranial_cavity
-from ich_viewer.measure.follow import _near_shifted, _percentiles_by_layer
+from ich_viewer.measure.follow import _near_shifted, percentiles_by_layer
 from ich_viewer.measure.voxels import BONE_HU, MEDIAN_9_NETWORK, bone_distance, fill_slices, median_3x3, median_at
 from ich_viewer.phantom import generate_phantom
 
@@ -58,7 +58,7 @@ def test_layer_percentiles_are_numpys():
     for n in (0, 15, 300, 4000):
         layers = rng.integers(0, 13, n)
         values = rng.normal(30.0, 25.0, n).astype(np.float32)
-        got = _percentiles_by_layer(layers, values, 13, (50.0, 90.0))
+        got = percentiles_by_layer(layers, values, 13, (50.0, 90.0))
         for layer in range(13):
             these = values[layers == layer]
             want = np.percentile(these, [50.0, 90.0]) if len(these) >= 20 else [np.nan, np.nan]

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ich_viewer.measure.follow import FOLLOW_BAND_MM
+from ich_viewer.measure.follow import band_depth, percentiles_by_layer
 from ich_viewer.measure.midline import MIDLINE_MARGIN_MM
-from ich_viewer.measure.voxels import BONE_HU, bone_distance, largest_piece, median_at
+from ich_viewer.measure.voxels import largest_piece, median_at
 
 NORMAL_BAND_SHARE = 0.6
 """A slice is looked at only where at least this share of the region lies in the band
@@ -40,21 +40,16 @@ def is_normal_band(volume: np.ndarray, cavity: np.ndarray, region: np.ndarray, a
     """Whether a slice of a region (``region``, on ``volume``'s slice with its ``cavity``) is
     the normal brain-bone band; ``across``: each pixel's distance (mm) from the midline,
     positive on the region's side."""
-    pixel = min(spacing[1], spacing[2])
-    distance = bone_distance(volume >= BONE_HU, spacing, FOLLOW_BAND_MM)
-    band = largest_piece(cavity) & (distance <= FOLLOW_BAND_MM)
+    depth, _ = band_depth(volume, largest_piece(cavity), spacing)
+    band = depth >= 0
     mine = region & band
     if np.count_nonzero(mine) < NORMAL_BAND_SHARE * np.count_nonzero(region):
         return False
     other = band & (across < -MIDLINE_MARGIN_MM)
-    depth = np.rint(2.0 * np.where(band, distance, 0.0) / pixel).astype(np.int64)
     smooth = median_at(np.where(cavity, volume, np.float32(-1000.0)), mine | other, 1)
-    brighter = counted = 0
-    for layer in np.unique(depth[mine]):
-        level = smooth[other & (depth == layer)]
-        if level.size < MIN_LAYER_VOXELS:
-            continue
-        values = smooth[mine & (depth == layer)]
-        brighter += int(np.count_nonzero(values > np.percentile(level, NORMAL_BAND_LEVEL) + NORMAL_BAND_MARGIN_HU))
-        counted += values.size
-    return counted > 0 and brighter <= NORMAL_BAND_BRIGHTER * counted
+    n_layers = int(depth.max()) + 1
+    [level] = percentiles_by_layer(depth[other], smooth[other], n_layers, (NORMAL_BAND_LEVEL,), MIN_LAYER_VOXELS)
+    level = level[depth[mine]]
+    compared = np.isfinite(level)
+    brighter = int(np.count_nonzero(smooth[mine][compared] > level[compared] + NORMAL_BAND_MARGIN_HU))
+    return bool(compared.any()) and brighter <= NORMAL_BAND_BRIGHTER * int(np.count_nonzero(compared))

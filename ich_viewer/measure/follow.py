@@ -119,9 +119,7 @@ def follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarray
         if len(rs):
             box = (slice(max(0, int(rs[0]) - reach), int(rs[-1]) + reach + 1),
                    slice(max(0, int(cs[0]) - reach), int(cs[-1]) + reach + 1))
-            distance[box] = bone_distance(volume[k][box] >= BONE_HU, spacing, FOLLOW_BAND_MM)
-            band = inside[box] & (distance[box] <= FOLLOW_BAND_MM)
-            depth[box] = np.where(band, np.rint(2.0 * distance[box] / pixel), -1)
+            depth[box], distance[box] = band_depth(volume[k][box], inside[box], spacing)
         bands[k] = depth, distance, box
         return bands[k]
 
@@ -155,8 +153,8 @@ def follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarray
         if k not in normal:
             depth, distance, box = layers(k)
             other = (depth[box] >= 0) & (side(k, box) * np.sign(seed_mm) < -MIDLINE_MARGIN_MM)
-            level, bright = _percentiles_by_layer(depth[box][other], volume[k][box][other], n_layers,
-                                                  (FOLLOW_WITHIN_PERCENTILE, FOLLOW_LEVEL_PERCENTILE))
+            level, bright = percentiles_by_layer(depth[box][other], volume[k][box][other], n_layers,
+                                                 (FOLLOW_WITHIN_PERCENTILE, FOLLOW_LEVEL_PERCENTILE))
             normal[k] = (depth, distance, _fill_between(level), _fill_between(bright))
         return normal[k]
 
@@ -211,6 +209,17 @@ def follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarray
     return out
 
 
+def band_depth(volume: np.ndarray, inside: np.ndarray,
+               spacing: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """A slice's band under the inner table: each pixel's depth layer (half pixels from the
+    bone; -1 outside the band, which is ``inside`` within ``FOLLOW_BAND_MM`` of bone) and its
+    distance from bone (mm)."""
+    pixel = min(spacing[1], spacing[2])
+    distance = bone_distance(volume >= BONE_HU, spacing, FOLLOW_BAND_MM)
+    band = inside & (distance <= FOLLOW_BAND_MM)
+    return np.where(band, np.rint(2.0 * distance / pixel), -1).astype(np.int64), distance
+
+
 def _near_shifted(previous: np.ndarray, cavity: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
     """Where a collection on the previous slice (``previous``) may lie on this one: within
     ``FOLLOW_STEP_MM`` of it, plus how far this slice's inner table has moved in under it
@@ -254,8 +263,8 @@ def _by_layer(layers: np.ndarray, values: np.ndarray, n_layers: int, least: int 
     return [(n, values[edges[n]:edges[n + 1]]) for n in range(n_layers) if edges[n + 1] - edges[n] >= least]
 
 
-def _percentiles_by_layer(layers: np.ndarray, values: np.ndarray, n_layers: int, percentiles: tuple[float, ...],
-                          least: int = 20) -> np.ndarray:
+def percentiles_by_layer(layers: np.ndarray, values: np.ndarray, n_layers: int, percentiles: tuple[float, ...],
+                         least: int = 20) -> np.ndarray:
     """(percentile, layer): each layer's percentiles of ``values``, NaN for a layer with fewer
     than ``least``; the same numbers as ``np.percentile`` (linear), all layers in one sort."""
     if not len(values):
