@@ -106,6 +106,12 @@ def dataset(number: int, index: int, n: int, pixels: np.ndarray, labels: dict[st
     ds.StudyID = "1"
     ds.SeriesNumber = 1
     ds.InstanceNumber = number
+    # Type 2 attributes the data set does not give (the CT Image module's tube voltage and
+    # acquisition, the General Series' patient position): present and empty, as the
+    # standard asks of an unknown value (dciodvfy checks it)
+    ds.KVP = None
+    ds.AcquisitionNumber = None
+    ds.PatientPosition = None
     ds.FrameOfReferenceUID = uid("frame")
     ds.PositionReferenceIndicator = ""
     # Slice 1 of the data set is the lowest (skull base): z grows with the slice number.

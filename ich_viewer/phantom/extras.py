@@ -37,10 +37,13 @@ def write_localizer(
     ds.SeriesInstanceUID = generate_uid()
     ds.SeriesNumber = series_number
     ds.SeriesDescription = f"{SYNTHETIC} TOPOGRAM"
+    ds.PatientPosition = "HFS"
     ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
     ds.InstanceNumber = 1
+    ds.AcquisitionNumber = 1
+    ds.KVP = 120
     ds.ImageOrientationPatient = [0.0, 1.0, 0.0, 0.0, 0.0, -1.0]
-    ds.ImagePositionPatient = [0.0, -(rows - 1) * pixel_spacing[0] / 2, (n - 1) * spacing_mm]
+    ds.ImagePositionPatient = [0.0, round(-(rows - 1) * pixel_spacing[0] / 2, 4), round((n - 1) * spacing_mm, 4)]
     ds.PixelSpacing = [round(spacing_mm, 6), round(pixel_spacing[0], 6)]
     ds.SliceThickness = 1.0
     set_pixels(ds, scout, True, syntax)

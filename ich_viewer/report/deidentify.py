@@ -28,8 +28,9 @@ ZERO: frozenset[str] = frozenset({
 })
 """Table E.1-1 action Z (or Z/D, where we choose Z) for attributes our objects hold."""
 
-DUMMY: dict[str, str] = {"ContentDate": "19000101", "ContentTime": "000000"}
-"""Action Z/D where the object needs a value (type 1 in the SR and KOS): a dummy."""
+DUMMY: dict[str, str] = {"ContentDate": "19000101", "ContentTime": "000000", "DeviceSerialNumber": "none"}
+"""Action Z/D (X/Z/D) where the object needs a value (type 1 in the SR and KOS; the serial number in
+the SEG's Enhanced General Equipment): a dummy."""
 
 REMOVE: frozenset[str] = frozenset({
     "PatientAge", "PatientSize", "PatientWeight", "PatientAddress", "OtherPatientIDs",
@@ -47,7 +48,7 @@ REMOVE: frozenset[str] = frozenset({
     "InstanceCreationDate", "InstanceCreationTime", "PerformedProcedureStepStartDate",
     "PerformedProcedureStepStartTime", "PerformedProcedureStepDescription", "PerformedProcedureStepID",
     "RequestAttributesSequence", "ReferencedPatientSequence", "ReferencedStudySequence",
-    "AdmittingDiagnosesDescription", "DeviceSerialNumber", "IssuerOfPatientID",
+    "AdmittingDiagnosesDescription", "IssuerOfPatientID",
     "CurrentPatientLocation", "PatientState", "ScheduledProcedureStepDescription",
     "RequestedProcedureDescription", "ReasonForStudy", "TimezoneOffsetFromUTC",
 })

@@ -21,10 +21,10 @@ import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
-from pydicom.uid import CTImageStorage, RLELossless, generate_uid
+from pydicom.uid import RLELossless, generate_uid
 
-from ich_viewer import LABELS, RESEARCH_NOTICE, __version__
-from ich_viewer.dicom.model import Series, SliceHeader, Study
+from ich_viewer import LABELS, RESEARCH_NOTICE
+from ich_viewer.dicom.model import SliceHeader, Study
 from ich_viewer.report.atomic import ExportError, atomic_write
 from ich_viewer.report.deidentify import deidentify_dataset
 from ich_viewer.report.dicom_reference import MANUFACTURER, SCHEME, common_attributes, reference_dataset
@@ -190,6 +190,9 @@ def build_key_images(content: ReportContent, study: Study) -> tuple[list[hd.sc.S
             images[-1].ImageComments = (f"Im {row.index + 1}, instance {row.instance_number}: {flagged}; "
                                         f"{row.decision or 'undecided'}. {RESEARCH_NOTICE}")[:10240]
             images[-1].BurnedInAnnotation = "NO"
+            # a picture of the head, no paired organ: without the body part a validator (and a
+            # PACS) cannot tell whether the series' Laterality is required
+            images[-1].BodyPartExamined = reference.BodyPartExamined
     if not originals:
         return images, None
     # The KOS flags the original CT slices (and our pictures) "Of Interest", which PACS show as key images.

@@ -52,6 +52,7 @@ def reference_dataset(study: Study, series: Series, header: SliceHeader) -> Data
     ds.StudyID = source.get("StudyID", "")
     ds.AccessionNumber = source.get("AccessionNumber", study.accession_number)
     ds.ReferringPhysicianName = source.get("ReferringPhysicianName", "")
+    ds.BodyPartExamined = source.get("BodyPartExamined") or "HEAD"  # the viewer reads head CT
     if not ds.StudyInstanceUID:
         raise ExportError("the study has no Study Instance UID, so DICOM objects cannot be attached to it")
     if header.frame is not None:
