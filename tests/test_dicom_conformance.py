@@ -93,7 +93,8 @@ def test_report_objects_are_valid(tmp_path, isolated_settings, deidentify):
     store, key = MeasurementStore(), study_key(study.study_uid, study.source)
     store.add(key, volume_measurement(region, series_uid=series.series_uid, slice_uid=uid, subtype="subdural"))
     for kind, points in (("distance", [(10, 10), (10, 50)]), ("ellipse", [(30, 30), (60, 70)]),
-                         ("angle", [(20, 20), (40, 40), (20, 60)])):
+                         ("angle", [(20, 20), (40, 40), (20, 60)]), ("polygon", [(30, 30), (30, 60), (60, 45)]),
+                         ("midline", [(10, 64), (120, 64), (64, 70)])):
         store.add(key, planar_measurement(kind, points, series.hu(k), calibration, series_uid=series.series_uid,
                                           slice_index=k, slice_uid=uid))
     result = export_report(study, [(series, make_prediction(series, flagged))], dicom_dir=tmp_path / "out",
