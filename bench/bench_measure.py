@@ -42,9 +42,26 @@ import SimpleITK as sitk  # noqa: E402
 from ich_viewer.measure.cavity import cranial_cavity  # noqa: E402
 from ich_viewer.measure.clicks import grow_clicks, reader_clicks  # noqa: E402
 from ich_viewer.measure.region import deepest_point, dice, grow_region  # noqa: E402
-from ich_viewer.phantom import SUBTYPES, generate_phantom  # noqa: E402
+from ich_viewer.phantom import SUBTYPES, Phantom, generate_phantom  # noqa: E402
 
 SUBTYPES_MEASURED = ("intraparenchymal", "epidural", "subdural")
+
+
+def accuracy_phantom(seed: int, subtype: str, noise_sd: float | None = None
+                     ) -> tuple[Phantom, np.ndarray, tuple[float, float, float], float, float]:
+    """One bleed of the accuracy protocol (256 matrix, 5 mm): the phantom, its true mask,
+    spacing, the mask's mL and how much denser than grey matter the bleed is (HU). Shared with
+    ``bench_outline_hashes.py`` and ``bench_measure_ceiling.py``, so all three read the same bleeds."""
+    p = generate_phantom(seed=seed, subtypes=[subtype], matrix=256, thickness_mm=5.0, noise_sd=noise_sd)
+    truth = p.masks == SUBTYPES.index(subtype) + 1
+    spacing = (p.spacing_mm, *p.pixel_spacing)
+    truth_ml = float(truth.sum() * np.prod(spacing) / 1000)
+    return p, truth, spacing, truth_ml, float(p.info["lesions"][0]["mean_hu"] - p.info["head"]["grey_hu"])
+
+
+def in_scope(truth_ml: float, contrast_hu: float) -> bool:
+    """At least 5 mL and 10 HU denser than grey matter (an isodense bleed has no edge to find)."""
+    return truth_ml >= 5.0 and contrast_hu >= 10.0
 
 
 def slice_clicks(volume: np.ndarray, spacing: tuple[float, float, float], truth: np.ndarray, labels: np.ndarray,
@@ -72,16 +89,12 @@ def accuracy(seeds: int, noise_sd: float | None = None, spread: bool = False) ->
     rows = []
     for seed in range(seeds):
         for subtype in SUBTYPES_MEASURED:
-            p = generate_phantom(seed=seed, subtypes=[subtype], matrix=256, thickness_mm=5.0, noise_sd=noise_sd)
-            truth = p.masks == SUBTYPES.index(subtype) + 1
-            spacing = (p.spacing_mm, *p.pixel_spacing)
-            truth_ml = float(truth.sum() * np.prod(spacing) / 1000)
-            contrast = float(p.info["lesions"][0]["mean_hu"] - p.info["head"]["grey_hu"])
+            p, truth, spacing, truth_ml, contrast = accuracy_phantom(seed, subtype, noise_sd)
             clicks = reader_clicks(truth, spacing) or [deepest_point(truth)]
             start = time.perf_counter()
             region = grow_clicks(p.volume_hu, spacing, clicks)
             row = {"seed": seed, "subtype": subtype, "truth_ml": round(truth_ml, 2), "contrast_hu": round(contrast, 1),
-                   "in_scope": truth_ml >= 5.0 and contrast >= 10.0, "seconds": round(time.perf_counter() - start, 3),
+                   "in_scope": in_scope(truth_ml, contrast), "seconds": round(time.perf_counter() - start, 3),
                    "clicks": len(clicks)}
             if "thickness_mm" in p.info["lesions"][0]:  # an extra-axial collection's, at its centre
                 row["thickness_mm"] = round(float(p.info["lesions"][0]["thickness_mm"]), 1)

@@ -27,9 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
-from ich_viewer.phantom import SUBTYPES, generate_phantom  # noqa: E402
+from bench_measure import SUBTYPES_MEASURED, accuracy_phantom, in_scope  # noqa: E402  (this folder)
 
-SUBTYPES_MEASURED = ("intraparenchymal", "epidural", "subdural")
 LOWS = np.arange(20.0, 62.0, 2.0)
 HIGHS = np.array([90.0, 120.0, 160.0, 200.0, 300.0, 400.0, 600.0, 800.0, 1200.0])
 GOAL_DICE, GOAL_ERROR_PCT = 0.85, 10.0
@@ -71,11 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for seed in range(args.seeds):
         for subtype in SUBTYPES_MEASURED:
-            p = generate_phantom(seed=seed, subtypes=[subtype], matrix=256, thickness_mm=5.0)
-            truth = p.masks == SUBTYPES.index(subtype) + 1
-            truth_ml = float(truth.sum() * p.spacing_mm * p.pixel_spacing[0] * p.pixel_spacing[1] / 1000)
-            contrast = float(p.info["lesions"][0]["mean_hu"] - p.info["head"]["grey_hu"])
-            if truth_ml < 5.0 or contrast < 10.0:
+            p, truth, _, truth_ml, contrast = accuracy_phantom(seed, subtype)
+            if not in_scope(truth_ml, contrast):
                 continue
             row = {"seed": seed, "subtype": subtype, "truth_ml": round(truth_ml, 2), "contrast_hu": round(contrast, 1),
                    **ceiling(p.volume_hu, truth, args.near)}

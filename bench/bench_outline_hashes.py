@@ -29,9 +29,7 @@ from ich_viewer.measure.cavity import cranial_cavity  # noqa: E402
 from ich_viewer.measure.clicks import grow_clicks, reader_clicks  # noqa: E402
 from ich_viewer.measure.region import Region, deepest_point, grow_region  # noqa: E402
 from ich_viewer.phantom import SUBTYPES, generate_phantom  # noqa: E402
-
-SUBTYPES_GROWN = ("intraparenchymal", "epidural", "subdural")
-
+from bench_measure import SUBTYPES_MEASURED as SUBTYPES_GROWN, accuracy_phantom  # noqa: E402  (this folder)
 
 def outline(region: Region) -> dict:
     """What a region is, to the voxel: its mask's hash, or why there is none."""
@@ -49,9 +47,7 @@ def main() -> None:
     rows = []
     for seed in range(args.seeds):
         for subtype in SUBTYPES_GROWN:
-            p = generate_phantom(seed=seed, subtypes=[subtype], matrix=256, thickness_mm=5.0)
-            truth = p.masks == SUBTYPES.index(subtype) + 1
-            spacing = (p.spacing_mm, *p.pixel_spacing)
+            p, truth, spacing, _, _ = accuracy_phantom(seed, subtype)
             clicks = reader_clicks(truth, spacing) or [deepest_point(truth)]
             row = {"seed": seed, "subtype": subtype, **outline(grow_clicks(p.volume_hu, spacing, clicks))}
             if len(clicks) > 1:
