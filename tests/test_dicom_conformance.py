@@ -105,6 +105,24 @@ def test_report_objects_are_valid(tmp_path, isolated_settings, deidentify):
     assert_valid(written)
 
 
+def test_the_demo_read_by_the_loader_exports_valid_objects(tmp_path, isolated_settings):
+    """The window's path on a real scan: the loader's headers, a bleed grown on the demo's
+    hematoma, and everything the export writes for it (SEG of 650 x 650 frames included)."""
+    from ich_viewer.demo import demo_study_path
+    from ich_viewer.dicom.loader import load_study
+
+    study = load_study(demo_study_path("ct-ich"))
+    series = study.image_series[0]
+    region = grow_in_series(series, (14, 330, 520))  # the hematoma (bench_measure_real.DEMO_CLICK)
+    assert region.ok, region.reason
+    MeasurementStore().add(study_key(study.study_uid, study.source), volume_measurement(
+        region, series_uid=series.series_uid, slice_uid=series.slices[14].sop_instance_uid, subtype="intraparenchymal"))
+    result = export_report(study, [(series, make_prediction(series, {13: ("intraparenchymal", "any")}))],
+                           dicom_dir=tmp_path / "out")
+    assert {"SR", "SEG", "KO", "SC"} <= {path.name.split("_")[0] for path in result.written}
+    assert_valid(sorted(result.written))
+
+
 def test_report_objects_of_an_in_memory_series_are_valid(tmp_path, isolated_settings):
     """A series with no file behind it gets its references from the study alone."""
     study, series = make_study(n_slices=6)
