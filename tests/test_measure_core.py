@@ -177,6 +177,34 @@ def test_a_skull_base_compartment_does_not_stand_for_the_slice_cavity():
     assert not cavity[1][rr >= 73].any()  # nothing out through the gap
 
 
+def test_a_vault_slice_open_wider_than_any_gap_is_closed_between_its_neighbours(monkeypatch):
+    """On a 5 mm slice thin vault bone cut obliquely read below 150 HU over 30 mm (CT-ICH 066's
+    Im 17): the slice had no cavity and its epidural could not be grown across it. Between two
+    slices with a cavity such a slice is closed across up to 60 mm, kept only when it gives
+    about their brain; a ring open that wide on its own, or at the top of the stack, is not."""
+    from ich_viewer.measure import cavity as cavity_module
+
+    volume, truth = _skull(blood=((15, 80, 80), (10, 10, 10)))
+    rows, cols = np.mgrid[:160, :160]
+    rr, angle = np.hypot(rows - 80, cols - 80), np.arctan2(rows - 80, cols - 80)
+    volume[15][(rr >= 62) & (rr < 70) & (np.abs(angle) < 0.3)] = 120.0  # 40 mm of the ring
+    cavity = cranial_cavity(volume, (2.0, 1.0, 1.0))
+    assert 0.9 * cavity[14].sum() < cavity[15].sum() < 1.1 * cavity[14].sum()
+    assert not cavity[15][rr >= 70].any()  # nothing out through the gap
+    region = grow_region(volume, (2.0, 1.0, 1.0), (12, 80, 80), cavity=cavity)
+    assert region.ok and 15 in region.slices and dice(region.mask, truth) > 0.9
+
+    monkeypatch.setattr(cavity_module, "_close_between", lambda *args: None)
+    before = cranial_cavity(volume, (2.0, 1.0, 1.0))
+    assert not before[15].any()
+    cut = grow_region(volume, (2.0, 1.0, 1.0), (12, 80, 80), cavity=before)
+    assert cut.ok and max(cut.slices) < 15  # the old cavity stopped the bleed at the open slice
+    monkeypatch.undo()
+    top = volume.copy()
+    top[-1] = volume[15]  # the same opening on the last slice: no neighbour above to agree with
+    assert not cranial_cavity(top, (2.0, 1.0, 1.0))[-1].any()
+
+
 def test_empty_hu_range_is_refused():
     volume, _ = _skull(blood=((15, 60, 60), (8, 8, 8)))
     region = grow_region(volume, (2.0, 1.0, 1.0), (15, 60, 60), (90, 45))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from ich_viewer.measure.abc2 import _hull, _row_ends
+from ich_viewer.measure.voxels import convex_hull, row_ends
 from ich_viewer.measure.cavity import cranial_cavity
 from ich_viewer.measure.follow import _near_shifted, percentiles_by_layer
 from ich_viewer.measure.voxels import BONE_HU, MEDIAN_9_NETWORK, bone_distance, fill_slices, median_3x3, median_at
@@ -138,4 +138,4 @@ def test_hull_of_row_ends_is_the_hull_of_all_points():
     for n in range(40):
         rows, cols = np.nonzero(rng.random((5 + n, 30)) < 0.3)
         points = np.column_stack([rows * 0.45, cols * 0.5])
-        assert np.array_equal(_hull(points[_row_ends(rows)]), _hull(points))
+        assert np.array_equal(convex_hull(points[row_ends(rows)]), convex_hull(points))

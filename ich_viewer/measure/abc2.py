@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ich_viewer.measure.voxels import convex_hull, row_ends
+
 
 @dataclass(frozen=True)
 class ABC2:
@@ -37,7 +39,7 @@ def abc2(mask: np.ndarray, spacing: tuple[float, float, float]) -> ABC2:
     rows, cols = np.nonzero(mask[k] & ~inner)  # the edge holds every extreme point: fewer points, same answer
     dz, dr, dc = spacing
     pts = np.column_stack([rows * dr, cols * dc]).astype(np.float64)
-    hull = _hull(pts[_row_ends(rows)])
+    hull = convex_hull(pts[row_ends(rows)])
     if len(hull) == 1:
         a_len, (p, q) = 0.0, (hull[0], hull[0])
     else:
@@ -58,35 +60,3 @@ def abc2(mask: np.ndarray, spacing: tuple[float, float, float]) -> ABC2:
     c_len = float(np.count_nonzero(areas)) * dz
     line = ((float(p[0] / dr), float(p[1] / dc)), (float(q[0] / dr), float(q[1] / dc)))
     return ABC2(a_len, b_len, c_len, k, line)
-
-
-def _row_ends(rows: np.ndarray) -> np.ndarray:
-    """Of points in raster order (rows as ``np.nonzero`` gives them), the first and last of each
-    row: every vertex of their convex hull is one, and a thin crescent's edge holds thousands."""
-    change = rows[1:] != rows[:-1]
-    return np.concatenate([[True], change]) | np.concatenate([change, [True]])
-
-
-def _hull(points: np.ndarray) -> np.ndarray:
-    """Convex hull (monotone chain) of 2D points: the diameter lies between hull vertices."""
-    pts = np.unique(points, axis=0)
-    if len(pts) <= 2:
-        return pts
-    order = np.lexsort((pts[:, 1], pts[:, 0]))
-    pts = pts[order]
-
-    def half(seq: list[list[float]]) -> list[list[float]]:
-        chain: list[list[float]] = []
-        for p in seq:
-            while len(chain) >= 2:
-                a, b = chain[-2], chain[-1]
-                if (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]) <= 0:
-                    chain.pop()
-                else:
-                    break
-            chain.append(p)
-        return chain
-
-    listed = pts.tolist()  # Python floats: the same doubles, without numpy's cost per scalar
-    lower, upper = half(listed), half(listed[::-1])
-    return np.array(lower[:-1] + upper[:-1])

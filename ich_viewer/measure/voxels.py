@@ -159,3 +159,36 @@ def fill_slices(mask: np.ndarray, max_hole_px: float) -> np.ndarray:
     small = sizes <= max_hole_px
     small[0] = False
     return mask | small[labels]
+
+
+def row_ends(rows: np.ndarray) -> np.ndarray:
+    """Of points in raster order (rows as ``np.nonzero`` gives them), the first and last of each
+    row: every vertex of their convex hull is one, and a thin crescent's edge holds thousands."""
+    change = rows[1:] != rows[:-1]
+    return np.concatenate([[True], change]) | np.concatenate([change, [True]])
+
+
+def convex_hull(points: np.ndarray) -> np.ndarray:
+    """Convex hull (monotone chain) of 2D points, counter-clockwise from the lowest (row, col)
+    (ABC/2's diameter lies between hull vertices; an open skull ring is closed by it)."""
+    pts = np.unique(points, axis=0)
+    if len(pts) <= 2:
+        return pts
+    order = np.lexsort((pts[:, 1], pts[:, 0]))
+    pts = pts[order]
+
+    def half(seq: list[list[float]]) -> list[list[float]]:
+        chain: list[list[float]] = []
+        for p in seq:
+            while len(chain) >= 2:
+                a, b = chain[-2], chain[-1]
+                if (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]) <= 0:
+                    chain.pop()
+                else:
+                    break
+            chain.append(p)
+        return chain
+
+    listed = pts.tolist()  # Python floats: the same doubles, without numpy's cost per scalar
+    lower, upper = half(listed), half(listed[::-1])
+    return np.array(lower[:-1] + upper[:-1])
