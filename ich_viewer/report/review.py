@@ -7,44 +7,21 @@ Nothing is ever written into the study folder.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import re
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from ich_viewer import paths
-from ich_viewer.report.atomic import ExportError, atomic_write_bytes
 from ich_viewer.report.decisions import NOTE_MAX_CHARS, UNDECIDED, Decision
-
-log = logging.getLogger(__name__)
-
-FILE_VERSION = 1
-_UID_RE = re.compile(r"^[0-9][0-9.]{0,63}$")
+from ich_viewer.report.study_files import StudyFileStore
 
 
-def reviews_dir() -> Path:
-    return paths.data_dir() / "reviews"
-
-
-class ReviewStore:
+class ReviewStore(StudyFileStore[dict[str, Decision]]):
     """Decisions per study; reads each study's file once and writes it on every change."""
 
-    def __init__(self, folder: Path | None = None) -> None:
-        self._folder = Path(folder) if folder is not None else None
-        self._studies: dict[str, dict[str, dict[str, Decision]]] = {}
-        self.warnings: list[str] = []
-        """Problems met while reading (a damaged file is set aside, not lost)."""
-
-    @property
-    def folder(self) -> Path:
-        return self._folder if self._folder is not None else reviews_dir()
-
-    def file_for(self, study_uid: str) -> Path:
-        """UIDs are safe file names; anything else is hashed so no path can be built from it."""
-        name = study_uid if _UID_RE.match(study_uid) else "sha1-" + hashlib.sha1(study_uid.encode()).hexdigest()
-        return self.folder / f"{name}.json"
+    subfolder = "reviews"
+    study_field = "study_uid"
+    what = "review decisions"
+    not_saved = "review decision not saved"
 
     def study_decisions(self, study_uid: str) -> dict[str, dict[str, Decision]]:
         """All decisions of a study: series UID -> slice key -> Decision (a copy)."""
@@ -81,55 +58,12 @@ class ReviewStore:
         self._studies[study_uid] = updated
         return new
 
-    def forget_cache(self) -> None:
-        """Re-read from disk next time (another window may have changed the files)."""
-        self._studies.clear()
+    def _decode(self, items: Any) -> dict[str, Decision]:
+        return {key: Decision(item.get("state", UNDECIDED), item.get("note", ""), item.get("updated_at", ""))
+                for key, item in items.items()}
 
-    def _load(self, study_uid: str) -> dict[str, dict[str, Decision]]:
-        if study_uid in self._studies:
-            return self._studies[study_uid]
-        path = self.file_for(study_uid)
-        loaded: dict[str, dict[str, Decision]] = {}
-        if path.exists():
-            try:
-                document = json.loads(path.read_text(encoding="utf-8"))
-                if document.get("study_uid") != study_uid:
-                    raise ValueError(f"it belongs to study {document.get('study_uid')!r}")
-                for series_uid, items in document.get("series", {}).items():
-                    loaded[series_uid] = {
-                        key: Decision(item.get("state", UNDECIDED), item.get("note", ""), item.get("updated_at", ""))
-                        for key, item in items.items()
-                    }
-            except (OSError, ValueError, TypeError, AttributeError) as exc:
-                aside = path.with_name(path.name + f".damaged-{datetime.now():%Y%m%d-%H%M%S}")
-                message = f"review decisions in {path} could not be read ({exc}); kept as {aside.name}, starting empty"
-                try:
-                    path.rename(aside)
-                except OSError:
-                    message = f"review decisions in {path} could not be read ({exc}); starting empty"
-                log.warning(message)
-                self.warnings.append(message)
-                loaded = {}
-        self._studies[study_uid] = loaded
-        return loaded
-
-    def _save(self, study_uid: str, study: dict[str, dict[str, Decision]]) -> None:
-        document = {
-            "format_version": FILE_VERSION,
-            "study_uid": study_uid,
-            "series": {
-                series_uid: {
-                    key: {"state": d.state, "note": d.note, "updated_at": d.updated_at} for key, d in items.items()
-                }
-                for series_uid, items in study.items()
-                if items
-            },
-        }
-        data = (json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
-        try:
-            atomic_write_bytes(self.file_for(study_uid), data, overwrite=True)
-        except ExportError as exc:
-            raise ExportError(f"review decision not saved: {exc}") from exc
+    def _encode(self, items: dict[str, Decision]) -> Any:
+        return {key: {"state": d.state, "note": d.note, "updated_at": d.updated_at} for key, d in items.items()}
 
 
 def study_key(study_uid: str, source: str) -> str:
