@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from ich_viewer.measure.planar import polygon_mask
 from ich_viewer.measure.voxels import BONE_HU, convex_hull, largest_piece, row_ends
 from ich_viewer.tasks import TaskState
 
@@ -94,25 +95,11 @@ def _close_between(volume: np.ndarray, cavity: np.ndarray) -> None:
         rows, cols = np.nonzero(ring)
         if len(rows) < 3:
             continue
-        inside = _inside_polygon(convex_hull(np.stack([rows, cols], axis=1)[row_ends(rows)]), bone.shape) & ~bone
+        hull = convex_hull(np.stack([rows, cols], axis=1)[row_ends(rows)])
+        inside = polygon_mask(bone.shape, [(float(r), float(c)) for r, c in hull]) & ~bone
         if all(np.count_nonzero(inside & cavity[j]) >= BETWEEN_SHARE * max(np.count_nonzero(inside), areas[j])
                for j in (k - 1, k + 1)):
             cavity[k] = inside
-
-
-def _inside_polygon(vertices: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """The pixels of ``shape`` inside a convex polygon (counter-clockwise (row, col) vertices)."""
-    out = np.zeros(shape, bool)
-    if len(vertices) < 3:
-        return out
-    r0, c0 = np.floor(vertices.min(axis=0)).astype(int)
-    r1, c1 = np.ceil(vertices.max(axis=0)).astype(int) + 1
-    rows, cols = np.mgrid[r0:r1, c0:c1]
-    inside = np.ones(rows.shape, bool)
-    for (ar, ac), (br, bc) in zip(vertices, np.roll(vertices, -1, axis=0)):
-        inside &= (br - ar) * (cols - ac) - (bc - ac) * (rows - ar) >= 0
-    out[r0:r1, c0:c1] = inside
-    return out
 
 
 def _widen_compartments(volume: np.ndarray, cavity: np.ndarray, pixel_mm: float, step: int) -> None:
