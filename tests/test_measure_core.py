@@ -180,8 +180,8 @@ def test_a_skull_base_compartment_does_not_stand_for_the_slice_cavity():
 def test_a_vault_slice_open_wider_than_any_gap_is_closed_between_its_neighbours(monkeypatch):
     """On a 5 mm slice thin vault bone cut obliquely read below 150 HU over 30 mm (CT-ICH 066's
     Im 17): the slice had no cavity and its epidural could not be grown across it. Between two
-    slices with a cavity such a slice is closed across up to 60 mm, kept only when it gives
-    about their brain; a ring open that wide on its own, or at the top of the stack, is not."""
+    slices with a cavity such a slice is closed by its skull ring's convex hull, kept only when
+    it gives about their brain; a ring open that wide at the top of the stack is not."""
     from ich_viewer.measure import cavity as cavity_module
 
     volume, truth = _skull(blood=((15, 80, 80), (10, 10, 10)))

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from ich_viewer.measure.voxels import convex_hull, row_ends
 from ich_viewer.measure.cavity import cranial_cavity
 from ich_viewer.measure.follow import _near_shifted, percentiles_by_layer
-from ich_viewer.measure.voxels import BONE_HU, MEDIAN_9_NETWORK, bone_distance, fill_slices, median_3x3, median_at
+from ich_viewer.measure.voxels import (BONE_HU, MEDIAN_9_NETWORK, bone_distance, convex_hull, fill_slices, median_3x3,
+                                      median_at, row_ends)
 from ich_viewer.phantom import generate_phantom
 
 
