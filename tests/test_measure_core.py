@@ -273,8 +273,9 @@ def test_phantom_bleeds_dice_and_volume(seed, subtype):
 def test_a_click_beside_the_skull_base_reads_the_blood_clear_of_its_blur(monkeypatch):
     """Seed 11's thin subdural, clicked where a reader would (its crescent, Im 15) and at
     its deepest point, a pocket over the middle fossa whose floor the 5 mm slice averages in
-    (76 HU around the click, 59 on the crescent): both outlines meet the goal. With the
-    blood read around the click only, the pocket's outline is 30 % short."""
+    (75 HU around the click, 59 on the crescent): both outlines meet the goal. With the
+    blood read around the click only, the pocket's outline is 8 % short (30 % on the phantom
+    before its blur was matched to real scans' inner-table edge)."""
     import ich_viewer.measure.region as module
 
     volume, truth, spacing, truth_ml = _phantom_case(11, "subdural")
@@ -284,34 +285,41 @@ def test_a_click_beside_the_skull_base_reads_the_blood_clear_of_its_blur(monkeyp
         disc = median_3x3(volume[k: k + 1])[0, i - 3: i + 4, j - 3: j + 4]
         return float(np.median(disc[(disc >= 45) & (disc <= 90)]))
 
-    assert disc_blood(*pocket) - disc_blood(*crescent) >= 12.0  # 76 against 59 HU: raised by the fossa's floor
+    assert disc_blood(*pocket) - disc_blood(*crescent) >= 12.0  # 75 against 59 HU: raised by the fossa's floor
     for seed in (pocket, crescent):
         region = grow_region(volume, spacing, seed)
         assert region.ok, region.reason
         assert dice(region.mask, truth) >= 0.85
         assert abs(region.volume_ml - truth_ml) <= 0.10 * truth_ml
     monkeypatch.setattr(module, "_blood_clear_of_bone", lambda *args: None)
-    assert grow_region(volume, spacing, pocket).volume_ml < 0.8 * truth_ml
+    assert grow_region(volume, spacing, pocket).volume_ml < 0.95 * truth_ml
 
 
 @pytest.mark.slow
 def test_a_falx_sheet_whose_click_reads_like_grey_matter_is_grown_along_its_line():
     """Seed 6's subdural (59 mL): a 45 mL convexity crescent and a 13 mL sheet along the falx
     that never touches it. The sheet is 2 px wide: its click (the sheet's tip) reads like grey
-    matter (41 HU) in 3x3, so it was refused and the bleed measured -33 %. Read along the
+    matter (43 HU) in 3x3, so it was refused and the bleed measured -33 %. Read along the
     falx the line is blood (``measure.sheet``): the sheet is grown at its half-blood edges,
-    against the crescent's blood, and the bleed is within the goal (-9.9 %, Dice 0.86); what
-    is left is the crescent's own -12 %."""
+    against the crescent's blood (16.8 mL, Dice 0.82 against the sheet), and the bleed is
+    within the goal."""
+    import SimpleITK as sitk
+
     from ich_viewer.measure.clicks import grow_clicks, reader_clicks
 
     volume, truth, spacing, truth_ml = _phantom_case(6, "subdural")
     clicks = reader_clicks(truth, spacing)
-    assert len(clicks) == 2 and volume[clicks[1]] < 45.0
+    tip_k, tip_i, tip_j = clicks[1]
+    assert len(clicks) == 2 and median_3x3(volume[tip_k: tip_k + 1])[0, tip_i, tip_j] < 45.0
     first = grow_region(volume, spacing, clicks[0])
     region = grow_clicks(volume, spacing, clicks)
     assert region.ok and region.more_seeds == [clicks[1]]
     assert any(note.startswith("click 2: grown as a thin sheet along the falx") for note in region.notes)
-    assert 11.0 < region.volume_ml - first.volume_ml < 15.0  # the 13.3 mL sheet
+    sheet = region.mask & ~first.mask
+    pieces = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(truth.astype(np.uint8)), True))
+    true_sheet = pieces == pieces[clicks[1]]
+    assert 11.0 < region.volume_ml - first.volume_ml < 18.0  # the 13.3 mL sheet: 16.8 (a voxel of width in doubt)
+    assert dice(sheet, true_sheet) >= 0.8
     assert dice(region.mask, truth) >= 0.85 and abs(region.volume_ml - truth_ml) <= 0.10 * truth_ml
 
 
@@ -662,3 +670,23 @@ def _distance_le(mask: np.ndarray, mm: float) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(sitk.GetImageFromArray(mask.astype(np.uint8)),
                                                                insideIsPositive=False, squaredDistance=False,
                                                                useImageSpacing=True)) <= mm
+
+
+def test_a_voxel_beside_thin_bone_is_judged_against_that_bones_own_peak():
+    """Thin bone (the temporal squama, the skull base) blurs to a lower peak than the vault's
+    inner table: beside it a voxel more bone than blood reads well under the half-way point
+    between the blood and the scan-wide inner table. Judged against the bone beside it, it is
+    not blood; beside the vault, or away from bone, the inner table's HU stands."""
+    from ich_viewer.measure.rim import below_half_bone
+
+    raw = np.full((1, 20, 40), 40.0, np.float32)
+    raw[0, :, 10] = 700.0  # a thin plate, blurred to 700 HU
+    raw[0, :, 30:] = 1500.0  # the vault's inner table
+    raw[0, 5, [11, 12, 20, 28, 29]] = (450.0, 370.0, 200.0, 450.0, 770.0)
+    where = np.zeros(raw.shape, bool)
+    where[0, 5, [11, 12, 20, 28, 29]] = True
+    below = below_half_bone(raw, where, 60.0, 1500.0, 1.0)
+    assert below[0, 5].tolist() == [c in (12, 20, 28, 29) for c in range(40)]  # 450 > (60 + 700) / 2 beside the plate
+    assert below_half_bone(raw, where, 60.0, 1500.0, 0.5)[0, 5, 12]  # 3 px: still the plate's peak
+    raw[0, 5, 10] = 1500.0
+    assert below_half_bone(raw, where, 60.0, 1500.0, 1.0)[0, 5, 11]  # thick bone: 450 is blood

@@ -56,7 +56,7 @@ from ich_viewer.measure.band import is_normal_band
 from ich_viewer.measure.cavity import cranial_cavity
 from ich_viewer.measure.follow import follow_inner_table
 from ich_viewer.measure.midline import MIDLINE_MARGIN_MM, MIDLINE_SEED_MM, midline_side
-from ich_viewer.measure.rim import DARK_RIM, partial_volume_rim
+from ich_viewer.measure.rim import DARK_RIM, below_half_bone, partial_volume_rim
 from ich_viewer.measure.voxels import AIR_HU, BONE_HU, bone_distance, box_2d, dilate, fill_slices, itk_image, median_3x3
 from ich_viewer.tasks import TaskState
 
@@ -550,14 +550,14 @@ def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: 
         region |= _iso_level_band(median, raw, region, inner, pixel, blood, low, grey, raised, high)
     # Back into the shell along the inner table, a step at a time and only through blood or
     # blood half-volumed with bone: as far as the shell is deep, so it cannot run round the skull.
-    bright_limit = (blood + table) / 2.0
-    accept = shell & (raw >= midpoint) & (raw < bright_limit)
+    accept = below_half_bone(raw, shell & (raw >= midpoint), blood, table, pixel)
     for _ in range(int(round(SHELL_MM / pixel)) + 2):
         added = dilate(region) & ~region & accept
         if not added.any():
             break
         region |= added
-    region |= partial_volume_rim(raw, region, inner | shell, min(midpoint, low) if DARK_RIM else None, table, blood)
+    region |= partial_volume_rim(raw, region, inner | shell, min(midpoint, low) if DARK_RIM else None, table, pixel,
+                                 blood)
     return region
 
 

@@ -8,31 +8,57 @@ from __future__ import annotations
 
 import numpy as np
 
-from ich_viewer.measure.voxels import dilate
+from ich_viewer.measure.voxels import BONE_HU, dilate
 
 DARK_RIM = True
 """Add the half-volume ring towards brain (see ``partial_volume_rim``)."""
 DARK_RIM_MAX_HU = 15.0
 """The dark ring never reaches more than this below the low bound."""
 DARK_RINGS = 1
+BONE_PEAK_MM = 1.5
+"""How far from a voxel the bone beside it is read (``below_half_bone``)."""
+
+
+def below_half_bone(raw: np.ndarray, where: np.ndarray, blood: float, table: float, pixel: float) -> np.ndarray:
+    """The voxels of ``where`` that read less than half way from the blood to the bone beside
+    them: its highest HU within ``BONE_PEAK_MM`` in-plane, never above the scan's inner table
+    (where no bone is that near, the inner table). Thin bone (the temporal squama, the skull
+    base) blurs to a lower peak than the vault's inner table, and a voxel reading more than
+    half that peak is more bone than blood. Read only at ``where``: a ring, not the box."""
+    out = np.zeros(raw.shape, bool)
+    ks, rs, cs = np.nonzero(where)
+    if not ks.size:
+        return out
+    values = raw[ks, rs, cs]
+    peak = values.copy()
+    steps = max(1, int(round(BONE_PEAK_MM / pixel)))
+    rows, cols = raw.shape[1] - 1, raw.shape[2] - 1
+    for dr in range(-steps, steps + 1):  # the in-plane diamond: ``steps`` 4-neighbour steps
+        reach = steps - abs(dr)
+        at_rows = np.clip(rs + dr, 0, rows)
+        for dc in range(-reach, reach + 1):
+            np.maximum(peak, raw[ks, at_rows, np.clip(cs + dc, 0, cols)], out=peak)
+    bone = np.where(peak >= BONE_HU, np.minimum(peak, table), table)
+    out[ks, rs, cs] = values < (blood + bone) / 2.0
+    return out
 
 
 def partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, dark: float | None,
-                       table: float, seed_blood: float | None = None) -> np.ndarray:
+                       table: float, pixel: float, seed_blood: float | None = None) -> np.ndarray:
     """Voxels at the region's edge that are more blood than bone.
 
     A voxel half blood, half inner table reads about (blood + bone) / 2 and counts as
     blood for the reader and the ground truth. With a CT's blur the threshold stops about
     two voxels short of that point, so two in-plane rings of voxels brighter than the
-    blood (and below the midpoint) are added; brain and CSF are darker and never added.
+    blood and more blood than the bone beside them (``below_half_bone``) are added; brain
+    and CSF are darker and never added.
     Towards brain or CSF one ring down to the midpoint between them and the blood, read
     as ``seed_blood`` (around the seed) when that is lower than the region's median: in a
     thin collection most voxels are blurred with the bone, the median rises by ~15 HU and
     the ring would stop a voxel short.
     """
     blood = float(np.median(raw[region]))
-    limit = (blood + table) / 2.0
-    bright = (raw > blood) & (raw < limit)
+    bright = below_half_bone(raw, dilate(dilate(region)) & ~region & (raw > blood), blood, table, pixel)
     added = dilate(region) & ~region & bright
     added |= dilate(added) & ~region & bright
     if dark is not None:

@@ -143,7 +143,11 @@ def generate_phantom(
     masks = _slab_masks(codes, occupancy, n_sub)
     tissue = canvas.tissue[::n_sub]
     hu = average_subplanes(canvas.hu, n_sub)
-    sigma = float(rng_noise.uniform(0.35, 0.55)) + 0.6 * work_pixel
+    # the scanner's blur alone: painting already averages each pixel's area (``Canvas.alpha``).
+    # The inner table's edge then rises from brain into bone as on CT-ICH's scans, 10-90 % over
+    # about 1.4 mm where met square-on (``phantom.sharpness``, bench/bench_phantom_edge.py);
+    # with a further 0.6 pixel of blur it took 2.7 mm and hid a thin collection's outer voxels.
+    sigma = float(rng_noise.uniform(0.35, 0.55))
     sd = float(rng_noise.uniform(2.5, 5.0)) if noise_sd is None else float(noise_sd)
     volume = blur_upsample_noise(hu, matrix, work_pixel, sigma, sd, rng_noise)
     labels = labels_from_masks(masks)  # presence survives nearest-neighbour upsampling
