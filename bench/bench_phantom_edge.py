@@ -3,10 +3,11 @@
 Prints one JSON object: for CT-ICH's scans (rebuilt HU, 0.32 mm per JPEG pixel: patient
 049's published 0.412 mm on 512 pixels resized to 650) and for phantoms on a 256 and a 512
 matrix, the rise's 10th, 25th and 50th percentiles over rays from the head's centre on the
-lowest slice where the most rays meet the skull and the three above it (``ich_viewer.phantom.sharpness``). The
-lower percentiles are edges met square-on: the scanner's blur alone.
+lowest slice where the most rays meet the skull and the three above it
+(``ich_viewer.phantom.sharpness``). The lower percentiles are edges met square-on: the
+scanner's blur alone. Without the CT-ICH data the real part says it was skipped.
 
-    .venv/bin/python bench/bench_phantom_edge.py [--ct-ich ../shared/data/ct-ich] [--patients 82] [--seeds 6]
+    .venv/bin/python bench/bench_phantom_edge.py [--ct-ich ../shared/data/ct-ich] [--patients N] [--seeds 6]
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def _summary(rises: np.ndarray) -> dict:
                                          for p, v in zip(PERCENTILES, values)}}
 
 
-def real(ct_ich: Path, patients: int) -> dict:
+def real(ct_ich: Path, patients: int | None) -> dict:
     from trainer.data.ctich import _read_grey, rebuild_hu
 
     folders = sorted((ct_ich / "Patients_CT").iterdir())[:patients] if (ct_ich / "Patients_CT").is_dir() else []
@@ -67,7 +68,7 @@ def phantoms(matrix: int, seeds: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ct-ich", type=Path, default=ROOT.parent / "shared" / "data" / "ct-ich")
-    parser.add_argument("--patients", type=int, default=82)
+    parser.add_argument("--patients", type=int, default=None, help="the first N scans (default: all)")
     parser.add_argument("--seeds", type=int, default=6)
     args = parser.parse_args()
     out = {"benchmark": "phantom_edge", "real_ct_ich": real(args.ct_ich, args.patients),
