@@ -305,8 +305,9 @@ def test_a_falx_sheet_whose_click_reads_like_grey_matter_is_grown_along_its_line
     that never touches it. The sheet is 2 px wide: its click (the sheet's tip) reads like grey
     matter (43 HU) in 3x3, so it was refused and the bleed measured -33 %. Read along the
     falx the line is blood (``measure.sheet``): the sheet is grown at its half-blood edges,
-    against the crescent's blood (16.8 mL, Dice 0.82 against the sheet), and the bleed is
-    within the goal."""
+    against the crescent's blood, as wide as its blood accounts for (13.3 mL, Dice 0.85
+    against the sheet; 16.8 mL, 0.82 with every neighbour above the half-blood level), and the
+    bleed is within the goal."""
     import SimpleITK as sitk
 
     from ich_viewer.measure.clicks import grow_clicks, reader_clicks
@@ -322,8 +323,8 @@ def test_a_falx_sheet_whose_click_reads_like_grey_matter_is_grown_along_its_line
     sheet = region.mask & ~first.mask
     pieces = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(truth.astype(np.uint8)), True))
     true_sheet = pieces == pieces[clicks[1]]
-    assert 11.0 < region.volume_ml - first.volume_ml < 18.0  # the 13.3 mL sheet: 16.8 (a voxel of width in doubt)
-    assert dice(sheet, true_sheet) >= 0.8
+    assert 11.3 < region.volume_ml - first.volume_ml < 15.3  # the 13.3 mL sheet, within 15 %: 13.3
+    assert dice(sheet, true_sheet) >= 0.83
     assert dice(region.mask, truth) >= 0.85 and abs(region.volume_ml - truth_ml) <= 0.10 * truth_ml
 
 
