@@ -145,7 +145,7 @@ def generate_phantom(
     hu = average_subplanes(canvas.hu, n_sub)
     # the scanner's blur alone: painting already averages each pixel's area (``Canvas.alpha``).
     # The inner table's edge then rises from brain into bone as on CT-ICH's scans, 10-90 % over
-    # about 1.4 mm where met square-on (``phantom.sharpness``, bench/bench_phantom_edge.py);
+    # about 1.5 mm where met square-on (``phantom.sharpness``, bench/bench_phantom_edge.py);
     # with a further 0.6 pixel of blur it took 2.7 mm and hid a thin collection's outer voxels.
     sigma = float(rng_noise.uniform(0.35, 0.55))
     sd = float(rng_noise.uniform(2.5, 5.0)) if noise_sd is None else float(noise_sd)
