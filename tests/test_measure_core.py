@@ -701,7 +701,7 @@ def test_a_cut_lets_go_of_what_it_severed_and_keeps_what_was_followed_apart():
     """After the falx cut (or a stop), of each piece that was apart before it one part stays: the
     seed's, or the largest. A thin crescent's pieces followed along the inner table near the
     vertex never touch from slice to slice: they were apart before the cut and stay (a click on
-    phantom seed 16's crescent lost its top three slices, 4.3 mL of blood; a click there kept
+    phantom seed 16's crescent lost its top three slices, nearly all blood; a click there kept
     only its own); what the cut severed from a piece is let go."""
     from ich_viewer.measure.region import _seed_component
 

@@ -26,9 +26,9 @@ FOLLOW_WINDOW_MM = 15.0
 FOLLOW_CONTRAST_HU = 10.0
 """At a depth where the collection reads less than this above the normal band's median, nothing
 is followed. Against the band's brighter part (``FOLLOW_LEVEL_PERCENTILE``) a subdural 10 HU
-over grey matter never qualifies: phantom seed 20's reads 12-15 HU over the other side's median
-at each depth, 5-8 over its 90th percentile, and stopped three slices short of its top
-(-15.7 %; -8.9 % now). Voxels are still taken only above the midpoint to the brighter part."""
+over grey matter never qualifies: phantom seed 20's reads 12-15 HU over the other side's
+median at each depth, 5-8 over its 90th percentile (instrumented, ad hoc), and stopped three
+slices short of its top (-15.7 %; -8.9 % now). Voxels are still taken only above the midpoint to the brighter part."""
 FOLLOW_STEP_MM = 3.0
 """From slice to slice the collection is followed within this distance of where it was, plus
 how far the inner table moved in under it (``_near_shifted``)."""

@@ -394,7 +394,8 @@ def _seed_component(mask: np.ndarray, seed: tuple[int, int, int], before: np.nda
     followed along the inner table (``measure.follow``) never touch from slice to slice near the
     vertex, where a 5 mm slice moves the inner table in by 4-6 px: they were apart before the cut
     and stay; only what the cut severed from a piece is let go (a click on phantom seed 16's
-    crescent lost its top three slices, 4.3 mL of blood; a click there kept only its own, -70 %)."""
+    crescent lost its top three slices: +1.0 -> +8.4 % with them, Dice 0.876 -> 0.912; a click there
+    kept only its own, -70 %)."""
     labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8))))
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
@@ -402,8 +403,9 @@ def _seed_component(mask: np.ndarray, seed: tuple[int, int, int], before: np.nda
     if not keep:
         return mask
     pieces_before = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(before.astype(np.uint8))))
+    inside = labels > 0
     piece_of = np.zeros(len(sizes), np.int64)  # each part's piece of ``before`` (a cut only removes)
-    piece_of[labels.ravel()] = pieces_before.ravel()
+    piece_of[labels[inside]] = pieces_before[inside]
     chosen = {int(piece_of[keep]): keep}
     for part in np.argsort(-sizes):
         if sizes[part] and int(piece_of[part]) not in chosen:
