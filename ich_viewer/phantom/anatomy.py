@@ -202,7 +202,11 @@ def paint_head(canvas: Canvas, grid: Grid, head: HeadParams, extra_axial=None) -
     x, y, z = cav.x, cav.y, cav.z
     a = head.atrophy
     eff = depth if extra_axial is None else depth - extra_axial(cav)
-    brain_depth = eff - (1.2 + 3.0 * a)
+    # CSF between the inner table and the cortex: none in a young brain, 1.5 mm with marked
+    # atrophy. CT-ICH's scans read brain-like 1-1.5 mm from the bone's edge on 88 % of heads
+    # (bench/bench_phantom_edge.py, "under the inner table"); 1.2-4.2 mm of CSF made every
+    # phantom read like CSF there, and kept a subdural's brain side off the cortex.
+    brain_depth = eff - 1.5 * a
     deep_x = x
     if head.shift_mm:
         sx, sy, sz = head.shift_centre
