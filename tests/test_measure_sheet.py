@@ -75,3 +75,19 @@ def test_the_bright_edge_of_a_broad_area_is_no_sheet():
     volume, _, _ = _head_with_sheet(55.0, noise=1.0, beside_hu=50.0)  # the line as bright as the brain beyond it
     region = grow_region(volume, SPACING, (9, 80, 81))
     assert not region.ok and "but it is no thin sheet of blood" in region.reason
+
+
+def test_a_line_grown_with_a_rim_on_either_side_is_still_a_line():
+    """A 2 px sheet that the ordinary growing widened by a half-volume rim on either side (and
+    noise crests: 6 px) is a line once that outer ring is off; a 12 px band is not. With the ring
+    counted the 6 px band had a third of its voxels two deep and was no line (seed 6's falx sheet
+    with grey matter beside it, docs/benchmarks.md, ninth session)."""
+    from ich_viewer.measure.sheet import is_thin
+
+    band = np.zeros((5, 80, 80), bool)
+    band[:, 10:70, 30:36] = True
+    assert is_thin(band)
+    wide = np.zeros_like(band)
+    wide[:, 10:70, 30:42] = True
+    assert not is_thin(wide)
+    assert not is_thin(np.zeros_like(band))
