@@ -51,7 +51,10 @@ FOLLOW_WITHIN_PERCENTILE = 50.0
 """Within the region's own slices the collection's piece must touch the region, so the band's
 level there is its median (the CSF under the bone's blur), never below the
 ``FOLLOW_LEVEL_PERCENTILE`` one: with the median alone the demo grew 9 mL along its inner
-table and CT-ICH 087's outline fell from Dice 0.76 to 0.58."""
+table and CT-ICH 087's outline fell from Dice 0.76 to 0.58. Where cortex, not CSF, lies under
+the bone (most real heads; the phantom since the ninth session) that median is cortex, and a
+crescent 10 HU over it (phantom seed 20's) takes cortex along it; the 90th percentile there
+loses seed 14's (docs/benchmarks.md, ninth session)."""
 
 
 def follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarray, region: np.ndarray,

@@ -35,7 +35,7 @@ and the scalp. Steps, each for a reason:
 9. A line too thin for the 3x3 median near the midline (a subdural's sheet along the falx,
    2 px wide): a click whose 3x3 median is out of range but whose line, read along the
    midline within a pixel, is blood, and a region grown here that is a line
-   (``sheet.THIN_SHARE``: its rings would double it), are grown along the line's crest to its
+   (``sheet.THIN_SHARE``, judged without the rings that double it), are grown along the line's crest to its
    half-blood edges instead (``measure.sheet``), against the first region's blood for a
    further click. Said in the notes.
 
@@ -240,7 +240,7 @@ def grow_region(
         if state is not None:
             state.set_status("growing the region")
         mask = _grow(volume, spacing, (k, i, j), low, high, cavity)
-        if mask is not None and sheet.is_thin(mask):  # a line clicked in its middle: the rims would double it
+        if mask is not None and sheet.is_thin(mask):  # a line clicked in its middle: the rims doubled it
             line = _sheet(volume, spacing, (k, i, j), (low, high), cavity, blood_hu, result)
             mask = mask if line is None else line
     else:  # a line too thin for the 3x3 median may still be blood along itself
