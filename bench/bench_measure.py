@@ -2,7 +2,7 @@
 
 Prints one JSON object (the table in docs/benchmarks.md "Measure" comes from it).
 
-    .venv/bin/python bench/bench_measure.py [--seeds 8] [--quick] [--noise-sd SD] [--slice-clicks]
+    .venv/bin/python bench/bench_measure.py [--seeds 8] [--quick] [--noise-sd SD] [--slice-clicks] [--matrix 256]
 
 Accuracy: for each phantom seed and each of IPH, EDH, SDH (256 matrix, 5 mm), the reader
 clicks the pixel deepest inside each separate piece of the true mask of at least 1 mL,
@@ -47,12 +47,12 @@ from ich_viewer.phantom import SUBTYPES, Phantom, generate_phantom  # noqa: E402
 SUBTYPES_MEASURED = ("intraparenchymal", "epidural", "subdural")
 
 
-def accuracy_phantom(seed: int, subtype: str, noise_sd: float | None = None
+def accuracy_phantom(seed: int, subtype: str, noise_sd: float | None = None, matrix: int = 256
                      ) -> tuple[Phantom, np.ndarray, tuple[float, float, float], float, float]:
     """One bleed of the accuracy protocol (256 matrix, 5 mm): the phantom, its true mask,
     spacing, the mask's mL and how much denser than grey matter the bleed is (HU). Shared with
     ``bench_outline_hashes.py`` and ``bench_measure_ceiling.py``, so all three read the same bleeds."""
-    p = generate_phantom(seed=seed, subtypes=[subtype], matrix=256, thickness_mm=5.0, noise_sd=noise_sd)
+    p = generate_phantom(seed=seed, subtypes=[subtype], matrix=matrix, thickness_mm=5.0, noise_sd=noise_sd)
     truth = p.masks == SUBTYPES.index(subtype) + 1
     spacing = (p.spacing_mm, *p.pixel_spacing)
     truth_ml = float(truth.sum() * np.prod(spacing) / 1000)
@@ -85,11 +85,11 @@ def slice_clicks(volume: np.ndarray, spacing: tuple[float, float, float], truth:
             "slice_click_dice": [round(min(dices), 3), round(max(dices), 3)]}
 
 
-def accuracy(seeds: int, noise_sd: float | None = None, spread: bool = False) -> list[dict]:
+def accuracy(seeds: int, noise_sd: float | None = None, spread: bool = False, matrix: int = 256) -> list[dict]:
     rows = []
     for seed in range(seeds):
         for subtype in SUBTYPES_MEASURED:
-            p, truth, spacing, truth_ml, contrast = accuracy_phantom(seed, subtype, noise_sd)
+            p, truth, spacing, truth_ml, contrast = accuracy_phantom(seed, subtype, noise_sd, matrix)
             clicks = reader_clicks(truth, spacing) or [deepest_point(truth)]
             start = time.perf_counter()
             region = grow_clicks(p.volume_hu, spacing, clicks)
@@ -212,16 +212,20 @@ def main() -> None:
     parser.add_argument("--noise-sd", type=float, default=None,
                         help="the phantoms' noise SD in HU (default: each phantom's own, 2.5-5); 0 tells what "
                              "a miss owes to noise from what it owes to the blur and the slice thickness")
+    parser.add_argument("--matrix", type=int, default=256,
+                        help="the phantoms' matrix (default 256, the protocol's; 512 is drawn on the 256 grid and "
+                             "upsampled, as a 512 series: the same bleeds at half the pixel)")
     parser.add_argument("--slice-clicks", action="store_true",
                         help="for each bleed in scope, also click on every slice where it is at least half its "
                              "largest: the spread of error and Dice over where the reader clicks")
     args = parser.parse_args()
     seeds = 3 if args.quick else args.seeds
-    rows = accuracy(seeds, args.noise_sd, args.slice_clicks)
+    rows = accuracy(seeds, args.noise_sd, args.slice_clicks, args.matrix)
     scope = [r for r in rows if r["in_scope"]]
     passed = [r for r in scope if r.get("dice", 0) >= 0.85 and abs(r.get("error_pct", 100)) <= 10]
     out = {
         "noise_sd": "each phantom's own" if args.noise_sd is None else args.noise_sd,
+        "matrix": args.matrix,
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
                     "cores": os.cpu_count()},
         "accuracy": rows,
