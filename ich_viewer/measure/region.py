@@ -56,7 +56,7 @@ from ich_viewer.measure.band import is_normal_band
 from ich_viewer.measure.cavity import cranial_cavity
 from ich_viewer.measure.follow import follow_inner_table
 from ich_viewer.measure.midline import MIDLINE_MARGIN_MM, MIDLINE_SEED_MM, midline_side
-from ich_viewer.measure.rim import DARK_RIM, below_half_bone, partial_volume_rim
+from ich_viewer.measure.rim import DARK_RIM, below_half_bone, partial_volume_rim, surround
 from ich_viewer.measure.voxels import AIR_HU, BONE_HU, bone_distance, box_2d, dilate, fill_slices, itk_image, median_3x3
 from ich_viewer.tasks import TaskState
 
@@ -616,7 +616,7 @@ def _iso_level_band(median: np.ndarray, raw: np.ndarray, region: np.ndarray, inn
 
     A lesion only a few HU above its bound loses its outer rim of half-blood voxels to the
     threshold (and the smoothing): its edge lies where a voxel reads half way between the
-    lesion (read around the click) and what surrounds it (read 2-3 voxels out). Within
+    lesion (read around the click) and what surrounds it (``rim.surround``). Within
     ``ISO_BAND_MM`` in-plane and one slice beyond the region, the smoothed voxels at or
     above that level are taken, never below the grey matter's level (below it the band
     takes the cortex the bleed touches) nor below a slice's raised bound (the vertex's
@@ -630,8 +630,7 @@ def _iso_level_band(median: np.ndarray, raw: np.ndarray, region: np.ndarray, inn
     band[1:] |= near[:-1]
     band[:-1] |= near[1:]
     band &= inner & ~region
-    beyond = dilate(dilate(dilate(region))) & ~dilate(region) & inner
-    outside = raw[beyond & (raw < low)]
+    outside = raw[surround(region, inner, pixel) & (raw < low)]
     if not outside.size:
         return np.zeros_like(region)
     level = (blood + float(np.median(outside))) / 2.0
