@@ -25,10 +25,13 @@ and its blurred edge: it was read 2-3 voxels out, the same on a 0.86 mm grid, bu
 
 def surround(region: np.ndarray, inner: np.ndarray, pixel: float) -> np.ndarray:
     """The voxels of ``inner`` ``SURROUND_MM`` out from ``region`` in-plane."""
-    grown = [region]
-    for _ in range(max(2, int(round(SURROUND_MM[1] / pixel)))):
-        grown.append(dilate(grown[-1]))
-    return grown[-1] & ~grown[max(1, int(round(SURROUND_MM[0] / pixel))) - 1] & inner
+    near, far = max(1, int(round(SURROUND_MM[0] / pixel))), max(2, int(round(SURROUND_MM[1] / pixel)))
+    grown = region
+    for step in range(1, far + 1):
+        if step == near:
+            within = grown  # ``near - 1`` steps out: what is nearer than the surround
+        grown = dilate(grown)
+    return grown & ~within & inner
 
 
 def below_half_bone(raw: np.ndarray, where: np.ndarray, blood: float, table: float, pixel: float) -> np.ndarray:
