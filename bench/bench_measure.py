@@ -50,9 +50,11 @@ SUBTYPES_MEASURED = ("intraparenchymal", "epidural", "subdural")
 def accuracy_phantom(seed: int, subtype: str, noise_sd: float | None = None, matrix: int = 256
                      ) -> tuple[Phantom, np.ndarray, tuple[float, float, float], float, float]:
     """One bleed of the accuracy protocol (256 matrix, 5 mm): the phantom, its true mask,
-    spacing, the mask's mL and how much denser than grey matter the bleed is (HU). Shared with
+    spacing, the mask's mL and how much denser than grey matter the bleed is (HU). Drawn on the
+    matrix itself (``max_work_size``): a 512 series drawn at 256 rings beside the bone. Shared with
     ``bench_outline_hashes.py`` and ``bench_measure_ceiling.py``, so all three read the same bleeds."""
-    p = generate_phantom(seed=seed, subtypes=[subtype], matrix=matrix, thickness_mm=5.0, noise_sd=noise_sd)
+    p = generate_phantom(seed=seed, subtypes=[subtype], matrix=matrix, thickness_mm=5.0, noise_sd=noise_sd,
+                         max_work_size=matrix)
     truth = p.masks == SUBTYPES.index(subtype) + 1
     spacing = (p.spacing_mm, *p.pixel_spacing)
     truth_ml = float(truth.sum() * np.prod(spacing) / 1000)
@@ -127,7 +129,8 @@ def accuracy(seeds: int, noise_sd: float | None = None, spread: bool = False, ma
 
 
 def speed(repeats: int = 3, seed: int = 2, subtype: str = "intraparenchymal") -> dict:
-    p = generate_phantom(seed=seed, subtypes=[subtype], matrix=512, n_slices=40, thickness_mm=5.0)
+    p = generate_phantom(seed=seed, subtypes=[subtype], matrix=512, n_slices=40, thickness_mm=5.0,
+                         max_work_size=512)
     truth = p.masks == SUBTYPES.index(subtype) + 1
     spacing = (p.spacing_mm, *p.pixel_spacing)
     click = deepest_point(truth)
@@ -213,8 +216,8 @@ def main() -> None:
                         help="the phantoms' noise SD in HU (default: each phantom's own, 2.5-5); 0 tells what "
                              "a miss owes to noise from what it owes to the blur and the slice thickness")
     parser.add_argument("--matrix", type=int, default=256,
-                        help="the phantoms' matrix (default 256, the protocol's; 512 is drawn on the 256 grid and "
-                             "upsampled, as a 512 series: the same bleeds at half the pixel)")
+                        help="the phantoms' matrix (default 256, the protocol's; 512: the same bleeds drawn at half the "
+                             "pixel, as a 512 series)")
     parser.add_argument("--slice-clicks", action="store_true",
                         help="for each bleed in scope, also click on every slice where it is at least half its "
                              "largest: the spread of error and Dice over where the reader clicks")
