@@ -91,3 +91,20 @@ def test_a_line_grown_with_a_rim_on_either_side_is_still_a_line():
     wide[:, 10:70, 30:42] = True
     assert not is_thin(wide)
     assert not is_thin(np.zeros_like(band))
+
+
+def test_a_line_is_judged_in_millimetres_and_must_be_long():
+    """The same sheet on 0.45 mm pixels (a 512 series) is twice as many pixels wide: judged in
+    blocks of about 0.9 mm (``SHEET_PIXEL_MM``) it is still a line, a band 11 mm wide is not. A
+    10 mm blob is no sheet along the falx however thin (CT-ICH 092's bleed beside the falx)."""
+    from ich_viewer.measure.sheet import is_thin
+
+    band = np.zeros((5, 160, 160), bool)
+    band[:, 20:140, 60:72] = True  # 5.4 mm: a 2 mm sheet with its rims, on 0.45 mm pixels
+    assert is_thin(band, 0.45)
+    wide = np.zeros_like(band)
+    wide[:, 20:140, 60:84] = True
+    assert not is_thin(wide, 0.45)
+    blob = np.zeros_like(band)
+    blob[:, 60:82, 60:72] = True  # 10 x 5.4 mm
+    assert not is_thin(blob, 0.45)

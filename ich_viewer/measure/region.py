@@ -240,7 +240,7 @@ def grow_region(
         if state is not None:
             state.set_status("growing the region")
         mask = _grow(volume, spacing, (k, i, j), low, high, cavity)
-        if mask is not None and sheet.is_thin(mask):  # a line clicked in its middle: the rims doubled it
+        if mask is not None and sheet.is_thin(mask, min(spacing[1], spacing[2])):  # a line: the rims doubled it
             line = _sheet(volume, spacing, (k, i, j), (low, high), cavity, blood_hu, result)
             mask = mask if line is None else line
     else:  # a line too thin for the 3x3 median may still be blood along itself
@@ -269,17 +269,24 @@ def grow_region(
 def _sheet(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[int, int, int],
            hu_range: tuple[float, float], cavity: np.ndarray, blood: float | None, result: Region) -> np.ndarray | None:
     """The sheet along the falx at ``seed`` (``measure.sheet``, said in the notes), or None; then,
-    when the seed itself reads out of the range, ``result.reason`` says what the line there reads."""
+    when the seed itself reads out of the range, ``result.reason`` says what the line there reads.
+    A series finer than ``sheet.SHEET_PIXEL_MM`` is read in blocks of about that size."""
     low, high = hu_range
+    shape, factor = volume.shape, sheet.block_factor(min(spacing[1], spacing[2]))
+    if factor > 1:
+        volume, cavity = sheet.blocks(volume, factor), sheet.blocks(cavity, factor)
+        spacing = (spacing[0], spacing[1] * factor, spacing[2] * factor)
+    on_blocks = (seed[0], min(seed[1] // factor, volume.shape[1] - 1), min(seed[2] // factor, volume.shape[2] - 1))
     side = midline_side(cavity, spacing)
-    line = None if side is None else sheet.line_seed(volume, cavity, side, seed)
+    line = None if side is None else sheet.line_seed(volume, cavity, side, on_blocks)
     mask = None
     if line is not None and low <= line[1] <= high:
         mask = sheet.grow_sheet(volume, line[0], hu_range, cavity, _near_bone(volume, spacing) & cavity, side, blood)
     if line is not None and mask is not None:
         k, row, col = line[0]
-        result.notes.append(f"grown as a thin sheet along the falx from slice {k} (Im {k + 1}), row {row}, column "
-                            f"{col}, where the line reads {line[1]:.0f} HU")
+        result.notes.append(f"grown as a thin sheet along the falx from slice {k} (Im {k + 1}), row {row * factor}, "
+                            f"column {col * factor}, where the line reads {line[1]:.0f} HU")
+        mask = sheet.unblock(mask, factor, shape)
     elif not low <= result.seed_hu <= high:
         along = "" if line is None else f" (a line there reads {line[1]:.0f} HU along the falx" + (
             ", but it is no thin sheet of blood)" if low <= line[1] <= high else ")")
