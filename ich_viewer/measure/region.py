@@ -273,12 +273,14 @@ def _sheet(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[
     A series finer than ``sheet.SHEET_PIXEL_MM`` is read in blocks of about that size."""
     low, high = hu_range
     shape, factor = volume.shape, sheet.block_factor(min(spacing[1], spacing[2]))
-    if factor > 1:
+    side = midline_side(cavity, spacing)
+    near = side is not None and abs(float(side(seed[0])[seed[1], seed[2]])) <= sheet.SHEET_NEAR_MIDLINE_MM
+    if near and factor > 1:  # only a click near the falx is read in blocks
         volume, cavity = sheet.blocks(volume, factor), sheet.blocks(cavity, factor)
         spacing = (spacing[0], spacing[1] * factor, spacing[2] * factor)
+        side = midline_side(cavity, spacing)
     on_blocks = (seed[0], min(seed[1] // factor, volume.shape[1] - 1), min(seed[2] // factor, volume.shape[2] - 1))
-    side = midline_side(cavity, spacing)
-    line = None if side is None else sheet.line_seed(volume, cavity, side, on_blocks)
+    line = sheet.line_seed(volume, cavity, side, on_blocks) if near and side is not None else None
     mask = None
     if line is not None and low <= line[1] <= high:
         mask = sheet.grow_sheet(volume, line[0], hu_range, cavity, _near_bone(volume, spacing) & cavity, side, blood)

@@ -93,11 +93,12 @@ def blocks(array: np.ndarray, factor: int) -> np.ndarray:
     and columns that make no whole block dropped); a bool array gives where most of a block is set."""
     if factor == 1:
         return array
-    k, rows, cols = array.shape
-    rows, cols = rows - rows % factor, cols - cols % factor
-    mean = array[:, :rows, :cols].reshape(k, rows // factor, factor, cols // factor, factor).mean(axis=(2, 4),
-                                                                                                   dtype=np.float32)
-    return mean > 0.5 if array.dtype == bool else mean
+    rows, cols = array.shape[1] - array.shape[1] % factor, array.shape[2] - array.shape[2] % factor
+    total = np.zeros((array.shape[0], rows // factor, cols // factor), np.float32)
+    for dr in range(factor):  # strided views: a reshaped mean over the block axes is several times slower
+        for dc in range(factor):
+            total += array[:, dr:rows:factor, dc:cols:factor]
+    return total > factor * factor / 2.0 if array.dtype == bool else total / np.float32(factor * factor)
 
 
 def unblock(mask: np.ndarray, factor: int, shape: tuple[int, ...]) -> np.ndarray:
