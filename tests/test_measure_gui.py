@@ -253,14 +253,16 @@ def test_the_panel_tool_row_turns_tools_on_and_off_like_the_keys(make_window, qt
     assert [b.text().split()[0] for b in controller.buttons.values()] == ["D", "K", "E", "L", "M", "V", "B", "Shift+B"]
 
 
-def test_choosing_the_volume_tool_prepares_the_cavity_so_a_click_only_grows(make_window, qtbot):
+def test_choosing_the_volume_tool_prepares_the_head_so_a_click_only_grows(make_window, qtbot):
     window, controller = _open(make_window, _study())
     series = window.current_series()
-    assert series.series_uid not in controller._cavities
+    assert series.series_uid not in controller._heads
     window.action("measure_volume").trigger()
-    qtbot.waitUntil(lambda: series.series_uid in controller._cavities, timeout=20000)
-    cavity = controller._cavities[series.series_uid]
+    qtbot.waitUntil(lambda: series.series_uid in controller._heads, timeout=20000)
+    head = controller._heads[series.series_uid]
+    cavity = head.cavity
     assert cavity.shape == (20, 128, 128) and cavity[10, 64, 64] and not cavity[10, 2, 2]
+    assert sorted(head.bands) == list(range(head.box[0].stop - head.box[0].start))  # every slice's band, found once
     qtbot.mouseClick(controller.view.graphics.viewport(), Qt.MouseButton.LeftButton, pos=_at(controller, 50, 64))
     qtbot.waitUntil(lambda: bool(controller.masks), timeout=20000)
-    assert controller._cavities[series.series_uid] is cavity  # the click used it, not a new one
+    assert controller._heads[series.series_uid] is head  # the click used it, not a new one

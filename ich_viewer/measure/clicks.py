@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from ich_viewer.measure.head import Head, find_head
 from ich_viewer.measure.region import DEFAULT_HU, MAX_VOLUME_ML, Region, deepest_point, describe, grow_region
 from ich_viewer.tasks import TaskState
 
@@ -23,7 +24,7 @@ Seed = tuple[int, int, int]
 
 def grow_clicks(volume: np.ndarray, spacing_mm: tuple[float, float, float], seeds: Sequence[Seed],
                 hu_range: tuple[float, float] = DEFAULT_HU, state: TaskState | None = None, *,
-                calibrated: bool = True, cavity: np.ndarray | None = None) -> Region:
+                calibrated: bool = True, cavity: np.ndarray | Head | None = None) -> Region:
     """The union of the regions grown from ``seeds`` (the first is the record's seed).
 
     Without the first region there is nothing to add to: its reason is the result's.
@@ -31,6 +32,8 @@ def grow_clicks(volume: np.ndarray, spacing_mm: tuple[float, float, float], seed
     """
     if not seeds:
         raise ValueError("no seed to grow from")
+    if len(seeds) > 1 and not isinstance(cavity, Head):  # the head once for all the clicks
+        cavity = find_head(np.asarray(volume, np.float32), spacing_mm, state, cavity, every_band=False)
     first = grow_region(volume, spacing_mm, seeds[0], hu_range, state, calibrated=calibrated, cavity=cavity)
     if not first.ok or len(seeds) == 1:
         return first

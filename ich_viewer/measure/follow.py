@@ -10,6 +10,7 @@ own smoothing, shell and least size, so the band is read as the region was grown
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -57,9 +58,38 @@ crescent 10 HU over it (phantom seed 20's) takes cortex along it; the 90th perce
 loses seed 14's (docs/benchmarks.md, ninth session)."""
 
 
+Bands = dict[int, tuple[np.ndarray, np.ndarray, tuple[slice, slice]]]
+"""Slices' bands under the inner table by slice (``band_layers``)."""
+
+
+def band_layers(bands: Bands, k: int, volume: np.ndarray, cavity: np.ndarray,
+                spacing: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]]:
+    """Slice ``k``'s depth layer (-1 outside the band), distance from bone, and the box that
+    holds the band; each slice's once (kept in ``bands``, which ``measure.head`` keeps per series)."""
+    if k in bands:
+        return bands[k]
+    # the band under the inner table only: the cavity's coarse edge also holds a fringe of
+    # pixels outside the skull (air, scalp), cut off from the brain by the bone
+    inside = largest_piece(cavity[k])
+    # the distance is needed only within the band, whose nearest bone lies within the
+    # cavity's extent plus the band: computed there (the head, not the field of view)
+    reach = int(math.ceil(FOLLOW_BAND_MM / min(spacing[1], spacing[2]))) + 2
+    distance = np.full(inside.shape, np.inf, np.float32)
+    depth = np.full(inside.shape, -1, np.int64)
+    rs, cs = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+    box = (slice(0, 0), slice(0, 0))
+    if len(rs):
+        box = (slice(max(0, int(rs[0]) - reach), int(rs[-1]) + reach + 1),
+               slice(max(0, int(cs[0]) - reach), int(cs[-1]) + reach + 1))
+        depth[box], distance[box] = band_depth(volume[k][box], inside[box], spacing)
+    bands[k] = depth, distance, box
+    return bands[k]
+
+
 def follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarray, region: np.ndarray,
                        spacing: tuple[float, float, float], seed: tuple[int, ...], low: float, high: float,
-                       table: float, *, smooth_mm: float, shell_mm: float, min_voxels: int) -> np.ndarray:
+                       table: float, *, smooth_mm: float, shell_mm: float, min_voxels: int, side: Any = None,
+                       bands: Bands | None = None) -> np.ndarray:
     """A thin collection followed along the inner table: beyond the last slice the threshold
     reached, then within every slice of the region to its thin ends.
 
@@ -87,11 +117,12 @@ def follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarray
     coarse edge also holds a fringe outside the skull). Only for a region seeded off the
     midline (one-sided); the half-volume rings beside what was added, towards the bone and
     the brain, are then added as in ``partial_volume_rim`` (phantom seed 11's subdural:
-    -66 % -> -30 %).
+    -66 % -> -30 %). ``side`` (the midline of ``cavity``) and ``bands`` (each slice's band, filled as
+    read) when the caller keeps them per series (``measure.head``).
     """
     if np.count_nonzero(region & shell) < min_voxels:  # not a collection along the skull
         return region
-    side = midline_side(cavity, spacing)
+    side = midline_side(cavity, spacing) if side is None else side
     if side is None:
         return region
     seed_mm = float(side(int(seed[0]))[int(seed[1]), int(seed[2])])
@@ -107,29 +138,10 @@ def follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarray
 
     win = window(region)
     n_layers = int(round(2.0 * FOLLOW_BAND_MM / pixel)) + 1
-    reach = int(math.ceil(FOLLOW_BAND_MM / pixel)) + 2
-    bands: dict[int, tuple[np.ndarray, np.ndarray, tuple[slice, slice]]] = {}
+    bands = {} if bands is None else bands
 
     def layers(k: int) -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]]:
-        """Slice ``k``'s depth layer (-1 outside the band), distance from bone, and the box that
-        holds the band; each slice's once."""
-        if k in bands:
-            return bands[k]
-        # the band under the inner table only: the cavity's coarse edge also holds a fringe of
-        # pixels outside the skull (air, scalp), cut off from the brain by the bone
-        inside = largest_piece(cavity[k])
-        # the distance is needed only within the band, whose nearest bone lies within the
-        # cavity's extent plus the band: computed there (the head, not the field of view)
-        distance = np.full(inside.shape, np.inf, np.float32)
-        depth = np.full(inside.shape, -1, np.int64)
-        rs, cs = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
-        box = (slice(0, 0), slice(0, 0))
-        if len(rs):
-            box = (slice(max(0, int(rs[0]) - reach), int(rs[-1]) + reach + 1),
-                   slice(max(0, int(cs[0]) - reach), int(cs[-1]) + reach + 1))
-            depth[box], distance[box] = band_depth(volume[k][box], inside[box], spacing)
-        bands[k] = depth, distance, box
-        return bands[k]
+        return band_layers(bands, k, volume, cavity, spacing)
 
     # what the collection reads at each depth, where it was grown
     zs = np.flatnonzero(region.any(axis=(1, 2)))

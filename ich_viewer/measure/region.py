@@ -19,7 +19,7 @@ and the scalp. Steps, each for a reason:
    A lesion only a few HU above its bound is taken out to that half-blood level instead
    (``_iso_level_band``).
 5. Partial volume towards the inner table: back into the shell, and up to two rings of
-   voxels more blood than bone, the bone's HU read from the scan (``TABLE_PERCENTILE``);
+   voxels more blood than bone, the bone's HU read from the scan (``head.TABLE_PERCENTILE``);
    one ring towards brain down to the midpoint between what surrounds the bleed and its
    blood as read around the seed (the region's median is raised by the bone's blur).
 6. A thin collection beyond the last slice the threshold reached (a convexity subdural
@@ -53,8 +53,8 @@ import SimpleITK as sitk
 from ich_viewer.measure import sheet
 from ich_viewer.measure.abc2 import ABC2, abc2
 from ich_viewer.measure.band import is_normal_band
-from ich_viewer.measure.cavity import cranial_cavity
 from ich_viewer.measure.follow import follow_inner_table
+from ich_viewer.measure.head import GREY_PERCENTILE, SHELL_MM, Head, find_head, near_bone
 from ich_viewer.measure.midline import MIDLINE_MARGIN_MM, MIDLINE_SEED_MM, midline_side
 from ich_viewer.measure.rim import DARK_RIM, below_half_bone, partial_volume_rim, surround
 from ich_viewer.measure.voxels import AIR_HU, BONE_HU, bone_distance, box_2d, dilate, fill_slices, itk_image, median_3x3
@@ -76,22 +76,10 @@ CLEAR_OF_BONE_MM = 3.0
 """Past about three times the blur's sigma (about 1 mm) the inner table adds no HU."""
 CLEAR_PERCENTILE = 75.0
 MIN_CLEAR_VOXELS = 50
-SHELL_MM = 1.5
-"""Next to bone every head CT has a band blurred between brain and bone that reads like
-blood all round the skull; the region never grows through it, only into it (see below)."""
 BOX_MARGIN_PX = 8
 """Pixels added around the rough region before the smoothed growing (the whole head if touched)."""
 ROUGH_SLACK_HU = 5.0
 """The rough pass that sizes the box reads this far below the low bound (see ``_grow_cropped``)."""
-GREY_PERCENTILE = 80.0
-"""Grey matter is the brightest normal brain: this percentile of the cavity's 15-60 HU
-voxels estimates it (white matter and grey matter make up most of them)."""
-INNER_TABLE_HU = 1400.0
-"""Inner table HU when a series shows too little bone to measure it (cortex 1400-1800)."""
-TABLE_PERCENTILE = 90.0
-"""The inner table is read from the scan itself: this percentile of the bone within about
-1 mm outside the cavity (lower percentiles are the blurred edge, not the table). A voxel
-half blood, half bone reads half way between the blood and it."""
 PROPOSE_MARGIN_HU = 12.0
 """A proposed seed must read this much above the low bound: clearly blood, not bright brain."""
 MIN_VOXELS = 20
@@ -189,14 +177,14 @@ def grow_region(
     state: TaskState | None = None,
     *,
     calibrated: bool = True,
-    cavity: np.ndarray | None = None,
+    cavity: np.ndarray | Head | None = None,
     blood_hu: float | None = None,
 ) -> Region:
     """Grow a bleed from ``seed`` (slice, row, col) in ``volume`` (slices, rows, cols) HU.
 
     Never raises for a bad seed: the returned ``Region`` has ``reason`` set and no mask,
     so the window and the command can tell the reader why. ``cavity`` may be passed when
-    it is already known (the window keeps it per series); ``blood_hu`` the bleed's blood when
+    it is already known, or the whole ``measure.head`` (the window keeps it per series); ``blood_hu`` the bleed's blood when
     known (a further click on a bleed already grown: a thin sheet's edge is read against it).
     """
     low, high = float(hu_range[0]), float(hu_range[1])
@@ -227,24 +215,23 @@ def grow_region(
         return result
     if state is not None:
         state.set_status("finding the cranial cavity")
-    if cavity is None:
-        cavity = cranial_cavity(volume, spacing, state)
+    head = cavity if isinstance(cavity, Head) else find_head(volume, spacing, state, cavity, every_band=False)
     if state is not None and state.cancelled():
         result.reason = "cancelled"
         return result
-    if not cavity[k, i, j]:
+    if not head.cavity[k, i, j]:
         result.reason = "the seed is outside the cranial cavity (scalp, face or neck): click inside the bleed"
         return result
     mask: np.ndarray | None
     if low <= result.seed_hu <= high:
         if state is not None:
             state.set_status("growing the region")
-        mask = _grow(volume, spacing, (k, i, j), low, high, cavity)
+        mask = _grow(volume, spacing, (k, i, j), low, high, head)
         if mask is not None and sheet.is_thin(mask, min(spacing[1], spacing[2])):  # a line: the rims doubled it
-            line = _sheet(volume, spacing, (k, i, j), (low, high), cavity, blood_hu, result)
+            line = _sheet(volume, spacing, (k, i, j), (low, high), head, blood_hu, result)
             mask = mask if line is None else line
     else:  # a line too thin for the 3x3 median may still be blood along itself
-        mask = _sheet(volume, spacing, (k, i, j), (low, high), cavity, blood_hu, result)
+        mask = _sheet(volume, spacing, (k, i, j), (low, high), head, blood_hu, result)
         if mask is None:
             return result
     if mask is None or not mask.any():
@@ -256,7 +243,7 @@ def grow_region(
         result.reason = (f"only {voxels} voxels around the seed are blood-like: "
                          "click deeper inside the bleed or widen the range")
         return result
-    mask, guarded = leak_guard(mask, volume, cavity, result.seed, spacing)
+    mask, guarded = leak_guard(mask, volume, head.cavity, result.seed, spacing, head.series_side)
     result.notes.extend(guarded)
     volume_ml = float(np.count_nonzero(mask)) * spacing[0] * spacing[1] * spacing[2] / 1000.0
     if volume_ml > MAX_VOLUME_ML:
@@ -267,13 +254,13 @@ def grow_region(
 
 
 def _sheet(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[int, int, int],
-           hu_range: tuple[float, float], cavity: np.ndarray, blood: float | None, result: Region) -> np.ndarray | None:
+           hu_range: tuple[float, float], head: Head, blood: float | None, result: Region) -> np.ndarray | None:
     """The sheet along the falx at ``seed`` (``measure.sheet``, said in the notes), or None; then,
     when the seed itself reads out of the range, ``result.reason`` says what the line there reads.
     A series finer than ``sheet.SHEET_PIXEL_MM`` is read in blocks of about that size."""
     low, high = hu_range
     shape, factor = volume.shape, sheet.block_factor(min(spacing[1], spacing[2]))
-    side = midline_side(cavity, spacing)
+    cavity, side = head.cavity, head.series_side
     near = side is not None and abs(float(side(seed[0])[seed[1], seed[2]])) <= sheet.SHEET_NEAR_MIDLINE_MM
     if near and factor > 1:  # only a click near the falx is read in blocks
         volume, cavity = sheet.blocks(volume, factor), sheet.blocks(cavity, factor)
@@ -283,7 +270,7 @@ def _sheet(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[
     line = sheet.line_seed(volume, cavity, side, on_blocks) if near and side is not None else None
     mask = None
     if line is not None and low <= line[1] <= high:
-        mask = sheet.grow_sheet(volume, line[0], hu_range, cavity, _near_bone(volume, spacing) & cavity, side, blood)
+        mask = sheet.grow_sheet(volume, line[0], hu_range, cavity, near_bone(volume, spacing) & cavity, side, blood)
     if line is not None and mask is not None:
         k, row, col = line[0]
         result.notes.append(f"grown as a thin sheet along the falx from slice {k} (Im {k + 1}), row {row * factor}, "
@@ -298,7 +285,7 @@ def _sheet(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[
 
 
 def leak_guard(mask: np.ndarray, volume: np.ndarray, cavity: np.ndarray, seed: tuple[int, int, int],
-               spacing: tuple[float, float, float]) -> tuple[np.ndarray, list[str]]:
+               spacing: tuple[float, float, float], side: Any = None) -> tuple[np.ndarray, list[str]]:
     """Cut what a threshold cannot tell from blood, and say so (the reader can add it back).
 
     Two anatomical limits: a bleed seeded well off the midline does not cross the falx
@@ -312,7 +299,7 @@ def leak_guard(mask: np.ndarray, volume: np.ndarray, cavity: np.ndarray, seed: t
     """
     notes: list[str] = []
     k0, i0, j0 = seed
-    side = midline_side(cavity, spacing)
+    side = midline_side(cavity, spacing) if side is None else side  # the cavity's (``measure.head`` keeps it)
     if side is None:
         return mask, notes
     seed_mm = float(side(k0)[i0, j0])
@@ -442,34 +429,28 @@ def describe(result: Region, volume: np.ndarray, mask: np.ndarray) -> Region:
 
 
 def _grow(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[int, int, int],
-          low: float, high: float, cavity: np.ndarray) -> np.ndarray | None:
+          low: float, high: float, head: Head) -> np.ndarray | None:
     """The region as a full-size mask; the work is done in a box around the bleed.
 
     A first pass on the unsmoothed HU finds roughly where the bleed lies; the median,
     the growing and the morphology then run on that box (grown until the region no longer
     touches its side), so the cost follows the bleed, not the series.
     """
-    # Everything below happens within the cavity's bounding box (the head, not the field of view).
-    zs = np.flatnonzero(cavity.any(axis=(1, 2)))
-    rs = np.flatnonzero(cavity.any(axis=(0, 2)))
-    cs = np.flatnonzero(cavity.any(axis=(0, 1)))
-    head = (slice(int(zs[0]), int(zs[-1]) + 1), slice(max(0, int(rs[0]) - 2), int(rs[-1]) + 3),
-            slice(max(0, int(cs[0]) - 2), int(cs[-1]) + 3))
-    offset = np.array([h.start for h in head])
-    cropped = _grow_cropped(volume[head], spacing, tuple(int(v) for v in np.array(seed) - offset), low, high,
-                            cavity[head])
+    box = head.box  # the cavity's: everything below happens there (the head, not the field of view)
+    offset = np.array([b.start for b in box])
+    cropped = _grow_cropped(volume[box], spacing, tuple(int(v) for v in np.array(seed) - offset), low, high,
+                            head.cavity[box], head)
     if cropped is None:
         return None
     full = np.zeros(volume.shape, bool)
-    full[head] = cropped
+    full[box] = cropped
     return full
 
 
 def _grow_cropped(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[int, ...],
-                  low: float, high: float, cavity: np.ndarray) -> np.ndarray | None:
-    shell = _near_bone(volume, spacing) & cavity
-    table = _inner_table_hu(volume, cavity, spacing)
-    greys = _slice_grey(volume, cavity & ~shell, spacing, tuple(int(v) for v in seed), high)
+                  low: float, high: float, cavity: np.ndarray, head: Head) -> np.ndarray | None:
+    shell, table = head.shell.copy(), head.table
+    greys = head.slice_grey(volume, seed, high)
     if shell[tuple(seed)]:  # a seed in the shell (a thin collection): let it grow from where it is
         shell[tuple(seed)] = False
     inside = np.where(cavity, volume, np.float32(-1000.0))
@@ -503,7 +484,8 @@ def _grow_cropped(volume: np.ndarray, spacing: tuple[float, float, float], seed:
     full = np.zeros(volume.shape, bool)
     full[box] = region
     return follow_inner_table(volume, cavity, shell, full, spacing, seed, low, high, table,
-                              smooth_mm=SMOOTH_MM, shell_mm=SHELL_MM, min_voxels=MIN_VOXELS)
+                              smooth_mm=SMOOTH_MM, shell_mm=SHELL_MM, min_voxels=MIN_VOXELS, side=head.side,
+                              bands=head.bands)
 
 
 def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: np.ndarray,
@@ -652,57 +634,12 @@ def _iso_level_band(median: np.ndarray, raw: np.ndarray, region: np.ndarray, inn
     return accept & np.isin(labels, keep[keep > 0])
 
 
-def _slice_grey(volume: np.ndarray, brain: np.ndarray, spacing: tuple[float, float, float],
-                seed: tuple[int, ...], high: float) -> np.ndarray:
-    """Each slice's grey-matter HU (NaN where unknown), read where the bleed is not.
-
-    For a seed off the midline, the other half of the cavity (a bleed seldom reaches
-    both); otherwise the whole slice. The same percentile as ``_grey_level``.
-    """
-    greys = np.full(volume.shape[0], np.nan)
-    side = midline_side(brain, spacing)
-    if side is None:
-        return greys
-    seed_mm = float(side(seed[0])[seed[1], seed[2]])
-    every_2nd = slice(None, None, 2)
-    for k in range(volume.shape[0]):
-        where = brain[k, ::2, ::2]
-        if not where.any():
-            continue
-        if abs(seed_mm) >= MIDLINE_SEED_MM:
-            where = where & (side(k, (every_2nd, every_2nd)) * np.sign(seed_mm) < -MIDLINE_MARGIN_MM)
-        values = volume[k, ::2, ::2][where]
-        values = values[(values > 15.0) & (values < high)]
-        if values.size >= 50:
-            greys[k] = float(np.percentile(values, GREY_PERCENTILE))
-    return greys
-
-
-def _inner_table_hu(volume: np.ndarray, cavity: np.ndarray, spacing: tuple[float, float, float]) -> float:
-    """The inner table's HU as this scan shows it (``TABLE_PERCENTILE`` of the bone just outside the cavity)."""
-    ring = dilate(cavity[:, ::2, ::2]) & ~cavity[:, ::2, ::2]
-    for _ in range(max(1, int(round(1.0 / (2 * min(spacing[1], spacing[2])))))):
-        ring |= dilate(ring) & ~cavity[:, ::2, ::2]
-    values = volume[:, ::2, ::2][ring]
-    values = values[values >= BONE_HU]
-    return float(np.percentile(values, TABLE_PERCENTILE)) if values.size >= 50 else INNER_TABLE_HU
-
-
 def _grey_level(volume: np.ndarray, cavity: np.ndarray) -> float | None:
     """Grey matter's HU: a high percentile of the cavity's brain-range voxels (white and
     grey matter make up most of them); None when there is too little brain."""
     sample = volume[..., ::4, ::4][cavity[..., ::4, ::4]]
     sample = sample[(sample > 15.0) & (sample < 60.0)]
     return float(np.percentile(sample, GREY_PERCENTILE)) if sample.size >= 50 else None
-
-
-def _near_bone(volume: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
-    """Voxels within ``SHELL_MM`` of bone in their slice (4-neighbour steps), bone excluded."""
-    bone = volume >= BONE_HU
-    near = bone.copy()
-    for _ in range(max(1, int(round(SHELL_MM / min(spacing[1], spacing[2]))))):
-        near = dilate(near)
-    return near & ~bone
 
 
 def _threshold_region(smooth: sitk.Image, seeds: tuple[int, int, int] | list[tuple[int, int, int]], low: float,
@@ -750,7 +687,7 @@ def propose_seed(heat: np.ndarray, hu: np.ndarray, hu_range: tuple[float, float]
     seed_read = sitk.GetArrayFromImage(sitk.Median(sitk.GetImageFromArray(layer), [1, 1]))  # as grow_region reads it
     clearly = min(hu_range[0] + PROPOSE_MARGIN_HU, (hu_range[0] + hu_range[1]) / 2.0)  # not borderline brain
     allowed = (smooth >= clearly) & (smooth <= hu_range[1]) & (seed_read >= hu_range[0]) & (seed_read <= hu_range[1])
-    allowed &= ~_near_bone(layer[None], (1.0, pixel_mm, pixel_mm))[0] & (layer < BONE_HU)
+    allowed &= ~near_bone(layer[None], (1.0, pixel_mm, pixel_mm))[0] & (layer < BONE_HU)
     if cavity is not None:
         allowed &= cavity
     score = np.where(allowed, np.nan_to_num(heat), -1.0)

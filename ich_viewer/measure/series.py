@@ -9,6 +9,7 @@ from ich_viewer.dicom.model import Series
 from ich_viewer.measure.clicks import Seed, grow_clicks
 from ich_viewer.measure.planar import Calibration
 from ich_viewer.measure.edit import Stroke, replay
+from ich_viewer.measure.head import Head
 from ich_viewer.measure.region import DEFAULT_HU, Region, describe
 from ich_viewer.tasks import TaskState
 
@@ -57,7 +58,7 @@ def seed_from_mm(series: Series, xyz: Sequence[float]) -> tuple[int, int, int]:
 
 
 def grow_in_series(series: Series, seed: tuple[int, int, int], hu_range: tuple[float, float] = DEFAULT_HU,
-                   state: TaskState | None = None, cavity: np.ndarray | None = None,
+                   state: TaskState | None = None, cavity: np.ndarray | Head | None = None,
                    volume: np.ndarray | None = None, more_seeds: Sequence[Seed] = ()) -> Region:
     """``grow_clicks`` on a series: the same call the window and ``ich-viewer measure`` make;
     ``more_seeds`` are further clicks on pieces of the same bleed (``measure.clicks``)."""
@@ -71,7 +72,7 @@ def grow_in_series(series: Series, seed: tuple[int, int, int], hu_range: tuple[f
 
 
 def grow_record(series: Series, seed: tuple[int, int, int], hu_range: tuple[float, float],
-                edits: Sequence[Stroke] = (), state: TaskState | None = None, cavity: np.ndarray | None = None,
+                edits: Sequence[Stroke] = (), state: TaskState | None = None, cavity: np.ndarray | Head | None = None,
                 volume: np.ndarray | None = None, more_seeds: Sequence[Seed] = ()) -> Region:
     """A stored volume rebuilt: grown from its seeds and range, then the reader's brush strokes
     replayed (the window after a reopen or a threshold change, and every export)."""

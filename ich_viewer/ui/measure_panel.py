@@ -31,7 +31,7 @@ import pyqtgraph as pg
 
 from ich_viewer.inference.preprocess import erode4
 from ich_viewer.dicom.model import PixelDecodeError, Series
-from ich_viewer.measure.cavity import cranial_cavity
+from ich_viewer.measure.head import Head, find_head
 from ich_viewer.measure.edit import BRUSH_MM, MAX_BRUSH_MM, Stroke, apply_stroke, strokes_of
 from ich_viewer.measure.records import KINDS, SUBTYPE_CHOICES, Measurement, planar_measurement, volume_measurement
 from ich_viewer.measure.region import DEFAULT_HU, Region, describe, propose_seed
@@ -65,8 +65,8 @@ TOOL_BUTTONS = {"distance": "Ruler", "angle": "Angle", "ellipse": "Ellipse", "po
 HINT = "Choose a tool: D ruler · K angle · E ellipse · L polygon · M midline · V volume · B / Shift+B add / erase brush"
 Job = tuple[str | None, list[tuple[int, int, int]], tuple[float, float], list[Stroke]]
 """A volume to (re)grow: record id (None: new), its clicks (seed first), HU range, brush strokes to replay."""
-Grown = tuple[Series, np.ndarray | None, list[tuple[str | None, Region]], str, np.ndarray | None]
-"""What a growing task hands back: series, cavity, regions by record id, subtype, HU volume."""
+Grown = tuple[Series, Head | None, list[tuple[str | None, Region]], str, np.ndarray | None]
+"""What a growing task hands back: series, its head (``measure.head``), regions by record id, subtype, HU volume."""
 COLOUR = (255, 200, 40)
 SELECTED = (80, 220, 255)
 OUTLINE = (255, 60, 60, 230)
@@ -150,7 +150,8 @@ class MeasureController(QObject):
         self._dragging = False
         self.masks: dict[str, np.ndarray] = {}
         """Grown masks by measurement id (regrown from seed and range after a reopen)."""
-        self._cavities: dict[str, np.ndarray] = {}
+        self._heads: dict[str, Head] = {}
+        """The shown series' cranial cavity and what the growing reads of it whatever the click (one series kept)."""
         self._volumes: dict[str, np.ndarray] = {}
         """The shown series' HU (one series kept): the brush reads bone and air from it."""
         self._edit: dict[str, Any] | None = None
@@ -164,8 +165,8 @@ class MeasureController(QObject):
         self.runner.failed.connect(self._on_failed)
         self.runner.status.connect(self.panel.status.setText)
         self.prep = TaskRunner(self)
-        """Reads the series and finds its cranial cavity when the volume tool is chosen, so
-        the click that follows only grows (the cavity is most of a first volume's time)."""
+        """Reads the series and finds its cranial cavity and the rest of ``measure.head`` when the
+        volume tool is chosen, so the click that follows only grows (they are most of a first volume's time)."""
         self.prep.done.connect(self._on_prepared)
         window.add_side_panel(self.panel, "Measure")
         self.panel.list.currentItemChanged.connect(self._on_select)
@@ -373,7 +374,7 @@ class MeasureController(QObject):
             return
         index = self.window.current_index()
         low, high = self.panel.low.value(), self.panel.high.value()
-        cavity = self._cavities.get(series.series_uid)
+        known = self._heads.get(series.series_uid)
         subtype = self.panel.subtype.currentText()
 
         def task(state: TaskState) -> Grown:
@@ -381,61 +382,63 @@ class MeasureController(QObject):
 
             state.set_status("computing the attention map")
             volume = series.volume_hu()
-            cav = cavity if cavity is not None else cranial_cavity(volume, voxel_spacing(series), state)
+            head = known if known is not None else find_head(volume, voxel_spacing(series), state, every_band=False)
             amap = attention_map(loaded, series, index)
-            point = propose_seed(amap.heat, volume[index], (low, high), cav[index], min(voxel_spacing(series)[1:]))
+            point = propose_seed(amap.heat, volume[index], (low, high), head.cavity[index],
+                                 min(voxel_spacing(series)[1:]))
             if point is None:
                 region = Region(seed=(index, 0, 0), hu_range=(low, high), spacing_mm=voxel_spacing(series),
                                 reason="the attention map points at nothing in the blood range on this slice")
-                return series, cav, [(None, region)], subtype, volume
-            return series, cav, [(None, grow_in_series(series, (index, *point), (low, high), state, cavity=cav,
-                                                       volume=volume))], subtype, volume
+                return series, head, [(None, region)], subtype, volume
+            return series, head, [(None, grow_in_series(series, (index, *point), (low, high), state, cavity=head,
+                                                        volume=volume))], subtype, volume
 
         self.panel.status.setText("proposing a seed…")
         self.runner.start(task)
 
     def _start_grow(self, series: Series, jobs: Sequence[Job]) -> None:
-        cavity = self._cavities.get(series.series_uid)
+        known_head = self._heads.get(series.series_uid)
         known = self._volumes.get(series.series_uid)
         subtype = self.panel.subtype.currentText()
 
         def task(state: TaskState) -> Grown:
             volume = known if known is not None else series.volume_hu()
-            cav = cavity if cavity is not None else cranial_cavity(volume, voxel_spacing(series), state)
+            head = known_head if known_head is not None else find_head(volume, voxel_spacing(series), state,
+                                                                       every_band=False)
             out = []
             for record_id, seeds, hu, edits in jobs:
                 if state.cancelled():
                     break
-                out.append((record_id, grow_record(series, seeds[0], hu, edits, state, cavity=cav, volume=volume,
+                out.append((record_id, grow_record(series, seeds[0], hu, edits, state, cavity=head, volume=volume,
                                                    more_seeds=seeds[1:])))
-            return series, cav, out, subtype, volume
+            return series, head, out, subtype, volume
 
         self.panel.status.setText("growing…")
         self.runner.start(task)
 
     def _prepare(self) -> None:
         series = self.window.current_series()
-        if series is None or series.series_uid in self._cavities:
+        if series is None or series.series_uid in self._heads:
             return
 
-        def task(state: TaskState) -> tuple[Series, np.ndarray, np.ndarray]:
+        def task(state: TaskState) -> tuple[Series, np.ndarray, Head]:
             volume = series.volume_hu()
-            return series, volume, cranial_cavity(volume, voxel_spacing(series), state)
+            return series, volume, find_head(volume, voxel_spacing(series), state)
 
         self.prep.start(task)
 
-    def _on_prepared(self, result: tuple[Series, np.ndarray, np.ndarray]) -> None:
-        series, volume, cavity = result
+    def _on_prepared(self, result: tuple[Series, np.ndarray, Head]) -> None:
+        series, volume, head = result
         current = self.window.current_series()
         if current is not None and current.series_uid == series.series_uid:
             self._volumes = {series.series_uid: volume}
-            self._cavities = {series.series_uid: cavity}
+            self._heads = {series.series_uid: head}
 
     def _on_grown(self, result: Grown) -> None:
-        series, cavity, grown, subtype, volume = result
+        series, head, grown, subtype, volume = result
         self.panel.status.setText("")
-        if cavity is not None:
-            self._cavities = {series.series_uid: cavity}  # one series' cavity is kept
+        if head is not None:
+            self._heads = {series.series_uid: head}  # one series' head is kept
         if volume is not None:
             self._volumes = {series.series_uid: volume}
         for record_id, region in grown:
@@ -643,7 +646,7 @@ class MeasureController(QObject):
     def _on_study(self, _study: object) -> None:
         self.store.forget_cache()
         self.masks.clear()
-        self._cavities.clear()
+        self._heads.clear()
         self._volumes.clear()
         self._edit = None
         self.selected_id = None
@@ -666,7 +669,7 @@ class MeasureController(QObject):
         self._clear(self._preview)
         self._clear(self._items)
         self.masks.clear()
-        self._cavities.clear()
+        self._heads.clear()
         self._volumes.clear()
         self._edit = None
         self.panel.list.clear()
