@@ -265,7 +265,7 @@ def _phantom_case(seed, subtype, matrix=256):
 ACCURACY_CASES_512 = [(6, "intraparenchymal"), (1, "epidural"), (6, "subdural")]
 """The same protocol on 512 series drawn at 512 (0.43-0.49 mm pixels, the matrix of most real head
 CT): an IPH, an epidural 25 % small when its 512 series rang beside the bone, and the subdural with
-a falx sheet 4 px wide there (``sheet.SHEET_PIXEL_MM``). 22 of 24 meet the goal at 512 as at 256."""
+a falx sheet 4 px wide there (``sheet.SHEET_PIXEL_MM``). 23 of 24 meet the goal at 512 (22 at 256)."""
 
 
 @pytest.mark.slow
