@@ -20,7 +20,8 @@ bleed has no edge any threshold can find). Speed: a 40 x 512 x 512 phantom drawn
 IPH, and a thin subdural along the skull), the cranial cavity and the rest of the head
 (``measure.head``: once per series, which the window finds when the volume tool is chosen) and
 the growing timed apart, median of 3.
-Drawing: the window's redraw of a ruler and a volume outline plus one repaint, offscreen.
+Drawing: the window's redraw of a ruler and a volume outline plus one repaint, offscreen (the
+marks' items drawn again each frame, as when the reader scrolls).
 """
 from __future__ import annotations
 

@@ -87,6 +87,31 @@ def _grown(make_window, qtbot, study):
     return window, controller, viewport, record
 
 
+def test_marks_are_drawn_again_on_the_same_items_as_the_reader_scrolls(make_window, qtbot):
+    """Each frame draws the shown slice's marks again; their labels, lines and outline images are
+    hidden and reused, not made anew and taken out of the scene (most of a frame's time): the scene
+    holds the same items however long the reader scrolls, and a selected mark's label changes colour."""
+    from ich_viewer.ui.measure_panel import SELECTED
+
+    window, controller, viewport, record = _grown(make_window, qtbot, _study())
+    window.action("measure_distance").trigger()
+    _drag(qtbot, controller, (20, 20), (50, 60))
+    window.set_slice(10)
+    drawn = list(controller._items)
+    scene = controller.view.graphics.scene()
+    count = len(scene.items())
+    for index in (9, 11, 10, 3, 10):  # the ruler lies on slice 10, the volume on 9-11
+        window.set_slice(index)
+    assert len(scene.items()) == count
+    assert {id(item) for item in controller._items} == {id(item) for item in drawn}
+    assert sum(type(item).__name__ == "TextItem" for item in controller._items) == 2  # the volume's, the ruler's
+    controller.selected_id = record.id
+    controller.redraw()
+    [outline_label] = [item for item in controller._items if type(item).__name__ == "TextItem"
+                       and item.textItem.toPlainText() == record.text]
+    assert outline_label.textItem.defaultTextColor().getRgb()[:3] == SELECTED
+
+
 def test_volume_grows_in_background_and_comes_back_after_reopening(make_window, qtbot):
     study = _study()
     window, controller, viewport, record = _grown(make_window, qtbot, study)

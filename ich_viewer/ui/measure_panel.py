@@ -157,6 +157,9 @@ class MeasureController(QObject):
         self._edit: dict[str, Any] | None = None
         """The brush drag in progress: record id, its new strokes, last point, voxel count."""
         self._items: list[Any] = []
+        self._free: dict[str, list[Any]] = {}
+        """Labels, curves and outline images drawn before and hidden, by kind, to be drawn again
+        (``_reuse``)."""
         self._preview: list[Any] = []
         self.selected_id: str | None = None
         self.panel = MeasurePanel()
@@ -719,23 +722,29 @@ class MeasureController(QObject):
             if kind == "polygon" and not preview:
                 line = line + [line[0]]
             if kind == "midline" and len(line) >= 3:
-                curve = pg.PlotCurveItem([p[1] + 0.5 for p in line[:2]], [p[0] + 0.5 for p in line[:2]], pen=pen)
-                curve.setParentItem(parent)
-                items.append(curve)
+                items.append(self._curve(line[:2], pen, preview))
                 foot = _foot(line[0], line[1], line[2])
                 dashed = pg.mkPen(colour, width=2, style=Qt.PenStyle.DashLine)
                 line = [line[2], foot]
                 pen = dashed
-            curve = pg.PlotCurveItem([p[1] + 0.5 for p in line], [p[0] + 0.5 for p in line], pen=pen)
-            curve.setParentItem(parent)
-            items.append(curve)
+            items.append(self._curve(line, pen, preview))
             anchor = points[-1] if kind != "angle" else points[1]
         if text:
-            label = pg.TextItem(text, color=colour, anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 150))
-            label.setParentItem(parent)
+            label = self._label(text, colour, (0, 1))
             label.setPos(anchor[1] + 2.0, anchor[0] - 1.0)
             items.append(label)
         return items
+
+    def _curve(self, line: list[tuple[float, float]], pen: Any, preview: bool) -> Any:
+        """A polyline through (row, col) points; a preview's own (it is redrawn at every mouse move), a mark's reused."""
+        xs, ys = [p[1] + 0.5 for p in line], [p[0] + 0.5 for p in line]
+        if preview:
+            curve = pg.PlotCurveItem(xs, ys, pen=pen)
+            curve.setParentItem(self.view.image_item)
+            return curve
+        curve = self._reuse("curve", pg.PlotCurveItem)
+        curve.setData(xs, ys, pen=pen)
+        return curve
 
     def _outline(self, mask: np.ndarray, record: Measurement, colour: tuple[int, int, int], index: int) -> list[Any]:
         """The region's edge on this slice as a small RGBA image over its bounding box."""
@@ -745,21 +754,48 @@ class MeasureController(QObject):
         edge = box & ~erode4(np.pad(box, 1))[1:-1, 1:-1]  # padded: the border rule never applies
         rgba = np.zeros(box.shape + (4,), np.uint8)
         rgba[edge] = OUTLINE if colour == COLOUR else (*SELECTED, 255)
-        image = pg.ImageItem(rgba, axisOrder="row-major")
-        image.setParentItem(self.view.image_item)
+        image = self._reuse("image", lambda: pg.ImageItem(axisOrder="row-major"))
+        image.setImage(rgba)
         image.setRect(QRectF(c0, r0, c1 - c0, r1 - r0))
         right = c1 < mask.shape[1] * 0.6  # the label goes on the side with room
         edit = self._edit
         text = edit["text"] if edit is not None and edit["id"] == record.id and "text" in edit else record.text
-        label = pg.TextItem(text, color=colour, anchor=(0, 1) if right else (1, 1),
-                            fill=pg.mkBrush(0, 0, 0, 150))
-        label.setParentItem(self.view.image_item)
+        label = self._label(text, colour, (0, 1) if right else (1, 1))
         label.setPos(float(c1) + 3.0 if right else float(c0) - 3.0, float(r0))
         return [image, label]
+
+    def _reuse(self, kind: str, make: Callable[[], Any]) -> Any:
+        """A hidden item of ``kind`` drawn again, else a new one: making a pyqtgraph label or image
+        and taking it out of the scene again cost more than half of a frame's 9-10 ms (docs/benchmarks.md,
+        tenth session); ``_clear`` hides them for the next frame."""
+        free = self._free.setdefault(kind, [])
+        if free:
+            item = free.pop()
+            item.show()
+            return item
+        item = make()
+        item.pooled = kind
+        item.setParentItem(self.view.image_item)
+        return item
+
+    def _label(self, text: str, colour: tuple[int, int, int], anchor: tuple[float, float]) -> Any:
+        label = self._reuse("label", lambda: pg.TextItem("", fill=pg.mkBrush(0, 0, 0, 150)))
+        label.setZValue(1)  # over every line, whichever was made first
+        if getattr(label, "colour", None) != colour:  # setting the colour lays the text out again
+            label.setColor(colour)
+            label.colour = colour
+        label.setText(text)
+        label.setAnchor(anchor)
+        return label
 
     def _clear(self, items: list[Any]) -> None:
         scene = self.view.graphics.scene()
         for item in items:
+            kind = getattr(item, "pooled", None)
+            if kind is not None:  # hidden, drawn again by ``_reuse``
+                item.hide()
+                self._free[kind].append(item)
+                continue
             item.setParentItem(None)
             if item.scene() is not None:
                 scene.removeItem(item)
