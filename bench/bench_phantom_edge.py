@@ -4,8 +4,8 @@ Prints one JSON object: for CT-ICH's scans (rebuilt HU, 0.32 mm per JPEG pixel: 
 049's published 0.412 mm on 512 pixels resized to 650) and for phantoms on a 256 and a 512
 matrix (the 512 one both upsampled from the 256 drawing, the default, and drawn at 512), the
 rise's 10th, 25th and 50th percentiles over rays from the head's centre on the lowest slice
-where the most rays meet the skull and the three above it (``ich_viewer.phantom.sharpness``). The lower percentiles are edges met square-on: the
-scanner's blur alone. Beside it, what lies under the inner table: the cranial cavity's median HU
+where the most rays meet the skull and the three above it (``ich_viewer.phantom.sharpness``).
+The lower percentiles are edges met square-on: the scanner's blur alone. Beside it, what lies under the inner table: the cranial cavity's median HU
 in 0.5 mm rings by in-plane distance from the bone's edge (``UNDER_TABLE_RINGS_MM``), on the
 middle third of the cavity's slices, and the share of scans whose ring at 1.0-1.5 mm reads
 like CSF (under ``CSF_LIKE_HU``): where a layer of CSF lines the skull, bone blurred into it

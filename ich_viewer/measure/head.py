@@ -90,7 +90,8 @@ def find_head(volume: np.ndarray, spacing: tuple[float, float, float], state: Ta
     hu, inside = volume[box], cavity[box]
     shell = near_bone(hu, spacing) & inside
     head = Head(cavity=cavity, box=box, series_side=midline_side(cavity, spacing), side=midline_side(inside, spacing),
-                brain_side=midline_side(inside & ~shell, spacing), shell=shell, table=inner_table_hu(hu, inside, spacing))
+                brain_side=midline_side(inside & ~shell, spacing), shell=shell,
+                table=inner_table_hu(hu, inside, spacing))
     if every_band:
         for k in range(hu.shape[0]):
             band_layers(head.bands, k, hu, inside, spacing)

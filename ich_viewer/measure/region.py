@@ -184,8 +184,9 @@ def grow_region(
 
     Never raises for a bad seed: the returned ``Region`` has ``reason`` set and no mask,
     so the window and the command can tell the reader why. ``cavity`` may be passed when
-    it is already known, or the whole ``measure.head`` (the window keeps it per series); ``blood_hu`` the bleed's blood when
-    known (a further click on a bleed already grown: a thin sheet's edge is read against it).
+    it is already known, or the whole ``measure.head`` (the window keeps it per series);
+    ``blood_hu`` the bleed's blood when known (a further click on a bleed already grown: a thin
+    sheet's edge is read against it).
     """
     low, high = float(hu_range[0]), float(hu_range[1])
     volume = np.asarray(volume, np.float32)

@@ -736,7 +736,7 @@ class MeasureController(QObject):
         return items
 
     def _curve(self, line: list[tuple[float, float]], pen: Any, preview: bool) -> Any:
-        """A polyline through (row, col) points; a preview's own (it is redrawn at every mouse move), a mark's reused."""
+        """A polyline through (row, col) points: a preview's its own (redrawn at every mouse move), a mark's reused."""
         xs, ys = [p[1] + 0.5 for p in line], [p[0] + 0.5 for p in line]
         if preview:
             curve = pg.PlotCurveItem(xs, ys, pen=pen)
