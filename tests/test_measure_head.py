@@ -27,3 +27,16 @@ def test_a_bleed_grown_with_the_head_found_once_is_the_bleed_grown_from_its_cavi
     assert alone.ok and with_head.ok and np.array_equal(alone.mask, with_head.mask)
     assert all(head.bands[k] is bands[k] for k in bands)  # read, not found again
     assert head.greys  # the grey matter of the click's side, kept for the next click
+
+
+def test_a_thin_series_finds_its_bands_as_they_are_read_not_ahead():
+    """A thick series' bands are found ahead (about 0.7 MB a slice at 512²); a thin series' 250 would
+    hold some 170 MB, so beyond ``EVERY_BAND_SLICES`` they are found as the growing reads them."""
+    from ich_viewer.measure.head import EVERY_BAND_SLICES
+
+    rows, cols = np.mgrid[:64, :64]
+    radius = np.hypot(rows - 32, cols - 32)
+    layer = np.where(radius < 28, 30.0, np.where(radius < 31, 1200.0, -1000.0)).astype(np.float32)
+    for n, found in ((EVERY_BAND_SLICES, EVERY_BAND_SLICES), (EVERY_BAND_SLICES + 1, 0)):
+        head = find_head(np.repeat(layer[None], n, axis=0), (1.0, 0.9, 0.9))
+        assert head.cavity[:, 32, 32].all() and len(head.bands) == found

@@ -75,7 +75,7 @@ def band_layers(bands: Bands, k: int, volume: np.ndarray, cavity: np.ndarray,
     # cavity's extent plus the band: computed there (the head, not the field of view)
     reach = int(math.ceil(FOLLOW_BAND_MM / min(spacing[1], spacing[2]))) + 2
     distance = np.full(inside.shape, np.inf, np.float32)
-    depth = np.full(inside.shape, -1, np.int64)
+    depth = np.full(inside.shape, -1, np.int8)  # 2 x 3 mm / pixel layers: kept per slice, a byte each
     rs, cs = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
     box = (slice(0, 0), slice(0, 0))
     if len(rs):
@@ -236,7 +236,7 @@ def band_depth(volume: np.ndarray, inside: np.ndarray,
     pixel = min(spacing[1], spacing[2])
     distance = bone_distance(volume >= BONE_HU, spacing, FOLLOW_BAND_MM)
     band = inside & (distance <= FOLLOW_BAND_MM)
-    return np.where(band, np.rint(2.0 * distance / pixel), -1).astype(np.int64), distance
+    return np.where(band, np.rint(2.0 * distance / pixel), -1).astype(np.int8), distance
 
 
 def _near_shifted(previous: np.ndarray, cavity: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:

@@ -74,10 +74,16 @@ class Head:
         return self.greys[(sign, high)]
 
 
+EVERY_BAND_SLICES = 64
+"""``find_head`` finds every slice's band under the inner table ahead only for a series of at most
+this many slices (a 5 mm head CT has 25-40): each is about 0.7 MB on a 512² series, and a thin
+series' 250 would hold some 170 MB. Beyond it they are found as the growing reads them, and kept."""
+
+
 def find_head(volume: np.ndarray, spacing: tuple[float, float, float], state: TaskState | None = None,
               cavity: np.ndarray | None = None, *, every_band: bool = True) -> Head:
     """The head of a series (its cavity found when not given); ``every_band``: each slice's band
-    under the inner table too (else as the growing reads them)."""
+    under the inner table too, up to ``EVERY_BAND_SLICES`` (else as the growing reads them)."""
     if cavity is None:
         cavity = cranial_cavity(volume, spacing, state)
     zs = np.flatnonzero(cavity.any(axis=(1, 2)))
@@ -92,7 +98,7 @@ def find_head(volume: np.ndarray, spacing: tuple[float, float, float], state: Ta
     head = Head(cavity=cavity, box=box, series_side=midline_side(cavity, spacing), side=midline_side(inside, spacing),
                 brain_side=midline_side(inside & ~shell, spacing), shell=shell,
                 table=inner_table_hu(hu, inside, spacing))
-    if every_band:
+    if every_band and hu.shape[0] <= EVERY_BAND_SLICES:
         for k in range(hu.shape[0]):
             band_layers(head.bands, k, hu, inside, spacing)
     return head
