@@ -74,7 +74,7 @@ SHEET_MIN_VOXELS = 20
 SHEET_MIN_LENGTH_MM = 20.0
 """A region shorter than this on its largest slice is no sheet along the falx, however few of its
 voxels lie two deep (``is_thin``): a sheet runs along the falx for centimetres (the phantom's
-60 mm and more). In blocks of 0.96 mm, CT-ICH 092's 10 mm bleed beside the falx had 0.14 of its
+60 mm and more). In blocks of 0.96 mm, CT-ICH 092's 10 mm bleed beside the falx had too few of its
 voxels two deep and was grown as a sheet with holes (Dice against its hand mask 0.73 -> 0.56)."""
 SHEET_PIXEL_MM = 0.9
 """The rules above count pixels of about this size (the phantom's 256 grid, 0.86-0.97 mm, where
