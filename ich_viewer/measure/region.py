@@ -439,8 +439,7 @@ def _grow(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[i
     """
     box = head.box  # the cavity's: everything below happens there (the head, not the field of view)
     offset = np.array([b.start for b in box])
-    cropped = _grow_cropped(volume[box], spacing, tuple(int(v) for v in np.array(seed) - offset), low, high,
-                            head.cavity[box], head)
+    cropped = _grow_cropped(volume[box], spacing, tuple(int(v) for v in np.array(seed) - offset), low, high, head)
     if cropped is None:
         return None
     full = np.zeros(volume.shape, bool)
@@ -449,8 +448,8 @@ def _grow(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[i
 
 
 def _grow_cropped(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[int, ...],
-                  low: float, high: float, cavity: np.ndarray, head: Head) -> np.ndarray | None:
-    shell, table = head.shell.copy(), head.table
+                  low: float, high: float, head: Head) -> np.ndarray | None:
+    cavity, shell, table = head.cavity[head.box], head.shell.copy(), head.table
     greys = head.slice_grey(volume, seed, high)
     if shell[tuple(seed)]:  # a seed in the shell (a thin collection): let it grow from where it is
         shell[tuple(seed)] = False

@@ -157,8 +157,8 @@ class MeasureController(QObject):
         self._edit: dict[str, Any] | None = None
         """The brush drag in progress: record id, its new strokes, last point, voxel count."""
         self._items: list[Any] = []
-        self._free: dict[str, list[Any]] = {}
-        """Labels, curves and outline images drawn before and hidden, by kind, to be drawn again
+        self._free: dict[type, list[Any]] = {}
+        """Labels, curves and outline images drawn before and hidden, by type, to be drawn again
         (``_reuse``)."""
         self._preview: list[Any] = []
         self.selected_id: str | None = None
@@ -722,12 +722,12 @@ class MeasureController(QObject):
             if kind == "polygon" and not preview:
                 line = line + [line[0]]
             if kind == "midline" and len(line) >= 3:
-                items.append(self._curve(line[:2], pen, preview))
+                items.append(self._curve(line[:2], pen))
                 foot = _foot(line[0], line[1], line[2])
                 dashed = pg.mkPen(colour, width=2, style=Qt.PenStyle.DashLine)
                 line = [line[2], foot]
                 pen = dashed
-            items.append(self._curve(line, pen, preview))
+            items.append(self._curve(line, pen))
             anchor = points[-1] if kind != "angle" else points[1]
         if text:
             label = self._label(text, colour, (0, 1))
@@ -735,15 +735,10 @@ class MeasureController(QObject):
             items.append(label)
         return items
 
-    def _curve(self, line: list[tuple[float, float]], pen: Any, preview: bool) -> Any:
-        """A polyline through (row, col) points: a preview's its own (redrawn at every mouse move), a mark's reused."""
-        xs, ys = [p[1] + 0.5 for p in line], [p[0] + 0.5 for p in line]
-        if preview:
-            curve = pg.PlotCurveItem(xs, ys, pen=pen)
-            curve.setParentItem(self.view.image_item)
-            return curve
-        curve = self._reuse("curve", pg.PlotCurveItem)
-        curve.setData(xs, ys, pen=pen)
+    def _curve(self, line: list[tuple[float, float]], pen: Any) -> Any:
+        """A polyline through (row, col) points."""
+        curve = self._reuse(pg.PlotCurveItem)
+        curve.setData([p[1] + 0.5 for p in line], [p[0] + 0.5 for p in line], pen=pen)
         return curve
 
     def _outline(self, mask: np.ndarray, record: Measurement, colour: tuple[int, int, int], index: int) -> list[Any]:
@@ -754,7 +749,7 @@ class MeasureController(QObject):
         edge = box & ~erode4(np.pad(box, 1))[1:-1, 1:-1]  # padded: the border rule never applies
         rgba = np.zeros(box.shape + (4,), np.uint8)
         rgba[edge] = OUTLINE if colour == COLOUR else (*SELECTED, 255)
-        image = self._reuse("image", lambda: pg.ImageItem(axisOrder="row-major"))
+        image = self._reuse(pg.ImageItem, axisOrder="row-major")
         image.setImage(rgba)
         image.setRect(QRectF(c0, r0, c1 - c0, r1 - r0))
         right = c1 < mask.shape[1] * 0.6  # the label goes on the side with room
@@ -764,26 +759,24 @@ class MeasureController(QObject):
         label.setPos(float(c1) + 3.0 if right else float(c0) - 3.0, float(r0))
         return [image, label]
 
-    def _reuse(self, kind: str, make: Callable[[], Any]) -> Any:
-        """A hidden item of ``kind`` drawn again, else a new one: making a pyqtgraph label or image
-        and taking it out of the scene again cost more than half of a frame's 9-10 ms (docs/benchmarks.md,
-        tenth session); ``_clear`` hides them for the next frame."""
+    def _reuse(self, kind: type, **made_with: Any) -> Any:
+        """A hidden item of ``kind`` (a pyqtgraph label, line or image) drawn again, else a new one:
+        making them and taking them out of the scene again cost more than half of a frame's 9-10 ms
+        (docs/benchmarks.md, tenth session); ``_clear`` hides them for the next frame."""
         free = self._free.setdefault(kind, [])
         if free:
             item = free.pop()
             item.show()
             return item
-        item = make()
-        item.pooled = kind
+        item = kind(**made_with)
         item.setParentItem(self.view.image_item)
         return item
 
     def _label(self, text: str, colour: tuple[int, int, int], anchor: tuple[float, float]) -> Any:
-        label = self._reuse("label", lambda: pg.TextItem("", fill=pg.mkBrush(0, 0, 0, 150)))
+        label = self._reuse(pg.TextItem, fill=pg.mkBrush(0, 0, 0, 150))
         label.setZValue(1)  # over every line, whichever was made first
-        if getattr(label, "colour", None) != colour:  # setting the colour lays the text out again
+        if label.textItem.defaultTextColor().getRgb()[:3] != colour:  # setting it lays the text out again
             label.setColor(colour)
-            label.colour = colour
         label.setText(text)
         label.setAnchor(anchor)
         return label
@@ -791,10 +784,9 @@ class MeasureController(QObject):
     def _clear(self, items: list[Any]) -> None:
         scene = self.view.graphics.scene()
         for item in items:
-            kind = getattr(item, "pooled", None)
-            if kind is not None:  # hidden, drawn again by ``_reuse``
+            if type(item) in self._free:  # hidden, drawn again by ``_reuse``
                 item.hide()
-                self._free[kind].append(item)
+                self._free[type(item)].append(item)
                 continue
             item.setParentItem(None)
             if item.scene() is not None:
