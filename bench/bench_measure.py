@@ -2,7 +2,7 @@
 
 Prints one JSON object (the table in docs/benchmarks.md "Measure" comes from it).
 
-    .venv/bin/python bench/bench_measure.py [--seeds 8] [--quick] [--noise-sd SD] [--slice-clicks] [--matrix 256]
+    .venv/bin/python bench/bench_measure.py [--seeds 8] [--first-seed 0] [--quick] [--noise-sd SD] [--slice-clicks] [--matrix 256]
 
 Accuracy: for each phantom seed and each of IPH, EDH, SDH (256 matrix, 5 mm), the reader
 clicks the pixel deepest inside each separate piece of the true mask of at least 1 mL,
@@ -90,9 +90,10 @@ def slice_clicks(volume: np.ndarray, spacing: tuple[float, float, float], truth:
             "slice_click_dice": [round(min(dices), 3), round(max(dices), 3)]}
 
 
-def accuracy(seeds: int, noise_sd: float | None = None, spread: bool = False, matrix: int = 256) -> list[dict]:
+def accuracy(seeds: int, noise_sd: float | None = None, spread: bool = False, matrix: int = 256,
+             first_seed: int = 0) -> list[dict]:
     rows = []
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         for subtype in SUBTYPES_MEASURED:
             p, truth, spacing, truth_ml, contrast = accuracy_phantom(seed, subtype, noise_sd, matrix)
             clicks = reader_clicks(truth, spacing) or [deepest_point(truth)]
@@ -216,6 +217,9 @@ def drawing(frames: int = 50) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the first phantom seed (default 0); 24 onwards were never looked at while the outline "
+                             "was tuned on 0-23, so they tell whether its rules hold on bleeds it has not seen")
     parser.add_argument("--quick", action="store_true", help="3 seeds, 1 timing repeat")
     parser.add_argument("--noise-sd", type=float, default=None,
                         help="the phantoms' noise SD in HU (default: each phantom's own, 2.5-5); 0 tells what "
@@ -228,12 +232,13 @@ def main() -> None:
                              "largest: the spread of error and Dice over where the reader clicks")
     args = parser.parse_args()
     seeds = 3 if args.quick else args.seeds
-    rows = accuracy(seeds, args.noise_sd, args.slice_clicks, args.matrix)
+    rows = accuracy(seeds, args.noise_sd, args.slice_clicks, args.matrix, args.first_seed)
     scope = [r for r in rows if r["in_scope"]]
     passed = [r for r in scope if r.get("dice", 0) >= 0.85 and abs(r.get("error_pct", 100)) <= 10]
     out = {
         "noise_sd": "each phantom's own" if args.noise_sd is None else args.noise_sd,
         "matrix": args.matrix,
+        "seeds": [args.first_seed, args.first_seed + seeds - 1],
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
                     "cores": os.cpu_count()},
         "accuracy": rows,

@@ -8,7 +8,7 @@ is within 10 % of the truth. No method that reads HU alone and finds the bleed o
 approximately can beat it; where the oracle itself misses the goal (Dice >= 0.85 and
 volume within 10 %), the miss is the image's, not the outline's.
 
-    .venv/bin/python bench/bench_measure_ceiling.py [--seeds 24] [--near 3] [--against BENCH.json]
+    .venv/bin/python bench/bench_measure_ceiling.py [--seeds 24] [--first-seed 0] [--near 3] [--against BENCH.json]
 
 ``--against`` puts the app's own outline beside each row (``dice``, ``error_pct`` from a
 ``bench_measure.py`` JSON of the same seeds).
@@ -62,13 +62,14 @@ def ceiling(volume: np.ndarray, truth: np.ndarray, near_px: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=24)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--near", type=int, default=3, help="pixels in-plane around the true mask (default 3)")
     parser.add_argument("--against", type=Path, help="a bench_measure.py JSON: the app's outlines beside")
     args = parser.parse_args(argv)
     ours = {(r["seed"], r["subtype"]): r for r in json.loads(args.against.read_text())["accuracy"]} if args.against else {}
     start = time.perf_counter()
     rows = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for subtype in SUBTYPES_MEASURED:
             p, truth, _, truth_ml, contrast = accuracy_phantom(seed, subtype)
             if not in_scope(truth_ml, contrast):
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row), file=sys.stderr, flush=True)
     print(json.dumps({
         "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {platform.python_version()}",
-        "near_px": args.near, "seeds": args.seeds, "in_scope": len(rows),
+        "near_px": args.near, "seeds": [args.first_seed, args.first_seed + args.seeds - 1], "in_scope": len(rows),
         "reachable": sum(r["reachable"] for r in rows),
         "not_reachable": [f"{r['seed']} {r['subtype']}" for r in rows if not r["reachable"]],
         "seconds": round(time.perf_counter() - start, 1), "rows": rows,
