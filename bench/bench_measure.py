@@ -5,8 +5,9 @@ Prints one JSON object (the table in docs/benchmarks.md "Measure" comes from it)
     .venv/bin/python bench/bench_measure.py [--seeds 8] [--first-seed 0] [--quick] [--noise-sd SD] [--slice-clicks] [--matrix 256]
 
 Accuracy: for each phantom seed and each of IPH, EDH, SDH (256 matrix, 5 mm), the reader
-clicks the pixel deepest inside each separate piece of the true mask of at least 1 mL,
-largest first (``measure.clicks.reader_clicks``; the window: click, then Shift+click on each
+clicks the pixel deepest inside each separate piece of the true mask of at least 1 mL that
+reads as blood (not a dark swirl, where the window refuses the click), largest first
+(``measure.clicks.reader_clicks``; the window: click, then Shift+click on each
 further piece); Dice and volume error of the grown region against the mask, and ABC/2
 beside the truth. A phantom's mask may be in separate pieces (a subdural's sheet along the
 falx or the tentorium that never touches its convexity part): the sizes of the pieces, the
@@ -42,7 +43,7 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
 from ich_viewer.measure.cavity import cranial_cavity  # noqa: E402
-from ich_viewer.measure.clicks import grow_clicks, reader_clicks  # noqa: E402
+from ich_viewer.measure.clicks import grow_clicks, reader_clicks, reads_as_blood  # noqa: E402
 from ich_viewer.measure.head import find_head  # noqa: E402
 from ich_viewer.measure.region import deepest_point, dice, grow_region  # noqa: E402
 from ich_viewer.phantom import SUBTYPES, Phantom, generate_phantom  # noqa: E402
@@ -64,6 +65,11 @@ def accuracy_phantom(seed: int, subtype: str, noise_sd: float | None = None, mat
     return p, truth, spacing, truth_ml, float(p.info["lesions"][0]["mean_hu"] - p.info["head"]["grey_hu"])
 
 
+def meets_goal(overlap: float, error_pct: float) -> bool:
+    """Dice >= 0.85 and volume within 10 %, judged before rounding (as the tests judge it)."""
+    return overlap >= 0.85 and abs(error_pct) <= 10.0
+
+
 def in_scope(truth_ml: float, contrast_hu: float) -> bool:
     """At least 5 mL and 10 HU denser than grey matter (an isodense bleed has no edge to find)."""
     return truth_ml >= 5.0 and contrast_hu >= 10.0
@@ -77,14 +83,15 @@ def slice_clicks(volume: np.ndarray, spacing: tuple[float, float, float], truth:
     piece = labels == labels[clicks[0]]
     areas = piece.sum(axis=(1, 2))
     cavity = cranial_cavity(volume, spacing)
+    blood = reads_as_blood(volume)
     errors, dices = [], []
     for k in np.flatnonzero(areas >= areas.max() / 2):
         layer = np.zeros_like(piece)
         layer[k] = piece[k]
-        region = grow_clicks(volume, spacing, [deepest_point(layer), *clicks[1:]], cavity=cavity)
+        region = grow_clicks(volume, spacing, [deepest_point(layer, blood), *clicks[1:]], cavity=cavity)
         errors.append(100 * (region.volume_ml - truth_ml) / truth_ml if region.ok else -100.0)
         dices.append(dice(region.mask, truth) if region.ok else 0.0)
-    passing = sum(d >= 0.85 and abs(e) <= 10 for e, d in zip(errors, dices))
+    passing = sum(meets_goal(d, e) for e, d in zip(errors, dices))
     return {"slice_clicks": len(errors), "slice_clicks_passing": passing,
             "slice_click_error_pct": [round(min(errors), 1), round(max(errors), 1)],
             "slice_click_dice": [round(min(dices), 3), round(max(dices), 3)]}
@@ -96,7 +103,7 @@ def accuracy(seeds: int, noise_sd: float | None = None, spread: bool = False, ma
     for seed in range(first_seed, first_seed + seeds):
         for subtype in SUBTYPES_MEASURED:
             p, truth, spacing, truth_ml, contrast = accuracy_phantom(seed, subtype, noise_sd, matrix)
-            clicks = reader_clicks(truth, spacing) or [deepest_point(truth)]
+            clicks = reader_clicks(truth, spacing, volume=p.volume_hu) or [deepest_point(truth)]
             start = time.perf_counter()
             region = grow_clicks(p.volume_hu, spacing, clicks)
             row = {"seed": seed, "subtype": subtype, "truth_ml": round(truth_ml, 2), "contrast_hu": round(contrast, 1),
@@ -120,9 +127,9 @@ def accuracy(seeds: int, noise_sd: float | None = None, spread: bool = False, ma
                     row.update(seed_piece_ml=round(piece_ml, 2),
                                error_vs_piece_pct=round(100 * (first.volume_ml - piece_ml) / piece_ml, 1),
                                dice_vs_piece=round(dice(first.mask, piece), 3))
-                row.update(grown_ml=round(region.volume_ml, 2),
-                           error_pct=round(100 * (region.volume_ml - truth_ml) / truth_ml, 1),
-                           dice=round(dice(region.mask, truth), 3), abc2_ml=round(region.abc2_ml or 0.0, 2))
+                error, overlap = 100 * (region.volume_ml - truth_ml) / truth_ml, dice(region.mask, truth)
+                row.update(grown_ml=round(region.volume_ml, 2), error_pct=round(error, 1), dice=round(overlap, 3),
+                           abc2_ml=round(region.abc2_ml or 0.0, 2), meets_goal=meets_goal(overlap, error))
             else:
                 row.update(reason=region.reason)
             if spread and row["in_scope"]:
@@ -234,7 +241,7 @@ def main() -> None:
     seeds = 3 if args.quick else args.seeds
     rows = accuracy(seeds, args.noise_sd, args.slice_clicks, args.matrix, args.first_seed)
     scope = [r for r in rows if r["in_scope"]]
-    passed = [r for r in scope if r.get("dice", 0) >= 0.85 and abs(r.get("error_pct", 100)) <= 10]
+    passed = [r for r in scope if r.get("meets_goal")]
     out = {
         "noise_sd": "each phantom's own" if args.noise_sd is None else args.noise_sd,
         "matrix": args.matrix,

@@ -17,6 +17,7 @@ import SimpleITK as sitk
 
 from ich_viewer.measure.head import Head, find_head
 from ich_viewer.measure.region import DEFAULT_HU, MAX_VOLUME_ML, Region, deepest_point, describe, grow_region
+from ich_viewer.measure.voxels import median_3x3
 from ich_viewer.tasks import TaskState
 
 Seed = tuple[int, int, int]
@@ -73,10 +74,20 @@ partial volume at the edge are not clicked."""
 
 
 def reader_clicks(mask: np.ndarray, spacing_mm: tuple[float, float, float],
-                  min_ml: float = READER_PIECE_ML) -> list[Seed]:
+                  min_ml: float = READER_PIECE_ML, volume: np.ndarray | None = None,
+                  hu_range: tuple[float, float] = DEFAULT_HU) -> list[Seed]:
     """Where the accuracy test and the bench click on a known bleed: the deepest point
-    (``deepest_point``) of each separate piece of ``mask`` of at least ``min_ml``, largest first."""
+    (``deepest_point``) of each separate piece of ``mask`` of at least ``min_ml``, largest first;
+    given the ``volume``, the deepest of the points that read as blood (3 x 3 median within
+    ``hu_range``): the window refuses a click in a dark swirl, and the reader clicks the blood."""
     labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8)), True))
     sizes = np.bincount(labels.ravel())[1:] * float(np.prod(spacing_mm)) / 1000.0
     order = [int(i) + 1 for i in np.argsort(-sizes, kind="stable") if sizes[i] >= min_ml]
-    return [deepest_point(labels == label) for label in order]
+    blood = None if volume is None else reads_as_blood(volume, hu_range)
+    return [deepest_point(labels == label, blood) for label in order]
+
+
+def reads_as_blood(volume: np.ndarray, hu_range: tuple[float, float] = DEFAULT_HU) -> np.ndarray:
+    """Where a click would be taken: the 3 x 3 median within ``hu_range``, as ``grow_region`` reads a seed."""
+    smooth = median_3x3(np.asarray(volume, np.float32))
+    return (smooth >= hu_range[0]) & (smooth <= hu_range[1])

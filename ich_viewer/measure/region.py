@@ -21,7 +21,8 @@ and the scalp. Steps, each for a reason:
 5. Partial volume towards the inner table: back into the shell, and up to two rings of
    voxels more blood than bone, the bone's HU read from the scan (``head.TABLE_PERCENTILE``);
    one ring towards brain down to the midpoint between what surrounds the bleed and its
-   blood as read around the seed (the region's median is raised by the bone's blur).
+   blood as read around the seed (the region's median is raised by the bone's blur), never
+   below the level step 4 grew the region at.
 6. A thin collection beyond the last slice the threshold reached (a convexity subdural
    towards the vertex, within the shell, reading out of the range) is followed slice by
    slice along the inner table where it reads more like the region than like the other
@@ -563,8 +564,9 @@ def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: 
         if not added.any():
             break
         region |= added
-    region |= partial_volume_rim(raw, region, inner | shell, min(midpoint, low) if DARK_RIM else None, table, pixel,
-                                 blood)
+    # towards brain no further than the level the region was grown at (its midpoint with grey
+    # matter, where that was raised): below it a voxel beside the cortex is less than half blood
+    region |= partial_volume_rim(raw, region, inner | shell, midpoint if DARK_RIM else None, table, pixel, blood)
     return region
 
 
@@ -652,13 +654,17 @@ def _threshold_region(smooth: sitk.Image, seeds: tuple[int, int, int] | list[tup
     return fill_slices(sitk.GetArrayFromImage(grown).astype(bool), MAX_HOLE_MM2 / (spacing[0] * spacing[1]))
 
 
-def deepest_point(mask: np.ndarray) -> tuple[int, int, int]:
+def deepest_point(mask: np.ndarray, looks_like_blood: np.ndarray | None = None) -> tuple[int, int, int]:
     """Where a reader clicks to measure a known bleed (accuracy tests and bench): the pixel
-    farthest inside ``mask`` on its largest slice, as (slice, row, col)."""
+    farthest inside ``mask`` on its largest slice, as (slice, row, col); given
+    ``looks_like_blood``, the farthest of those pixels that do (where the slice has any): a
+    reader clicks where the bleed shows, not in a dark swirl at its centre."""
     k = int(np.argmax(mask.sum(axis=(1, 2))))
     dist = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(
         sitk.GetImageFromArray(mask[k].astype(np.uint8)), insideIsPositive=True, squaredDistance=False,
         useImageSpacing=False))
+    if looks_like_blood is not None and (mask[k] & looks_like_blood[k]).any():
+        dist = np.where(mask[k] & looks_like_blood[k], dist, -np.inf)
     i, j = np.unravel_index(int(np.argmax(dist)), dist.shape)
     return k, int(i), int(j)
 
