@@ -55,6 +55,8 @@ class Head:
     """Within ``SHELL_MM`` of bone, in the cavity."""
     table: float
     """The inner table's HU (``TABLE_PERCENTILE``)."""
+    grey: float | None
+    """Grey matter's HU over the whole head (``grey_level``)."""
     bands: Bands = field(default_factory=dict)
     """Each slice's band under the inner table (``follow.band_layers``), filled as they are read."""
     greys: dict[tuple[int, float], np.ndarray] = field(default_factory=dict)
@@ -97,7 +99,7 @@ def find_head(volume: np.ndarray, spacing: tuple[float, float, float], state: Ta
     shell = near_bone(hu, spacing) & inside
     head = Head(cavity=cavity, box=box, series_side=midline_side(cavity, spacing), side=midline_side(inside, spacing),
                 brain_side=midline_side(inside & ~shell, spacing), shell=shell,
-                table=inner_table_hu(hu, inside, spacing))
+                table=inner_table_hu(hu, inside, spacing), grey=grey_level(hu[::2], inside[::2]))
     if every_band and hu.shape[0] <= EVERY_BAND_SLICES:
         for k in range(hu.shape[0]):
             band_layers(head.bands, k, hu, inside, spacing)
@@ -121,6 +123,14 @@ def inner_table_hu(volume: np.ndarray, cavity: np.ndarray, spacing: tuple[float,
     values = volume[:, ::2, ::2][ring]
     values = values[values >= BONE_HU]
     return float(np.percentile(values, TABLE_PERCENTILE)) if values.size >= 50 else INNER_TABLE_HU
+
+
+def grey_level(volume: np.ndarray, cavity: np.ndarray) -> float | None:
+    """Grey matter's HU: ``GREY_PERCENTILE`` of the cavity's brain-range voxels (white and grey
+    matter make up most of them); None when there is too little brain."""
+    sample = volume[..., ::4, ::4][cavity[..., ::4, ::4]]
+    sample = sample[(sample > 15.0) & (sample < 60.0)]
+    return float(np.percentile(sample, GREY_PERCENTILE)) if sample.size >= 50 else None
 
 
 def _slice_grey(volume: np.ndarray, brain: np.ndarray, side: Any, sign: int, high: float) -> np.ndarray:

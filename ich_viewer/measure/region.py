@@ -55,7 +55,7 @@ from ich_viewer.measure import sheet
 from ich_viewer.measure.abc2 import ABC2, abc2
 from ich_viewer.measure.band import is_normal_band
 from ich_viewer.measure.follow import follow_inner_table
-from ich_viewer.measure.head import GREY_PERCENTILE, SHELL_MM, Head, find_head, near_bone
+from ich_viewer.measure.head import SHELL_MM, Head, find_head, near_bone
 from ich_viewer.measure.midline import MIDLINE_MARGIN_MM, MIDLINE_SEED_MM, midline_side
 from ich_viewer.measure.rim import DARK_RIM, below_half_bone, partial_volume_rim, surround
 from ich_viewer.measure.voxels import AIR_HU, BONE_HU, bone_distance, box_2d, dilate, fill_slices, itk_image, median_3x3
@@ -472,7 +472,7 @@ def _grow_cropped(volume: np.ndarray, spacing: tuple[float, float, float], seed:
         lo, hi = np.maximum(lo, 0), np.minimum(hi, shape)
         box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
         region = _grow_in_box(inside[box], volume[box], cavity[box], shell[box], spacing,
-                              tuple(int(v) for v in np.array(seed) - lo), low, high, volume, cavity, table,
+                              tuple(int(v) for v in np.array(seed) - lo), low, high, head.grey, table,
                               greys[box[0]])
         if region is None:
             return None
@@ -491,7 +491,7 @@ def _grow_cropped(volume: np.ndarray, spacing: tuple[float, float, float], seed:
 
 def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: np.ndarray,
                  spacing: tuple[float, float, float], seed: tuple[int, ...], low: float, high: float,
-                 volume: np.ndarray, cavity: np.ndarray, table: float, greys: np.ndarray) -> np.ndarray | None:
+                 grey: float | None, table: float, greys: np.ndarray) -> np.ndarray | None:
     pixel = min(spacing[1], spacing[2])
     radius = max(1, int(round(SMOOTH_MM / pixel)))
     median = median_3x3(inside) if radius == 1 else sitk.GetArrayFromImage(
@@ -522,7 +522,6 @@ def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: 
     if _near_bone_at(raw, seed, spacing):  # the disc reads blood raised by the bone's blur
         clear = _blood_clear_of_bone(median, raw, region, spacing, low, high)
         blood = blood if clear is None else min(blood, clear)
-    grey = _grey_level(volume[::2], cavity[::2])
     midpoint = low
     starts = [seed_xyz]
     if grey is not None and low + 1.0 < (blood + grey) / 2.0 < blood:
@@ -634,14 +633,6 @@ def _iso_level_band(median: np.ndarray, raw: np.ndarray, region: np.ndarray, inn
     labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray((accept | region).astype(np.uint8))))
     keep = np.unique(labels[region])
     return accept & np.isin(labels, keep[keep > 0])
-
-
-def _grey_level(volume: np.ndarray, cavity: np.ndarray) -> float | None:
-    """Grey matter's HU: a high percentile of the cavity's brain-range voxels (white and
-    grey matter make up most of them); None when there is too little brain."""
-    sample = volume[..., ::4, ::4][cavity[..., ::4, ::4]]
-    sample = sample[(sample > 15.0) & (sample < 60.0)]
-    return float(np.percentile(sample, GREY_PERCENTILE)) if sample.size >= 50 else None
 
 
 def _threshold_region(smooth: sitk.Image, seeds: tuple[int, int, int] | list[tuple[int, int, int]], low: float,
