@@ -47,14 +47,17 @@ from ich_viewer.measure.clicks import grow_clicks, reader_clicks, reads_as_blood
 from ich_viewer.measure.head import find_head  # noqa: E402
 from ich_viewer.measure.region import deepest_point, dice, grow_region  # noqa: E402
 from ich_viewer.phantom import SUBTYPES, Phantom, generate_phantom  # noqa: E402
+from ich_viewer.phantom.generate import FINE_SLAB_PLANE_MM, slab_planes  # noqa: E402
 
 SUBTYPES_MEASURED = ("intraparenchymal", "epidural", "subdural")
+ACCURACY_PLANES = slab_planes(5.0, FINE_SLAB_PLANE_MM)
+"""Five planes a 5 mm slice: the masks are the ground truth here (``generate.FINE_SLAB_PLANE_MM``)."""
 
 
 def accuracy_phantom(seed: int, subtype: str, noise_sd: float | None = None, matrix: int = 256,
-                     planes_per_slice: int | None = None
+                     planes_per_slice: int = ACCURACY_PLANES
                      ) -> tuple[Phantom, np.ndarray, tuple[float, float, float], float, float]:
-    """One bleed of the accuracy protocol (256 matrix, 5 mm): the phantom, its true mask,
+    """One bleed of the accuracy protocol (256 matrix, 5 mm, five planes a slice): the phantom, its true mask,
     spacing, the mask's mL and how much denser than grey matter the bleed is (HU). Drawn on the
     matrix itself (``max_work_size``): a 512 series drawn at 256 rings beside the bone. Shared with
     ``bench_outline_hashes.py`` and ``bench_measure_ceiling.py``, so all three read the same bleeds."""

@@ -250,8 +250,10 @@ orbital roof (14 and 19: the bleed's largest slice), and epidurals 1, 11 and 22 
 
 def _phantom_case(seed, subtype, matrix=256):
     from ich_viewer.phantom import SUBTYPES, generate_phantom
+    from ich_viewer.phantom.generate import FINE_SLAB_PLANE_MM, slab_planes
 
-    phantom = generate_phantom(seed=seed, subtypes=[subtype], matrix=matrix, thickness_mm=5.0, max_work_size=matrix)
+    phantom = generate_phantom(seed=seed, subtypes=[subtype], matrix=matrix, thickness_mm=5.0, max_work_size=matrix,
+                               planes_per_slice=slab_planes(5.0, FINE_SLAB_PLANE_MM))  # the bench's protocol
     truth = phantom.masks == SUBTYPES.index(subtype) + 1
     spacing = (phantom.spacing_mm, *phantom.pixel_spacing)
     return phantom.volume_hu, truth, spacing, truth.sum() * np.prod(spacing) / 1000

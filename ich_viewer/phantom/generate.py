@@ -19,13 +19,17 @@ MAX_WORK_SIZE = 256
 """Anatomy is drawn on at most this many pixels across, then band-limited upsampled (the
 default of ``generate_phantom``'s ``max_work_size``)."""
 DEFAULT_MAX_SLICES = 96
-SLAB_PLANE_MM = 1.0
-"""A slice 2 mm or thicker is painted on an odd number of planes about this far apart and averaged:
-its partial volume along z. With two planes (the phantom until 2026-11-30) a voxel whose slab the
-bleed's edge crossed between them was exactly half blood, and that tie decided the mask: the masks
-left such voxels out and held 10-38 % less than the blood of most bleeds measured. With five planes
-the masks hold what the blood does less the voxels under half blood, as with nine
-(bench/bench_phantom_masks.py)."""
+SLAB_PLANE_MM = 2.0
+"""A slice 2 mm or thicker is painted on an odd number of planes at most about this far apart and
+averaged: its partial volume along z (three planes at 5 mm). With two planes (the phantom until
+2026-11-30) a voxel whose slab the bleed's edge crossed between them was exactly half blood, and
+that tie decided the mask: the masks left such voxels out and held 10-38 % less than the blood of
+most bleeds measured. With three the masks agree with nine planes to 1 % for IPHs and epidurals,
+not for thin subdurals (seed 96's: 0.76 of its blood against 0.68); a 32-slice 512 study is
+generated in 1.8 s, within the phantom's 3 s target, where five planes take 4.1 s (bench/bench_phantom.py)."""
+FINE_SLAB_PLANE_MM = 1.0
+"""The bleed-outline protocol's planes (five at 5 mm), where the masks are the ground truth of every
+Dice and volume error: they agree with nine planes (bench/bench_phantom_masks.py)."""
 
 
 def labels_from_masks(masks: np.ndarray) -> np.ndarray:
@@ -37,12 +41,12 @@ def labels_from_masks(masks: np.ndarray) -> np.ndarray:
     return labels
 
 
-def slab_planes(thickness_mm: float) -> int:
-    """How many planes a slice is painted on (``SLAB_PLANE_MM``): odd, so no voxel's blood
-    lands exactly on the half-way tie by the planes alone."""
+def slab_planes(thickness_mm: float, plane_mm: float = SLAB_PLANE_MM) -> int:
+    """How many planes a slice is painted on, at most ``plane_mm`` apart: odd, so no voxel's
+    blood lands exactly on the half-way tie by the planes alone."""
     if thickness_mm < 2.0:
         return 1
-    n = math.ceil(thickness_mm / SLAB_PLANE_MM - 1e-9)
+    n = math.ceil(thickness_mm / plane_mm - 1e-9)
     return n if n % 2 else n + 1
 
 
@@ -103,7 +107,8 @@ def generate_phantom(
     drawn at 256 is fast (a quarter of the painting) but its bone edge rings where the upsampling
     cuts the spectrum: 0-11 HU at 0.5-1.5 mm inside the inner table where real scans read 40-63,
     and its masks are 2 x 2 blocks. The bleed-outline protocol at 512 draws at 512 (3.5x slower).
-    ``planes_per_slice`` overrides ``slab_planes`` (to show what two planes did to the masks).
+    ``planes_per_slice`` overrides ``slab_planes``: the bleed-outline protocol paints five
+    (``FINE_SLAB_PLANE_MM``), and two show what the phantom's masks were before.
     ``info["blood_ml"]`` holds each subtype's blood (the voxels' blood fractions summed), which
     the masks, at half blood, approximate.
     """
