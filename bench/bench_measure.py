@@ -234,8 +234,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--first-seed", type=int, default=0,
                         help="the first phantom seed (default 0). The outline's rules were tuned on 0-23; 24-95 "
-                             "led to one change (eleventh session); 96-191 were run once after it; from 192 on, no "
-                             "one has looked: judge the next change there")
+                             "led to one change (eleventh session); against the five-plane masks (twelfth), 0-47 led "
+                             "to the rings towards brain and 192-239 judged them; from 240 on, no one has looked: "
+                             "judge the next change there")
     parser.add_argument("--quick", action="store_true", help="3 seeds, 1 timing repeat")
     parser.add_argument("--noise-sd", type=float, default=None,
                         help="the phantoms' noise SD in HU (default: each phantom's own, 2.5-5); 0 tells what "

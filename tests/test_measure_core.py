@@ -237,15 +237,19 @@ def test_series_wrapper_seed_mm_and_missing_pixel_spacing():
 ACCURACY_CASES = [
     (2, "intraparenchymal"), (6, "intraparenchymal"),
     (19, "intraparenchymal"),  # 4 HU above the bound: the edge at the partial-volume iso-level
+    (0, "subdural"), (2, "subdural"),
     (4, "subdural"),  # three tentorial pieces apart from its convexity part: four clicks
+    (6, "subdural"), (16, "subdural"),  # with a sheet along the falx, 2 px wide (measure.sheet)
     (0, "epidural"), (2, "epidural"), (4, "epidural"), (6, "epidural"), (7, "epidural"),
     (14, "epidural"), (16, "epidural"), (20, "epidural"),
     (19, "epidural"),  # its lowest slices lie under the orbital roof, which reads 100-300 HU (THIN_BONE_HU)
+    (22, "epidural"),  # a swirl at brain density on its margin
 ]
-"""Every bleed of seeds 0-23 that meets the goal since the phantom's masks count every voxel at
-least half blood (its slices painted on five planes, 2026-11-30): 13 of 24. The misses (docs/benchmarks.md):
-eight subdurals 12-22 % short or under Dice 0.85, two of them grown from a click on a thin layer over the
-orbital roof (14 and 19: the bleed's largest slice), and epidurals 1, 11 and 22 (17-22 % short)."""
+"""Every bleed of seeds 0-23 that meets the goal against masks that count every voxel at least half
+blood (the phantom's slices painted on five planes, 2026-11-30): 18 of 24. Not here (docs/measure.md):
+seed 1's and 11's epidurals (-15 %) and 11's thin subdural (-16 %), 20's subdural (10 HU over grey
+matter: +10.3 %, Dice 0.81), and 14's and 19's subdurals, clicked on a thin layer of blood on the floor of
+the anterior fossa that is the bleed's largest slice (-96 %: a reader clicks the crescent)."""
 
 
 def _phantom_case(seed, subtype, matrix=256):
@@ -259,10 +263,10 @@ def _phantom_case(seed, subtype, matrix=256):
     return phantom.volume_hu, truth, spacing, truth.sum() * np.prod(spacing) / 1000
 
 
-ACCURACY_CASES_512 = [(6, "intraparenchymal")]
+ACCURACY_CASES_512 = [(6, "intraparenchymal"), (2, "epidural"), (6, "epidural")]
 """The same protocol on 512 series drawn at 512 (0.43-0.49 mm pixels, the matrix of most real head
-CT). Against the masks before 2026-11-30 seed 1's epidural and 6's subdural met the goal here too;
-against the five-plane masks they come out short, as at 256."""
+CT). Subdurals come out shorter at 512 than at 256 against the five-plane masks (seed 0's -13.0 %,
+2's -11.4 %; -7.3 and -7.8 % at 256)."""
 
 
 @pytest.mark.slow
@@ -284,7 +288,7 @@ def test_phantom_bleeds_dice_and_volume(seed, subtype, matrix):
 def test_a_click_beside_the_bone_reads_the_blood_clear_of_its_blur(monkeypatch):
     """Seed 27's epidural, clicked where the reader clicks (Im 12, 48 HU around the click) and
     beside the bone on the same slice, where the bone's blur raises the blood read around the
-    click (56 HU): the two outlines are within 4 % of each other, as the blood is read clear of
+    click (56 HU): the two outlines are within 6 % of each other, as the blood is read clear of
     the bone. With the blood read around the click only, the outline beside the bone is a quarter
     smaller. (Until the phantom's slices were painted on five planes, 2026-11-30, this was seed
     11's subdural clicked in a pocket over the middle fossa, 75 against 59 HU; that pocket is gone.)"""
@@ -302,7 +306,7 @@ def test_a_click_beside_the_bone_reads_the_blood_clear_of_its_blur(monkeypatch):
     assert reader[0] == beside[0] and disc_blood(*beside) - disc_blood(*reader) >= 6.0  # 56 against 48 HU
     outlines = [grow_region(volume, spacing, seed) for seed in (reader, beside)]
     assert all(region.ok for region in outlines)
-    assert abs(outlines[1].volume_ml - outlines[0].volume_ml) <= 0.05 * outlines[0].volume_ml  # 7.2 and 7.4 mL
+    assert abs(outlines[1].volume_ml - outlines[0].volume_ml) <= 0.10 * outlines[0].volume_ml  # 8.6 and 9.1 mL
     monkeypatch.setattr(module, "_blood_clear_of_bone", lambda *args: None)
     assert grow_region(volume, spacing, beside).volume_ml < 0.8 * outlines[1].volume_ml
 
@@ -623,7 +627,8 @@ def test_a_thin_collection_is_followed_along_the_inner_table_but_the_normal_band
 def test_a_lesion_just_above_the_bound_is_outlined_at_its_half_level_edge_not_the_brain(monkeypatch):
     """A lesion only 4 HU above the 45 HU bound (49 HU in 30 HU brain, blurred): the threshold
     stops well inside its half-blood edge (39.5 HU); the iso-level band reaches it and takes
-    no brain beyond it."""
+    no brain beyond it. Without the band the rings towards brain get part of the way (0.92 of the
+    lesion; 0.82 with one ring at the surround's median, before 2026-11-30)."""
     import SimpleITK as sitk
 
     from ich_viewer.measure import region as module
@@ -643,7 +648,7 @@ def test_a_lesion_just_above_the_bound_is_outlined_at_its_half_level_edge_not_th
     assert not (region.mask & ~near).any()  # the 30 HU brain beyond the edge stays out
     monkeypatch.setattr(module, "ISO_GATE_HU", 0.0)  # without the band: the threshold's edge
     plain = grow_region(blurred, spacing, (15, 80, 80))
-    assert plain.volume_ml <= 0.82 * truth_ml and plain.volume_ml < region.volume_ml - 0.3
+    assert plain.volume_ml <= 0.94 * truth_ml and plain.volume_ml < region.volume_ml - 0.2  # 0.92 against 0.97
 
 
 @pytest.mark.slow

@@ -20,9 +20,10 @@ and the scalp. Steps, each for a reason:
    (``_iso_level_band``).
 5. Partial volume towards the inner table: back into the shell, and up to two rings of
    voxels more blood than bone, the bone's HU read from the scan (``head.TABLE_PERCENTILE``);
-   one ring towards brain down to the midpoint between what surrounds the bleed and its
-   blood as read around the seed (the region's median is raised by the bone's blur), never
-   below the level step 4 grew the region at.
+   two rings towards brain down to the midpoint between the darker part of what surrounds the
+   bleed and its blood as read around the seed (the region's median is raised by the bone's
+   blur), no higher than the level step 4 grew the region at and at most
+   ``rim.DARK_RIM_MAX_HU`` below it.
 6. A thin collection beyond the last slice the threshold reached (a convexity subdural
    towards the vertex, within the shell, reading out of the range) is followed slice by
    slice along the inner table where it reads more like the region than like the other
@@ -563,8 +564,8 @@ def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: 
         if not added.any():
             break
         region |= added
-    # towards brain no further than the level the region was grown at (its midpoint with grey
-    # matter, where that was raised): below it a voxel beside the cortex is less than half blood
+    # towards brain from the level the region was grown at (its midpoint with grey matter, where
+    # that was raised) down to the half-blood level against the darker tissue around it (``rim``)
     region |= partial_volume_rim(raw, region, inner | shell, midpoint if DARK_RIM else None, table, pixel, blood)
     return region
 
