@@ -148,7 +148,8 @@ def speed(repeats: int = 3, seed: int = 2, subtype: str = "intraparenchymal") ->
                          max_work_size=512)
     truth = p.masks == SUBTYPES.index(subtype) + 1
     spacing = (p.spacing_mm, *p.pixel_spacing)
-    middle = np.zeros_like(truth)  # the bleed's middle slice: a subdural's largest may be a thin layer on the fossa floor
+    # the bleed's middle slice: a subdural's largest may be a thin layer on the fossa floor
+    middle = np.zeros_like(truth)
     k = int(np.median(np.flatnonzero(truth.any(axis=(1, 2)))))
     middle[k] = truth[k]
     click = deepest_point(middle, reads_as_blood(p.volume_hu))

@@ -54,7 +54,8 @@ def main() -> None:
             shares = [r[f"planes_{planes}"]["mask_share"] for r in rows
                       if r["subtype"] == subtype and r[f"planes_{planes}"]["blood_ml"] >= 5.0]
             if shares:
-                summary[f"planes_{planes}_{subtype}"] = {"bleeds_of_5_ml": len(shares), "median": statistics.median(shares),
+                summary[f"planes_{planes}_{subtype}"] = {"bleeds_of_5_ml": len(shares),
+                                                          "median": statistics.median(shares),
                                                           "min": min(shares), "max": max(shares)}
     print(json.dumps({"date": time.strftime("%Y-%m-%d"), "machine": platform.platform(), "seeds":
                       [args.first_seed, args.first_seed + args.seeds - 1], "planes": list(PLANES),

@@ -79,9 +79,9 @@ def partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, d
     darker part of what surrounds it (``SURROUND_PERCENTILE``), the blood read as ``seed_blood``
     (around the seed) when that is lower than the region's median: in a thin collection most
     voxels are blurred with the bone, the median rises by ~15 HU and the ring would stop a voxel
-    short. Never above ``dark`` (the level the region was grown at:
-    a ring down to the low bound below it took voxels beside the cortex that are less than half
-    blood, +8 to +16 % on phantom bleeds it had not been tuned on, against the two-plane masks) nor more than
+    short. Never above ``dark``, the level the region was grown at (a ring from the low bound
+    instead took voxels beside the cortex that are less than half blood: +8 to +16 % on phantom
+    bleeds it had not been tuned on, against the two-plane masks), nor more than
     ``DARK_RIM_MAX_HU`` below it.
     """
     blood = float(np.median(raw[region]))
