@@ -2,9 +2,11 @@
 
 Prints one JSON object (the table in docs/benchmarks.md "Measure" comes from it).
 
-    .venv/bin/python bench/bench_measure.py [--seeds 8] [--first-seed 0] [--quick] [--noise-sd SD] [--slice-clicks] [--matrix 256]
+    .venv/bin/python bench/bench_measure.py [--seeds 8] [--first-seed 0] [--quick] [--noise-sd SD] [--slice-clicks]
+        [--matrix 256] [--thickness 5] [--accuracy-only]
 
-Accuracy: for each phantom seed and each of IPH, EDH, SDH (256 matrix, 5 mm), the reader
+Accuracy: for each phantom seed and each of IPH, EDH, SDH (256 matrix, 5 mm; ``--thickness`` the same
+bleeds on thinner slices, painted on planes ``FINE_SLAB_PLANE_MM`` apart as at 5 mm), the reader
 clicks the pixel deepest inside each separate piece of the true mask of at least 1 mL that
 reads as blood (not a dark swirl, where the window refuses the click), largest first
 (``measure.clicks.reader_clicks``; the window: click, then Shift+click on each
@@ -55,13 +57,14 @@ ACCURACY_PLANES = slab_planes(5.0, FINE_SLAB_PLANE_MM)
 
 
 def accuracy_phantom(seed: int, subtype: str, noise_sd: float | None = None, matrix: int = 256,
-                     planes_per_slice: int = ACCURACY_PLANES
+                     planes_per_slice: int = ACCURACY_PLANES, thickness_mm: float = 5.0
                      ) -> tuple[Phantom, np.ndarray, tuple[float, float, float], float, float]:
-    """One bleed of the accuracy protocol (256 matrix, 5 mm, five planes a slice): the phantom, its true mask,
+    """One bleed of the accuracy protocol (256 matrix, 5 mm, five planes a slice; ``thickness_mm`` with its own
+    ``planes_per_slice`` for the same bleed on other slices): the phantom, its true mask,
     spacing, the mask's mL and how much denser than grey matter the bleed is (HU). Drawn on the
     matrix itself (``max_work_size``): a 512 series drawn at 256 rings beside the bone. Shared with
     ``bench_outline_hashes.py`` and ``bench_measure_ceiling.py``, so all three read the same bleeds."""
-    p = generate_phantom(seed=seed, subtypes=[subtype], matrix=matrix, thickness_mm=5.0, noise_sd=noise_sd,
+    p = generate_phantom(seed=seed, subtypes=[subtype], matrix=matrix, thickness_mm=thickness_mm, noise_sd=noise_sd,
                          max_work_size=matrix, planes_per_slice=planes_per_slice)
     truth = p.masks == SUBTYPES.index(subtype) + 1
     spacing = (p.spacing_mm, *p.pixel_spacing)
@@ -102,11 +105,13 @@ def slice_clicks(volume: np.ndarray, spacing: tuple[float, float, float], truth:
 
 
 def accuracy(seeds: int, noise_sd: float | None = None, spread: bool = False, matrix: int = 256,
-             first_seed: int = 0) -> list[dict]:
+             first_seed: int = 0, thickness_mm: float = 5.0) -> list[dict]:
     rows = []
+    planes = slab_planes(thickness_mm, FINE_SLAB_PLANE_MM)
     for seed in range(first_seed, first_seed + seeds):
         for subtype in SUBTYPES_MEASURED:
-            p, truth, spacing, truth_ml, contrast = accuracy_phantom(seed, subtype, noise_sd, matrix)
+            p, truth, spacing, truth_ml, contrast = accuracy_phantom(seed, subtype, noise_sd, matrix, planes,
+                                                                     thickness_mm)
             clicks = reader_clicks(truth, spacing, volume=p.volume_hu) or [deepest_point(truth)]
             start = time.perf_counter()
             region = grow_clicks(p.volume_hu, spacing, clicks)
@@ -245,17 +250,22 @@ def main() -> None:
     parser.add_argument("--matrix", type=int, default=256,
                         help="the phantoms' matrix (default 256, the protocol's; 512: the same bleeds drawn at half the "
                              "pixel, as a 512 series)")
+    parser.add_argument("--thickness", type=float, default=5.0,
+                        help="the phantoms' slice thickness in mm (default 5, the protocol's): the same bleeds on "
+                             "thinner slices, as a scanner's thin reconstruction beside the 5 mm one")
+    parser.add_argument("--accuracy-only", action="store_true", help="leave out the speed and drawing timings")
     parser.add_argument("--slice-clicks", action="store_true",
                         help="for each bleed in scope, also click on every slice where it is at least half its "
                              "largest: the spread of error and Dice over where the reader clicks")
     args = parser.parse_args()
     seeds = 3 if args.quick else args.seeds
-    rows = accuracy(seeds, args.noise_sd, args.slice_clicks, args.matrix, args.first_seed)
+    rows = accuracy(seeds, args.noise_sd, args.slice_clicks, args.matrix, args.first_seed, args.thickness)
     scope = [r for r in rows if r["in_scope"]]
     passed = [r for r in scope if r.get("meets_goal")]
     out = {
         "noise_sd": "each phantom's own" if args.noise_sd is None else args.noise_sd,
         "matrix": args.matrix,
+        "thickness_mm": args.thickness,
         "seeds": [args.first_seed, args.first_seed + seeds - 1],
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
                     "cores": os.cpu_count()},
@@ -266,11 +276,14 @@ def main() -> None:
                             for r in scope if r not in passed],
         **({"slice_clicks": sum(r["slice_clicks"] for r in scope),
             "slice_clicks_passing": sum(r["slice_clicks_passing"] for r in scope)} if args.slice_clicks else {}),
-        "speed_40x512": speed(1 if args.quick else 3),
-        # a thin collection along the skull also pays for following it along the inner table
-        "speed_40x512_subdural": speed(1 if args.quick else 3, seed=6, subtype="subdural"),
-        "drawing": drawing(20 if args.quick else 50),
     }
+    if not args.accuracy_only:
+        out.update({
+            "speed_40x512": speed(1 if args.quick else 3),
+            # a thin collection along the skull also pays for following it along the inner table
+            "speed_40x512_subdural": speed(1 if args.quick else 3, seed=6, subtype="subdural"),
+            "drawing": drawing(20 if args.quick else 50),
+        })
     print(json.dumps(out, indent=1))
 
 

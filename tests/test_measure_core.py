@@ -252,12 +252,13 @@ matter: +10.3 %, Dice 0.81), and 14's and 19's subdurals, clicked on a thin laye
 the anterior fossa that is the bleed's largest slice (-96 %: a reader clicks the crescent)."""
 
 
-def _phantom_case(seed, subtype, matrix=256):
+def _phantom_case(seed, subtype, matrix=256, thickness=5.0):
     from ich_viewer.phantom import SUBTYPES, generate_phantom
     from ich_viewer.phantom.generate import FINE_SLAB_PLANE_MM, slab_planes
 
-    phantom = generate_phantom(seed=seed, subtypes=[subtype], matrix=matrix, thickness_mm=5.0, max_work_size=matrix,
-                               planes_per_slice=slab_planes(5.0, FINE_SLAB_PLANE_MM))  # the bench's protocol
+    phantom = generate_phantom(seed=seed, subtypes=[subtype], matrix=matrix, thickness_mm=thickness,
+                               max_work_size=matrix,
+                               planes_per_slice=slab_planes(thickness, FINE_SLAB_PLANE_MM))  # the bench's protocol
     truth = phantom.masks == SUBTYPES.index(subtype) + 1
     spacing = (phantom.spacing_mm, *phantom.pixel_spacing)
     return phantom.volume_hu, truth, spacing, truth.sum() * np.prod(spacing) / 1000
@@ -269,13 +270,19 @@ CT). Subdurals come out shorter at 512 than at 256 against the five-plane masks 
 2's -11.4 %; -7.3 and -7.8 % at 256)."""
 
 
+ACCURACY_CASES_THIN = [(1, "epidural"), (11, "epidural"), (11, "subdural"), (19, "subdural")]
+"""Bleeds of seeds 0-23 that miss the goal on 5 mm slices and meet it on 2.5 mm ones, as a scanner's
+thin reconstruction shows them (``measure.thickness``): on 2.5 mm slices 22 of 24 meet it."""
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("seed, subtype, matrix", [(*case, 256) for case in ACCURACY_CASES] +
-                         [(*case, 512) for case in ACCURACY_CASES_512])
-def test_phantom_bleeds_dice_and_volume(seed, subtype, matrix):
+@pytest.mark.parametrize("seed, subtype, matrix, thickness", [(*case, 256, 5.0) for case in ACCURACY_CASES] +
+                         [(*case, 512, 5.0) for case in ACCURACY_CASES_512] +
+                         [(*case, 256, 2.5) for case in ACCURACY_CASES_THIN])
+def test_phantom_bleeds_dice_and_volume(seed, subtype, matrix, thickness):
     from ich_viewer.measure.clicks import grow_clicks, reader_clicks
 
-    volume, truth, spacing, truth_ml = _phantom_case(seed, subtype, matrix)
+    volume, truth, spacing, truth_ml = _phantom_case(seed, subtype, matrix, thickness)
     assert truth_ml >= 5.0
     region = grow_clicks(volume, spacing, reader_clicks(truth, spacing, volume=volume))
     assert region.ok, region.reason

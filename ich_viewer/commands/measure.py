@@ -46,6 +46,7 @@ def run_measure(args: MeasureOptions) -> int:
     from ich_viewer.dicom.model import PixelDecodeError
     from ich_viewer.measure.region import DEFAULT_HU
     from ich_viewer.measure.series import calibration, grow_in_series, seed_from_mm
+    from ich_viewer.measure.thickness import note_thickness
     from ich_viewer.report.atomic import ExportError
     from ich_viewer.report.destination import check_outside_study
 
@@ -86,7 +87,12 @@ def run_measure(args: MeasureOptions) -> int:
         region = grow_in_series(series, seeds[0], (float(hu[0]), float(hu[1])), more_seeds=seeds[1:])
     except PixelDecodeError as exc:
         return _fail(f"a slice of the series cannot be decoded, so no volume can be measured: {exc}")
+    thinner = note_thickness(region, series, series_list)
     out = region.to_dict()
+    out["thinner_series"] = None if thinner is None else {
+        "series_index": thinner.index, "series_uid": thinner.series.series_uid,
+        "series_description": thinner.series.description, "thickness_mm": thinner.thickness_mm,
+        "seeds": [list(seed) for seed in thinner.seeds]}
     out.update({
         "series_uid": series.series_uid,
         "series_description": series.description,

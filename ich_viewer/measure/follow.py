@@ -16,7 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ich_viewer.measure.midline import MIDLINE_MARGIN_MM, MIDLINE_SEED_MM, midline_side
-from ich_viewer.measure.rim import DARK_RIM_MAX_HU, partial_volume_rim
+from ich_viewer.measure.rim import DARK_RIM_MAX_HU, dark_rings, partial_volume_rim
 from ich_viewer.measure.voxels import BONE_HU, bone_distance, dilate, largest_piece, median_at, pieces
 
 FOLLOW_BAND_MM = 3.0
@@ -224,7 +224,8 @@ def follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarray
     if new.any():  # the half-volume rings beside what was added, towards the bone and the brain
         zs = np.flatnonzero(new.any(axis=(1, 2)))
         box = (slice(int(zs[0]), int(zs[-1]) + 1), *window(new))  # in-plane rings: the box holds them
-        out[box] |= partial_volume_rim(volume[box], new[box], cavity[box], low, table, pixel, blood)
+        out[box] |= partial_volume_rim(volume[box], new[box], cavity[box], low, table, pixel, blood,
+                                       dark_rings(spacing[0]))
     return out
 
 

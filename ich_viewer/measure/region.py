@@ -58,7 +58,7 @@ from ich_viewer.measure.band import is_normal_band
 from ich_viewer.measure.follow import follow_inner_table
 from ich_viewer.measure.head import SHELL_MM, Head, find_head, near_bone
 from ich_viewer.measure.midline import MIDLINE_MARGIN_MM, MIDLINE_SEED_MM, midline_side
-from ich_viewer.measure.rim import DARK_RIM, below_half_bone, partial_volume_rim, surround
+from ich_viewer.measure.rim import DARK_RIM, below_half_bone, dark_rings, partial_volume_rim, surround
 from ich_viewer.measure.voxels import AIR_HU, BONE_HU, bone_distance, box_2d, dilate, fill_slices, itk_image, median_3x3
 from ich_viewer.tasks import TaskState
 
@@ -566,7 +566,8 @@ def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: 
         region |= added
     # towards brain from the level the region was grown at (its midpoint with grey matter, where
     # that was raised) down to the half-blood level against the darker tissue around it (``rim``)
-    region |= partial_volume_rim(raw, region, inner | shell, midpoint if DARK_RIM else None, table, pixel, blood)
+    region |= partial_volume_rim(raw, region, inner | shell, midpoint if DARK_RIM else None, table, pixel, blood,
+                                 dark_rings(spacing[0]))
     return region
 
 

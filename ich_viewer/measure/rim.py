@@ -14,9 +14,18 @@ DARK_RIM = True
 """Add the half-volume ring towards brain (see ``partial_volume_rim``)."""
 DARK_RIM_MAX_HU = 15.0
 """The dark ring never reaches more than this below ``dark``, the level the region was grown at."""
+THICK_SLICE_MM = 3.0
+"""Slices thicker than this average a bleed's edge with what lies above and below it."""
 DARK_RINGS = 2
-"""Rings towards brain: where a bleed's edge runs obliquely through a thick slice, its half-blood
-voxels reach further than one ring beyond the level it was grown at."""
+"""Rings towards brain on thick slices: where a bleed's edge runs obliquely through a thick slice,
+its half-blood voxels reach further than one ring beyond the level it was grown at. On thinner
+slices one ring: with two, the same phantom bleeds on 2.5 mm slices came out larger than their
+masks (epidurals +2.7 % median on seeds 0-47, +8.1 % on 240-287; with one +0.2 and +4.5 %)."""
+
+
+def dark_rings(slice_mm: float) -> int:
+    """How many rings towards brain ``partial_volume_rim`` adds on slices ``slice_mm`` apart."""
+    return DARK_RINGS if slice_mm > THICK_SLICE_MM else 1
 SURROUND_PERCENTILE = 10.0
 """What surrounds a bleed is read as this percentile of its voxels below the growing level: the
 half-blood edge lies half way to the tissue the blood is mixed with, which beside a bleed is CSF or
@@ -67,7 +76,8 @@ def below_half_bone(raw: np.ndarray, where: np.ndarray, blood: float, table: flo
 
 
 def partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, dark: float | None,
-                       table: float, pixel: float, seed_blood: float | None = None) -> np.ndarray:
+                       table: float, pixel: float, seed_blood: float | None = None, rings: int = DARK_RINGS
+                       ) -> np.ndarray:
     """Voxels at the region's edge that are more blood than bone.
 
     A voxel half blood, half inner table reads about (blood + bone) / 2 and counts as
@@ -75,7 +85,7 @@ def partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, d
     two voxels short of that point, so two in-plane rings of voxels brighter than the
     blood and more blood than the bone beside them (``below_half_bone``) are added; brain
     and CSF are darker and never added.
-    Towards brain or CSF ``DARK_RINGS`` rings down to the midpoint between the blood and the
+    Towards brain or CSF ``rings`` rings (``dark_rings``) down to the midpoint between the blood and the
     darker part of what surrounds it (``SURROUND_PERCENTILE``), the blood read as ``seed_blood``
     (around the seed) when that is lower than the region's median: in a thin collection most
     voxels are blurred with the bone, the median rises by ~15 HU and the ring would stop a voxel
@@ -96,7 +106,7 @@ def partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, d
             dark = min(dark, max((level + float(np.percentile(outside, SURROUND_PERCENTILE))) / 2.0,
                                  dark - DARK_RIM_MAX_HU))
         dark_added = ring & (raw >= dark) & (raw <= blood)
-        for _ in range(DARK_RINGS - 1):  # further rings only outward from what was just added
+        for _ in range(rings - 1):  # further rings only outward from what was just added
             dark_added |= dilate(dark_added) & ~region & inner & (raw >= dark) & (raw <= blood)
         added |= dark_added
     return added

@@ -57,6 +57,24 @@ def seed_from_mm(series: Series, xyz: Sequence[float]) -> tuple[int, int, int]:
     return k, row, col
 
 
+def seed_to_mm(series: Series, seed: Sequence[int]) -> tuple[float, float, float]:
+    """The patient-coordinate point (mm) of voxel ``seed`` (slice, row, col): ``seed_from_mm`` reversed.
+
+    Raises ``ValueError`` when the series has no position/orientation or the voxel lies outside it.
+    """
+    k, row, col = (int(v) for v in seed)
+    first = series.slices[0]
+    if not 0 <= k < len(series.slices) or not (0 <= row < first.rows and 0 <= col < first.columns):
+        raise ValueError(f"voxel {k},{row},{col} lies outside the series")
+    position = series.slices[k].position
+    if first.orientation is None or position is None:
+        raise ValueError("this series has no ImagePositionPatient/ImageOrientationPatient")
+    row_mm, col_mm = first.pixel_spacing
+    point = (np.array(position, float) + col * col_mm * np.array(first.orientation[:3], float)
+             + row * row_mm * np.array(first.orientation[3:], float))
+    return float(point[0]), float(point[1]), float(point[2])
+
+
 def grow_in_series(series: Series, seed: tuple[int, int, int], hu_range: tuple[float, float] = DEFAULT_HU,
                    state: TaskState | None = None, cavity: np.ndarray | Head | None = None,
                    volume: np.ndarray | None = None, more_seeds: Sequence[Seed] = ()) -> Region:

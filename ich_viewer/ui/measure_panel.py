@@ -36,6 +36,7 @@ from ich_viewer.measure.edit import BRUSH_MM, MAX_BRUSH_MM, Stroke, apply_stroke
 from ich_viewer.measure.records import KINDS, SUBTYPE_CHOICES, Measurement, planar_measurement, volume_measurement
 from ich_viewer.measure.region import DEFAULT_HU, Region, describe, propose_seed
 from ich_viewer.measure.series import calibration, grow_in_series, grow_record, voxel_spacing
+from ich_viewer.measure.thickness import Thinner, note_thickness
 from ich_viewer.options import ViewOptions
 from ich_viewer.report.atomic import ExportError
 from ich_viewer.report.decisions import slice_key
@@ -127,6 +128,11 @@ class MeasurePanel(QWidget):
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             buttons.addWidget(button)
         layout.addLayout(buttons)
+        self.thinner = QPushButton("")
+        """Shown after a volume grown on thick slices when a thinner series of the study holds the click."""
+        self.thinner.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.thinner.setVisible(False)
+        layout.addWidget(self.thinner)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
@@ -162,6 +168,8 @@ class MeasureController(QObject):
         (``_reuse``)."""
         self._preview: list[Any] = []
         self.selected_id: str | None = None
+        self.thinner: Thinner | None = None
+        """The thinner series that holds the last volume's clicks, offered by ``panel.thinner``."""
         self.panel = MeasurePanel()
         self.runner = TaskRunner(self)
         self.runner.done.connect(self._on_grown)
@@ -175,6 +183,7 @@ class MeasureController(QObject):
         self.panel.list.currentItemChanged.connect(self._on_select)
         self.panel.delete.clicked.connect(self.delete_selected)
         self.panel.regrow.clicked.connect(self.regrow_selected)
+        self.panel.thinner.clicked.connect(self.measure_on_thinner)
         self.panel.low_slider.sliderReleased.connect(self._on_slider_released)
         self.panel.subtype.currentTextChanged.connect(self._on_subtype)
         menu = window.menu("Tools")
@@ -444,11 +453,15 @@ class MeasureController(QObject):
             self._heads = {series.series_uid: head}  # one series' head is kept
         if volume is not None:
             self._volumes = {series.series_uid: volume}
+        study = self.window.current_study()
+        self._offer_thinner(None)
         for record_id, region in grown:
             if not region.ok:
                 self._say(f"No volume: {region.reason}")
                 continue
             assert region.mask is not None
+            if study is not None:
+                self._offer_thinner(note_thickness(region, series, study.image_series))
             if record_id is not None:  # a stored or regrown record
                 old = self._record(record_id)
                 if old is None:
@@ -468,6 +481,24 @@ class MeasureController(QObject):
             notes = "; ".join(region.notes)  # what a leak guard cut, an uncalibrated series
             self._say(f"{record.label}: {record.text}" + (f" ({notes})" if notes else ""))
         self.redraw()
+
+    def _offer_thinner(self, thinner: Thinner | None) -> None:
+        self.thinner = thinner
+        self.panel.thinner.setVisible(thinner is not None)
+        if thinner is not None:
+            self.panel.thinner.setText(f"Measure on {thinner.name}")
+
+    def measure_on_thinner(self) -> None:
+        """Show the thinner series at the last volume's click and grow there from the same points
+        (the volume on the thick slices stays in its series' list)."""
+        thinner = self.thinner
+        if thinner is None:
+            return
+        self._offer_thinner(None)
+        self.window.show_series(thinner.series)
+        self.window.set_slice(thinner.seeds[0][0])
+        hu = (self.panel.low.value(), self.panel.high.value())
+        self._start_grow(thinner.series, [(None, list(thinner.seeds), hu, [])])
 
     def _on_failed(self, text: str) -> None:
         self._say(f"volume failed: {text}")
@@ -655,6 +686,7 @@ class MeasureController(QObject):
         self.selected_id = None
 
     def _on_series(self) -> None:
+        self._offer_thinner(None)
         self.points = []
         self._clear(self._preview)
         self._refresh_list()
