@@ -136,3 +136,30 @@ def test_the_window_offers_the_thinner_series_and_measures_there(make_window, qt
     assert not controller.panel.thinner.isVisibleTo(controller.panel)
     ball_ml = 4 / 3 * math.pi * BALL_MM ** 3 / 1000
     assert on_thin.value == pytest.approx(ball_ml, rel=0.15)
+
+
+@pytest.mark.slow
+def test_a_phantom_study_with_a_thin_series_is_measured_closer_there(tmp_path, capsys):
+    """Seed 2's subdural written as a 5 mm series with a 2.5 mm one beside it at the same patient
+    positions: ``ich-viewer measure`` on the 5 mm series names the thin one and the click there,
+    and measured there the volume is within 2 % of the mask's (8 % short on the 5 mm slices)."""
+    from ich_viewer.cli import main
+    from ich_viewer.measure.region import deepest_point
+    from ich_viewer.phantom.study import write_phantom_study
+
+    folder = write_phantom_study(tmp_path / "study", seed=2, subtypes=["subdural"], matrix=256, thickness_mm=5.0,
+                                 thin_mm=2.5)
+    truth = np.load(tmp_path / "study" / "ground_truth" / "masks.npz")
+    mask = truth["masks"] == 5
+    truth_ml = float(mask.sum() * np.prod(truth["pixel_spacing"]) * float(truth["spacing_mm"]) / 1000)
+    seed = deepest_point(mask)
+    assert main(["measure", str(folder), "--seed", ",".join(map(str, seed))]) == 0
+    thick = json.loads(capsys.readouterr().out)
+    thinner = thick["thinner_series"]
+    assert thick["spacing_mm"][0] == 5.0 and thinner["thickness_mm"] == 2.5
+    [moved] = thinner["seeds"]
+    assert abs(moved[0] * 2.5 - 1.25 - seed[0] * 5.0) <= 1.25 and moved[1:] == list(seed[1:])  # the same point
+    assert main(["measure", str(folder), "--series", str(thinner["series_index"]), "--seed",
+                 ",".join(map(str, moved))]) == 0
+    thin = json.loads(capsys.readouterr().out)
+    assert abs(thin["volume_ml"] - truth_ml) <= 0.02 * truth_ml < abs(thick["volume_ml"] - truth_ml)

@@ -76,14 +76,20 @@ def write_phantom_study(
     messy: bool = False,
     dicomdir: bool = False,
     phantom: Phantom | None = None,
+    thin_mm: float | None = None,
 ) -> Path:
     """Generate (or take) a phantom and write it; return the folder a reader opens.
 
     ``messy`` adds random file names, nested folders, a localizer, a second (bone kernel,
     thick) series, junk files and a truncated file. ``dicomdir`` writes the images as a
     standard file-set with a DICOMDIR (junk and localizer stay outside the DICOMDIR).
+    ``thin_mm`` adds the same head and bleeds on slices that thin as a further series, at the
+    same patient positions (a scanner's thin reconstruction beside the thick one; the ground
+    truth is the first series').
     """
     out_dir = Path(out_dir)
+    if thin_mm is not None and dicomdir:
+        raise ValueError("a thin series beside the first is written without a DICOMDIR")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} exists and is not empty")
     if phantom is None:
@@ -123,6 +129,13 @@ def write_phantom_study(
                      description="SYNTHETIC PHANTOM BONE", window=(600, 2800), seed=phantom.seed + 1)
         write_junk_files(dicom_root / "junk")
         write_truncated_copy(next(iter(files.values())), dicom_root / "junk" / "truncated.dcm")
+    if thin_mm is not None:
+        thin = generate_phantom(seed=phantom.seed, subtypes=list(phantom.subtypes), thickness_mm=thin_mm,
+                                matrix=phantom.volume_hu.shape[1])
+        write_series(thin.volume_hu, dicom_root / "thin", spacing_mm=thin.spacing_mm,
+                     pixel_spacing=thin.pixel_spacing, signed=signed, series_number=3, study=study,
+                     description=f"SYNTHETIC PHANTOM AXIAL BRAIN {thin_mm:g} MM", thickness_mm=thin.thickness_mm,
+                     seed=phantom.seed + 2, first_z_mm=float(thin.z_mm[0] - phantom.z_mm[0]))
     write_ground_truth(phantom, files, out_dir / "ground_truth", dicom_root, uids)
     shutil.rmtree(out_dir / "_series_tmp", ignore_errors=True)
     return dicom_root

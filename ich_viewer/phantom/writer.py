@@ -166,10 +166,11 @@ def write_series(
     thickness_mm: float | None = None,
     padding_value: int | None = None,
     seed: int = 0,
+    first_z_mm: float = 0.0,
 ) -> list[Path]:
     """Write ``volume_hu`` (slices foot to head) as one axial CT series; return the paths.
 
-    ``spacing_mm`` is the table increment along patient z; with ``tilt_deg`` the slices are
+    ``spacing_mm`` is the table increment along patient z from ``first_z_mm``; with ``tilt_deg`` the slices are
     tipped about the x axis (as a tilted gantry acquires them), so their distance along the
     slice normal is ``spacing_mm * cos(tilt)``. ``drop_slices`` leaves out those indices
     (instance numbers and positions of the rest are unchanged: a real gap). Values are
@@ -217,7 +218,7 @@ def write_series(
         ds.InstanceNumber = i + 1
         ds.AcquisitionNumber = 1
         ds.IrradiationEventUID = acquisition_uid
-        z = i * float(spacing_mm)
+        z = float(first_z_mm) + i * float(spacing_mm)
         ds.ImagePositionPatient = [
             round(x0, 4),
             round(y_top * dy, 4),
