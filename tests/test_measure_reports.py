@@ -60,9 +60,21 @@ def test_pdf_lists_the_volume_and_shows_its_outline(measured):
     text = " ".join(" ".join(page.extract_text() for page in reader.pages).split())
     assert "Measurements (2)" in text and "Bleed volume" in text and f"{volume.value:.1f} mL" in text
     assert "ABC/2" in text and "Red: outline" in text
+    assert series.spacing_mm == 2.5 and "less exact" not in text  # thin slices: no caveat (below, thick ones)
     images = sum(len(page.images) for page in reader.pages)
     without = export_report(study, [(series, prediction)], pdf=out / "none.pdf", paper="A4", measurements={})
     assert images == sum(len(page.images) for page in PdfReader(str(without.pdf)).pages) + 1
+
+
+def test_the_volume_caption_says_when_the_slices_are_thick():
+    from ich_viewer.dicom.model import Series
+    from ich_viewer.report.pdf import volume_caption
+
+    thick = volume_caption(Series.from_array(np.zeros((4, 8, 8)), spacing_mm=5.0))
+    assert thick.endswith("The volume was measured on 5 mm slices: the bleed's edge is averaged through the slice, "
+                          "so the volume is less exact than on thin slices.")
+    assert volume_caption(Series.from_array(np.zeros((4, 8, 8)), spacing_mm=2.5)) == (
+        "Red: outline on the slice with the largest area; blue: ABC/2's A diameter.")
 
 
 def _items(dataset):

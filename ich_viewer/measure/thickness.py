@@ -3,9 +3,9 @@
 A 5 mm slice averages the bleed's edge with the brain or bone above and below it. Where the edge
 runs obliquely through the slab (the top and bottom of a crescent, a bleed lying on the skull base)
 no threshold recovers which voxels are more than half blood. On the same phantom bleeds the outline
-met Dice >= 0.85 and 10 % far more often on 2.5 mm slices than on 5 mm ones (docs/measure.md,
-``bench/bench_measure.py --thickness``). Scanners send a thin reconstruction beside the thick one
-as a rule, so the reader is told when one covers the click.
+met Dice >= 0.85 and 10 % on 45 of 53 on 2.5 mm slices against 37 of 53 on 5 mm ones (seeds 288-335;
+docs/measure.md, ``bench/bench_measure.py --thickness``). Scanners send a thin reconstruction beside
+the thick one as a rule, so the reader is told when one covers the click.
 """
 from __future__ import annotations
 

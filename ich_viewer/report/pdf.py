@@ -30,7 +30,9 @@ from reportlab.platypus import (
 
 from ich_viewer import LABELS
 from ich_viewer.imaging.palette import LABEL_COLOURS
+from ich_viewer.dicom.model import Series
 from ich_viewer.measure.records import Measurement
+from ich_viewer.measure.thickness import thick_slice_note
 from ich_viewer.report.notes import safe_text
 from ich_viewer.report.atomic import atomic_write
 from ich_viewer.report.data import LABEL_ABBREVIATIONS, ReportContent, SeriesSection, summary_lines
@@ -464,6 +466,12 @@ def measurement_story(content: Any, styles: Any, width: float) -> list:
             continue
         picture = volume_picture(series, m, mask)
         story.append(KeepTogether([_p(f"{m.label} — {m.text}", styles.h3), _pdf_image(picture, min(110 * mm, width)),
-                                   _p("Red: outline on the slice with the largest area; blue: ABC/2's A diameter.",
-                                      styles.small)]))
+                                   _p(volume_caption(series), styles.small)]))
     return story
+
+
+def volume_caption(series: Series) -> str:
+    """Under a volume's picture; on thick slices it says the volume is less exact there (``measure.thickness``)."""
+    thick = thick_slice_note(series)
+    return "Red: outline on the slice with the largest area; blue: ABC/2's A diameter." + (
+        f" The volume was {thick}." if thick else "")
