@@ -128,11 +128,13 @@ def test_the_window_offers_the_thinner_series_and_measures_there(make_window, qt
     assert any("measured on 5 mm slices" in note for note in on_thick.details["notes"])
     assert controller.panel.thinner.isVisibleTo(controller.panel)
     assert controller.panel.thinner.text() == "Measure on the 2.5 mm series 3 (head 2.5 mm)"
+    controller.panel.low.setValue(50.0)  # moved after growing: the thin series is grown as the thick one was
     controller.panel.thinner.click()
     assert window.current_series() is thin and window.current_index() == 8
     qtbot.waitUntil(lambda: len(controller.masks) == 2, timeout=20000)
     [on_thin] = controller.measurements()  # the thin series' own list
     assert on_thin.series_uid == thin.series_uid and on_thin.details["notes"] == []
+    assert on_thin.hu_range == on_thick.hu_range == (45.0, 90.0)
     assert not controller.panel.thinner.isVisibleTo(controller.panel)
     ball_ml = 4 / 3 * math.pi * BALL_MM ** 3 / 1000
     assert on_thin.value == pytest.approx(ball_ml, rel=0.15)

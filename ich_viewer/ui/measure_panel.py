@@ -170,6 +170,8 @@ class MeasureController(QObject):
         self.selected_id: str | None = None
         self.thinner: Thinner | None = None
         """The thinner series that holds the last volume's clicks, offered by ``panel.thinner``."""
+        self._thinner_hu: tuple[float, float] = DEFAULT_HU
+        """The HU range that volume was grown with: the thinner series is grown with the same."""
         self.panel = MeasurePanel()
         self.runner = TaskRunner(self)
         self.runner.done.connect(self._on_grown)
@@ -461,7 +463,7 @@ class MeasureController(QObject):
                 continue
             assert region.mask is not None
             if study is not None:
-                self._offer_thinner(note_thickness(region, series, study.image_series))
+                self._offer_thinner(note_thickness(region, series, study.image_series), region.hu_range)
             if record_id is not None:  # a stored or regrown record
                 old = self._record(record_id)
                 if old is None:
@@ -482,22 +484,22 @@ class MeasureController(QObject):
             self._say(f"{record.label}: {record.text}" + (f" ({notes})" if notes else ""))
         self.redraw()
 
-    def _offer_thinner(self, thinner: Thinner | None) -> None:
-        self.thinner = thinner
+    def _offer_thinner(self, thinner: Thinner | None, hu: tuple[float, float] = DEFAULT_HU) -> None:
+        self.thinner, self._thinner_hu = thinner, hu
         self.panel.thinner.setVisible(thinner is not None)
         if thinner is not None:
             self.panel.thinner.setText(f"Measure on {thinner.name}")
 
     def measure_on_thinner(self) -> None:
         """Show the thinner series at the last volume's click and grow there from the same points
-        (the volume on the thick slices stays in its series' list)."""
+        with the same HU range (the volume on the thick slices stays in its series' list)."""
         thinner = self.thinner
         if thinner is None:
             return
+        hu = self._thinner_hu
         self._offer_thinner(None)
         self.window.show_series(thinner.series)
         self.window.set_slice(thinner.seeds[0][0])
-        hu = (self.panel.low.value(), self.panel.high.value())
         self._start_grow(thinner.series, [(None, list(thinner.seeds), hu, [])])
 
     def _on_failed(self, text: str) -> None:
