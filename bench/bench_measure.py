@@ -6,7 +6,7 @@ Prints one JSON object (the table in docs/benchmarks.md "Measure" comes from it)
         [--matrix 256] [--thickness 5] [--accuracy-only]
 
 Accuracy: for each phantom seed and each of IPH, EDH, SDH (256 matrix, 5 mm; ``--thickness`` the same
-bleeds on thinner slices, painted on planes ``FINE_SLAB_PLANE_MM`` apart as at 5 mm), the reader
+bleeds on thinner slices, painted on planes ``FINE_SLAB_PLANE_MM`` apart as at 5 mm; under 2 mm on one), the reader
 clicks the pixel deepest inside each separate piece of the true mask of at least 1 mL that
 reads as blood (not a dark swirl, where the window refuses the click), largest first
 (``measure.clicks.reader_clicks``; the window: click, then Shift+click on each
