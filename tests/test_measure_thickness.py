@@ -127,7 +127,8 @@ def test_the_window_offers_the_thinner_series_and_measures_there(make_window, qt
     [on_thick] = controller.measurements()
     assert any("measured on 5 mm slices" in note for note in on_thick.details["notes"])
     assert controller.panel.thinner.isVisibleTo(controller.panel)
-    assert controller.panel.thinner.text() == "Measure on the 2.5 mm series 3 (head 2.5 mm)"
+    assert controller.panel.thinner.text() == "Measure on the 2.5 mm series 3"
+    assert controller.panel.thinner.toolTip() == "Measure on the 2.5 mm series 3 (head 2.5 mm) at the same point"
     controller.panel.low.setValue(50.0)  # moved after growing: the thin series is grown as the thick one was
     controller.panel.thinner.click()
     assert window.current_series() is thin and window.current_index() == 8

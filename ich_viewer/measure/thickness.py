@@ -43,10 +43,15 @@ class Thinner:
     falls outside it is left out; the first is always there)."""
 
     @property
-    def name(self) -> str:
+    def short_name(self) -> str:
+        """Thickness and number, short enough for a button in the narrow side panel."""
         number = f" {self.series.series_number}" if self.series.series_number is not None else ""
+        return f"the {self.thickness_mm:g} mm series{number}"
+
+    @property
+    def name(self) -> str:
         described = f" ({self.series.description})" if self.series.description else ""
-        return f"the {self.thickness_mm:g} mm series{number}{described}"
+        return self.short_name + described
 
 
 def thick_slice_note(series: Series, thinner: Thinner | None = None) -> str | None:

@@ -487,8 +487,9 @@ class MeasureController(QObject):
     def _offer_thinner(self, thinner: Thinner | None, hu: tuple[float, float] = DEFAULT_HU) -> None:
         self.thinner, self._thinner_hu = thinner, hu
         self.panel.thinner.setVisible(thinner is not None)
-        if thinner is not None:
-            self.panel.thinner.setText(f"Measure on {thinner.name}")
+        if thinner is not None:  # a long series description would widen the panel: it goes in the tooltip
+            self.panel.thinner.setText(f"Measure on {thinner.short_name}")
+            self.panel.thinner.setToolTip(f"Measure on {thinner.name} at the same point")
 
     def measure_on_thinner(self) -> None:
         """Show the thinner series at the last volume's click and grow there from the same points
