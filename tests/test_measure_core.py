@@ -432,6 +432,39 @@ def test_a_convexity_bleed_does_not_run_along_the_sinus_where_the_falx_meets_the
     assert leaked.mask[2, sinus].any() and leaked.mask[27, sinus].any()
 
 
+def test_an_epidural_that_crosses_the_midline_along_the_table_is_kept_whole(monkeypatch):
+    """An epidural crosses the midline (the dura and the sinus stripped off the bone with it):
+    cut at the falx, phantom epidurals were 14-24 % short. What lies across is kept when it is a
+    lens along the inner table on the region's own slices; a run along the sinus to other slices
+    is still cut (CT-ICH 073)."""
+    import ich_viewer.measure.region as region_module
+
+    z, rows, cols = np.mgrid[:30, :170, :140]
+    across = np.hypot((rows[0] - 85) / 70.0, (cols[0] - 70) / 55.0)  # a head longer than wide
+    volume = np.where(across < 1.0, 1000.0, -1000.0).astype(np.float32)[None].repeat(30, axis=0)
+    volume[:, across < 0.88] = 30.0  # brain; the midline is column 70
+    lens = (across >= 0.74) & (across < 0.88) & (rows[0] < 50) & (cols[0] >= 55) & (cols[0] <= 105)
+    truth = np.zeros(volume.shape, bool)
+    truth[10:20, lens] = True  # a frontal epidural from 15 mm left to 35 mm right of the midline
+    volume[truth] = 70.0
+    spacing = (5.0, 1.0, 1.0)
+    seed = (15, int(np.argwhere(lens[:, 92])[:, 0].mean()), 92)  # 22 mm right of the midline
+    region = grow_region(volume, spacing, seed)
+    assert region.ok, region.reason
+    assert dice(region.mask, truth) > 0.97 and region.mask[:, :, 55:60].any()
+    assert any("kept" in note and "across the midline" in note for note in region.notes)
+    monkeypatch.setattr(region_module, "LENS_BEYOND", 2.0)  # never a lens: cut at the falx
+    cut = grow_region(volume, spacing, seed)
+    assert not cut.mask[:, :, :65].any() and dice(cut.mask, truth) < 0.9
+    assert any("cut at the falx" in note for note in cut.notes)
+    monkeypatch.undo()
+    sinus = (across >= 0.8) & (across < 0.88) & (rows[0] < 85) & (np.abs(cols[0] - 70) <= 3)
+    volume[2:28, sinus] = 70.0  # the sinus under the table at the midline, on every slice
+    leaky = grow_region(volume, spacing, seed)
+    assert not leaky.mask[:, sinus].any() and set(leaky.slices) <= set(range(9, 21))
+    assert any("cut at the falx" in note for note in leaky.notes)
+
+
 def test_growing_stops_where_the_region_is_the_normal_brain_bone_band(monkeypatch):
     """Towards the vertex a 5 mm slice cuts the skull obliquely and the brain beside it reads
     in the blood range all round the head (CT-ICH 087's epidural ran round the whole
