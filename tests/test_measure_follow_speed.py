@@ -106,8 +106,12 @@ def test_holes_filled_in_one_tall_image_as_over_interleaved_slices():
     rng = np.random.default_rng(11)
     for n in range(30):
         mask = rng.random((1 + n % 4, 6 + n, 9 + n % 7)) < 0.55 + 0.01 * n
+        framed = np.zeros((mask.shape[0] + 3, mask.shape[1] + 9, mask.shape[2] + 5), bool)
+        framed[2: 2 + mask.shape[0], 4: 4 + mask.shape[1], 1: 1 + mask.shape[2]] = mask  # read within its box only
         for max_hole in (1.0, 4.0, 1e9):
             assert np.array_equal(fill_slices(mask, max_hole), _fill_slices_interleaved(mask, max_hole))
+            assert np.array_equal(fill_slices(framed, max_hole), _fill_slices_interleaved(framed, max_hole))
+    assert not fill_slices(np.zeros((3, 5, 5), bool), 4.0).any()
 
 
 def test_near_shifted_cropped_reads_as_the_whole_window():

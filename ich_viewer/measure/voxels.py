@@ -143,8 +143,20 @@ def fill_slices(mask: np.ndarray, max_hole_px: float) -> np.ndarray:
 
     One 2D fill-hole over the slices stacked into one tall image, each framed by a pixel of
     background that reaches the image's sides, does it: only in-plane holes fill (half the
-    voxels of a 3D fill over slices interleaved with all-foreground layers).
+    voxels of a 3D fill over slices interleaved with all-foreground layers). Only the slices
+    and the rows and columns the mask holds are read: a hole lies within its mask's box.
     """
+    ks = np.flatnonzero(mask.any(axis=(1, 2)))
+    if not ks.size:
+        return mask
+    rows_cols = box_2d(mask[ks[0]: ks[-1] + 1])
+    box = (slice(int(ks[0]), int(ks[-1]) + 1), *rows_cols)
+    filled = mask.copy()
+    filled[box] = _fill_small_holes(mask[box], max_hole_px)
+    return filled
+
+
+def _fill_small_holes(mask: np.ndarray, max_hole_px: float) -> np.ndarray:
     n, rows, cols = mask.shape
     framed = np.zeros((n, rows + 2, cols + 2), np.uint8)
     framed[:, 1:-1, 1:-1] = mask
