@@ -149,8 +149,7 @@ def fill_slices(mask: np.ndarray, max_hole_px: float) -> np.ndarray:
     ks = np.flatnonzero(mask.any(axis=(1, 2)))
     if not ks.size:
         return mask
-    rows_cols = box_2d(mask[ks[0]: ks[-1] + 1])
-    box = (slice(int(ks[0]), int(ks[-1]) + 1), *rows_cols)
+    box = (slice(int(ks[0]), int(ks[-1]) + 1), *box_2d(mask))
     filled = mask.copy()
     filled[box] = _fill_small_holes(mask[box], max_hole_px)
     return filled
