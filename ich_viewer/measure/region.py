@@ -402,7 +402,7 @@ def _lens_across(mask: np.ndarray, cut: np.ndarray, beyond: int, farthest_mm: fl
     box = box_2d(lost)
     near = sum(np.count_nonzero(lost[k][box] & _near_table_in(cavity[k], box, spacing, LENS_TABLE_MM))
                for k in lost_slices)
-    return near >= LENS_NEAR_TABLE * np.count_nonzero(lost)
+    return bool(near >= LENS_NEAR_TABLE * np.count_nonzero(lost))
 
 
 def _near_table_in(cavity: np.ndarray, box: tuple[slice, slice], spacing: tuple[float, float, float],
