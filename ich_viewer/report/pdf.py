@@ -29,8 +29,8 @@ from reportlab.platypus import (
 )
 
 from ich_viewer import LABELS
-from ich_viewer.imaging.palette import LABEL_COLOURS
 from ich_viewer.dicom.model import Series
+from ich_viewer.imaging.palette import LABEL_COLOURS
 from ich_viewer.measure.records import Measurement
 from ich_viewer.measure.thickness import thick_slice_note
 from ich_viewer.report.notes import safe_text
