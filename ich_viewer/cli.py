@@ -119,11 +119,27 @@ def add_node_commands(sub: argparse._SubParsersAction) -> None:
     send.add_argument("--ae-title", default="ICHVIEWER")
 
 
+LIST_OPTIONS = ("--seed", "--seed-mm", "--hu")
+"""Options whose value is a comma-separated list that may start with a minus sign: patient
+coordinates (``--seed-mm -12.5,40,30``) and HU bounds. argparse reads such a value as an option."""
+
+
+def _attach_negative_values(argv: list[str]) -> list[str]:
+    """``--seed-mm -12.5,40,30`` as ``--seed-mm=-12.5,40,30``, which argparse reads as a value."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in LIST_OPTIONS and arg.startswith("-") and "," in arg:
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv.insert(0, "view")
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_attach_negative_values(argv))
     options = from_namespace(OPTIONS[args.command], args)
 
     if args.command == "view":

@@ -15,7 +15,7 @@ def subdural_study(tmp_path_factory):
     from ich_viewer.phantom.study import write_phantom_study
 
     out = tmp_path_factory.mktemp("sdh")
-    folder = write_phantom_study(out / "study", seed=2, subtypes=["subdural"], matrix=256, thickness_mm=5.0)
+    folder = write_phantom_study(out / "study", seed=0, subtypes=["subdural"], matrix=256, thickness_mm=5.0)
     truth = np.load(out / "study" / "ground_truth" / "masks.npz")
     mask = truth["masks"] == 5
     truth_ml = float(mask.sum() * np.prod(truth["pixel_spacing"]) * float(truth["spacing_mm"]) / 1000)
@@ -113,3 +113,25 @@ def test_series_without_pixel_spacing_reports_pixels(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed["calibrated"] is False and "not mm" in printed["unit_note"]
     assert printed["spacing_mm"][1:] == [1.0, 1.0]
+
+
+def test_seed_in_millimetres_may_start_with_a_minus_sign(subdural_study, capsys):
+    """Patient coordinates are negative on one side of the isocentre; argparse alone reads
+    ``-12.5,40,30`` as an unknown option (and ``--hu -10,90`` too)."""
+    from ich_viewer.commands.measure import EXIT_NOTHING
+    from ich_viewer.dicom.loader import load_study
+
+    folder, _, _ = subdural_study
+    header = load_study(str(folder)).image_series[0].slices[0]
+    row_mm, col_mm = header.pixel_spacing
+    xs = []
+    for i, j in ((10, 10), (246, 246)):  # in the air either side of the isocentre
+        point = np.array(header.position) + j * col_mm * np.array(header.orientation[:3]) + i * row_mm * np.array(
+            header.orientation[3:])
+        xs.append(point[0])
+        assert main(["measure", str(folder), "--seed-mm", ",".join(f"{v:.3f}" for v in point),
+                     "--hu", "-10,90"]) == EXIT_NOTHING
+        printed = json.loads(capsys.readouterr().out)
+        assert printed["seed"] == [0, i, j] and printed["hu_range"] == [-10.0, 90.0]
+        assert "air" in printed["reason"]
+    assert min(xs) < 0 < max(xs)
