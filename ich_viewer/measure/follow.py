@@ -225,7 +225,7 @@ def follow_inner_table(volume: np.ndarray, cavity: np.ndarray, shell: np.ndarray
         zs = np.flatnonzero(new.any(axis=(1, 2)))
         box = (slice(int(zs[0]), int(zs[-1]) + 1), *window(new))  # in-plane rings: the box holds them
         out[box] |= partial_volume_rim(volume[box], new[box], cavity[box], low, table, pixel, blood,
-                                       dark_rings(spacing[0]))
+                                       dark_rings(spacing[0], pixel))
     return out
 
 

@@ -20,7 +20,8 @@ and the scalp. Steps, each for a reason:
    (``_iso_level_band``).
 5. Partial volume towards the inner table: back into the shell, and up to two rings of
    voxels more blood than bone, the bone's HU read from the scan (``head.TABLE_PERCENTILE``);
-   two rings towards brain down to the midpoint between the darker part of what surrounds the
+   rings towards brain (``rim.dark_rings``: about a millimetre on thick slices, one ring on thin
+   ones) down to the midpoint between the darker part of what surrounds the
    bleed and its blood as read around the seed (the region's median is raised by the bone's
    blur), no higher than the level step 4 grew the region at and at most
    ``rim.DARK_RIM_MAX_HU`` below it.
@@ -622,7 +623,7 @@ def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: 
     # towards brain from the level the region was grown at (its midpoint with grey matter, where
     # that was raised) down to the half-blood level against the darker tissue around it (``rim``)
     region |= partial_volume_rim(raw, region, inner | shell, midpoint if DARK_RIM else None, table, pixel, blood,
-                                 dark_rings(spacing[0]))
+                                 dark_rings(spacing[0], pixel))
     return region
 
 

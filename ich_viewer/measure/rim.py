@@ -6,6 +6,8 @@ following added (``measure.follow``).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ich_viewer.measure.voxels import BONE_HU, dilate
@@ -16,12 +18,15 @@ DARK_RIM_MAX_HU = 15.0
 """The dark ring never reaches more than this below ``dark``, the level the region was grown at."""
 THICK_SLICE_MM = 3.0
 """Slices thicker than this average a bleed's edge with what lies above and below it."""
-DARK_RINGS = 2
-"""Rings towards brain on thick slices: where a bleed's edge runs obliquely through a thick slice,
-its half-blood voxels reach further than one ring beyond the level it was grown at. On thinner
-slices one ring: with two, the same phantom bleeds on 2.5 mm slices came out larger than their
-masks (epidurals +2.7 % median on seeds 0-47, +8.1 % on 240-287; with one +0.2 and +4.5 %), and on
-seeds 288-335, judged once, 41 of 53 met the goal against 45 with one (thirteenth session)."""
+DARK_RIM_MM = 0.6
+"""On thick slices the rings towards brain reach at least this far (``dark_rings``): where a bleed's
+edge runs obliquely through a thick slice, its half-blood voxels lie beyond the level it was grown
+at. Counted in mm, not pixels: two rings (0.64 mm) on the real 0.32 mm slices, whose hand masks
+lost Dice with one; one ring (0.95 mm) on the phantoms' 256 grid, where two (1.9 mm) took a ring of
+cortex beside thin subdurals (fifteenth session; docs/measure.md, "How accurate"). On thinner
+slices one ring at any pixel: with two, phantom bleeds on 2.5 mm slices came out larger than their
+masks (epidurals +2.7 % median on seeds 0-47, +8.1 % on 240-287; with one +0.2 and +4.5 %;
+thirteenth session)."""
 SURROUND_PERCENTILE = 10.0
 """What surrounds a bleed is read as this percentile of its voxels below the growing level: the
 half-blood edge lies half way to the tissue the blood is mixed with, which beside a bleed is CSF or
@@ -36,9 +41,10 @@ and its blurred edge: it was read 2-3 voxels out, the same on a 0.86 mm grid, bu
 (0.43 mm) that lay within the edge and read bright: the phantoms' IPHs came out 4-10 % small."""
 
 
-def dark_rings(slice_mm: float) -> int:
-    """How many rings towards brain ``partial_volume_rim`` adds on slices ``slice_mm`` apart."""
-    return DARK_RINGS if slice_mm > THICK_SLICE_MM else 1
+def dark_rings(slice_mm: float, pixel_mm: float) -> int:
+    """How many rings towards brain ``partial_volume_rim`` adds on slices ``slice_mm`` apart, of
+    ``pixel_mm`` pixels."""
+    return max(1, math.ceil(DARK_RIM_MM / pixel_mm)) if slice_mm > THICK_SLICE_MM else 1
 
 
 def surround(region: np.ndarray, inner: np.ndarray, pixel: float) -> np.ndarray:
@@ -77,7 +83,7 @@ def below_half_bone(raw: np.ndarray, where: np.ndarray, blood: float, table: flo
 
 
 def partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, dark: float | None,
-                       table: float, pixel: float, seed_blood: float | None = None, rings: int = DARK_RINGS
+                       table: float, pixel: float, seed_blood: float | None = None, rings: int = 1
                        ) -> np.ndarray:
     """Voxels at the region's edge that are more blood than bone.
 
