@@ -20,7 +20,7 @@ and the scalp. Steps, each for a reason:
    (``_iso_level_band``).
 5. Partial volume towards the inner table: back into the shell, and up to two rings of
    voxels more blood than bone, the bone's HU read from the scan (``head.TABLE_PERCENTILE``);
-   rings towards brain (``rim.dark_rings``: about a millimetre on thick slices, one ring on thin
+   rings towards brain (``rim.dark_rings``: 0.6 mm or more on thick slices, one ring on thin
    ones) down to the midpoint between the darker part of what surrounds the
    bleed and its blood as read around the seed (the region's median is raised by the bone's
    blur), no higher than the level step 4 grew the region at and at most
