@@ -408,6 +408,16 @@ def test_a_region_that_runs_across_the_falx_is_cut_there_and_says_so():
     assert any("falx" in note for note in region.notes)
 
 
+def test_a_cut_of_a_few_voxels_says_under_a_tenth_of_a_millilitre_not_nothing():
+    """The phantoms' notes read "cut at the falx: 0.0 mL ... left out": a reader takes that for nothing cut."""
+    volume, _ = _skull((30, 160, 160), blood=((15, 80, 115), (12, 10, 10)))  # 35 mm left of the midline
+    volume[15, 79:82, 71:115] = 60.0  # a blood-like band one slice thick that reaches 9 mm across the midline
+    region = grow_region(volume, (2.0, 1.0, 1.0), (15, 80, 115))
+    assert region.ok, region.reason
+    cut = [note for note in region.notes if note.startswith("cut at the falx")]
+    assert cut and "under 0.1 mL" in cut[0] and "0.0 mL" not in cut[0]
+
+
 def test_a_convexity_bleed_does_not_run_along_the_sinus_where_the_falx_meets_the_table(monkeypatch):
     """CT-ICH 073's frontal epidural joined, along the inner table, the superior sagittal sinus
     (blood, in the blood range) and ran down it for 9 slices within the falx cut's margin."""

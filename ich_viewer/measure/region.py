@@ -337,14 +337,14 @@ def leak_guard(mask: np.ndarray, volume: np.ndarray, cavity: np.ndarray, seed: t
                 cut[layer][box] &= ~(strip & _near_table_in(cavity[layer], box, spacing, SINUS_MM))
         if beyond and _lens_across(mask, cut, beyond, farthest, cavity, spacing):
             kept_ml = float(np.count_nonzero(mask & ~cut)) * spacing[0] * spacing[1] * spacing[2] / 1000.0
-            notes.append(f"kept {kept_ml:.1f} mL across the midline: it lies along the inner table on the region's own "
+            notes.append(f"kept {_ml_text(kept_ml)} across the midline: it lies along the inner table on the region's own "
                          "slices, as an epidural crossing the midline does (erase it if it is not blood)")
             cut = mask
         if np.count_nonzero(cut) < np.count_nonzero(mask):
             cut = _seed_component(cut, seed, mask)
             lost = np.count_nonzero(mask) - np.count_nonzero(cut)
             lost_ml = float(lost) * spacing[0] * spacing[1] * spacing[2] / 1000.0
-            notes.append(f"cut at the falx: {lost_ml:.1f} mL at or across the midline left out (add it back with the "
+            notes.append(f"cut at the falx: {_ml_text(lost_ml)} at or across the midline left out (add it back with the "
                          "brush if it is blood)")
             mask = cut
     half_stop: list[int] = []
@@ -382,6 +382,11 @@ def leak_guard(mask: np.ndarray, volume: np.ndarray, cavity: np.ndarray, seed: t
             notes.append(f"left out {where} at its top: the region there is the brain-bone band along the skull, "
                          "no brighter than on the other side (add it back with the brush if it is blood)")
     return mask, notes
+
+
+def _ml_text(ml: float) -> str:
+    """A part's volume for a note: a few voxels read "under 0.1 mL", not "0.0 mL", which reads as nothing."""
+    return f"{ml:.1f} mL" if round(ml, 1) > 0 else "under 0.1 mL"
 
 
 def _lens_across(mask: np.ndarray, cut: np.ndarray, beyond: int, farthest_mm: float, cavity: np.ndarray,
