@@ -17,7 +17,7 @@ import SimpleITK as sitk
 
 from ich_viewer.measure.head import Head, find_head
 from ich_viewer.measure.region import DEFAULT_HU, MAX_VOLUME_ML, Region, deepest_point, describe, grow_region
-from ich_viewer.measure.voxels import median_3x3
+from ich_viewer.measure.voxels import median_3x3, voxels_ml
 from ich_viewer.tasks import TaskState
 
 Seed = tuple[int, int, int]
@@ -58,7 +58,7 @@ def grow_clicks(volume: np.ndarray, spacing_mm: tuple[float, float, float], seed
         mask |= piece.mask
         first.notes.extend(f"click {number}: {note}" for note in piece.notes)
     spacing = first.spacing_mm
-    volume_ml = float(mask.sum()) * spacing[0] * spacing[1] * spacing[2] / 1000.0
+    volume_ml = voxels_ml(mask.sum(), spacing)
     if volume_ml > MAX_VOLUME_ML:
         describe(first, volume, np.zeros_like(mask))  # nothing kept
         first.reason = (f"the clicks together leaked ({volume_ml:.0f} mL, more than any hematoma): "

@@ -60,7 +60,8 @@ from ich_viewer.measure.follow import follow_inner_table
 from ich_viewer.measure.head import SHELL_MM, Head, find_head, near_bone
 from ich_viewer.measure.midline import MIDLINE_MARGIN_MM, MIDLINE_SEED_MM, midline_side
 from ich_viewer.measure.rim import DARK_RIM, below_half_bone, dark_rings, partial_volume_rim, surround
-from ich_viewer.measure.voxels import AIR_HU, BONE_HU, bone_distance, box_2d, dilate, fill_slices, itk_image, median_3x3
+from ich_viewer.measure.voxels import (AIR_HU, BONE_HU, bone_distance, box_2d, dilate, fill_slices, itk_image, median_3x3,
+                                      voxels_ml)
 from ich_viewer.tasks import TaskState
 
 DEFAULT_HU = (45.0, 90.0)
@@ -261,7 +262,7 @@ def grow_region(
         return result
     mask, guarded = leak_guard(mask, volume, head.cavity, result.seed, spacing, head.series_side)
     result.notes.extend(guarded)
-    volume_ml = float(np.count_nonzero(mask)) * spacing[0] * spacing[1] * spacing[2] / 1000.0
+    volume_ml = voxels_ml(np.count_nonzero(mask), spacing)
     if volume_ml > MAX_VOLUME_ML:
         result.reason = (f"the region leaked ({volume_ml:.0f} mL, more than any hematoma): "
                          "narrow the HU range or click elsewhere")
@@ -336,15 +337,14 @@ def leak_guard(mask: np.ndarray, volume: np.ndarray, cavity: np.ndarray, seed: t
             if (cut[layer][box] & strip).any():  # where the falx meets the inner table: the sinus
                 cut[layer][box] &= ~(strip & _near_table_in(cavity[layer], box, spacing, SINUS_MM))
         if beyond and _lens_across(mask, cut, beyond, farthest, cavity, spacing):
-            kept_ml = float(np.count_nonzero(mask & ~cut)) * spacing[0] * spacing[1] * spacing[2] / 1000.0
-            notes.append(f"kept {_ml_text(kept_ml)} across the midline: it lies along the inner table on the region's own "
-                         "slices, as an epidural crossing the midline does (erase it if it is not blood)")
+            kept = np.count_nonzero(mask & ~cut)
+            notes.append(f"kept {_ml_text(kept, spacing)} across the midline: it lies along the inner table on the "
+                         "region's own slices, as an epidural crossing the midline does (erase it if it is not blood)")
             cut = mask
         if np.count_nonzero(cut) < np.count_nonzero(mask):
             cut = _seed_component(cut, seed, mask)
             lost = np.count_nonzero(mask) - np.count_nonzero(cut)
-            lost_ml = float(lost) * spacing[0] * spacing[1] * spacing[2] / 1000.0
-            notes.append(f"cut at the falx: {_ml_text(lost_ml)} at or across the midline left out (add it back with the "
+            notes.append(f"cut at the falx: {_ml_text(lost, spacing)} at or across the midline left out (add it back with the "
                          "brush if it is blood)")
             mask = cut
     half_stop: list[int] = []
@@ -384,8 +384,9 @@ def leak_guard(mask: np.ndarray, volume: np.ndarray, cavity: np.ndarray, seed: t
     return mask, notes
 
 
-def _ml_text(ml: float) -> str:
+def _ml_text(voxels: int | np.integer, spacing: tuple[float, float, float]) -> str:
     """A part's volume for a note: a few voxels read "under 0.1 mL", not "0.0 mL", which reads as nothing."""
+    ml = voxels_ml(voxels, spacing)
     return f"{ml:.1f} mL" if round(ml, 1) > 0 else "under 0.1 mL"
 
 
@@ -479,7 +480,7 @@ def describe(result: Region, volume: np.ndarray, mask: np.ndarray) -> Region:
     result.mask = mask
     result.voxels = int(np.count_nonzero(mask))
     result.reason = None if result.voxels else "the outline is empty"
-    result.volume_ml = result.voxels * spacing[0] * spacing[1] * spacing[2] / 1000.0
+    result.volume_ml = voxels_ml(result.voxels, spacing)
     # Mean of the blood itself: rim voxels blurred with the inner table count for the
     # volume but would push the mean towards bone.
     values = volume[mask]

@@ -24,6 +24,11 @@ def itk_image(array: np.ndarray, spacing: tuple[float, float, float]) -> sitk.Im
     return image
 
 
+def voxels_ml(voxels: float | np.integer, spacing: tuple[float, float, float]) -> float:
+    """``voxels`` voxels of ``spacing`` (mm) in mL."""
+    return float(voxels) * spacing[0] * spacing[1] * spacing[2] / 1000.0
+
+
 def dilate(mask: np.ndarray) -> np.ndarray:
     """One-voxel in-plane (4-neighbour) dilation."""
     out = mask.copy()
