@@ -11,7 +11,9 @@ clicks the pixel deepest inside each separate piece of the true mask of at least
 reads as blood (not a dark swirl, where the window refuses the click), largest first
 (``measure.clicks.reader_clicks``; the window: click, then Shift+click on each
 further piece); Dice and volume error of the grown region against the mask, and ABC/2
-beside the truth. A phantom's mask may be in separate pieces (a subdural's sheet along the
+beside the truth. Beside it, the reader's second look: one more Shift+click on each piece of at
+least 1 mL that reads as blood and that the outline left out (``measure.clicks.reader_second_look``),
+as a reader does who sees a crescent the outline did not take. A phantom's mask may be in separate pieces (a subdural's sheet along the
 falx or the tentorium that never touches its convexity part): the sizes of the pieces, the
 result of the first click alone and its error against its own piece are printed beside,
 so a miss that no click can avoid is told apart from an outline that is wrong where it grew.
@@ -45,9 +47,9 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
 from ich_viewer.measure.cavity import cranial_cavity  # noqa: E402
-from ich_viewer.measure.clicks import grow_clicks, reader_clicks, reads_as_blood  # noqa: E402
+from ich_viewer.measure.clicks import grow_clicks, reader_clicks, reader_second_look, reads_as_blood  # noqa: E402
 from ich_viewer.measure.head import find_head  # noqa: E402
-from ich_viewer.measure.region import deepest_point, dice, grow_region  # noqa: E402
+from ich_viewer.measure.region import Region, deepest_point, dice, grow_region  # noqa: E402
 from ich_viewer.phantom import SUBTYPES, Phantom, generate_phantom  # noqa: E402
 from ich_viewer.phantom.generate import FINE_SLAB_PLANE_MM, slab_planes  # noqa: E402
 
@@ -80,6 +82,21 @@ def meets_goal(overlap: float, error_pct: float) -> bool:
 def in_scope(truth_ml: float, contrast_hu: float) -> bool:
     """At least 5 mL and 10 HU denser than grey matter (an isodense bleed has no edge to find)."""
     return truth_ml >= 5.0 and contrast_hu >= 10.0
+
+
+def second_look(volume: np.ndarray, spacing: tuple[float, float, float], truth: np.ndarray,
+                clicks: list[tuple[int, int, int]], region: Region, truth_ml: float) -> dict:
+    """The reader's second look at the outline (``measure.clicks.reader_second_look``): a
+    Shift+click on each visible piece of at least 1 mL left out; a refused first click is
+    dropped, as the reader clicks elsewhere. The same as the first look where nothing is left out."""
+    more = [c for c in reader_second_look(truth, region.mask if region.ok else None, spacing, volume)
+            if c not in clicks]
+    if more:
+        region = grow_clicks(volume, spacing, (clicks if region.ok else clicks[1:]) + more)
+    error = 100 * ((region.volume_ml if region.ok else 0.0) - truth_ml) / truth_ml
+    overlap = dice(region.mask, truth) if region.ok else 0.0
+    return {"second_look_clicks": len(more), "second_look_error_pct": round(error, 1),
+            "second_look_dice": round(overlap, 3), "second_look_meets_goal": meets_goal(overlap, error)}
 
 
 def slice_clicks(volume: np.ndarray, spacing: tuple[float, float, float], truth: np.ndarray, labels: np.ndarray,
@@ -141,6 +158,7 @@ def accuracy(seeds: int, noise_sd: float | None = None, spread: bool = False, ma
                            abc2_ml=round(region.abc2_ml or 0.0, 2), meets_goal=meets_goal(overlap, error))
             else:
                 row.update(reason=region.reason)
+            row.update(second_look(p.volume_hu, spacing, truth, clicks, region, truth_ml))
             if spread and row["in_scope"]:
                 row.update(slice_clicks(p.volume_hu, spacing, truth, labels, clicks, truth_ml))
             rows.append(row)
@@ -277,6 +295,7 @@ def main() -> None:
         "in_scope_passing": len(passed),
         "in_scope_missed": [f"{r['seed']} {r['subtype']}: {r.get('error_pct')} %, Dice {r.get('dice')}"
                             for r in scope if r not in passed],
+        "in_scope_passing_second_look": sum(r["second_look_meets_goal"] for r in scope),
         **({"slice_clicks": sum(r["slice_clicks"] for r in scope),
             "slice_clicks_passing": sum(r["slice_clicks_passing"] for r in scope)} if args.slice_clicks else {}),
     }

@@ -382,6 +382,28 @@ def test_further_clicks_add_separate_pieces_and_say_what_they_could_not_add():
     assert grow_region(swirl, spacing, (k2, i2, j2)).ok and not grow_region(swirl, spacing, (k, i, j)).ok
 
 
+
+def test_the_readers_second_look_clicks_a_piece_the_outline_left_out_not_its_rim():
+    from ich_viewer.measure.clicks import grow_clicks, reader_second_look
+
+    spacing = (2.0, 1.0, 1.0)
+    volume, ball = _skull(blood=((15, 60, 60), (8, 8, 8)), spacing=spacing)
+    patch = np.zeros_like(ball)
+    patch[12:18, 95:105, 70:85] = True
+    volume[patch] = 60.0
+    one = grow_region(volume, spacing, (15, 60, 60))
+    [again] = reader_second_look(ball | patch, one.mask, spacing, volume)
+    assert patch[again] and deepest_point(patch) == again  # the piece left out, where it is deepest
+    both = grow_clicks(volume, spacing, [(15, 60, 60), again])
+    assert reader_second_look(ball | patch, both.mask, spacing, volume) == []  # nothing left to click
+    assert reader_second_look(ball | patch, None, spacing, volume)[0] == deepest_point(ball)  # a refused click
+    rim = dilate(one.mask)  # the truth one pixel wider than the outline all round
+    volume[rim] = 60.0
+    assert (rim & ~one.mask).sum() * 2.0 / 1000 >= 0.5  # a rim of more than half a millilitre, but no piece
+    assert reader_second_look(rim, one.mask, spacing, volume, min_ml=0.5) == []
+    assert reader_second_look(ball | patch, one.mask, spacing, volume, min_ml=2.0) == []  # the patch is 1.8 mL
+
+
 def test_attention_proposes_a_seed_in_blood_not_on_the_hot_skull():
     from ich_viewer.measure.region import propose_seed
 

@@ -17,7 +17,7 @@ import SimpleITK as sitk
 
 from ich_viewer.measure.head import Head, find_head
 from ich_viewer.measure.region import DEFAULT_HU, MAX_VOLUME_ML, Region, deepest_point, describe, grow_region
-from ich_viewer.measure.voxels import median_3x3, voxels_ml
+from ich_viewer.measure.voxels import dilate, median_3x3, voxels_ml
 from ich_viewer.tasks import TaskState
 
 Seed = tuple[int, int, int]
@@ -91,3 +91,16 @@ def reads_as_blood(volume: np.ndarray, hu_range: tuple[float, float] = DEFAULT_H
     """Where a click would be taken: the 3 x 3 median within ``hu_range``, as ``grow_region`` reads a seed."""
     smooth = median_3x3(np.asarray(volume, np.float32))
     return (smooth >= hu_range[0]) & (smooth <= hu_range[1])
+
+
+def reader_second_look(mask: np.ndarray, grown: np.ndarray | None, spacing_mm: tuple[float, float, float],
+                       volume: np.ndarray, min_ml: float = READER_PIECE_ML,
+                       hu_range: tuple[float, float] = DEFAULT_HU) -> list[Seed]:
+    """Where the simulated reader clicks once more after seeing the outline: on each piece of
+    the known bleed of at least ``min_ml`` that reads as blood and that the outline left out
+    (as the window's Shift+click). Voxels within a pixel of the outline on its slice are not
+    seen as left out: a rim along the outline's edge is no piece to click."""
+    left = np.asarray(mask, bool) & reads_as_blood(volume, hu_range)
+    if grown is not None:
+        left &= ~dilate(np.asarray(grown, bool))
+    return reader_clicks(left, spacing_mm, min_ml, volume, hu_range)
