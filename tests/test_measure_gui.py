@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QFontMetricsF
 
 from ich_viewer.dicom.model import Series, Study
 from ich_viewer.ui.measure_panel import EXTENSION_NAME, MeasureController
@@ -108,8 +109,12 @@ def test_marks_are_drawn_again_on_the_same_items_as_the_reader_scrolls(make_wind
     controller.selected_id = record.id
     controller.redraw()
     [outline_label] = [item for item in controller._items if type(item).__name__ == "TextItem"
-                       and item.textItem.toPlainText() == record.text]
+                       and item.textItem.toPlainText().splitlines() == record.text.split(" · ")]
     assert outline_label.textItem.defaultTextColor().getRgb()[:3] == SELECTED
+    # a fact a line: the whole text on one line ran out of a narrow view and cut off the volume itself
+    assert len(record.text.split(" · ")) >= 4
+    one_line = QFontMetricsF(outline_label.textItem.font()).horizontalAdvance(record.text)
+    assert outline_label.textItem.boundingRect().width() < 0.5 * one_line
 
 
 def test_volume_grows_in_background_and_comes_back_after_reopening(make_window, qtbot):
