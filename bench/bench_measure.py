@@ -13,10 +13,11 @@ reads as blood (not a dark swirl, where the window refuses the click), largest f
 further piece); Dice and volume error of the grown region against the mask, and ABC/2
 beside the truth. Beside it, the reader's second look: one more Shift+click on each piece of at
 least 1 mL that reads as blood and that the outline left out (``measure.clicks.reader_second_look``),
-as a reader does who sees a crescent the outline did not take. A phantom's mask may be in separate pieces (a subdural's sheet along the
-falx or the tentorium that never touches its convexity part): the sizes of the pieces, the
-result of the first click alone and its error against its own piece are printed beside,
-so a miss that no click can avoid is told apart from an outline that is wrong where it grew.
+as a reader does who sees a crescent the outline did not take. A phantom's mask may be in
+separate pieces (a subdural's sheet along the falx or the tentorium that never touches its
+convexity part): the sizes of the pieces, the result of the first click alone and its error
+against its own piece are printed beside, so a miss that no click can avoid is told apart
+from an outline that is wrong where it grew.
 ``--slice-clicks``: for each bleed in scope, the first click also moved to every slice where
 its piece is at least half as large as at its largest (the deepest point there): a reader
 clicks where the bleed shows best, not at the mask's deepest voxel.
@@ -263,8 +264,8 @@ def main() -> None:
                              "to the rings towards brain and 192-239 judged them; 240-335 showed how the outline does on "
                              "fresh seeds and 288-335 judged one ring on thin slices (thirteenth); 336-383 judged the "
                              "epidural kept across the midline (fourteenth); 384-479 judged one ring towards brain on "
-                             "5 mm slices (fifteenth); 480-527 showed the code as it was, with the reader's second look (sixteenth); "
-                             "from 528 on, no one has looked: judge the next change there")
+                             "5 mm slices (fifteenth); 480-527 showed the code as it was, with the reader's second look "
+                             "(sixteenth); from 528 on, no one has looked: judge the next change there")
     parser.add_argument("--quick", action="store_true", help="3 seeds, 1 timing repeat")
     parser.add_argument("--noise-sd", type=float, default=None,
                         help="the phantoms' noise SD in HU (default: each phantom's own, 2.5-5); 0 tells what "

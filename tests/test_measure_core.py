@@ -351,14 +351,20 @@ def test_a_falx_sheet_grown_with_rims_either_side_is_grown_along_its_line():
     assert dice(region.mask, truth) >= dice(first.mask, truth) + 0.08  # 0.74 -> 0.84 with the sheet
 
 
-def test_further_clicks_add_separate_pieces_and_say_what_they_could_not_add():
-    from ich_viewer.measure.clicks import grow_clicks, reader_clicks
-
+def _ball_and_patch() -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float, float]]:
+    """A bleed in two pieces that do not touch: a ball and a patch of 1.8 mL (volume, ball, patch, spacing)."""
     spacing = (2.0, 1.0, 1.0)
     volume, ball = _skull(blood=((15, 60, 60), (8, 8, 8)), spacing=spacing)
     patch = np.zeros_like(ball)
     patch[12:18, 95:105, 70:85] = True
     volume[patch] = 60.0
+    return volume, ball, patch, spacing
+
+
+def test_further_clicks_add_separate_pieces_and_say_what_they_could_not_add():
+    from ich_viewer.measure.clicks import grow_clicks, reader_clicks
+
+    volume, ball, patch, spacing = _ball_and_patch()
     one = grow_region(volume, spacing, (15, 60, 60))
     assert one.ok and not (one.mask & patch).any()
     both = grow_clicks(volume, spacing, [(15, 60, 60), (15, 100, 77)])
@@ -382,15 +388,10 @@ def test_further_clicks_add_separate_pieces_and_say_what_they_could_not_add():
     assert grow_region(swirl, spacing, (k2, i2, j2)).ok and not grow_region(swirl, spacing, (k, i, j)).ok
 
 
-
 def test_the_readers_second_look_clicks_a_piece_the_outline_left_out_not_its_rim():
     from ich_viewer.measure.clicks import grow_clicks, reader_second_look
 
-    spacing = (2.0, 1.0, 1.0)
-    volume, ball = _skull(blood=((15, 60, 60), (8, 8, 8)), spacing=spacing)
-    patch = np.zeros_like(ball)
-    patch[12:18, 95:105, 70:85] = True
-    volume[patch] = 60.0
+    volume, ball, patch, spacing = _ball_and_patch()
     one = grow_region(volume, spacing, (15, 60, 60))
     [again] = reader_second_look(ball | patch, one.mask, spacing, volume)
     assert patch[again] and deepest_point(patch) == again  # the piece left out, where it is deepest
