@@ -264,8 +264,8 @@ def main() -> None:
                              "to the rings towards brain and 192-239 judged them; 240-335 showed how the outline does on "
                              "fresh seeds and 288-335 judged one ring on thin slices (thirteenth); 336-383 judged the "
                              "epidural kept across the midline (fourteenth); 384-479 judged one ring towards brain on "
-                             "5 mm slices (fifteenth); 480-527 showed the code as it was, with the reader's second look "
-                             "(sixteenth); from 528 on, no one has looked: judge the next change there")
+                             "5 mm slices (fifteenth); 480-527 showed the code as it was, with the reader's second "
+                             "look (sixteenth); from 528 on, no one has looked: judge the next change there")
     parser.add_argument("--quick", action="store_true", help="3 seeds, 1 timing repeat")
     parser.add_argument("--noise-sd", type=float, default=None,
                         help="the phantoms' noise SD in HU (default: each phantom's own, 2.5-5); 0 tells what "

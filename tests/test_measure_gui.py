@@ -10,7 +10,7 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QFontMetricsF
 
 from ich_viewer.dicom.model import Series, Study
-from ich_viewer.ui.measure_panel import EXTENSION_NAME, MeasureController
+from ich_viewer.ui.measure_panel import EXTENSION_NAME, FACTS_APART, MeasureController
 
 EXT = ["ich_viewer.ui.measure_panel:attach_measure"]
 
@@ -109,10 +109,10 @@ def test_marks_are_drawn_again_on_the_same_items_as_the_reader_scrolls(make_wind
     controller.selected_id = record.id
     controller.redraw()
     [outline_label] = [item for item in controller._items if type(item).__name__ == "TextItem"
-                       and item.textItem.toPlainText().splitlines() == record.text.split(" · ")]
+                       and item.textItem.toPlainText().splitlines() == record.text.split(FACTS_APART)]
     assert outline_label.textItem.defaultTextColor().getRgb()[:3] == SELECTED
     # a fact a line: the whole text on one line ran out of a narrow view and cut off the volume itself
-    assert len(record.text.split(" · ")) >= 4
+    assert len(record.text.split(FACTS_APART)) >= 4
     one_line = QFontMetricsF(outline_label.textItem.font()).horizontalAdvance(record.text)
     assert outline_label.textItem.boundingRect().width() < 0.5 * one_line
 

@@ -103,4 +103,4 @@ def reader_second_look(mask: np.ndarray, grown: np.ndarray | None, spacing_mm: t
     left = np.asarray(mask, bool) & reads_as_blood(volume, hu_range)
     if grown is not None:
         left &= ~dilate(np.asarray(grown, bool))
-    return reader_clicks(left, spacing_mm, min_ml, volume, hu_range)
+    return reader_clicks(left, spacing_mm, min_ml)  # all of ``left`` reads as blood: no second median

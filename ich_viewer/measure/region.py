@@ -60,8 +60,8 @@ from ich_viewer.measure.follow import follow_inner_table
 from ich_viewer.measure.head import SHELL_MM, Head, find_head, near_bone
 from ich_viewer.measure.midline import MIDLINE_MARGIN_MM, MIDLINE_SEED_MM, midline_side
 from ich_viewer.measure.rim import DARK_RIM, below_half_bone, dark_rings, partial_volume_rim, surround
-from ich_viewer.measure.voxels import (AIR_HU, BONE_HU, bone_distance, box_2d, dilate, fill_slices, itk_image, median_3x3,
-                                      voxels_ml)
+from ich_viewer.measure.voxels import (AIR_HU, BONE_HU, bone_distance, box_2d, dilate, fill_slices, itk_image,
+                                      median_3x3, voxels_ml)
 from ich_viewer.tasks import TaskState
 
 DEFAULT_HU = (45.0, 90.0)
@@ -344,8 +344,8 @@ def leak_guard(mask: np.ndarray, volume: np.ndarray, cavity: np.ndarray, seed: t
         if np.count_nonzero(cut) < np.count_nonzero(mask):
             cut = _seed_component(cut, seed, mask)
             lost = np.count_nonzero(mask) - np.count_nonzero(cut)
-            notes.append(f"cut at the falx: {_ml_text(lost, spacing)} at or across the midline left out (add it back with the "
-                         "brush if it is blood)")
+            notes.append(f"cut at the falx: {_ml_text(lost, spacing)} at or across the midline left out "
+                         "(add it back with the brush if it is blood)")
             mask = cut
     half_stop: list[int] = []
     before_stop = mask
