@@ -132,6 +132,29 @@ def test_volume_grows_in_background_and_comes_back_after_reopening(make_window, 
     assert controller2.masks[record.id].sum() == record.details["voxels"]
 
 
+def test_the_subtype_the_reader_gives_names_the_volume_and_says_abc2_is_an_iph_formula(make_window, qtbot):
+    """ABC/2 over-estimates a crescent or a lens several-fold (docs/measure.md): beside a bleed the
+    reader calls anything but intraparenchymal, the label says what the formula is for; the facts
+    come back unchanged whatever the reader picks in turn."""
+    window, controller, viewport, record = _grown(make_window, qtbot, _study())
+    plain = record.text
+    assert "ABC/2" in plain and "(IPH formula)" not in plain
+    controller.selected_id = record.id
+    shown = {}
+    for subtype in ("subdural", "epidural", "intraparenchymal", "unspecified"):
+        controller.panel.subtype.setCurrentText(subtype)
+        shown[subtype] = controller.measurements()[0].text
+    facts = plain.split(FACTS_APART)
+    assert facts[1].startswith("ABC/2 ")
+    facts[1] += " (IPH formula)"
+    assert shown["subdural"] == "subdural: " + FACTS_APART.join(facts)
+    assert shown["epidural"].startswith("epidural: ") and "(IPH formula)" in shown["epidural"]
+    assert shown["intraparenchymal"] == "intraparenchymal: " + plain
+    assert shown["unspecified"] == plain
+    assert controller.measurements()[0].details["subtype"] == "unspecified"
+    window.close()
+
+
 def test_shift_click_adds_a_separate_piece_to_the_volume_and_it_survives_reopening(make_window, qtbot):
     study = _study()
     series = study.series[0]

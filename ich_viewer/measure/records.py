@@ -21,6 +21,12 @@ from ich_viewer.measure.region import DEFAULT_HU, Region
 KINDS: dict[str, int] = {"distance": 2, "angle": 3, "ellipse": 2, "polygon": 3, "midline": 3, "volume": 1}
 """Each tool and the number of points it needs (polygon: at least)."""
 SUBTYPE_CHOICES = ("unspecified", "epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
+ELLIPSOID_SUBTYPES = ("unspecified", "intraparenchymal")
+"""Subtypes beside which ABC/2 is shown without its caveat: the reader has not said, or it is the
+hematoma the formula was made for."""
+ABC2_CAVEAT = "IPH formula"
+FACTS_APART = " · "
+"""Between the facts of a label (the window puts each on its own line on the image)."""
 
 
 @dataclass
@@ -127,15 +133,29 @@ def volume_measurement(region: Region, *, series_uid: str = "", slice_uid: str =
     if not region.ok:
         raise ValueError(region.reason or "nothing was grown")
     k, i, j = region.seed
-    abc = f" · ABC/2 {region.abc2_ml:.1f} mL" if region.abc2_ml is not None else ""
     unit = "mL" if region.calibrated else "mL (uncalibrated)"
     details = region.to_dict()
     details["subtype"] = subtype
     if edits:
         details["edits"] = [stroke.to_list() for stroke in edits]
-    edited = " · edited" if edits else ""
-    text = f"{region.volume_ml:.1f} {unit}{abc} · {len(region.slices)} slices · mean {region.mean_hu:.0f} HU{edited}"
-    if subtype != "unspecified":
-        text = f"{subtype}: {text}"
-    return Measurement("volume", series_uid, k, slice_uid, [(float(i), float(j))], region.volume_ml, unit, text,
-                       details)
+    abc = f"{FACTS_APART}ABC/2 {region.abc2_ml:.1f} mL" if region.abc2_ml is not None else ""
+    edited = f"{FACTS_APART}edited" if edits else ""
+    facts = (f"{region.volume_ml:.1f} {unit}{abc}{FACTS_APART}{len(region.slices)} slices"
+             f"{FACTS_APART}mean {region.mean_hu:.0f} HU{edited}")
+    return Measurement("volume", series_uid, k, slice_uid, [(float(i), float(j))], region.volume_ml, unit,
+                       volume_text(facts, subtype), details)
+
+
+def volume_text(facts: str, subtype: str) -> str:
+    """A volume's label: its facts with the subtype the reader gave. ABC/2 is an ellipsoid formula
+    for intraparenchymal hematomas: beside a bleed called anything else (a crescent, a lens) it
+    over-estimates several-fold, and the label says so, as the PDF does."""
+    caveat = f" ({ABC2_CAVEAT})" if subtype not in ELLIPSOID_SUBTYPES else ""
+    text = FACTS_APART.join(fact + caveat if fact.startswith("ABC/2 ") else fact for fact in facts.split(FACTS_APART))
+    return text if subtype == "unspecified" else f"{subtype}: {text}"
+
+
+def volume_facts(text: str) -> str:
+    """A volume's label without its subtype and ABC/2's caveat (``volume_text`` adds them back)."""
+    named, _, rest = text.partition(": ")
+    return (rest if rest and named in SUBTYPE_CHOICES else text).replace(f" ({ABC2_CAVEAT})", "")

@@ -33,7 +33,8 @@ from ich_viewer.inference.preprocess import erode4
 from ich_viewer.dicom.model import PixelDecodeError, Series
 from ich_viewer.measure.head import Head, find_head
 from ich_viewer.measure.edit import BRUSH_MM, MAX_BRUSH_MM, Stroke, apply_stroke, strokes_of
-from ich_viewer.measure.records import KINDS, SUBTYPE_CHOICES, Measurement, planar_measurement, volume_measurement
+from ich_viewer.measure.records import (FACTS_APART, KINDS, SUBTYPE_CHOICES, Measurement, planar_measurement,
+                                       volume_facts, volume_measurement, volume_text)
 from ich_viewer.measure.region import DEFAULT_HU, Region, describe, propose_seed
 from ich_viewer.measure.series import calibration, grow_in_series, grow_record, voxel_spacing
 from ich_viewer.measure.thickness import Thinner, note_thickness
@@ -71,8 +72,6 @@ Grown = tuple[Series, Head | None, list[tuple[str | None, Region]], str, np.ndar
 COLOUR = (255, 200, 40)
 SELECTED = (80, 220, 255)
 OUTLINE = (255, 60, 60, 230)
-FACTS_APART = " · "
-"""What parts a measurement's facts in its text; on the image each fact gets a line of its own."""
 
 
 class MeasurePanel(QWidget):
@@ -599,8 +598,7 @@ class MeasureController(QObject):
         if record is None or record.kind != "volume" or record.details.get("subtype") == subtype:
             return
         record.details["subtype"] = subtype
-        base = record.text.split(": ", 1)[-1] if record.text.split(": ", 1)[0] in SUBTYPE_CHOICES else record.text
-        record.text = base if subtype == "unspecified" else f"{subtype}: {base}"
+        record.text = volume_text(volume_facts(record.text), subtype)
         self._replace(record)
 
     # -- records -----------------------------------------------------------------------
