@@ -83,8 +83,7 @@ def below_half_bone(raw: np.ndarray, where: np.ndarray, blood: float, table: flo
 
 
 def partial_volume_rim(raw: np.ndarray, region: np.ndarray, inner: np.ndarray, dark: float | None,
-                       table: float, pixel: float, seed_blood: float | None = None, rings: int = 1
-                       ) -> np.ndarray:
+                       table: float, pixel: float, seed_blood: float | None, rings: int) -> np.ndarray:
     """Voxels at the region's edge that are more blood than bone.
 
     A voxel half blood, half inner table reads about (blood + bone) / 2 and counts as
