@@ -104,12 +104,28 @@ def median_of_9(values: list[np.ndarray]) -> np.ndarray:
     return v[4]
 
 
+def _median_of_3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+
+
 def median_3x3(stack: np.ndarray) -> np.ndarray:
     """The in-plane 3 x 3 median of every slice, edge pixels repeated outward as ITK's Median
-    does: the same numbers, in a fifth of ITK's time on a box of a 512² series."""
+    does: the same numbers, in a fifth of ITK's time or less on a box of a 512² series.
+
+    Each column of three is sorted once and shared by the three pixels beside it; the median of
+    the nine is then the median of the largest low, the median middle and the smallest high of
+    the three columns: half the time of ``median_of_9`` on every pixel's nine (docs/benchmarks.md)."""
     padded = np.pad(stack, ((0, 0), (1, 1), (1, 1)), mode="edge")
     rows, cols = stack.shape[1:]
-    return median_of_9([padded[:, dr: dr + rows, dc: dc + cols] for dr in range(3) for dc in range(3)])
+    above, here, below = padded[:, :rows], padded[:, 1: rows + 1], padded[:, 2: rows + 2]
+    low, high = np.minimum(above, here), np.maximum(above, here)
+    middle = np.maximum(low, below)
+    low = np.minimum(low, below)
+    middle, high = np.minimum(high, middle), np.maximum(high, middle)
+    left, centre, right = slice(0, cols), slice(1, cols + 1), slice(2, cols + 2)
+    most_low = np.maximum(np.maximum(low[..., left], low[..., centre]), low[..., right])
+    least_high = np.minimum(np.minimum(high[..., left], high[..., centre]), high[..., right])
+    return _median_of_3(most_low, _median_of_3(middle[..., left], middle[..., centre], middle[..., right]), least_high)
 
 
 def bone_distance(bone: np.ndarray, spacing: tuple[float, float, float], within_mm: float) -> np.ndarray:
