@@ -110,11 +110,11 @@ def _median_of_3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 def median_3x3(stack: np.ndarray) -> np.ndarray:
     """The in-plane 3 x 3 median of every slice, edge pixels repeated outward as ITK's Median
-    does: the same numbers, in a fifth of ITK's time or less on a box of a 512² series.
+    does: the same numbers, in about a quarter of ITK's time (docs/benchmarks.md).
 
     Each column of three is sorted once and shared by the three pixels beside it; the median of
     the nine is then the median of the largest low, the median middle and the smallest high of
-    the three columns: half the time of ``median_of_9`` on every pixel's nine (docs/benchmarks.md)."""
+    the three columns: half the time of ``median_of_9`` on every pixel's nine."""
     padded = np.pad(stack, ((0, 0), (1, 1), (1, 1)), mode="edge")
     rows, cols = stack.shape[1:]
     above, here, below = padded[:, :rows], padded[:, 1: rows + 1], padded[:, 2: rows + 2]
