@@ -3,7 +3,7 @@
 Prints one JSON object (the table in docs/benchmarks.md "Measure" comes from it).
 
     .venv/bin/python bench/bench_measure.py [--seeds 8] [--first-seed 0] [--quick] [--noise-sd SD] [--slice-clicks]
-        [--matrix 256] [--thickness 5] [--accuracy-only]
+        [--matrix 256] [--thickness 5] [--accuracy-only] [--speed-seeds 4]
 
 Accuracy: for each phantom seed and each of IPH, EDH, SDH (256 matrix, 5 mm; ``--thickness`` the same
 bleeds on thinner slices, painted on planes ``FINE_SLAB_PLANE_MM`` apart as at 5 mm; under 2 mm on one), the reader
@@ -25,7 +25,8 @@ clicks where the bleed shows best, not at the mask's deepest voxel.
 bleed has no edge any threshold can find). Speed: a 40 x 512 x 512 phantom drawn at 512 (an
 IPH, and a thin subdural along the skull; the subdural also on 64 slices of 2.5 mm), the cranial
 cavity and the rest of the head (``measure.head``: once per series, which the window finds when
-the volume tool is chosen) and the growing timed apart, median of 3.
+the volume tool is chosen) and the growing timed apart, median of 3; then the growing on every
+bleed of the first ``--speed-seeds`` phantoms drawn so (the spread: the median, the slowest).
 Drawing: the window's redraw of a ruler and a volume outline plus one repaint, offscreen (the
 marks' items drawn again each frame, as when the reader scrolls).
 """
@@ -201,6 +202,18 @@ def speed(repeats: int = 3, seed: int = 2, subtype: str = "intraparenchymal", n_
             "reason": region.reason}
 
 
+def speed_spread(seeds: int, repeats: int = 3) -> dict:
+    """The growing's time over every bleed of the first ``seeds`` phantoms at 40 x 512² (``speed``
+    for each): a large subdural cut at the falx costs more than the thin one timed above."""
+    rows = [speed(repeats, seed=seed, subtype=subtype) for seed in range(seeds) for subtype in SUBTYPES_MEASURED]
+    grow = [r["grow_s"] for r in rows]
+    slowest = rows[int(np.argmax(grow))]
+    return {"bleeds": [{k: r[k] for k in ("phantom", "grow_s", "volume_ml")} for r in rows],
+            "grow_s_median": round(statistics.median(grow), 3), "grow_s_max": slowest["grow_s"],
+            "slowest": slowest["phantom"], "over_0.5_s": sum(g > 0.5 for g in grow),
+            "load_average": round(os.getloadavg()[0], 1)}
+
+
 def drawing(frames: int = 50) -> dict:
     import tempfile
 
@@ -277,6 +290,9 @@ def main() -> None:
                         help="the phantoms' slice thickness in mm (default 5, the protocol's): the same bleeds on "
                              "thinner slices, as a scanner's thin reconstruction beside the 5 mm one")
     parser.add_argument("--accuracy-only", action="store_true", help="leave out the speed and drawing timings")
+    parser.add_argument("--speed-seeds", type=int, default=4,
+                        help="also time the growing on every bleed of this many phantoms at 40 x 512² (default 4; "
+                             "0 leaves it out)")
     parser.add_argument("--slice-clicks", action="store_true",
                         help="for each bleed in scope, also click on every slice where it is at least half its "
                              "largest: the spread of error and Dice over where the reader clicks")
@@ -309,6 +325,8 @@ def main() -> None:
             # a thin reconstruction of the whole head (``measure.thickness`` offers it)
             "speed_64x512_2.5mm_subdural": speed(1 if args.quick else 3, seed=6, subtype="subdural", n_slices=64,
                                                  thickness_mm=2.5),
+            **({"speed_40x512_spread": speed_spread(args.speed_seeds, 1 if args.quick else 3)}
+               if args.speed_seeds else {}),
             "drawing": drawing(20 if args.quick else 50),
         })
     print(json.dumps(out, indent=1))

@@ -4,7 +4,9 @@
 under the inner table, and ``percentiles_by_layer`` a ``np.percentile`` call per depth
 layer: the outlines must not move (docs/benchmarks.md, "Measure", 2026-11-29 08:04). Later
 (2026-11-29 10:50–11:15): a median network for ITK's 3 x 3 Median, the hole filling in one tall 2D
-image, the near-shift distance map cropped to its reach, the hull from each row's ends.
+image, the near-shift distance map cropped to its reach, the hull from each row's ends. Later still
+(2026-11-30): what a cut leaves of a region labelled within its box, and the rough pass's domain found
+once per series and opened at a click in the shell.
 """
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ import SimpleITK as sitk
 
 from ich_viewer.measure.cavity import cranial_cavity
 from ich_viewer.measure.follow import _near_shifted, percentiles_by_layer
-from ich_viewer.measure.voxels import (BONE_HU, MEDIAN_9_NETWORK, bone_distance, convex_hull, fill_slices, median_3x3,
-                                      median_at, row_ends)
+from ich_viewer.measure.region import _open_at, _seed_component
+from ich_viewer.measure.voxels import (BONE_HU, MEDIAN_9_NETWORK, bone_distance, convex_hull, dilate, fill_slices,
+                                      median_3x3, median_at, row_ends)
 from ich_viewer.phantom import generate_phantom
 
 
@@ -143,3 +146,61 @@ def test_hull_of_row_ends_is_the_hull_of_all_points():
         rows, cols = np.nonzero(rng.random((5 + n, 30)) < 0.3)
         points = np.column_stack([rows * 0.45, cols * 0.5])
         assert np.array_equal(convex_hull(points[row_ends(rows)]), convex_hull(points))
+
+
+def _seed_component_whole(mask: np.ndarray, seed: tuple[int, int, int], before: np.ndarray) -> np.ndarray:
+    """``region._seed_component`` as it was, labelling the whole series."""
+    def components(m: np.ndarray) -> np.ndarray:
+        return sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(m.astype(np.uint8))))
+    labels = components(mask)
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    keep = int(labels[seed]) or int(np.argmax(sizes))
+    if not keep:
+        return mask
+    pieces_before = components(before)
+    piece_of = np.zeros(len(sizes), np.int64)
+    piece_of[labels[labels > 0]] = pieces_before[labels > 0]
+    chosen = {int(piece_of[keep]): keep}
+    for part in np.argsort(-sizes):
+        if sizes[part] and int(piece_of[part]) not in chosen:
+            chosen[int(piece_of[part])] = int(part)
+    return np.isin(labels, list(chosen.values()))
+
+
+def test_what_a_cut_leaves_labelled_within_its_box_is_what_the_whole_series_gave():
+    rng = np.random.default_rng(5)
+    for n in range(80):
+        before = np.zeros((12, 40, 50), bool)
+        for _ in range(1 + n % 4):  # pieces, some touching
+            k, r, c = rng.integers(0, 10), rng.integers(0, 34), rng.integers(0, 42)
+            before[k: k + rng.integers(1, 4), r: r + rng.integers(2, 8), c: c + rng.integers(2, 10)] = True
+        mask = before & (rng.random(before.shape) < 0.6 + 0.004 * n)  # a cut only removes
+        if n % 5 == 0:
+            mask[:, :, int(rng.integers(0, 50))] = False  # a cut through every piece
+        inside = np.argwhere(before)
+        seed = tuple(int(v) for v in inside[rng.integers(len(inside))]) if n % 3 else (
+            int(rng.integers(0, 12)), int(rng.integers(0, 40)), int(rng.integers(0, 50)))  # sometimes outside
+        assert np.array_equal(_seed_component(mask, seed, before), _seed_component_whole(mask, seed, before))
+    empty = np.zeros((3, 4, 4), bool)
+    assert not _seed_component(empty, (1, 1, 1), empty).any()
+
+
+def test_the_rough_domain_opened_at_a_click_in_the_shell_reads_as_one_found_with_the_shell_open_there():
+    """``Head.rough_domain`` is found once per series; a click in the shell opens it there as the
+    rough pass did when it found the domain with the click's voxel out of the shell."""
+    rng = np.random.default_rng(8)
+    low, high = 40.0, 90.0
+
+    def domain(inside: np.ndarray, shell: np.ndarray) -> np.ndarray:
+        near = (inside >= low) & (inside <= high)
+        return np.where(shell & ~(dilate(near & ~shell) & near), np.float32(-1000.0), inside)
+
+    for n in range(200):
+        inside = rng.choice(np.array([-1000.0, 20.0, 50.0, 70.0, 300.0], np.float32), size=(3, 7, 8))
+        shell = rng.random(inside.shape) < 0.5
+        seed = (int(rng.integers(0, 3)), int(rng.integers(0, 7)), int(rng.integers(0, 8)))
+        shell[seed] = True
+        opened_shell = shell.copy()
+        opened_shell[seed] = False
+        assert np.array_equal(_open_at(domain(inside, shell), inside, seed, low, high), domain(inside, opened_shell))

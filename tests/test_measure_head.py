@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ich_viewer.measure.cavity import cranial_cavity
-from ich_viewer.measure.head import find_head
+from ich_viewer.measure.head import DEFAULT_HU, find_head
 from ich_viewer.measure.region import grow_region
 
 
@@ -22,6 +22,7 @@ def test_a_bleed_grown_with_the_head_found_once_is_the_bleed_grown_from_its_cavi
     alone = grow_region(p.volume_hu, spacing, click, cavity=cavity)
     head = find_head(p.volume_hu, spacing, cavity=cavity)
     assert head.cavity is cavity and sorted(head.bands) == list(range(head.box[0].stop - head.box[0].start))
+    assert list(head.domains) == [DEFAULT_HU] and sorted(head.greys) == [(s, DEFAULT_HU[1]) for s in (-1, 0, 1)]
     bands = dict(head.bands)
     with_head = grow_region(p.volume_hu, spacing, click, cavity=head)
     assert alone.ok and with_head.ok and np.array_equal(alone.mask, with_head.mask)
@@ -31,7 +32,8 @@ def test_a_bleed_grown_with_the_head_found_once_is_the_bleed_grown_from_its_cavi
 
 def test_a_thin_series_finds_its_bands_as_they_are_read_not_ahead():
     """A thick series' bands are found ahead (about 0.7 MB a slice at 512²); a thin series' 250 would
-    hold some 170 MB, so beyond ``EVERY_BAND_SLICES`` they are found as the growing reads them."""
+    hold some 170 MB, so beyond ``EVERY_BAND_SLICES`` they are found as the growing reads them, and its
+    rough pass's domain is not kept."""
     from ich_viewer.measure.head import EVERY_BAND_SLICES
 
     rows, cols = np.mgrid[:64, :64]
@@ -40,3 +42,4 @@ def test_a_thin_series_finds_its_bands_as_they_are_read_not_ahead():
     for n, found in ((EVERY_BAND_SLICES, EVERY_BAND_SLICES), (EVERY_BAND_SLICES + 1, 0)):
         head = find_head(np.repeat(layer[None], n, axis=0), (1.0, 0.9, 0.9))
         assert head.cavity[:, 32, 32].all() and len(head.bands) == found
+        assert len(head.domains) == (1 if found else 0)  # the rough pass's domain too: 4 bytes a voxel

@@ -20,6 +20,10 @@ from ich_viewer.measure.midline import MIDLINE_MARGIN_MM, MIDLINE_SEED_MM, midli
 from ich_viewer.measure.voxels import BONE_HU, dilate
 from ich_viewer.tasks import TaskState
 
+DEFAULT_HU = (45.0, 90.0)
+"""Acute blood on CT (clotted blood 50-90 HU); grey matter 37-45 stays out."""
+ROUGH_SLACK_HU = 5.0
+"""The rough pass that sizes the growing's box reads this far below the low bound (``rough_domain``)."""
 SHELL_MM = 1.5
 """Next to bone every head CT has a band blurred between brain and bone that reads like
 blood all round the skull; the region never grows through it, only into it (``measure.region``)."""
@@ -62,6 +66,9 @@ class Head:
     greys: dict[tuple[int, float], np.ndarray] = field(default_factory=dict)
     """Each slice's grey matter by the side it is read on and the range's high bound (``slice_grey``)."""
 
+    domains: dict[tuple[float, float], np.ndarray] = field(default_factory=dict)
+    """The rough pass's HU by range (``rough_domain``), kept for a series of at most ``EVERY_BAND_SLICES``."""
+
     def slice_grey(self, volume: np.ndarray, seed: tuple[int, ...], high: float) -> np.ndarray:
         """Each slice's grey-matter HU (NaN where unknown) in ``box``, read where the bleed is not:
         for a seed (in ``box``) off the midline the other half of the cavity (a bleed seldom reaches
@@ -69,11 +76,27 @@ class Head:
         if self.brain_side is None:
             return np.full(volume.shape[0], np.nan)
         seed_mm = float(self.brain_side(seed[0])[seed[1], seed[2]])
-        sign = int(np.sign(seed_mm)) if abs(seed_mm) >= MIDLINE_SEED_MM else 0
+        return self._greys_on(volume, int(np.sign(seed_mm)) if abs(seed_mm) >= MIDLINE_SEED_MM else 0, high)
+
+    def _greys_on(self, volume: np.ndarray, sign: int, high: float) -> np.ndarray:
         if (sign, high) not in self.greys:
             self.greys[(sign, high)] = _slice_grey(volume, self.cavity[self.box] & ~self.shell, self.brain_side, sign,
                                                    high)
         return self.greys[(sign, high)]
+
+    def rough_domain(self, volume: np.ndarray, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
+        """The HU of ``box`` (``volume``) with -1000 outside the cavity, and the same with the shell
+        closed too where it does not touch voxels within ``ROUGH_SLACK_HU`` below ``low`` to ``high``
+        outside it: the rough pass that sizes the growing's box runs through the shell only as the
+        smoothed growing does (``region._grow_cropped`` opens it at a click in it)."""
+        inside = np.where(self.cavity[self.box], volume, np.float32(-1000.0))
+        if (low, high) in self.domains:
+            return inside, self.domains[(low, high)]
+        near = (inside >= low - ROUGH_SLACK_HU) & (inside <= high)
+        domain = np.where(self.shell & ~(dilate(near & ~self.shell) & near), np.float32(-1000.0), inside)
+        if volume.shape[0] <= EVERY_BAND_SLICES:  # a thin series' would hold hundreds of MB
+            self.domains[(low, high)] = domain
+        return inside, domain
 
 
 EVERY_BAND_SLICES = 64
@@ -103,6 +126,12 @@ def find_head(volume: np.ndarray, spacing: tuple[float, float, float], state: Ta
     if every_band and hu.shape[0] <= EVERY_BAND_SLICES:
         for k in range(hu.shape[0]):
             band_layers(head.bands, k, hu, inside, spacing)
+        # what a click at the default range reads whatever the click: on a 40 x 512² series about
+        # 0.03 s of a thin subdural's growing (docs/benchmarks.md)
+        head.rough_domain(hu, *DEFAULT_HU)
+        if head.brain_side is not None:
+            for sign in (-1, 0, 1):
+                head._greys_on(hu, sign, DEFAULT_HU[1])
     return head
 
 

@@ -57,15 +57,13 @@ from ich_viewer.measure import sheet
 from ich_viewer.measure.abc2 import ABC2, abc2
 from ich_viewer.measure.band import is_normal_band
 from ich_viewer.measure.follow import follow_inner_table
-from ich_viewer.measure.head import SHELL_MM, Head, find_head, near_bone
+from ich_viewer.measure.head import DEFAULT_HU, ROUGH_SLACK_HU, SHELL_MM, Head, find_head, near_bone
 from ich_viewer.measure.midline import MIDLINE_MARGIN_MM, MIDLINE_SEED_MM, midline_side
 from ich_viewer.measure.rim import DARK_RIM, below_half_bone, dark_rings, partial_volume_rim, surround
 from ich_viewer.measure.voxels import (AIR_HU, BONE_HU, bone_distance, box_2d, dilate, fill_slices, itk_image,
                                       median_3x3, voxels_ml)
 from ich_viewer.tasks import TaskState
 
-DEFAULT_HU = (45.0, 90.0)
-"""Acute blood on CT (clotted blood 50-90 HU); grey matter 37-45 stays out."""
 SMOOTH_MM = 0.6
 """Radius of the in-plane median (at least one pixel): the noise of thin pixels needs more."""
 MAX_HOLE_MM2 = 100.0
@@ -82,8 +80,6 @@ CLEAR_PERCENTILE = 75.0
 MIN_CLEAR_VOXELS = 50
 BOX_MARGIN_PX = 8
 """Pixels added around the rough region before the smoothed growing (the whole head if touched)."""
-ROUGH_SLACK_HU = 5.0
-"""The rough pass that sizes the box reads this far below the low bound (see ``_grow_cropped``)."""
 PROPOSE_MARGIN_HU = 12.0
 """A proposed seed must read this much above the low bound: clearly blood, not bright brain."""
 MIN_VOXELS = 20
@@ -457,13 +453,19 @@ def _seed_component(mask: np.ndarray, seed: tuple[int, int, int], before: np.nda
     and stay; only what the cut severed from a piece is let go (a click on phantom seed 16's
     crescent lost its top three slices: +1.0 -> +8.4 % with them, Dice 0.876 -> 0.912; a click there
     kept only its own, -70 %)."""
-    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8))))
+    ks = np.flatnonzero(before.any(axis=(1, 2)))
+    if not ks.size:
+        return mask
+    box = (slice(int(ks[0]), int(ks[-1]) + 1), *box_2d(before))  # ``mask`` lies within ``before``
+    labels = _components(mask[box])
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
-    keep = int(labels[seed]) or int(np.argmax(sizes))
+    at = tuple(int(v) - b.start for v, b in zip(seed, box))
+    inside_box = all(0 <= a < b.stop - b.start for a, b in zip(at, box))
+    keep = (int(labels[at]) if inside_box else 0) or int(np.argmax(sizes))
     if not keep:
         return mask
-    pieces_before = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(before.astype(np.uint8))))
+    pieces_before = _components(before[box])
     inside = labels > 0
     piece_of = np.zeros(len(sizes), np.int64)  # each part's piece of ``before`` (a cut only removes)
     piece_of[labels[inside]] = pieces_before[inside]
@@ -471,7 +473,16 @@ def _seed_component(mask: np.ndarray, seed: tuple[int, int, int], before: np.nda
     for part in np.argsort(-sizes):
         if sizes[part] and int(piece_of[part]) not in chosen:
             chosen[int(piece_of[part])] = int(part)
-    return np.isin(labels, list(chosen.values()))
+    kept = np.zeros(len(sizes), bool)
+    kept[list(chosen.values())] = True
+    out = np.zeros_like(mask)
+    out[box] = kept[labels]
+    return out
+
+
+def _components(mask: np.ndarray) -> np.ndarray:
+    """The face-connected pieces of a 3D mask, labelled."""
+    return sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8))))
 
 
 def describe(result: Region, volume: np.ndarray, mask: np.ndarray) -> Region:
@@ -513,15 +524,15 @@ def _grow(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[i
 
 def _grow_cropped(volume: np.ndarray, spacing: tuple[float, float, float], seed: tuple[int, ...],
                   low: float, high: float, head: Head) -> np.ndarray | None:
-    cavity, shell, table = head.cavity[head.box], head.shell.copy(), head.table
+    cavity, shell, table = head.cavity[head.box], head.shell, head.table
     greys = head.slice_grey(volume, seed, high)
-    if shell[tuple(seed)]:  # a seed in the shell (a thin collection): let it grow from where it is
-        shell[tuple(seed)] = False
-    inside = np.where(cavity, volume, np.float32(-1000.0))
     # Roughly where the bleed lies, on the raw HU: a little below the low bound (the median
     # below closes noisy gaps the raw HU has) and through the shell as the smoothed growing does.
-    near = (inside >= low - ROUGH_SLACK_HU) & (inside <= high)
-    domain = np.where(shell & ~(dilate(near & ~shell) & near), np.float32(-1000.0), inside)
+    inside, domain = head.rough_domain(volume, low, high)
+    if shell[tuple(seed)]:  # a seed in the shell (a thin collection): let it grow from where it is
+        shell = shell.copy()
+        shell[tuple(seed)] = False
+        domain = _open_at(domain, inside, tuple(seed), low - ROUGH_SLACK_HU, high)
     rough = sitk.GetArrayFromImage(sitk.ConnectedThreshold(
         itk_image(domain, spacing), seedList=[(int(seed[2]), int(seed[1]), int(seed[0]))],
         lower=float(low - ROUGH_SLACK_HU), upper=float(high), replaceValue=1)).astype(bool)
@@ -550,6 +561,19 @@ def _grow_cropped(volume: np.ndarray, spacing: tuple[float, float, float], seed:
     return follow_inner_table(volume, cavity, shell, full, spacing, seed, low, high, table,
                               smooth_mm=SMOOTH_MM, shell_mm=SHELL_MM, min_voxels=MIN_VOXELS, side=head.side,
                               bands=head.bands)
+
+
+def _open_at(domain: np.ndarray, inside: np.ndarray, seed: tuple[int, ...], low: float, high: float) -> np.ndarray:
+    """``domain`` (``Head.rough_domain``) as it reads with the seed's voxel out of the shell: open
+    there, and where it is in ``low``-``high``, at its in-plane neighbours that are too."""
+    opened = domain.copy()
+    opened[seed] = inside[seed]
+    if low <= inside[seed] <= high:
+        k, i, j = seed
+        for r, c in ((i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1)):
+            if 0 <= r < inside.shape[1] and 0 <= c < inside.shape[2] and low <= inside[k, r, c] <= high:
+                opened[k, r, c] = inside[k, r, c]
+    return opened
 
 
 def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: np.ndarray,
@@ -694,9 +718,11 @@ def _iso_level_band(median: np.ndarray, raw: np.ndarray, region: np.ndarray, inn
     accept = band & (median >= floor[:, None, None]) & (median <= high)
     if not accept.any():
         return accept
-    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray((accept | region).astype(np.uint8))))
-    keep = np.unique(labels[region])
-    return accept & np.isin(labels, keep[keep > 0])
+    labels = _components(accept | region)
+    joined = np.zeros(int(labels.max()) + 1, bool)
+    joined[labels[region]] = True
+    joined[0] = False
+    return accept & joined[labels]
 
 
 def _threshold_region(smooth: sitk.Image, seeds: tuple[int, int, int] | list[tuple[int, int, int]], low: float,
