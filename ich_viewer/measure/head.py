@@ -1,11 +1,12 @@
 """The head as the growing reads it whatever the click: found once per series.
 
 The cranial cavity (``measure.cavity``), its midline (``measure.midline``), the shell next to
-bone, the inner table's HU, each slice's grey matter on either side of the midline, and each
-slice's band under the inner table (``measure.follow``) depend on the series, not on where
-the reader clicks. The window finds them in the background when the volume tool is chosen
-(``find_head``), beside the cavity, so a click only grows: on a 40 x 512² series they were about
-a third of a thin subdural's growing. ``region.grow_region`` finds what it is not given.
+bone, the inner table's HU, each slice's grey matter on either side of the midline, each
+slice's band under the inner table (``measure.follow``) and the rough pass's domain at the default
+range depend on the series, not on where the reader clicks. The window finds them in the background
+when the volume tool is chosen (``find_head``), beside the cavity, so a click only grows: on a
+40 x 512² series they were about a third of a thin subdural's growing (docs/benchmarks.md).
+``region.grow_region`` finds what it is not given.
 """
 from __future__ import annotations
 
@@ -126,8 +127,7 @@ def find_head(volume: np.ndarray, spacing: tuple[float, float, float], state: Ta
     if every_band and hu.shape[0] <= EVERY_BAND_SLICES:
         for k in range(hu.shape[0]):
             band_layers(head.bands, k, hu, inside, spacing)
-        # what a click at the default range reads whatever the click: on a 40 x 512² series about
-        # 0.03 s of a thin subdural's growing (docs/benchmarks.md)
+        # what a click at the default range reads whatever the click
         head.rough_domain(hu, *DEFAULT_HU)
         if head.brain_side is not None:
             for sign in (-1, 0, 1):

@@ -461,8 +461,8 @@ def _seed_component(mask: np.ndarray, seed: tuple[int, int, int], before: np.nda
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
     at = tuple(int(v) - b.start for v, b in zip(seed, box))
-    inside_box = all(0 <= a < b.stop - b.start for a, b in zip(at, box))
-    keep = (int(labels[at]) if inside_box else 0) or int(np.argmax(sizes))
+    seed_in_box = all(0 <= a < b.stop - b.start for a, b in zip(at, box))
+    keep = (int(labels[at]) if seed_in_box else 0) or int(np.argmax(sizes))
     if not keep:
         return mask
     pieces_before = _components(before[box])
