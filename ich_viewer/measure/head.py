@@ -87,9 +87,10 @@ class Head:
 
     def rough_domain(self, volume: np.ndarray, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
         """The HU of ``box`` (``volume``) with -1000 outside the cavity, and the same with the shell
-        closed too where it does not touch voxels within ``ROUGH_SLACK_HU`` below ``low`` to ``high``
-        outside it: the rough pass that sizes the growing's box runs through the shell only as the
-        smoothed growing does (``region._grow_cropped`` opens it at a click in it)."""
+        closed too, except where a shell voxel reads from ``ROUGH_SLACK_HU`` below ``low`` to ``high``
+        and touches one that does outside the shell: the rough pass that sizes the growing's box runs
+        through the shell only as the smoothed growing does (``region._grow_cropped`` opens it at a
+        click in it)."""
         inside = np.where(self.cavity[self.box], volume, np.float32(-1000.0))
         if (low, high) in self.domains:
             return inside, self.domains[(low, high)]
