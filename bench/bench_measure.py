@@ -23,9 +23,9 @@ its piece is at least half as large as at its largest (the deepest point there):
 clicks where the bleed shows best, not at the mask's deepest voxel.
 "In scope" = truth >= 5 mL and the bleed >= 10 HU denser than grey matter (an isodense
 bleed has no edge any threshold can find). ``by_subtype``: per subtype in scope, how many meet the
-goal, how many meet each half of it, and the median Dice and volume error. Speed: a 40 x 512 x 512 phantom drawn at 512 (an
-IPH, and a thin subdural along the skull; the subdural also on 64 slices of 2.5 mm), the cranial
-cavity and the rest of the head (``measure.head``: once per series, which the window finds when
+goal, how many meet each half of it, and the median Dice and volume error. Speed: a 40 x 512 x 512
+phantom drawn at 512 (an IPH, and a thin subdural along the skull; the subdural also on 64 slices
+of 2.5 mm), the cranial cavity and the rest of the head (``measure.head``: once per series, which the window finds when
 the volume tool is chosen) and the growing timed apart, median of 3; then the growing on every
 bleed of the first ``--speed-seeds`` phantoms drawn so (the spread: the median, the slowest).
 Drawing: the window's redraw of a ruler and a volume outline plus one repaint, offscreen (the
