@@ -77,9 +77,11 @@ class Head:
         if self.brain_side is None:
             return np.full(volume.shape[0], np.nan)
         seed_mm = float(self.brain_side(seed[0])[seed[1], seed[2]])
-        return self._greys_on(volume, int(np.sign(seed_mm)) if abs(seed_mm) >= MIDLINE_SEED_MM else 0, high)
+        return self.greys_on_side(volume, int(np.sign(seed_mm)) if abs(seed_mm) >= MIDLINE_SEED_MM else 0, high)
 
-    def _greys_on(self, volume: np.ndarray, sign: int, high: float) -> np.ndarray:
+    def greys_on_side(self, volume: np.ndarray, sign: int, high: float) -> np.ndarray:
+        """``slice_grey`` for a seed on side ``sign`` of the midline (0: near it), kept; ``find_head``
+        finds all three ahead."""
         if (sign, high) not in self.greys:
             self.greys[(sign, high)] = _slice_grey(volume, self.cavity[self.box] & ~self.shell, self.brain_side, sign,
                                                    high)
@@ -132,7 +134,7 @@ def find_head(volume: np.ndarray, spacing: tuple[float, float, float], state: Ta
         head.rough_domain(hu, *DEFAULT_HU)
         if head.brain_side is not None:
             for sign in (-1, 0, 1):
-                head._greys_on(hu, sign, DEFAULT_HU[1])
+                head.greys_on_side(hu, sign, DEFAULT_HU[1])
     return head
 
 
