@@ -90,6 +90,14 @@ ISO_GATE_HU = 10.0
 """The edge at the partial-volume iso-level (``_iso_level_band``) is looked for only where the
 lesion (read around the click) is less than this above its bound: a denser one is already
 cut near its half-blood edge, and the band made seed 2's epidural +0.7 -> +3.9 %."""
+JOINED_MIN_ML = 1.0
+"""A piece joined to the region through its half-blood edge is taken from this size on
+(``_joined_through_edge``), as the reader clicks a piece (``measure.clicks.READER_PIECE_ML``):
+smaller ones are specks of noise along the edge."""
+JOINED_LOOSE_MAX = 2.0
+"""Pieces are joined only where the region grown at the low bound is at most this many times
+the region with them: beyond, the low bound ran into brain as dense as it (the demo's reads
+46 HU), and what it reaches there (a venous sinus, another bleed) is not joined by an edge."""
 ISO_BAND_MM = 2.0
 """How far in-plane beyond the thresholded region the iso-level edge is looked for."""
 LENS_TABLE_MM = 10.0
@@ -610,6 +618,7 @@ def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: 
         clear = _blood_clear_of_bone(median, raw, region, spacing, low, high)
         blood = blood if clear is None else min(blood, clear)
     midpoint = low
+    loose = region  # at the low bound: what joins the click through voxels half blood
     starts = [seed_xyz]
     if grey is not None and low + 1.0 < (blood + grey) / 2.0 < blood:
         midpoint = (blood + grey) / 2.0
@@ -640,6 +649,10 @@ def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: 
         if sliced.any():
             region = sliced
             raised = np.where(raise_by > 0, midpoint + raise_by, -np.inf)
+    joined = None
+    if midpoint > low:  # blood as bright as the bleed that joins it only through its half-blood edge
+        joined = _joined_through_edge(median, raw, region, loose, inner, np.maximum(raised, midpoint), high, blood,
+                                       JOINED_MIN_ML * 1000.0 / float(np.prod(spacing)))
     if blood - midpoint < ISO_GATE_HU:  # a lesion just above its bound: out to its half-blood edge
         region |= _iso_level_band(median, raw, region, inner, pixel, blood, low, grey, raised, high)
     # Back into the shell along the inner table, a step at a time and only through blood or
@@ -654,7 +667,7 @@ def _grow_in_box(inside: np.ndarray, raw: np.ndarray, inner: np.ndarray, shell: 
     # that was raised) down to the half-blood level against the darker tissue around it (``rim``)
     region |= partial_volume_rim(raw, region, inner | shell, midpoint if DARK_RIM else None, table, pixel, blood,
                                  dark_rings(spacing[0], pixel))
-    return region
+    return region if joined is None else region | joined  # no rims: a thin sheet's would double it
 
 
 def _near_bone_at(raw: np.ndarray, seed: tuple[int, ...], spacing: tuple[float, float, float]) -> bool:
@@ -723,6 +736,31 @@ def _iso_level_band(median: np.ndarray, raw: np.ndarray, region: np.ndarray, inn
     joined[labels[region]] = True
     joined[0] = False
     return accept & joined[labels]
+
+
+def _joined_through_edge(median: np.ndarray, raw: np.ndarray, region: np.ndarray, loose: np.ndarray, inner: np.ndarray,
+                        bounds: np.ndarray, high: float, blood: float, min_voxels: float) -> np.ndarray:
+    """Pieces that read at the region's own bound (``bounds``, per slice) and that join it only
+    through voxels between that bound and the low one (``loose``, grown at the low bound).
+
+    On a 5 mm slice a subdural's sheet along the falx or the tentorium meets its convexity part
+    only through voxels the slab shares with brain: the raised bound parts them, the low one
+    joins them. Only pieces of at least ``min_voxels`` are taken, and not the half-blood bridge.
+    """
+    strong = inner & ~region & loose & (median >= bounds[:, None, None]) & (median <= high)
+    strong[~region.any(axis=(1, 2))] = False  # on the region's own slices: beyond, the low bound runs along the bone
+    if not strong.any():
+        return strong
+    labels = _components(strong)
+    keep = np.bincount(labels.ravel()) >= min_voxels
+    keep[0] = False
+    for label in np.flatnonzero(keep):  # a few at most
+        piece = labels == label
+        keep[label] = np.median(median[piece]) >= (np.median(bounds[np.nonzero(piece)[0]]) + blood) / 2.0
+    joined = keep[labels] & (raw >= bounds[:, None, None])  # a thin sheet's blurred halo left out
+    if np.count_nonzero(loose) > JOINED_LOOSE_MAX * np.count_nonzero(region | joined):
+        return np.zeros_like(joined)  # the low bound ran into the brain: no edge joins them, a leak does
+    return joined
 
 
 def _threshold_region(smooth: sitk.Image, seeds: tuple[int, int, int] | list[tuple[int, int, int]], low: float,
