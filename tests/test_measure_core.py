@@ -877,3 +877,23 @@ def test_a_piece_joined_only_through_half_blood_voxels_is_taken_when_it_reads_as
     assert not (region.mask & ~truth & ~piece & ~bridge).any()
     inside = np.count_nonzero(region.mask & piece) / np.count_nonzero(piece)
     assert inside >= 0.85 if taken else inside == 0.0
+
+
+def test_a_bright_piece_is_not_joined_through_brain_as_dense_as_the_low_bound(monkeypatch):
+    """Brain that reads 46 HU (the demo's) lies within the default range: grown at the low bound,
+    the region runs through the whole brain, and a piece it reaches there (a venous sinus, another
+    bleed) is not joined to the bleed by any edge of it."""
+    import ich_viewer.measure.region as region_module
+
+    spacing = (5.0, 1.0, 1.0)
+    volume, truth = _skull((20, 160, 160), blood=((10, 80, 120), (20, 12, 12)), spacing=spacing)
+    volume[volume == 30.0] = 46.0
+    other = np.zeros_like(truth)
+    other[8:12, 35:50, 100:110] = True  # 2 cm off in the brain, on the bleed's side and slices, as dense
+    volume[other] = 60.0
+    volume += np.random.default_rng(0).normal(0, 2.0, volume.shape).astype(np.float32)
+    region = grow_region(volume, spacing, (10, 80, 120))
+    assert region.ok, region.reason
+    assert not (region.mask & other).any() and dice(region.mask, truth) > 0.9
+    monkeypatch.setattr(region_module, "JOINED_LOOSE_MAX", 1e9)  # without the guard the brain joins them
+    assert (grow_region(volume, spacing, (10, 80, 120)).mask & other).any()
