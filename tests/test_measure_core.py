@@ -897,3 +897,18 @@ def test_a_bright_piece_is_not_joined_through_brain_as_dense_as_the_low_bound(mo
     assert not (region.mask & other).any() and dice(region.mask, truth) > 0.9
     monkeypatch.setattr(region_module, "JOINED_LOOSE_MAX", 1e9)  # without the guard the brain joins them
     assert (grow_region(volume, spacing, (10, 80, 120)).mask & other).any()
+
+
+@pytest.mark.parametrize("speck_hu, told", [(47.0, True), (70.0, False)])
+def test_a_click_that_grows_a_speck_at_the_low_bound_says_to_click_where_the_bleed_is_brightest(speck_hu, told):
+    """A slab half blood, half brain reads at the low bound: the outline is a speck, and the reader
+    is told why and where to click; a small dense bleed is no such slab."""
+    spacing = (5.0, 1.0, 1.0)
+    volume, _ = _skull((20, 160, 160), spacing=spacing)
+    volume[10, 75:84, 105:114] = speck_hu  # 0.4 mL on one slice
+    region = grow_region(volume, spacing, (10, 79, 109))
+    assert region.ok and region.volume_ml < 1.0, region.reason
+    said = [note for note in region.notes if "click where it is brightest" in note]
+    assert said == ([f"the click reads {speck_hu:.0f} HU, at the range's low bound, and grew {region.volume_ml:.1f} "
+                     "mL: on a thick slice at the skull base this may be a slab half blood, half brain. If the bleed "
+                     "is larger, click where it is brightest"] if told else [])

@@ -84,6 +84,12 @@ PROPOSE_MARGIN_HU = 12.0
 """A proposed seed must read this much above the low bound: clearly blood, not bright brain."""
 MIN_VOXELS = 20
 """Fewer voxels than this is noise or a partial-volume speck, not a bleed to measure."""
+FAINT_CLICK_ML = 1.0
+FAINT_CLICK_HU = 5.0
+"""A click that grows less than ``FAINT_CLICK_ML`` from a voxel within ``FAINT_CLICK_HU`` of the low
+bound is told so: on 5 mm slices the deepest point of a subdural's largest slice may lie in a slab
+that is half blood, half brain, at the skull base, and grow 0.4 mL of a 48 mL bleed (phantom seeds
+522 and 543); the reader sees a speck and clicks the crescent."""
 MAX_VOLUME_ML = 500.0
 """A region larger than any hematoma means the thresholds leaked into the brain."""
 ISO_GATE_HU = 10.0
@@ -271,6 +277,10 @@ def grow_region(
         result.reason = (f"the region leaked ({volume_ml:.0f} mL, more than any hematoma): "
                          "narrow the HU range or click elsewhere")
         return result
+    if volume_ml < FAINT_CLICK_ML and result.seed_hu - low < FAINT_CLICK_HU:
+        result.notes.append(f"the click reads {result.seed_hu:.0f} HU, at the range's low bound, and grew "
+                            f"{volume_ml:.1f} mL: on a thick slice at the skull base this may be a slab half "
+                            "blood, half brain. If the bleed is larger, click where it is brightest")
     return describe(result, volume, mask)
 
 
