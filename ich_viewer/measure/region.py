@@ -764,8 +764,9 @@ def _joined_through_edge(median: np.ndarray, raw: np.ndarray, region: np.ndarray
     """
     strong = inner & ~region & loose & (median >= bounds[:, None, None]) & (median <= high)
     strong[~region.any(axis=(1, 2))] = False  # on the region's own slices: beyond, the low bound runs along the bone
-    if not strong.any():
-        return strong
+    most = np.count_nonzero(region) + np.count_nonzero(strong)  # the region with every piece
+    if not strong.any() or np.count_nonzero(loose) > JOINED_LOOSE_MAX * most:
+        return np.zeros_like(strong)  # nothing to join, or the low bound ran into the brain (below)
     labels = _components(strong)
     keep = np.bincount(labels.ravel()) >= min_voxels
     keep[0] = False
