@@ -302,8 +302,8 @@ def main() -> None:
                              "epidural kept across the midline (fourteenth); 384-479 judged one ring towards brain on "
                              "5 mm slices (fifteenth); 480-527 showed the code as it was, with the reader's second "
                              "look (sixteenth); 528-575 showed it again and led to the pieces joined through half-blood "
-                             "voxels, which 576-623 judged (nineteenth); from 624 on, no one has looked: judge the next "
-                             "change there")
+                             "voxels, which 576-623 judged (nineteenth); 624-671 showed the code as it is, beside the "
+                             "oracle (twentieth); from 672 on, no one has looked: judge the next change there")
     parser.add_argument("--quick", action="store_true", help="3 seeds, 1 timing repeat")
     parser.add_argument("--noise-sd", type=float, default=None,
                         help="the phantoms' noise SD in HU (default: each phantom's own, 2.5-5); 0 tells what "
