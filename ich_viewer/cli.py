@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, Callable
 
 from ich_viewer.options import OPTIONS, from_namespace
 
 COMMANDS = ("view", "inspect", "analyze", "phantom", "measure", "serve", "worklist", "query", "retrieve", "send")
+CLOSED_PIPE_EXIT = 141
+"""What a shell reports for a tool whose reader closed the pipe (128 + SIGPIPE), as ``cat`` into ``head`` does."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,8 +144,18 @@ def main(argv: list[str] | None = None) -> int:
         argv.insert(0, "view")
     args = build_parser().parse_args(_attach_negative_values(argv))
     options = from_namespace(OPTIONS[args.command], args)
+    try:
+        code = _run(args.command, options)
+        if sys.stdout is not None:  # None in a windowed launch
+            sys.stdout.flush()  # a reader that has gone shows here, not as a traceback in the interpreter's exit
+    except BrokenPipeError:  # `ich-viewer inspect STUDY --json | head`: the reader stopped, nothing went wrong here
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's own flush has nowhere to fail
+        return CLOSED_PIPE_EXIT
+    return code
 
-    if args.command == "view":
+
+def _run(command: str, options: Any) -> int:
+    if command == "view":
         if options.smoke_test:  # the install self-check drives the window itself
             from ich_viewer.ui.smoke import run_smoke_test
 
@@ -150,31 +163,31 @@ def main(argv: list[str] | None = None) -> int:
         from ich_viewer.ui.app import run_viewer
 
         return run_viewer(options)
-    if args.command == "inspect":
+    if command == "inspect":
         from ich_viewer.dicom.inspect import run_inspect
 
         return run_inspect(options)
-    if args.command == "analyze":
+    if command == "analyze":
         from ich_viewer.commands.analyze import run_analyze
 
         return run_analyze(options)
-    if args.command == "phantom":
+    if command == "phantom":
         from ich_viewer.phantom.command import run_phantom
 
         return run_phantom(options)
-    if args.command in ("serve", "worklist", "query", "retrieve", "send"):
+    if command in ("serve", "worklist", "query", "retrieve", "send"):
         from ich_viewer.commands import node
 
         runners: dict[str, Callable[[Any], int]] = {
             "serve": node.run_serve, "worklist": node.run_worklist, "query": node.run_query,
             "retrieve": node.run_retrieve, "send": node.run_send}
-        runner = runners[args.command]
+        runner = runners[command]
         return int(runner(options))
-    if args.command == "measure":
+    if command == "measure":
         from ich_viewer.commands.measure import run_measure
 
         return run_measure(options)
-    raise AssertionError(args.command)
+    raise AssertionError(command)
 
 
 if __name__ == "__main__":

@@ -370,6 +370,22 @@ def test_non_utf8_file_names_reach_every_output(base, model_dir, tmp_path, capsy
     assert shown.returncode == 0 and b"\\xe9" in shown.stdout, shown.stderr[-500:]
 
 
+def test_a_reader_that_closes_the_pipe_early_gets_no_traceback(base):
+    """`ich-viewer inspect STUDY --json | head -1`: the reader has gone before the JSON is written."""
+    import subprocess
+    import sys
+
+    from ich_viewer.cli import CLOSED_PIPE_EXIT
+
+    child = subprocess.Popen([sys.executable, "-m", "ich_viewer", "inspect", str(base), "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # closed long before the child has imported enough to write
+    error = child.stderr.read()
+    assert child.wait(timeout=120) == CLOSED_PIPE_EXIT, error[-500:]
+    assert b"Traceback" not in error and b"BrokenPipe" not in error, error[-500:]
+
+
 def test_unreadable_folder_is_listed_as_skipped(base, tmp_path, monkeypatch):
     folder = tmp_path / "s"
     shutil.copytree(base, folder / "good")
