@@ -6,6 +6,8 @@ import csv
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -17,7 +19,7 @@ import torch
 from pypdf import PdfReader
 
 from reliability_helpers import DELETE, dicom_files, edit_series, small_study
-from ich_viewer.cli import main
+from ich_viewer.cli import CLOSED_PIPE_EXIT, main
 from ich_viewer.dicom.inspect import study_summary
 from ich_viewer.dicom.loader import load_study
 from ich_viewer.inference.predict import PredictState, not_analysable, predict_series
@@ -361,9 +363,6 @@ def test_non_utf8_file_names_reach_every_output(base, model_dir, tmp_path, capsy
     assert main(["inspect", str(folder)]) == 0 and "\\xe9" in capsys.readouterr().out
     assert main(["inspect", str(folder), "--json"]) == 0
     assert "\\xe9" in json.loads(capsys.readouterr().out)["series"][0]["files"][0]
-    import subprocess
-    import sys
-
     env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}  # a terminal that refuses surrogates
     shown = subprocess.run([sys.executable, "-m", "ich_viewer", "inspect", str(folder)], capture_output=True,
                            env=env, timeout=120)
@@ -372,11 +371,6 @@ def test_non_utf8_file_names_reach_every_output(base, model_dir, tmp_path, capsy
 
 def test_a_reader_that_closes_the_pipe_early_gets_no_traceback(base):
     """`ich-viewer inspect STUDY --json | head -1`: the reader has gone before the JSON is written."""
-    import subprocess
-    import sys
-
-    from ich_viewer.cli import CLOSED_PIPE_EXIT
-
     child = subprocess.Popen([sys.executable, "-m", "ich_viewer", "inspect", str(base), "--json"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert child.stdout is not None and child.stderr is not None
