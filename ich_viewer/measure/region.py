@@ -764,8 +764,9 @@ def _joined_through_edge(median: np.ndarray, raw: np.ndarray, region: np.ndarray
     """
     strong = inner & ~region & loose & (median >= bounds[:, None, None]) & (median <= high)
     strong[~region.any(axis=(1, 2))] = False  # on the region's own slices: beyond, the low bound runs along the bone
+    loose_voxels = np.count_nonzero(loose)
     most = np.count_nonzero(region) + np.count_nonzero(strong)  # the region with every piece
-    if not strong.any() or np.count_nonzero(loose) > JOINED_LOOSE_MAX * most:
+    if not strong.any() or loose_voxels > JOINED_LOOSE_MAX * most:
         return np.zeros_like(strong)  # nothing to join, or the low bound ran into the brain (below)
     labels = _components(strong)
     keep = np.bincount(labels.ravel()) >= min_voxels
@@ -774,7 +775,7 @@ def _joined_through_edge(median: np.ndarray, raw: np.ndarray, region: np.ndarray
         piece = labels == label
         keep[label] = np.median(median[piece]) >= (np.median(bounds[np.nonzero(piece)[0]]) + blood) / 2.0
     joined = keep[labels] & (raw >= bounds[:, None, None])  # a thin sheet's blurred halo left out
-    if np.count_nonzero(loose) > JOINED_LOOSE_MAX * np.count_nonzero(region | joined):
+    if loose_voxels > JOINED_LOOSE_MAX * np.count_nonzero(region | joined):
         return np.zeros_like(joined)  # the low bound ran into the brain: no edge joins them, a leak does
     return joined
 
