@@ -4,6 +4,7 @@ Prints one JSON object (the table in docs/benchmarks.md "Measure" comes from it)
 
     .venv/bin/python bench/bench_measure.py [--seeds 8] [--first-seed 0] [--quick] [--noise-sd SD] [--slice-clicks]
         [--matrix 256] [--thickness 5] [--accuracy-only] [--speed-seeds 4]
+    .venv/bin/python bench/bench_measure.py --pool RUN.json [RUN.json ...]   # sets of seeds run apart, summed
 
 Accuracy: for each phantom seed and each of IPH, EDH, SDH (256 matrix, 5 mm; ``--thickness`` the same
 bleeds on thinner slices, painted on planes ``FINE_SLAB_PLANE_MM`` apart as at 5 mm; under 2 mm on one), the reader
@@ -99,6 +100,7 @@ def by_subtype(scope: list[dict]) -> dict:
         dices = [r.get("dice", 0.0) for r in rows]
         errors = [abs(r.get("error_pct", -100.0)) for r in rows]
         out[subtype] = {"in_scope": len(rows), "passing": sum(bool(r.get("meets_goal")) for r in rows),
+                        "passing_second_look": sum(bool(r["second_look_meets_goal"]) for r in rows),
                         "dice_at_least_0.85": sum(d >= 0.85 for d in dices),
                         "within_10_pct": sum(e <= 10.0 for e in errors),
                         "dice_median": round(statistics.median(dices), 3),
@@ -291,6 +293,17 @@ def drawing(frames: int = 50) -> dict:
             "platform": os.environ.get("QT_QPA_PLATFORM"), "load_average": round(os.getloadavg()[0], 1)}
 
 
+def summary(rows: list[dict]) -> dict:
+    """The goal over the bleeds in scope: how many meet it, which miss, the second look, each subtype."""
+    scope = [r for r in rows if r["in_scope"]]
+    passed = [r for r in scope if r.get("meets_goal")]
+    return {"in_scope": len(scope), "in_scope_passing": len(passed),
+            "in_scope_missed": [f"{r['seed']} {r['subtype']}: {r.get('error_pct')} %, Dice {r.get('dice')}"
+                                for r in scope if r not in passed],
+            "in_scope_passing_second_look": sum(r["second_look_meets_goal"] for r in scope),
+            "by_subtype": by_subtype(scope)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=8)
@@ -321,11 +334,21 @@ def main() -> None:
     parser.add_argument("--slice-clicks", action="store_true",
                         help="for each bleed in scope, also click on every slice where it is at least half its "
                              "largest: the spread of error and Dice over where the reader clicks")
+    parser.add_argument("--pool", nargs="+", metavar="RUN.json",
+                        help="run nothing: the summary over the rows of these runs of this bench (sets of seeds of "
+                             "one thickness), as docs/measure.md pools them")
     args = parser.parse_args()
+    if args.pool:
+        runs = [json.loads(Path(name).read_text()) for name in args.pool]
+        if len({run["thickness_mm"] for run in runs}) > 1:
+            parser.error("--pool: the runs are of different slice thicknesses")
+        rows = [row for run in runs for row in run["accuracy"]]
+        print(json.dumps({"pooled": [run["seeds"] for run in runs], "thickness_mm": runs[0]["thickness_mm"],
+                          **summary(rows)}, indent=1))
+        return
     seeds = 3 if args.quick else args.seeds
     rows = accuracy(seeds, args.noise_sd, args.slice_clicks, args.matrix, args.first_seed, args.thickness)
     scope = [r for r in rows if r["in_scope"]]
-    passed = [r for r in scope if r.get("meets_goal")]
     out = {
         "noise_sd": "each phantom's own" if args.noise_sd is None else args.noise_sd,
         "matrix": args.matrix,
@@ -334,12 +357,7 @@ def main() -> None:
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
                     "cores": os.cpu_count()},
         "accuracy": rows,
-        "in_scope": len(scope),
-        "in_scope_passing": len(passed),
-        "in_scope_missed": [f"{r['seed']} {r['subtype']}: {r.get('error_pct')} %, Dice {r.get('dice')}"
-                            for r in scope if r not in passed],
-        "in_scope_passing_second_look": sum(r["second_look_meets_goal"] for r in scope),
-        "by_subtype": by_subtype(scope),
+        **summary(rows),
         **({"slice_clicks": sum(r["slice_clicks"] for r in scope),
             "slice_clicks_passing": sum(r["slice_clicks_passing"] for r in scope)} if args.slice_clicks else {}),
     }
